@@ -1,0 +1,51 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+# Each sets up what it needs (venv, packages, models, photos) and reuses it next time.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+IMAGES := tests/images
+DEMO   := $(or $(TMPDIR),/tmp)/facecli-demo
+
+.PHONY: install models images test demo bench lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(STAMP)
+
+models: install
+	$(BIN)/facecli models build
+
+images: install
+	$(BIN)/python tests/fetch_images.py $(IMAGES)
+
+lint: install
+	$(BIN)/ruff check facecli tests bench
+
+test: models images lint
+	$(BIN)/python -m pytest -q
+
+demo: models images
+	@rm -rf $(DEMO) && mkdir -p $(DEMO)
+	@echo "== enroll one photo per person (one-shot)"
+	FACECLI_GALLERY=$(DEMO)/gallery.db $(BIN)/facecli enroll obama $(IMAGES)/obama.jpg
+	FACECLI_GALLERY=$(DEMO)/gallery.db $(BIN)/facecli enroll biden $(IMAGES)/biden.jpg
+	@echo "== verify two photos (exit 0 = same person)"
+	FACECLI_GALLERY=$(DEMO)/gallery.db $(BIN)/facecli verify $(IMAGES)/obama2.jpg $(IMAGES)/obama3.jpg
+	@echo "== verify a claim (exit 1 = not that person)"
+	-FACECLI_GALLERY=$(DEMO)/gallery.db $(BIN)/facecli verify $(IMAGES)/biden.jpg --claim obama
+	@echo "== identify every face"
+	FACECLI_GALLERY=$(DEMO)/gallery.db $(BIN)/facecli identify $(IMAGES)/obama2.jpg $(IMAGES)/obama3.jpg \
+		$(IMAGES)/obama_partial_face.jpg $(IMAGES)/32bit.png --top-k 2
+	@echo "== the same as JSON Lines, paths from stdin"
+	ls $(IMAGES)/obama*.jpg | FACECLI_GALLERY=$(DEMO)/gallery.db $(BIN)/facecli identify - --json
+
+bench: models images
+	$(BIN)/python bench/bench.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,43 @@
+"""Turn a detection into the crop an embedder was trained on.
+
+FaceNet was evaluated on MTCNN boxes grown by ``margin / 2`` on each side
+(clipped to the image) and resized bilinearly to 160x160; that is what
+``crop_face`` reproduces, with the margin taken from the model manifest.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from facecli.detection import Detection
+
+
+def margin_box(det: Detection, shape: tuple[int, ...], margin: float) -> tuple[int, int, int, int]:
+    """Integer crop box: detection box plus margin/2 per side, clipped to the image."""
+    height, width = shape[:2]
+    x1, y1, x2, y2 = det.box
+    half = margin / 2
+    return (
+        int(max(np.floor(x1 - half), 0)),
+        int(max(np.floor(y1 - half), 0)),
+        int(min(np.ceil(x2 + half), width)),
+        int(min(np.ceil(y2 + half), height)),
+    )
+
+
+def crop_face(image: np.ndarray, det: Detection, size: tuple[int, int], margin: float) -> np.ndarray:
+    """The RGB uint8 face crop of ``size`` (width, height) for one detection."""
+    x1, y1, x2, y2 = margin_box(det, image.shape, margin)
+    if x2 <= x1 or y2 <= y1:  # a box entirely outside the image: use its clipped edge
+        x1, y1 = min(x1, image.shape[1] - 1), min(y1, image.shape[0] - 1)
+        x2, y2 = x1 + 1, y1 + 1
+    return cv2.resize(image[y1:y2, x1:x2], size, interpolation=cv2.INTER_LINEAR)
+
+
+def center_crop(image: np.ndarray, size: tuple[int, int], fraction: float = 0.64) -> np.ndarray:
+    """The middle ``fraction`` of the image: FaceNet's fallback when no face is found."""
+    height, width = image.shape[:2]
+    cw, ch = int(width * fraction), int(height * fraction)
+    x1, y1 = (width - cw) // 2, (height - ch) // 2
+    return cv2.resize(image[y1:y1 + ch, x1:x1 + cw], size, interpolation=cv2.INTER_LINEAR)

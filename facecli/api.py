@@ -1,0 +1,159 @@
+"""One function per task: what enroll, verify and identify do, without printing.
+
+The CLI parses arguments, calls these and prints what they return; the
+vision lives in the pipeline, the storage in the gallery.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from facecli import matching
+from facecli.errors import FaceCliError, InputError
+from facecli.gallery import Gallery, Template
+from facecli.pipeline import Face, ImageResult, Pipeline
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+# -- enroll -------------------------------------------------------------------
+def person_from_filename(path: Path) -> str:
+    """``alice.jpg``, ``alice_2.jpg`` and ``alice-03.png`` all belong to ``alice``."""
+    return re.sub(r"[_-]\d+$", "", path.stem) or path.stem
+
+
+def scan_people_dir(root: Path) -> list[tuple[str, str]]:
+    """(name, path) pairs from a folder of per-person sub-folders or of named files."""
+    if not root.is_dir():
+        raise InputError(str(root), "not a directory")
+    pairs = []
+    for entry in sorted(root.iterdir()):
+        if entry.is_dir():
+            pairs += [(entry.name, str(p)) for p in sorted(entry.iterdir())
+                      if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+        elif entry.suffix.lower() in IMAGE_SUFFIXES:
+            pairs.append((person_from_filename(entry), str(entry)))
+    if not pairs:
+        raise InputError(str(root), "no images found (expected person folders or person-named files)")
+    return pairs
+
+
+@dataclass
+class EnrollResult:
+    name: str
+    path: str
+    status: str  # "added", "present" or "error"
+    error: FaceCliError | None = None
+    template: Template | None = None
+
+
+def choose_enroll_face(result: ImageResult, largest: bool) -> Face:
+    """The one face a photo contributes, or an InputError saying why there is none."""
+    if result.error:
+        raise result.error
+    if not result.faces:
+        raise InputError(result.path, "no face found")
+    if len(result.faces) > 1 and not largest:
+        raise InputError(result.path, f"{len(result.faces)} faces found; use --largest to enroll the largest")
+    return result.faces[0]  # faces come largest first
+
+
+def enroll(pipeline: Pipeline, gallery_path: Path, items: list[tuple[str, str]], largest: bool = False,
+           on_image: Callable[[], None] = lambda: None) -> list[EnrollResult]:
+    """Embed every photo, then write all good templates in one transaction.
+
+    A bad photo is reported and skipped. An existing gallery is checked
+    before any work; a new one is created only when there is something to write.
+    """
+    model, dim = pipeline.embedder.name, pipeline.embedder.dim
+    existing = Gallery.open(gallery_path, model, dim) if gallery_path.exists() else None
+    results: list[EnrollResult] = []
+    names = iter([n for n, _ in items])
+    for res in pipeline.run([p for _, p in items]):
+        on_image()
+        name = next(names)
+        try:
+            face = choose_enroll_face(res, largest)
+        except FaceCliError as exc:
+            results.append(EnrollResult(name, res.path, "error", exc))
+            continue
+        template = Template(face.embedding, res.path, res.sha256, face.detection.box)
+        results.append(EnrollResult(name, res.path, "pending", template=template))
+    good = [r for r in results if r.template is not None]
+    if not good:
+        if existing:
+            existing.close()
+        return results
+    with existing or Gallery.open(gallery_path, model, dim, create=True) as gallery:
+        for r, added in zip(good, gallery.enroll([(r.name, r.template) for r in good])):
+            r.status = "added" if added else "present"
+    return results
+
+
+# -- verify -------------------------------------------------------------------
+@dataclass
+class Verification:
+    """A 1:1 decision between a probe photo and a reference (photo or person)."""
+
+    probe: ImageResult
+    probe_face: Face
+    distance: float
+    tau: float
+    reference: ImageResult | None = None  # for photo-vs-photo
+    reference_face: Face | None = None
+
+    @property
+    def same(self) -> bool:
+        return self.distance <= self.tau
+
+
+def _faces_for_verify(result: ImageResult, all_faces: bool) -> list[Face]:
+    if result.error:
+        raise result.error
+    if not result.faces:
+        raise InputError(result.path, "no face found")
+    return result.faces if all_faces else result.faces[:1]
+
+
+def _closest(probe: list[Face], reference: np.ndarray) -> tuple[int, int, float]:
+    d = matching.sq_distances(np.stack([f.embedding for f in probe]), reference)
+    i, j = np.unravel_index(int(np.argmin(d)), d.shape)
+    return int(i), int(j), float(d[i, j])
+
+
+def verify_photos(pipeline: Pipeline, a: str, b: str, tau: float, all_faces: bool = False) -> Verification:
+    """Is the (largest) face of photo ``a`` the same person as that of ``b``?"""
+    ra, rb = list(pipeline.run([a, b]))
+    fa, fb = _faces_for_verify(ra, all_faces), _faces_for_verify(rb, all_faces)
+    i, j, d = _closest(fa, np.stack([f.embedding for f in fb]))
+    return Verification(ra, fa[i], d, tau, rb, fb[j])
+
+
+def verify_claim(pipeline: Pipeline, gallery: Gallery, photo: str, name: str, tau: float,
+                 all_faces: bool = False) -> Verification:
+    """Is the (largest) face of ``photo`` the enrolled person ``name``?"""
+    if not gallery.has_person(name):
+        raise InputError(f"--claim {name}", f"no such person in {gallery.path}")
+    templates = gallery.embeddings_of(name)
+    (res,) = pipeline.run([photo])
+    faces = _faces_for_verify(res, all_faces)
+    i, _, d = _closest(faces, templates)
+    return Verification(res, faces[i], d, tau)
+
+
+# -- identify -----------------------------------------------------------------
+def identify(pipeline: Pipeline, gallery: Gallery, paths: Iterable[str], tau: float,
+             top_k: int = 1) -> Iterator[tuple[ImageResult, list[matching.Decision]]]:
+    """1:K: for every face of every image, the nearest person within tau or nobody."""
+    templates = gallery.template_matrix()
+    for res in pipeline.run(paths):
+        if not res.faces:
+            yield res, []
+            continue
+        emb = np.stack([f.embedding for f in res.faces])
+        yield res, matching.identify(emb, templates, tau, top_k)

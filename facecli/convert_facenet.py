@@ -1,0 +1,106 @@
+"""Convert FaceNet's frozen TensorFlow graph to ONNX with a dynamic batch.
+
+Runs as a script inside the build-only virtual environment (tensorflow-cpu,
+tf2onnx, onnx); facecli never imports it, so TensorFlow stays out of the
+runtime. Usage: python convert_facenet.py GRAPH.pb OUT.onnx OPSET
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def convert(graph_path: str, out_path: str, opset: int) -> None:
+    import onnx
+    import tensorflow as tf
+    import tf2onnx
+    from onnx import numpy_helper
+
+    graph_def = tf.compat.v1.GraphDef()
+    with open(graph_path, "rb") as fh:
+        graph_def.ParseFromString(fh.read())
+    model, _ = tf2onnx.convert.from_graph_def(
+        graph_def, input_names=["input:0"], output_names=["embeddings:0"], opset=opset
+    )
+
+    # The frozen graph bakes batch=1 into the shape constants of three Reshape
+    # nodes (the final flatten and the bottleneck batch-norm round trip). Any
+    # shape constant that starts with 1 feeds a Reshape of a per-sample tensor,
+    # so its leading 1 becomes -1 (infer batch).
+    reshape_shapes = {n.input[1] for n in model.graph.node if n.op_type == "Reshape"}
+    patched = 0
+    for init in model.graph.initializer:
+        if init.name not in reshape_shapes:
+            continue
+        shape = numpy_helper.to_array(init).copy()
+        if shape.ndim == 1 and shape.size >= 2 and shape[0] == 1:
+            if (shape == -1).any():
+                # [1, -1] flattens per sample: the feature size is known (1792).
+                shape[shape == -1] = 1792
+            shape[0] = -1
+            init.CopyFrom(numpy_helper.from_array(shape, init.name))
+            patched += 1
+    if patched != 3:
+        raise SystemExit(f"expected 3 batch-1 Reshape constants, patched {patched}")
+
+    for value in list(model.graph.input) + list(model.graph.output):
+        dim0 = value.type.tensor_type.shape.dim[0]
+        dim0.ClearField("dim_value")
+        dim0.dim_param = "batch"
+    del model.graph.value_info[:]
+    _canonicalise(model.graph)
+    model.producer_name = "facecli"
+    onnx.checker.check_model(model)
+    onnx.save(model, out_path)
+
+
+def _canonicalise(graph) -> None:
+    """Make the saved bytes reproducible, so the manifest can pin their sha256.
+
+    tf2onnx deduplicates equal constants but keeps an arbitrary one of them
+    and numbers folded constants in a run-dependent order. Naming every
+    initializer by a hash of its content and ordering nodes topologically
+    (ties by name) removes both sources of variation.
+    """
+    import hashlib
+
+    from onnx import numpy_helper
+
+    rename: dict[str, str] = {}
+    unique = {}
+    for init in graph.initializer:
+        value = numpy_helper.to_array(init)
+        digest = hashlib.sha256(f"{value.dtype}{value.shape}".encode() + value.tobytes())
+        key = "c_" + digest.hexdigest()[:20]
+        rename[init.name] = key
+        if key not in unique:
+            unique[key] = numpy_helper.from_array(value, key)
+    inits = sorted(unique.values(), key=lambda t: t.name)
+    del graph.initializer[:]
+    graph.initializer.extend(inits)
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            if name in rename:
+                node.input[i] = rename[name]
+
+    producers = {out: node.name for node in graph.node for out in node.output}
+    pending = {node.name: {producers[i] for i in node.input if i in producers} for node in graph.node}
+    by_name = {node.name: node for node in graph.node}
+    ordered = []
+    while pending:
+        ready = sorted(name for name, deps in pending.items() if not deps)
+        if not ready:
+            raise SystemExit("graph has a cycle")
+        for name in ready:
+            del pending[name]
+            ordered.append(by_name[name])
+        for deps in pending.values():
+            deps.difference_update(ready)
+    del graph.node[:]
+    graph.node.extend(ordered)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 4:
+        raise SystemExit(__doc__)
+    convert(sys.argv[1], sys.argv[2], int(sys.argv[3]))

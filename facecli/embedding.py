@@ -1,0 +1,65 @@
+"""Face crops in, unit-length embeddings out, in batches on onnxruntime."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from facecli.models import ModelSpec, spec, verified_path
+from facecli.runtime import create_session, provider_name
+
+
+class Embedder:
+    """An ONNX embedding model driven by its manifest entry."""
+
+    def __init__(self, model: str = "facenet", device: str = "auto", batch_size: int = 32,
+                 flip: bool = False) -> None:
+        self.spec: ModelSpec = spec(model)
+        self.session = create_session(verified_path(model), device)
+        self.provider = provider_name(self.session)
+        self.batch_size = batch_size
+        self.flip = flip
+        self._input = self.spec.input["name"]
+        self._output = self.spec.output["name"]
+        self._mean = np.float32(self.spec.preprocess["mean"])
+        self._scale = np.float32(1.0 / self.spec.preprocess["std"])
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def dim(self) -> int:
+        return int(self.spec.output["dim"])
+
+    @property
+    def size(self) -> tuple[int, int]:
+        width, height = self.spec.input["size"]
+        return width, height
+
+    @property
+    def margin(self) -> float:
+        return float(self.spec.alignment.get("margin", 0))
+
+    def _run(self, crops: np.ndarray) -> np.ndarray:
+        x = (crops.astype(np.float32) - self._mean) * self._scale
+        if self.spec.input["layout"] == "NCHW":
+            x = x.transpose(0, 3, 1, 2)
+        return self.session.run([self._output], {self._input: np.ascontiguousarray(x)})[0]
+
+    def embed(self, crops: np.ndarray) -> np.ndarray:
+        """(N, H, W, 3) uint8 RGB crops -> (N, dim) float32 unit vectors.
+
+        With ``flip`` the embedding of each crop and of its mirror image are
+        summed and re-normalised (test-time augmentation).
+        """
+        if len(crops) == 0:
+            return np.empty((0, self.dim), dtype=np.float32)
+        out = []
+        for start in range(0, len(crops), self.batch_size):
+            batch = crops[start:start + self.batch_size]
+            emb = self._run(batch)
+            if self.flip:
+                emb = emb + self._run(batch[:, :, ::-1])
+            out.append(emb)
+        emb = np.concatenate(out).astype(np.float32, copy=False)
+        return emb / np.linalg.norm(emb, axis=1, keepdims=True)

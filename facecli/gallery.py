@@ -1,0 +1,298 @@
+"""The gallery: enrolled people and their face templates in one SQLite file.
+
+One file, standard library only, no pickle: embeddings are float32 blobs.
+Every change is a single transaction, so an interrupted or failed enroll
+leaves no half person. The file is created 0600 because it holds biometric
+templates. WAL mode and a busy timeout let readers run while one writer
+enrolls. ``PRAGMA application_id`` marks the file as facecli's, and
+``user_version`` holds the schema version.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from facecli.errors import GalleryError
+
+APPLICATION_ID = 0x46434C49  # "FCLI"
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 60_000
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE persons (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created REAL NOT NULL
+);
+CREATE TABLE templates (
+    id INTEGER PRIMARY KEY,
+    person_id INTEGER NOT NULL REFERENCES persons(id) ON DELETE CASCADE,
+    model TEXT NOT NULL,
+    embedding BLOB NOT NULL,
+    source TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    box TEXT NOT NULL,
+    created REAL NOT NULL,
+    UNIQUE (person_id, sha256)
+);
+CREATE INDEX templates_person ON templates(person_id);
+"""
+
+
+@dataclass(frozen=True)
+class Template:
+    """One face to enroll: its embedding and where it came from."""
+
+    embedding: np.ndarray
+    source: str
+    sha256: str
+    box: tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class PersonInfo:
+    name: str
+    templates: int
+    created: float
+
+
+@dataclass(frozen=True)
+class TemplateMatrix:
+    """All templates as one (T, dim) float32 matrix, rows grouped by person."""
+
+    names: list[str]  # one per person
+    person_of_row: np.ndarray  # (T,) index into names
+    matrix: np.ndarray  # (T, dim), unit rows
+
+
+class Gallery:
+    """A facecli gallery file opened for one command."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+        self.path = path
+        self._conn = conn
+        self._matrix: TemplateMatrix | None = None
+
+    # -- opening ---------------------------------------------------------
+    @classmethod
+    def open(cls, path: Path | str, model: str, dim: int, create: bool = False) -> Gallery:
+        """Open (or with ``create``, create) a gallery for ``model`` embeddings of ``dim``.
+
+        Refuses a file that is not a facecli gallery, one from a newer
+        schema, and one built with another model or embedding size.
+        """
+        path = Path(path)
+        if path.is_dir():
+            raise GalleryError(str(path), "is a directory, not a gallery file")
+        exists = path.exists()
+        if not exists and not create:
+            raise GalleryError(str(path), "no gallery here yet; enroll someone first (facecli enroll NAME PHOTO)")
+        if not exists:
+            cls._create_file(path)
+        try:
+            conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise GalleryError(str(path), f"cannot open: {exc}") from None
+        gallery = cls(path, conn)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            if create:
+                gallery._initialise(model, dim)
+            gallery._check(model, dim)
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            if "file is not a database" in str(exc) or "malformed" in str(exc):
+                raise GalleryError(str(path), "not a facecli gallery (not an SQLite database)") from None
+            raise GalleryError(str(path), f"cannot use the gallery: {exc}") from None
+        except GalleryError:
+            conn.close()
+            raise
+        return gallery
+
+    @staticmethod
+    def _create_file(path: Path) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.close(fd)
+        except FileExistsError:
+            pass  # another process created it first; _initialise is idempotent
+        except OSError as exc:
+            raise GalleryError(str(path), f"cannot create the gallery: {exc.strerror or exc}") from None
+
+    def _initialise(self, model: str, dim: int) -> None:
+        """Create the schema in a new, empty database (idempotent across processes)."""
+        with self.transaction():
+            if self._conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]:
+                return  # initialised already (perhaps by a concurrent enroll), or foreign: _check says
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._conn.execute(statement)
+            meta = {"model": model, "dim": str(dim), "created": str(time.time())}
+            self._conn.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
+            self._conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        with contextlib.suppress(sqlite3.OperationalError):
+            self._conn.execute("PRAGMA journal_mode = WAL")
+
+    def _check(self, model: str, dim: int) -> None:
+        app = self._conn.execute("PRAGMA application_id").fetchone()[0]
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if app != APPLICATION_ID:
+            raise GalleryError(str(self.path), "not a facecli gallery (an SQLite file of another application)")
+        if version > SCHEMA_VERSION:
+            raise GalleryError(str(self.path), f"written by a newer facecli (schema {version}; "
+                                               f"this version reads up to {SCHEMA_VERSION})")
+        meta = self.meta()
+        if meta.get("model") != model or meta.get("dim") != str(dim):
+            raise GalleryError(str(self.path), f"built with model {meta.get('model')} ({meta.get('dim')}-d); "
+                                               f"this run uses {model} ({dim}-d): use --model "
+                                               f"{meta.get('model')} or another --gallery")
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Gallery:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE … COMMIT, rolled back on any error: all or nothing."""
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise GalleryError(str(self.path), f"cannot write: {exc}") from None
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        try:
+            self._conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
+            raise GalleryError(str(self.path), f"cannot write: {exc}") from None
+        self._matrix = None
+
+    # -- reading ---------------------------------------------------------
+    def meta(self) -> dict[str, str]:
+        return dict(self._conn.execute("SELECT key, value FROM meta"))
+
+    @property
+    def model(self) -> str:
+        return self.meta()["model"]
+
+    def persons(self) -> list[PersonInfo]:
+        rows = self._conn.execute(
+            "SELECT p.name, COUNT(t.id), p.created FROM persons p "
+            "LEFT JOIN templates t ON t.person_id = p.id GROUP BY p.id ORDER BY p.name")
+        return [PersonInfo(name, n, created) for name, n, created in rows]
+
+    def person_count(self) -> int:
+        return self._conn.execute("SELECT COUNT(*) FROM persons").fetchone()[0]
+
+    def has_person(self, name: str) -> bool:
+        return self._conn.execute("SELECT 1 FROM persons WHERE name = ?", (name,)).fetchone() is not None
+
+    def templates_of(self, name: str) -> list[dict]:
+        rows = self._conn.execute(
+            "SELECT t.id, t.source, t.sha256, t.box, t.created FROM templates t "
+            "JOIN persons p ON p.id = t.person_id WHERE p.name = ? ORDER BY t.id", (name,))
+        return [{"id": i, "source": s, "sha256": h, "box": json.loads(b), "created": c} for i, s, h, b, c in rows]
+
+    def embeddings_of(self, name: str) -> np.ndarray:
+        rows = self._conn.execute(
+            "SELECT t.embedding FROM templates t JOIN persons p ON p.id = t.person_id WHERE p.name = ?", (name,))
+        return self._stack([r[0] for r in rows])
+
+    def template_matrix(self) -> TemplateMatrix:
+        """Every template in one matrix, read once per process and then reused."""
+        if self._matrix is None:
+            rows = self._conn.execute(
+                "SELECT p.name, t.embedding FROM templates t JOIN persons p ON p.id = t.person_id "
+                "ORDER BY p.name, t.id").fetchall()
+            names: list[str] = []
+            index: list[int] = []
+            for name, _ in rows:
+                if not names or names[-1] != name:
+                    names.append(name)
+                index.append(len(names) - 1)
+            self._matrix = TemplateMatrix(names, np.asarray(index, dtype=np.int64),
+                                          self._stack([r[1] for r in rows]))
+        return self._matrix
+
+    def _stack(self, blobs: list[bytes]) -> np.ndarray:
+        dim = int(self.meta()["dim"])
+        if not blobs:
+            return np.empty((0, dim), dtype=np.float32)
+        matrix = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), -1)
+        if matrix.shape[1] != dim:
+            raise GalleryError(str(self.path), f"templates of {matrix.shape[1]} values, expected {dim}")
+        return matrix.astype(np.float32)
+
+    # -- writing ---------------------------------------------------------
+    def enroll(self, entries: Iterable[tuple[str, Template]]) -> list[bool]:
+        """Add (name, template) pairs in one transaction; new names become persons.
+
+        Returns, per entry, whether it was added: a photo with the same
+        content hash already enrolled for that person is skipped, not duplicated.
+        """
+        added = []
+        model = self.model
+        now = time.time()
+        with self.transaction() as conn:
+            for name, t in entries:
+                conn.execute("INSERT OR IGNORE INTO persons (name, created) VALUES (?, ?)", (name, now))
+                (person_id,) = conn.execute("SELECT id FROM persons WHERE name = ?", (name,)).fetchone()
+                blob = np.asarray(t.embedding, dtype="<f4").tobytes()
+                cur = conn.execute(
+                    "INSERT OR IGNORE INTO templates (person_id, model, embedding, source, sha256, box, created) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (person_id, model, blob, t.source, t.sha256, json.dumps([round(v, 1) for v in t.box]), now))
+                added.append(cur.rowcount == 1)
+        return added
+
+    def remove(self, name: str) -> int:
+        """Delete a person and their templates; returns the number of templates removed."""
+        with self.transaction() as conn:
+            row = conn.execute("SELECT id FROM persons WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise GalleryError(name, f"no such person in {self.path}")
+            n = conn.execute("DELETE FROM templates WHERE person_id = ?", row).rowcount
+            conn.execute("DELETE FROM persons WHERE id = ?", row)
+        return n
+
+    def rename(self, old: str, new: str) -> None:
+        with self.transaction() as conn:
+            if conn.execute("SELECT 1 FROM persons WHERE name = ?", (new,)).fetchone():
+                raise GalleryError(new, "a person with this name is already enrolled")
+            if conn.execute("UPDATE persons SET name = ? WHERE name = ?", (new, old)).rowcount == 0:
+                raise GalleryError(old, f"no such person in {self.path}")
+
+    def stats(self) -> dict:
+        meta = self.meta()
+        n_templates = self._conn.execute("SELECT COUNT(*) FROM templates").fetchone()[0]
+        return {
+            "gallery": str(self.path),
+            "model": meta["model"],
+            "dim": int(meta["dim"]),
+            "schema": SCHEMA_VERSION,
+            "persons": self.person_count(),
+            "templates": n_templates,
+            "bytes": self.path.stat().st_size,
+        }

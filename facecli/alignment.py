@@ -14,16 +14,12 @@ from facecli.detection import Detection
 
 
 def margin_box(det: Detection, shape: tuple[int, ...], margin: float) -> tuple[int, int, int, int]:
-    """Integer crop box: detection box plus margin/2 per side, clipped to the image."""
+    """Integer crop box as FaceNet's ``align_dataset_mtcnn``: box ± margin/2, clipped, truncated."""
     height, width = shape[:2]
     x1, y1, x2, y2 = det.box
     half = margin / 2
-    return (
-        int(max(np.floor(x1 - half), 0)),
-        int(max(np.floor(y1 - half), 0)),
-        int(min(np.ceil(x2 + half), width)),
-        int(min(np.ceil(y2 + half), height)),
-    )
+    return (int(max(x1 - half, 0)), int(max(y1 - half, 0)),
+            int(min(x2 + half, width)), int(min(y2 + half, height)))
 
 
 def crop_face(image: np.ndarray, det: Detection, size: tuple[int, int], margin: float) -> np.ndarray:

@@ -42,12 +42,12 @@ Flip = Annotated[bool, typer.Option("--flip/--no-flip",
                                     help="Add the mirror image's embedding (test-time augmentation).")]
 GalleryOpt = Annotated[Path | None, typer.Option(
     "--gallery", envvar="FACECLI_GALLERY", show_default=False,
-    help="Gallery file [default: $XDG_DATA_HOME/facecli/gallery.db].")]
+    help="Gallery file (default: $XDG_DATA_HOME/facecli/gallery.db).")]
 Tau = Annotated[float | None, typer.Option(
-    help="Decision threshold on squared L2 distance (0-4) [default: the model's calibrated tau].",
+    help="Decision threshold on squared L2 distance (0-4) (default: the model's calibrated tau).",
     show_default=False)]
-Images = Annotated[list[str], typer.Argument(help="Image files; '-' reads one path per line from stdin.",
-                                             show_default=False)]
+Images = Annotated[list[str], typer.Argument(
+    metavar="IMAGE", help="Image files; '-' reads one path per line from stdin.", show_default=False)]
 
 
 def _expand(paths: list[str]) -> list[str]:
@@ -451,29 +451,19 @@ def gallery_stats(gallery: GalleryOpt = None, json_lines: Json = False) -> None:
 
 
 def main() -> None:
-    """Entry point: one line on stderr and exit 2 for expected errors, never a traceback."""
+    """Entry point: one line on stderr and exit 2 for expected errors, never a traceback.
+
+    Usage errors are typer's (exit 2 with the usage); a FaceCliError is any
+    failure the user can act on; anything else is a bug and keeps its traceback.
+    """
     try:
-        rc = app(standalone_mode=False)
-        sys.exit(rc if isinstance(rc, int) else EXIT_OK)
+        app()
     except FaceCliError as exc:
         _output(False, False, False).error(str(exc))
         sys.exit(EXIT_ERROR)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        sys.exit(130)
     except BrokenPipeError:
         # the reader went away (e.g. `| head`): stop quietly
         import os
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(EXIT_ERROR)
-    except Exception as exc:  # click's usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(EXIT_ERROR)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(130)
-        raise

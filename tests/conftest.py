@@ -1,0 +1,86 @@
+"""Shared fixtures: the real models, the real photos, the installed command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from facecli.errors import ModelError
+from facecli.models import manifest, verified_path
+
+TESTS = Path(__file__).resolve().parent
+sys.path.insert(0, str(TESTS))
+
+from fetch_images import fetch  # noqa: E402
+
+FACECLI = str(Path(sys.executable).with_name("facecli"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _models_built() -> None:
+    """Stop at once, saying how to fix it, when the models have not been built."""
+    try:
+        for name in manifest():
+            verified_path(name)
+    except ModelError as exc:
+        pytest.exit(f"{exc} (make test builds them)", returncode=2)
+
+
+@pytest.fixture(scope="session")
+def images() -> Path:
+    """The face-recognition sdist photos (fetched once into tests/images)."""
+    return fetch()
+
+
+@pytest.fixture(scope="session")
+def pipeline():
+    from facecli.pipeline import Pipeline
+
+    return Pipeline(device="cpu")
+
+
+@pytest.fixture(scope="session")
+def haar_pipeline():
+    from facecli.pipeline import Pipeline
+
+    return Pipeline(detector="haar", device="cpu")
+
+
+@pytest.fixture
+def run(tmp_path: Path):
+    """Run the installed ``facecli`` in a subprocess with a private gallery."""
+    gallery = tmp_path / "gallery.db"
+
+    def _run(*args: str, stdin: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+        full_env = dict(os.environ, FACECLI_GALLERY=str(gallery), FACECLI_DEVICE="cpu", **(env or {}))
+        return subprocess.run([FACECLI, *args], input=stdin, capture_output=True, text=True, env=full_env,
+                              timeout=300)
+
+    _run.gallery = gallery  # type: ignore[attr-defined]
+    return _run
+
+
+@pytest.fixture(scope="session")
+def side_by_side(images: Path, tmp_path_factory) -> Path:
+    """A real two-person photo: obama.jpg and biden.jpg placed side by side."""
+    a = cv2.imread(str(images / "obama.jpg"))
+    b = cv2.imread(str(images / "biden.jpg"))
+    b = cv2.resize(b, (round(b.shape[1] * a.shape[0] / b.shape[0]), a.shape[0]))
+    path = tmp_path_factory.mktemp("pair") / "obama_and_biden.jpg"
+    cv2.imwrite(str(path), np.hstack([a, b]))
+    return path
+
+
+@pytest.fixture(scope="session")
+def no_face(images: Path, tmp_path_factory) -> Path:
+    """A real photo region without a face: the bottom-left corner of obama.jpg (flag and desk)."""
+    a = cv2.imread(str(images / "obama.jpg"))
+    path = tmp_path_factory.mktemp("noface") / "flag.png"
+    cv2.imwrite(str(path), a[-300:, :250])
+    return path

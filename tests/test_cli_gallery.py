@@ -1,0 +1,219 @@
+"""enroll, verify, identify and gallery management, end to end through the installed command."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+
+import pytest
+
+from facecli.gallery import Gallery
+
+
+def _rows(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.splitlines()]
+
+
+@pytest.fixture
+def enrolled(run, images):
+    """A private gallery with obama.jpg enrolled as "obama"."""
+    proc = run("enroll", "obama", str(images / "obama.jpg"))
+    assert proc.returncode == 0, proc.stderr
+    return run
+
+
+def test_one_shot_identify_and_verify(enrolled, images):
+    run = enrolled
+    ok = run("identify", str(images / "obama2.jpg"), "--json")
+    assert ok.returncode == 0, ok.stderr
+    (row,) = _rows(ok.stdout)
+    assert row["name"] == "obama" and row["decision"] == "recognized" and row["distance"] < row["tau"]
+
+    stranger = run("identify", str(images / "biden.jpg"), "--json")
+    assert stranger.returncode == 1, stranger.stderr
+    (row,) = _rows(stranger.stdout)
+    assert row["name"] is None and row["decision"] == "not recognized"
+    assert row["candidate"] == "obama" and row["distance"] > row["tau"]  # how close it came
+
+    assert run("verify", str(images / "obama.jpg"), str(images / "obama3.jpg")).returncode == 0
+    assert run("verify", str(images / "obama.jpg"), str(images / "biden.jpg")).returncode == 1
+    claim = run("verify", str(images / "biden.jpg"), "--claim", "obama", "--json")
+    assert claim.returncode == 1
+    (row,) = _rows(claim.stdout)
+    assert row["claim"] == "obama" and row["decision"] == "different" and row["same"] is False
+    assert run("verify", str(images / "obama2.jpg"), "--claim", "obama").returncode == 0
+
+
+def test_json_schema_of_identify_and_verify(enrolled, images):
+    proc = enrolled("identify", str(images / "obama2.jpg"), "--json", "--top-k", "3")
+    (row,) = _rows(proc.stdout)
+    assert set(row) >= {"file", "face", "box", "score", "landmarks", "name", "distance", "tau", "decision",
+                        "candidate", "candidates"}
+    assert row["file"] == str(images / "obama2.jpg") and row["face"] == 0 and len(row["box"]) == 4
+    assert row["candidates"] == [{"name": "obama", "distance": row["distance"]}]
+    proc = enrolled("verify", str(images / "obama.jpg"), str(images / "obama3.jpg"), "--json")
+    (row,) = _rows(proc.stdout)
+    assert set(row) >= {"file", "face", "box", "other", "other_face", "distance", "tau", "same", "decision"}
+    assert row["same"] is True and row["decision"] == "same" and 0 <= row["distance"] <= row["tau"]
+
+
+def test_stdin_path_list_and_stdout_is_pure_json(enrolled, images):
+    names = ["obama2.jpg", "biden.jpg", "obama3.jpg"]
+    proc = enrolled("identify", "-", "--json", stdin="\n".join(str(images / n) for n in names) + "\n")
+    assert proc.returncode == 0, proc.stderr
+    rows = _rows(proc.stdout)  # every stdout line parses
+    assert [r["name"] for r in rows] == ["obama", None, "obama"]
+
+
+def test_tau_option_changes_the_decision(enrolled, images):
+    proc = enrolled("identify", str(images / "biden.jpg"), "--tau", "3.9", "--json")
+    assert proc.returncode == 0 and _rows(proc.stdout)[0]["name"] == "obama"
+    assert enrolled("identify", str(images / "biden.jpg"), "--tau", "5").returncode == 2
+
+
+def test_enrolling_the_same_photo_twice_keeps_one_template(enrolled, images):
+    proc = enrolled("enroll", "obama", str(images / "obama.jpg"), "--json")
+    assert proc.returncode == 0 and _rows(proc.stdout)[0]["status"] == "present"
+    with Gallery.open(enrolled.gallery, "facenet", 512) as g:
+        assert g.stats()["templates"] == 1
+    proc = enrolled("enroll", "obama", str(images / "obama2.jpg"))
+    with Gallery.open(enrolled.gallery, "facenet", 512) as g:
+        assert [(p.name, p.templates) for p in g.persons()] == [("obama", 2)]
+    assert (enrolled.gallery.stat().st_mode & 0o777) == 0o600
+
+
+def test_several_faces_need_largest(run, side_by_side):
+    proc = run("enroll", "pair", str(side_by_side))
+    assert proc.returncode == 2 and "2 faces found" in proc.stderr and "--largest" in proc.stderr
+    assert not run.gallery.exists()  # nothing to write: no gallery created
+    assert run("enroll", "pair", str(side_by_side), "--largest").returncode == 0
+
+
+def test_identify_names_every_face_of_a_group(run, images, side_by_side):
+    assert run("enroll", "obama", str(images / "obama2.jpg")).returncode == 0
+    assert run("enroll", "biden", str(images / "biden.jpg")).returncode == 0
+    proc = run("identify", str(side_by_side), "--json")
+    names = {r["name"] for r in _rows(proc.stdout)}
+    assert names == {"obama", "biden"}
+
+
+def test_enroll_dir_with_subfolders_and_named_files(run, images, tmp_path):
+    people = tmp_path / "people"
+    (people / "barack").mkdir(parents=True)
+    (people / "barack" / "a.jpg").symlink_to(images / "obama.jpg")
+    (people / "barack" / "b.jpg").symlink_to(images / "obama2.jpg")
+    (people / "joe_2.jpg").symlink_to(images / "biden.jpg")
+    (people / "notes.txt").write_text("not a photo")
+    proc = run("enroll", "--dir", str(people), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted((r["name"], r["status"]) for r in _rows(proc.stdout)) == [
+        ("barack", "added"), ("barack", "added"), ("joe", "added")]
+    listing = _rows(run("gallery", "list", "--json").stdout)
+    assert [(p["name"], p["templates"]) for p in listing] == [("barack", 2), ("joe", 1)]
+    proc = run("identify", str(images / "obama3.jpg"), "--json")
+    assert _rows(proc.stdout)[0]["name"] == "barack"
+
+
+def test_gallery_management(enrolled, images):
+    run = enrolled
+    show = _rows(run("gallery", "show", "obama", "--json").stdout)
+    assert show[0]["source"] == str(images / "obama.jpg") and len(show[0]["sha256"]) == 64
+    assert run("gallery", "rename", "obama", "barack").returncode == 0
+    assert _rows(run("identify", str(images / "obama2.jpg"), "--json").stdout)[0]["name"] == "barack"
+    stats = _rows(run("gallery", "stats", "--json").stdout)[0]
+    assert stats["persons"] == 1 and stats["templates"] == 1 and stats["model"] == "facenet"
+    assert run("gallery", "remove", "barack").returncode == 0
+    assert run("gallery", "list", "--json").stdout == ""
+    assert run("gallery", "remove", "barack").returncode == 2
+
+
+# -- bad input: one line naming the input, exit 2, no traceback, gallery unchanged -----
+def _bad_inputs(images, tmp_path) -> dict[str, str]:
+    data = (images / "obama.jpg").read_bytes()
+    cases = {
+        "missing": tmp_path / "missing.jpg",
+        "empty": tmp_path / "empty.jpg",
+        "truncated": tmp_path / "truncated.jpg",
+        "text": tmp_path / "notes.jpg",
+        "directory": tmp_path / "a-folder.jpg",
+        "unreadable": tmp_path / "secret.jpg",
+    }
+    cases["empty"].write_bytes(b"")
+    cases["truncated"].write_bytes(data[: len(data) // 2])
+    cases["text"].write_text("this is not an image\n")
+    cases["directory"].mkdir()
+    cases["unreadable"].write_bytes(data)
+    cases["unreadable"].chmod(0)
+    return {k: str(v) for k, v in cases.items()}
+
+
+BAD = ["missing", "empty", "truncated", "text", "directory", "unreadable"]
+
+
+def _check_one_line(proc, subject: str) -> None:
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and subject in lines[0], proc.stderr
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_bad_photo_for_enroll_leaves_gallery_byte_identical(case, enrolled, images, tmp_path):
+    if case == "unreadable" and os.geteuid() == 0:
+        pytest.skip("root reads mode-000 files: cannot make an unreadable file here")
+    path = _bad_inputs(images, tmp_path)[case]
+    before = enrolled.gallery.read_bytes()
+    _check_one_line(enrolled("enroll", "someone", path), path)
+    assert enrolled.gallery.read_bytes() == before
+
+
+def test_bad_photos_are_reported_and_the_others_still_processed(enrolled, images, tmp_path):
+    bad = _bad_inputs(images, tmp_path)
+    before = enrolled.gallery.read_bytes()
+    paths = [bad[c] for c in BAD if c != "unreadable"] + [str(images / "obama2.jpg")]
+    proc = enrolled("identify", *paths, "--json")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    rows = _rows(proc.stdout)
+    assert [r["decision"] for r in rows] == ["error"] * (len(paths) - 1) + ["recognized"]
+    assert len(proc.stderr.strip().splitlines()) == len(paths) - 1
+    for p in paths[:-1]:
+        assert p in proc.stderr
+    for case in ("missing", "truncated", "text"):
+        _check_one_line(enrolled("verify", bad[case], str(images / "obama.jpg")), bad[case])
+    assert enrolled.gallery.read_bytes() == before
+
+
+def test_gallery_problems(run, images, tmp_path):
+    photo = str(images / "obama2.jpg")
+    proc = run("identify", photo)  # no gallery yet
+    _check_one_line(proc, str(run.gallery))
+    assert "enroll" in proc.stderr and not run.gallery.exists()
+
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(os.urandom(4096))
+    before = garbage.read_bytes()
+    for args in (["identify", photo], ["enroll", "x", photo], ["gallery", "list"]):
+        proc = run(*args, "--gallery", str(garbage))
+        _check_one_line(proc, str(garbage))
+        assert "not a facecli gallery" in proc.stderr
+    assert garbage.read_bytes() == before
+
+    foreign = tmp_path / "other.db"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE t (x)")
+    _check_one_line(run("identify", photo, "--gallery", str(foreign)), str(foreign))
+
+    other_model = tmp_path / "sface.db"
+    Gallery.open(other_model, "sface", 128, create=True).close()
+    proc = run("identify", photo, "--gallery", str(other_model))
+    _check_one_line(proc, str(other_model))
+    assert "sface" in proc.stderr and "facenet" in proc.stderr
+
+
+def test_unknown_claim_and_usage_errors(enrolled, images):
+    proc = enrolled("verify", str(images / "obama2.jpg"), "--claim", "nobody")
+    _check_one_line(proc, "nobody")
+    assert enrolled("verify", str(images / "obama2.jpg")).returncode == 2
+    assert enrolled("enroll", "onlyname").returncode == 2
+    assert enrolled("identify").returncode == 2

@@ -1,0 +1,87 @@
+"""The manifest, sha256 verification, and refusal of missing or tampered models."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from facecli.models import manifest, models_dir
+from facecli.sources import sha256_file
+
+REQUIRED = {"file", "sha256", "source", "input", "preprocess", "license"}
+
+
+def test_manifest_declares_source_checksums_and_preprocessing():
+    specs = manifest()
+    assert {"facenet", "mtcnn-pnet", "mtcnn-rnet", "mtcnn-onet", "haar"} <= set(specs)
+    raw = json.loads((models_dir() / "manifest.json").read_text())["models"]
+    for name, entry in raw.items():
+        assert set(entry) >= REQUIRED, name
+        assert len(entry["sha256"]) == 64 and len(entry["source"]["sha256"]) == 64
+        assert {"package", "version", "dist", "member"} <= set(entry["source"])
+    facenet = specs["facenet"]
+    assert facenet.input["size"] == [160, 160] and facenet.input["layout"] == "NHWC"
+    assert facenet.preprocess == {"mean": 127.5, "std": 128.0}
+    assert facenet.output["dim"] == 512 and 0 < facenet.default_tau < 4
+    assert facenet.build["requirements"] and facenet.alignment["margin"] == 32
+
+
+def test_built_files_match_the_manifest():
+    for spec in manifest().values():
+        assert sha256_file(spec.path) == spec.sha256, spec.name
+
+
+def test_models_list_reports_every_model_verified(run):
+    proc = run("models", "list", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert {r["model"] for r in rows} == set(manifest())
+    assert all(r["state"] == "ok" for r in rows)
+
+
+def _model_copy(tmp_path: Path, tamper: str | None = None, drop: str | None = None) -> Path:
+    """A models folder of links to the real files, with one file tampered or missing."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / "manifest.json").symlink_to(models_dir() / "manifest.json")
+    for spec in manifest().values():
+        if spec.name == drop:
+            continue
+        if spec.name == tamper:
+            data = bytearray(spec.path.read_bytes())
+            data[len(data) // 2] ^= 0x01  # one flipped bit
+            (folder / spec.file).write_bytes(bytes(data))
+        else:
+            (folder / spec.file).symlink_to(spec.path)
+    return folder
+
+
+def test_tampered_model_is_refused(run, tmp_path, images):
+    folder = _model_copy(tmp_path, tamper="mtcnn-rnet")
+    proc = run("detect", str(images / "obama.jpg"), env={"FACECLI_MODELS": str(folder)})
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    line = proc.stderr.strip()
+    assert len(line.splitlines()) == 1
+    assert "mtcnn-rnet" in line and "sha256" in line and "facecli models build" in line
+    listing = run("models", "list", "--json", env={"FACECLI_MODELS": str(folder)})
+    states = {r["model"]: r["state"] for r in map(json.loads, listing.stdout.splitlines())}
+    assert states["mtcnn-rnet"] == "mismatch" and listing.returncode == 2
+
+
+def test_missing_model_says_how_to_build_it(run, tmp_path, images):
+    folder = _model_copy(tmp_path, drop="facenet")
+    proc = run("embed", str(images / "obama.jpg"), env={"FACECLI_MODELS": str(folder)})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "missing" in proc.stderr and "facecli models build" in proc.stderr
+
+
+def test_gallery_file_permissions_do_not_depend_on_umask(run, images):
+    old = os.umask(0)
+    try:
+        proc = run("enroll", "obama", str(images / "obama.jpg"))
+    finally:
+        os.umask(old)
+    assert proc.returncode == 0, proc.stderr
+    assert (run.gallery.stat().st_mode & 0o777) == 0o600

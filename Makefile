@@ -24,7 +24,7 @@ images: install
 	$(BIN)/python tests/fetch_images.py $(IMAGES)
 
 lint: install
-	$(BIN)/ruff check facecli tests bench
+	$(BIN)/ruff check .
 
 test: models images lint
 	$(BIN)/python -m pytest -q

@@ -29,8 +29,10 @@ app = typer.Typer(
 )
 models_app = typer.Typer(help="Build and list the model files.", no_args_is_help=True)
 gallery_app = typer.Typer(help="Inspect and manage the gallery of enrolled people.", no_args_is_help=True)
+eval_app = typer.Typer(help="Measure accuracy: LFW 10-fold, or your own labelled pairs.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(gallery_app, name="gallery")
+app.add_typer(eval_app, name="eval")
 
 # -- shared options -------------------------------------------------------------
 Json = Annotated[bool, typer.Option("--json", help="JSON Lines on stdout, one object per row.")]
@@ -448,6 +450,86 @@ def gallery_stats(gallery: GalleryOpt = None, json_lines: Json = False) -> None:
         out.record(stats)
     else:
         out.table(None, ["key", "value"], list(stats.items()))
+
+
+# -- eval ----------------------------------------------------------------------------
+def _run_eval(pairs, title: str, detector: str, device: str, flip: bool, margin: float | None, far: float,
+              json_lines: bool, quiet: bool, verbose: bool, plot: Path | None) -> None:
+    from facecli import evaluation
+    from facecli.detection import create_detector
+    from facecli.embedding import Embedder
+
+    out = _output(json_lines, quiet, verbose)
+    embedder = Embedder("facenet", device, flip=flip, margin=margin)
+    det = create_detector(detector, device)
+    setting = {"model": embedder.spec.sha256, "detector": detector, "margin": embedder.margin, "flip": flip,
+               "detector_args": {k: v for k, v in vars(det).items() if isinstance(v, (int, float, str, tuple))}}
+    paths = sorted(set(pairs.a) | set(pairs.b))
+    out.info(f"{len(pairs.a)} pairs, {len(paths)} images; detector {detector}, margin {embedder.margin:g}, "
+             f"flip {flip}, provider {embedder.provider}")
+    with out.progress(len(paths), "embedding") as tick:
+        emb, fallbacks = evaluation.embed_for_eval(paths, det, embedder, setting, on_image=tick)
+    d = evaluation.distances(pairs, emb)
+    rep = evaluation.report(d, pairs.same, pairs.fold, far)
+    rep.images, rep.fallbacks = len(paths), fallbacks
+    rep.setting = {k: v for k, v in setting.items() if k != "model"} | {"model": "facenet"}
+    if json_lines:
+        out.record(rep.as_dict())
+    else:
+        out.table(title, ["metric", "value"], [
+            ("pairs / images", f"{rep.pairs} / {rep.images}"),
+            ("accuracy (10-fold)", f"{rep.accuracy * 100:.2f} % ± {rep.accuracy_std * 100:.2f}"),
+            ("tau per fold", " ".join(f"{t:.2f}" for t in rep.fold_tau)),
+            ("tau on all pairs", f"{rep.tau:.2f} ({rep.tau_accuracy * 100:.2f} %)"),
+            (f"VAL @ FAR={far:g}", f"{rep.val * 100:.2f} % ± {rep.val_std * 100:.2f} (FAR {rep.far:.4f})"),
+            ("ROC AUC", f"{rep.auc:.5f}"),
+            ("no face found (centre crop used)", str(rep.fallbacks)),
+        ])
+    if plot is not None:
+        evaluation.plot(d, pairs.same, rep.tau, plot, f"{title}: {rep.accuracy * 100:.2f} %")
+        out.info(f"wrote {plot}")
+
+
+Margin = Annotated[float | None, typer.Option(help="Crop margin in pixels (default: the manifest's, 32).",
+                                                 show_default=False)]
+Far = Annotated[float, typer.Option(help="False accept rate for VAL@FAR.")]
+Plot = Annotated[Path | None, typer.Option(help="Write ROC and distance histograms to this PNG (matplotlib).",
+                                              show_default=False)]
+
+
+@eval_app.command("lfw")
+def eval_lfw(
+    pairs: Annotated[Path, typer.Option(help="LFW pairs.txt.")] = Path("../shared/lfw/pairs.txt"),
+    images: Annotated[Path, typer.Option(help="LFW images folder (<Name>/<Name>_NNNN.jpg).")] =
+    Path("../shared/lfw/images"),
+    detector: DetectorOpt = "mtcnn", device: Device = "auto", flip: Flip = False, margin: Margin = None,
+    far: Far = 1e-3, plot: Plot = None, json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False,
+) -> None:
+    """LFW verification, 10-fold as FaceNet's validate_on_lfw: accuracy, tau, VAL@FAR, AUC.
+
+    Example: [bold]facecli eval lfw --pairs ../shared/lfw/pairs.txt --images ../shared/lfw/images --plot roc.png[/]
+    """
+    from facecli.evaluation import read_lfw_pairs
+
+    _run_eval(read_lfw_pairs(pairs, images), "LFW", detector, device, flip, margin, far, json_lines, quiet,
+              verbose, plot)
+
+
+@eval_app.command("pairs")
+def eval_pairs(
+    pairs: Annotated[Path, typer.Option(help="Lines 'a.jpg b.jpg 1|0' (1 = same person), paths relative "
+                                             "to the file.", show_default=False)],
+    detector: DetectorOpt = "mtcnn", device: Device = "auto", flip: Flip = False, margin: Margin = None,
+    far: Far = 1e-3, plot: Plot = None, json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False,
+) -> None:
+    """Calibrate tau on your own labelled pairs (your cameras, your people).
+
+    Example: [bold]facecli eval pairs --pairs my-pairs.txt --json | jq .tau[/]
+    """
+    from facecli.evaluation import read_labelled_pairs
+
+    _run_eval(read_labelled_pairs(pairs), str(pairs), detector, device, flip, margin, far, json_lines, quiet,
+              verbose, plot)
 
 
 def main() -> None:

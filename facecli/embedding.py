@@ -12,8 +12,9 @@ class Embedder:
     """An ONNX embedding model driven by its manifest entry."""
 
     def __init__(self, model: str = "facenet", device: str = "auto", batch_size: int = 32,
-                 flip: bool = False) -> None:
+                 flip: bool = False, margin: float | None = None) -> None:
         self.spec: ModelSpec = spec(model)
+        self._margin = margin
         self.session = create_session(verified_path(model), device)
         self.provider = provider_name(self.session)
         self.batch_size = batch_size
@@ -38,7 +39,8 @@ class Embedder:
 
     @property
     def margin(self) -> float:
-        return float(self.spec.alignment.get("margin", 0))
+        """Pixels added around the detector's box (the manifest's, unless overridden)."""
+        return float(self._margin if self._margin is not None else self.spec.alignment.get("margin", 0))
 
     def _run(self, crops: np.ndarray) -> np.ndarray:
         x = (crops.astype(np.float32) - self._mean) * self._scale

@@ -1,0 +1,315 @@
+"""Measure verification accuracy the way FaceNet's ``validate_on_lfw`` does.
+
+10-fold cross-validation in file order: in each fold the threshold with the
+best accuracy on the other nine folds (squared L2 from 0 to 4 in steps of
+0.01) is applied to the held-out fold. Also VAL@FAR (the rate of genuine
+pairs accepted at a threshold giving that false-accept rate on the training
+folds), ROC AUC, and the single tau that is best on all pairs (what to ship).
+
+Embeddings are cached per image content hash and pipeline setting, so a
+re-run costs nothing and variants that share a detector share its detections.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from facecli.alignment import center_crop, crop_face
+from facecli.detection import Detection
+from facecli.errors import InputError
+from facecli.imageio import decode, read_bytes
+from facecli.paths import cache_dir
+from facecli.sources import sha256_bytes
+
+THRESHOLDS = np.arange(0.0, 4.0, 0.01)
+
+
+# -- pairs ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Pairs:
+    a: list[str]
+    b: list[str]
+    same: np.ndarray  # bool
+    fold: np.ndarray  # int
+
+
+def read_lfw_pairs(pairs_file: Path, images: Path) -> Pairs:
+    """LFW ``pairs.txt``: a header ``folds\\tn``, then per fold n same then n different pairs."""
+    try:
+        lines = [ln.split() for ln in Path(pairs_file).read_text().splitlines() if ln.strip()]
+    except OSError as exc:
+        raise InputError(str(pairs_file), exc.strerror or str(exc)) from None
+    try:
+        n_folds, n = int(lines[0][0]), int(lines[0][1])
+    except (IndexError, ValueError):
+        raise InputError(str(pairs_file), "not an LFW pairs file (first line should be 'folds<TAB>pairs')") from None
+
+    def path(name: str, number: str) -> str:
+        return str(Path(images) / name / f"{name}_{int(number):04d}.jpg")
+
+    a, b, same, fold = [], [], [], []
+    for i, parts in enumerate(lines[1:]):
+        if len(parts) == 3:
+            a.append(path(parts[0], parts[1]))
+            b.append(path(parts[0], parts[2]))
+            same.append(True)
+        elif len(parts) == 4:
+            a.append(path(parts[0], parts[1]))
+            b.append(path(parts[2], parts[3]))
+            same.append(False)
+        else:
+            raise InputError(f"{pairs_file}:{i + 2}", "expected 'name i j' or 'name1 i name2 j'")
+        fold.append(i // (2 * n))
+    if len(a) != n_folds * 2 * n:
+        raise InputError(str(pairs_file), f"{len(a)} pairs, the header promises {n_folds * 2 * n}")
+    return Pairs(a, b, np.array(same), np.array(fold))
+
+
+def read_labelled_pairs(pairs_file: Path, folds: int = 10) -> Pairs:
+    """A user's own pairs: ``a.jpg b.jpg 1|0`` per line (tab-separated when paths have spaces)."""
+    base = Path(pairs_file).parent
+    a, b, same = [], [], []
+    try:
+        text = Path(pairs_file).read_text()
+    except OSError as exc:
+        raise InputError(str(pairs_file), exc.strerror or str(exc)) from None
+    for i, line in enumerate(text.splitlines()):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        parts = line.split("\t") if "\t" in line else line.split()
+        if len(parts) != 3 or parts[2].strip() not in ("0", "1"):
+            raise InputError(f"{pairs_file}:{i + 1}", "expected 'a.jpg b.jpg 1|0'")
+        a.append(str(base / parts[0].strip()))
+        b.append(str(base / parts[1].strip()))
+        same.append(parts[2].strip() == "1")
+    same_arr = np.array(same, dtype=bool)
+    if same_arr.all() or not same_arr.any():
+        raise InputError(str(pairs_file), "needs both same (1) and different (0) pairs")
+    k = max(2, min(folds, len(a) // 2))
+    return Pairs(a, b, same_arr, np.arange(len(a)) % k)
+
+
+# -- metrics ------------------------------------------------------------------------
+@dataclass
+class Report:
+    pairs: int
+    accuracy: float
+    accuracy_std: float
+    fold_accuracy: list[float]
+    fold_tau: list[float]
+    tau: float  # best on all pairs
+    tau_accuracy: float
+    val: float
+    val_std: float
+    far: float
+    far_target: float
+    auc: float
+    images: int = 0
+    fallbacks: int = 0
+    setting: dict | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _accuracies(d: np.ndarray, same: np.ndarray) -> np.ndarray:
+    """Accuracy at every threshold of THRESHOLDS (``d < t`` means same, as FaceNet)."""
+    pred = d[None, :] < THRESHOLDS[:, None]
+    return (pred == same[None, :]).mean(axis=1)
+
+
+def kfold_accuracy(d: np.ndarray, same: np.ndarray, fold: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out accuracy and the chosen tau of each fold."""
+    accs, taus = [], []
+    for k in np.unique(fold):
+        train, test = fold != k, fold == k
+        tau = THRESHOLDS[int(np.argmax(_accuracies(d[train], same[train])))]
+        accs.append(float(((d[test] < tau) == same[test]).mean()))
+        taus.append(float(tau))
+    return np.array(accs), np.array(taus)
+
+
+def val_at_far(d: np.ndarray, same: np.ndarray, fold: np.ndarray, far_target: float = 1e-3
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Per fold: the threshold reaching ``far_target`` on training folds, then VAL and FAR on the test fold."""
+    vals, fars = [], []
+    for k in np.unique(fold):
+        train, test = fold != k, fold == k
+        diff_train = d[train & ~same]
+        far_train = (diff_train[None, :] < THRESHOLDS[:, None]).mean(axis=1)
+        # far_train is non-decreasing in the threshold: interpolate where it crosses the target
+        tau = float(np.interp(far_target, far_train, THRESHOLDS)) if far_train.max() >= far_target else 0.0
+        vals.append(float((d[test & same] < tau).mean()))
+        fars.append(float((d[test & ~same] < tau).mean()))
+    return np.array(vals), np.array(fars)
+
+
+def roc_auc(d: np.ndarray, same: np.ndarray) -> float:
+    """P(a genuine pair is closer than an impostor pair), ties counted half."""
+    genuine, impostor = np.sort(d[same]), np.sort(d[~same])
+    below = np.searchsorted(impostor, genuine, side="left")
+    ties = np.searchsorted(impostor, genuine, side="right") - below
+    return float(((len(impostor) - below - ties) + 0.5 * ties).sum() / (len(genuine) * len(impostor)))
+
+
+def report(d: np.ndarray, same: np.ndarray, fold: np.ndarray, far_target: float = 1e-3) -> Report:
+    accs, taus = kfold_accuracy(d, same, fold)
+    all_acc = _accuracies(d, same)
+    best = int(np.argmax(all_acc))
+    vals, fars = val_at_far(d, same, fold, far_target)
+    return Report(pairs=len(d), accuracy=float(accs.mean()), accuracy_std=float(accs.std()),
+                  fold_accuracy=accs.round(4).tolist(), fold_tau=taus.round(2).tolist(),
+                  tau=round(float(THRESHOLDS[best]), 2), tau_accuracy=float(all_acc[best]),
+                  val=float(vals.mean()), val_std=float(vals.std()), far=float(fars.mean()),
+                  far_target=far_target, auc=roc_auc(d, same))
+
+
+# -- embeddings with a cache ------------------------------------------------------------
+def central_face(faces: Sequence[Detection], shape: tuple[int, ...]) -> Detection:
+    """FaceNet's choice among several faces: the largest, penalised by its offset from the centre."""
+    cy, cx = shape[0] / 2, shape[1] / 2
+
+    def merit(f: Detection) -> float:
+        ox = (f.box[0] + f.box[2]) / 2 - cx
+        oy = (f.box[1] + f.box[3]) / 2 - cy
+        return f.area - 2.0 * (ox * ox + oy * oy)
+
+    return max(faces, key=merit)
+
+
+class EmbeddingCache:
+    """(setting, image sha256) -> embedding and whether the centre-crop fallback was used.
+
+    Detections are cached on their own, keyed by the detector's setting, so
+    variants that change only the margin or flip skip detection.
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
+        path = path or cache_dir() / "eval-embeddings.sqlite"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(path, timeout=60, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        self._conn.execute("CREATE TABLE IF NOT EXISTS emb (setting TEXT, sha TEXT, vec BLOB, fallback INT, "
+                           "PRIMARY KEY (setting, sha))")
+        self._conn.execute("CREATE TABLE IF NOT EXISTS det (setting TEXT, sha TEXT, box TEXT, "
+                           "PRIMARY KEY (setting, sha))")
+
+    def get_box(self, setting: str, sha: str) -> tuple[bool, Detection | None]:
+        """(cached?, the chosen face or None when the detector found none)."""
+        row = self._conn.execute("SELECT box FROM det WHERE setting = ? AND sha = ?", (setting, sha)).fetchone()
+        if row is None:
+            return False, None
+        box = json.loads(row[0])
+        return True, None if box is None else Detection(tuple(box), 1.0)
+
+    def put_box(self, setting: str, sha: str, det: Detection | None) -> None:
+        self._conn.execute("INSERT OR REPLACE INTO det VALUES (?, ?, ?)",
+                           (setting, sha, json.dumps(None if det is None else list(det.box))))
+
+    def get(self, setting: str, sha: str) -> tuple[np.ndarray, bool] | None:
+        row = self._conn.execute("SELECT vec, fallback FROM emb WHERE setting = ? AND sha = ?",
+                                 (setting, sha)).fetchone()
+        return None if row is None else (np.frombuffer(row[0], dtype="<f4"), bool(row[1]))
+
+    def put_many(self, setting: str, rows: list[tuple[str, np.ndarray, bool]]) -> None:
+        self._conn.execute("BEGIN")
+        self._conn.executemany("INSERT OR REPLACE INTO emb VALUES (?, ?, ?, ?)",
+                               [(setting, sha, np.asarray(v, "<f4").tobytes(), int(fb)) for sha, v, fb in rows])
+        self._conn.execute("COMMIT")
+
+
+def setting_key(setting: dict) -> str:
+    return hashlib.sha256(json.dumps(setting, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def embed_for_eval(paths: Sequence[str], detector, embedder, setting: dict,
+                   on_image: Callable[[], None] = lambda: None,
+                   cache: EmbeddingCache | None = None) -> tuple[dict[str, np.ndarray], int]:
+    """One embedding per image (its central face, else a centre crop); returns them and the fallback count."""
+    cache = cache or EmbeddingCache()
+    key = setting_key(setting)
+    det_key = setting_key({k: setting[k] for k in ("detector", "detector_args")})
+    result: dict[str, np.ndarray] = {}
+    fallbacks = 0
+    todo: list[tuple[str, str, np.ndarray, bool]] = []
+
+    def flush() -> None:
+        if not todo:
+            return
+        emb = embedder.embed(np.stack([t[2] for t in todo]))
+        cache.put_many(key, [(sha, v, fb) for (_, sha, _, fb), v in zip(todo, emb)])
+        for (p, _, _, _), v in zip(todo, emb):
+            result[p] = v
+        todo.clear()
+
+    for p in paths:
+        data = read_bytes(p)
+        sha = sha256_bytes(data)
+        hit = cache.get(key, sha)
+        if hit is not None:
+            result[p] = hit[0]
+            fallbacks += hit[1]
+        else:
+            image = decode(data, p)
+            cached, face = cache.get_box(det_key, sha)
+            if not cached:
+                faces = detector.detect(image)
+                face = central_face(faces, image.shape) if faces else None
+                cache.put_box(det_key, sha, face)
+            if face is not None:
+                crop, fb = crop_face(image, face, embedder.size, embedder.margin), False
+            else:
+                crop, fb = center_crop(image, embedder.size), True
+            fallbacks += fb
+            todo.append((p, sha, crop, fb))
+            if len(todo) >= embedder.batch_size:
+                flush()
+        on_image()
+    flush()
+    return result, fallbacks
+
+
+def distances(pairs: Pairs, emb: dict[str, np.ndarray]) -> np.ndarray:
+    a = np.stack([emb[p] for p in pairs.a])
+    b = np.stack([emb[p] for p in pairs.b])
+    return np.sum((a - b) ** 2, axis=1)
+
+
+def plot(d: np.ndarray, same: np.ndarray, tau: float, out: Path, title: str) -> None:
+    """ROC curve and the genuine/impostor distance histograms with tau marked."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise InputError(f"--plot {out}", "needs matplotlib: pip install -e '.[plot]'") from None
+    tpr = [(d[same] < t).mean() for t in THRESHOLDS]
+    fpr = [(d[~same] < t).mean() for t in THRESHOLDS]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    ax1.plot(fpr, tpr)
+    ax1.set_xscale("log")
+    ax1.set_xlim(1e-4, 1)
+    ax1.set_xlabel("false accept rate")
+    ax1.set_ylabel("true accept rate")
+    ax1.set_title("ROC")
+    ax1.grid(True, which="both", alpha=0.3)
+    bins = np.linspace(0, 4, 81)
+    ax2.hist(d[same], bins=bins, alpha=0.6, label="same person")
+    ax2.hist(d[~same], bins=bins, alpha=0.6, label="different people")
+    ax2.axvline(tau, color="k", linestyle="--", label=f"tau = {tau:.2f}")
+    ax2.set_xlabel("squared L2 distance")
+    ax2.set_ylabel("pairs")
+    ax2.legend()
+    ax2.set_title("distance distributions")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)

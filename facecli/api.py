@@ -147,13 +147,31 @@ def verify_claim(pipeline: Pipeline, gallery: Gallery, photo: str, name: str, ta
 
 
 # -- identify -----------------------------------------------------------------
-def identify(pipeline: Pipeline, gallery: Gallery, paths: Iterable[str], tau: float,
-             top_k: int = 1) -> Iterator[tuple[ImageResult, list[matching.Decision]]]:
-    """1:K: for every face of every image, the nearest person within tau or nobody."""
+def identify(pipeline: Pipeline, gallery: Gallery, paths: Iterable[str], tau: float, top_k: int = 1,
+             batch_faces: int = 64) -> Iterator[tuple[ImageResult, list[matching.Decision]]]:
+    """1:K: for every face of every image, the nearest person within tau or nobody.
+
+    Faces of consecutive images are scored together, ``batch_faces`` at a
+    time, in one matrix product against the template matrix.
+    """
     templates = gallery.template_matrix()
+    pending: list[ImageResult] = []
+
+    def flush() -> Iterator[tuple[ImageResult, list[matching.Decision]]]:
+        faces = [f for r in pending for f in r.faces]
+        decisions = matching.identify(np.stack([f.embedding for f in faces]), templates, tau, top_k) \
+            if faces else []
+        start = 0
+        for r in pending:
+            yield r, decisions[start:start + len(r.faces)]
+            start += len(r.faces)
+        pending.clear()
+
+    n_faces = 0
     for res in pipeline.run(paths):
-        if not res.faces:
-            yield res, []
-            continue
-        emb = np.stack([f.embedding for f in res.faces])
-        yield res, matching.identify(emb, templates, tau, top_k)
+        pending.append(res)
+        n_faces += len(res.faces)
+        if n_faces >= batch_faces:
+            yield from flush()
+            n_faces = 0
+    yield from flush()

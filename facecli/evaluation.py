@@ -291,8 +291,9 @@ def plot(d: np.ndarray, same: np.ndarray, tau: float, out: Path, title: str) -> 
         import matplotlib.pyplot as plt
     except ImportError:
         raise InputError(f"--plot {out}", "needs matplotlib: pip install -e '.[plot]'") from None
-    tpr = [(d[same] < t).mean() for t in THRESHOLDS]
-    fpr = [(d[~same] < t).mean() for t in THRESHOLDS]
+    order = np.argsort(d, kind="stable")  # every distance is a threshold: the exact ROC
+    tpr = np.cumsum(same[order]) / same.sum()
+    fpr = np.cumsum(~same[order]) / (~same).sum()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     ax1.plot(fpr, tpr)
     ax1.set_xscale("log")

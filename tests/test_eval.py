@@ -1,0 +1,88 @@
+"""LFW evaluation: the fold logic on a hand-computed example, and the real pipeline on an LFW subset."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facecli.evaluation import kfold_accuracy, read_lfw_pairs, report, roc_auc
+
+LFW = Path(__file__).resolve().parents[2] / "shared" / "lfw"
+
+
+def _example():
+    """4 folds x (2 same + 2 different); fold 0 holds one hard same pair at 1.55."""
+    same_d, diff_d = [0.5, 0.6], [1.5, 1.6]
+    d, same, fold = [], [], []
+    for k in range(4):
+        s = [0.5, 1.55] if k == 0 else same_d
+        d += s + diff_d
+        same += [True, True, False, False]
+        fold += [k] * 4
+    return np.array(d), np.array(same), np.array(fold)
+
+
+def test_fold_logic_on_a_hand_computed_example():
+    d, same, fold = _example()
+    accs, taus = kfold_accuracy(d, same, fold)
+    # Training on any three folds, every threshold in (0.6, 1.5] errs at most on the hard pair,
+    # and the first of them on the 0.01 grid is 0.61.
+    assert taus == pytest.approx([0.61] * 4)
+    # Fold 0 with tau 0.61: 0.5 same ok, 1.55 same missed, both different pairs ok.
+    assert accs.tolist() == [0.75, 1.0, 1.0, 1.0]
+    rep = report(d, same, fold)
+    assert rep.accuracy == pytest.approx(0.9375)
+    # 7 genuine pairs beat all 8 impostors; the hard one beats only the four at 1.6.
+    assert roc_auc(d, same) == pytest.approx((7 * 8 + 4) / 64)
+
+
+def test_lfw_pairs_file_is_read_in_fold_order():
+    if not LFW.exists():
+        pytest.skip(f"{LFW} is absent (the shared LFW benchmark)")
+    pairs = read_lfw_pairs(LFW / "pairs.txt", LFW / "images")
+    assert len(pairs.a) == 6000 and pairs.same.sum() == 3000
+    assert pairs.fold[0] == 0 and pairs.fold[-1] == 9 and pairs.same[:300].all() and not pairs.same[300:600].any()
+    assert all(Path(p).exists() for p in pairs.a[:50] + pairs.b[:50])
+
+
+def test_lfw_subset_accuracy_with_the_real_model(run, tmp_path):
+    if not LFW.exists():
+        pytest.skip(f"{LFW} is absent (the shared LFW benchmark)")
+    lines = (LFW / "pairs.txt").read_text().splitlines()
+    subset = ["10\t30"]
+    for k in range(10):
+        block = lines[1 + 600 * k: 1 + 600 * (k + 1)]
+        subset += block[:30] + block[300:330]
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("\n".join(subset) + "\n")
+    proc = run("eval", "lfw", "--pairs", str(pairs), "--images", str(LFW / "images"), "--json",
+               env={"FACECLI_CACHE": str(tmp_path / "cache")})
+    assert proc.returncode == 0, proc.stderr
+    rep = json.loads(proc.stdout)
+    assert rep["pairs"] == 600 and len(rep["fold_tau"]) == 10
+    assert rep["accuracy"] >= 0.97, rep
+    assert 0.5 < rep["tau"] < 1.6 and rep["auc"] > 0.99
+    assert rep["fallbacks"] < 5  # deep-funneled LFW: MTCNN finds nearly every face
+
+
+def test_user_pairs_count_the_centre_crop_fallback(run, images, no_face, tmp_path):
+    pairs = tmp_path / "mine.txt"
+    rows = [("obama.jpg", "obama2.jpg", 1), ("obama.jpg", "obama3.jpg", 1), ("obama2.jpg", "obama3.jpg", 1),
+            ("obama.jpg", "biden.jpg", 0), ("obama2.jpg", "biden.jpg", 0), ("obama3.jpg", "biden.jpg", 0)]
+    text = "".join(f"{images / a}\t{images / b}\t{s}\n" for a, b, s in rows)
+    pairs.write_text(text + f"{no_face}\t{images / 'biden.jpg'}\t0\n")
+    proc = run("eval", "pairs", "--pairs", str(pairs), "--json", env={"FACECLI_CACHE": str(tmp_path / "cache")})
+    assert proc.returncode == 0, proc.stderr
+    rep = json.loads(proc.stdout)
+    assert rep["pairs"] == 7 and rep["images"] == 5 and rep["fallbacks"] == 1
+    assert rep["tau_accuracy"] == 1.0  # these photos separate perfectly at the best tau
+
+
+def test_bad_pairs_file(run, tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_text("a.jpg b.jpg maybe\n")
+    proc = run("eval", "pairs", "--pairs", str(bad))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and str(bad) in proc.stderr

@@ -436,6 +436,23 @@ def gallery_rename(old: str, new: str, gallery: GalleryOpt = None) -> None:
     _output(False, False, False).line(f"renamed {old} to {new}")
 
 
+@gallery_app.command("check")
+def gallery_check(gallery: GalleryOpt = None, json_lines: Json = False) -> None:
+    """Check the file's integrity and that every template fits the gallery's model. Exit 0 sound, 1 problems.
+
+    Example: [bold]facecli gallery check && echo sound[/]
+    """
+    out = _output(json_lines, False, False)
+    with _open_gallery(gallery) as g:
+        problems = g.check()
+        path = str(g.path)
+    if json_lines:
+        out.record({"gallery": path, "ok": not problems, "problems": problems})
+    else:
+        out.line(f"{path}: ok" if not problems else "\n".join(f"{path}: {p}" for p in problems))
+    raise typer.Exit(EXIT_OK if not problems else EXIT_NO)
+
+
 @gallery_app.command("stats")
 def gallery_stats(gallery: GalleryOpt = None, json_lines: Json = False) -> None:
     """Size of the gallery: people, templates, model, file.

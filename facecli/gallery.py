@@ -94,10 +94,12 @@ class Gallery:
         path = Path(path)
         if path.is_dir():
             raise GalleryError(str(path), "is a directory, not a gallery file")
-        exists = path.exists()
+        # A 0-byte file is a gallery another process has just created and not
+        # yet initialised: for a reader it is "no gallery yet", not garbage.
+        exists = path.exists() and path.stat().st_size > 0
         if not exists and not create:
             raise GalleryError(str(path), "no gallery here yet; enroll someone first (facecli enroll NAME PHOTO)")
-        if not exists:
+        if not path.exists():
             cls._create_file(path)
         try:
             conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
@@ -283,6 +285,29 @@ class Gallery:
                 raise GalleryError(new, "a person with this name is already enrolled")
             if conn.execute("UPDATE persons SET name = ? WHERE name = ?", (new, old)).rowcount == 0:
                 raise GalleryError(old, f"no such person in {self.path}")
+
+    def check(self) -> list[str]:
+        """Problems found by SQLite's integrity check and by a model-consistency check; [] when sound."""
+        problems = [row[0] for row in self._conn.execute("PRAGMA integrity_check") if row[0] != "ok"]
+        problems += [f"foreign key violation in {row[0]}" for row in self._conn.execute("PRAGMA foreign_key_check")]
+        meta = self.meta()
+        dim = int(meta["dim"])
+        for model, n in self._conn.execute("SELECT model, COUNT(*) FROM templates GROUP BY model"):
+            if model != meta["model"]:
+                problems.append(f"{n} templates from model {model}, the gallery is for {meta['model']}")
+        rows = self._conn.execute("SELECT t.id, p.name, t.embedding FROM templates t "
+                                  "JOIN persons p ON p.id = t.person_id")
+        for tid, name, blob in rows:
+            if len(blob) != 4 * dim:
+                problems.append(f"template {tid} of {name}: {len(blob)} bytes, expected {4 * dim}")
+                continue
+            norm = float(np.linalg.norm(np.frombuffer(blob, dtype="<f4")))
+            if not abs(norm - 1.0) < 1e-3:
+                problems.append(f"template {tid} of {name}: norm {norm:.4f}, expected 1")
+        empty = self._conn.execute("SELECT name FROM persons p WHERE NOT EXISTS "
+                                   "(SELECT 1 FROM templates t WHERE t.person_id = p.id)").fetchall()
+        problems += [f"person {name} has no template" for (name,) in empty]
+        return problems
 
     def stats(self) -> dict:
         meta = self.meta()

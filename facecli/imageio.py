@@ -88,6 +88,24 @@ def declared_size(data: bytes, fmt: str) -> tuple[int, int] | None:
     return None
 
 
+def _check_png_chunks(data: bytes, name: str) -> None:
+    """Walk the PNG chunk headers: every chunk must fit in the file and IEND must come.
+
+    libpng can spend seconds on a chunk whose length field points far past
+    the end of a small file; checking the layout first costs microseconds.
+    """
+    pos = 8
+    while pos + 12 <= len(data):
+        (length,) = struct.unpack(">I", data[pos:pos + 4])
+        kind = data[pos + 4:pos + 8]
+        if pos + 12 + length > len(data):
+            raise InputError(name, f"corrupt or truncated PNG (chunk {kind!r} runs past the end of the file)")
+        if kind == b"IEND":
+            return
+        pos += 12 + length
+    raise InputError(name, "truncated PNG (no IEND chunk)")
+
+
 def decode(data: bytes, name: str) -> np.ndarray:
     """Decode image bytes to RGB uint8 (H, W, 3); ``name`` is used in errors."""
     import cv2
@@ -105,8 +123,8 @@ def decode(data: bytes, name: str) -> np.ndarray:
             raise InputError(name, f"declares an empty {w}x{h} image")
     if fmt == "jpeg" and b"\xff\xd9" not in data[-4096:]:
         raise InputError(name, "truncated JPEG (no end-of-image marker)")
-    if fmt == "png" and b"IEND" not in data[-64:]:
-        raise InputError(name, "truncated PNG (no IEND chunk)")
+    if fmt == "png":
+        _check_png_chunks(data, name)
     try:
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     except cv2.error as exc:

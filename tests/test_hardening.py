@@ -110,13 +110,23 @@ def test_broken_inputs_refused_in_one_line_and_gallery_untouched(case, run, imag
 
 
 def test_gallery_in_read_only_folder(run, images, tmp_path):
-    if os.geteuid() == 0:
-        pytest.skip("root writes into read-only folders: cannot test the refusal here")
     folder = tmp_path / "ro"
     folder.mkdir()
-    folder.chmod(0o500)
-    proc = run("enroll", "obama", str(images / "obama.jpg"), "--gallery", str(folder / "g.db"))
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr and str(folder / "g.db") in proc.stderr
+    if os.geteuid() == 0:  # root ignores mode bits; an immutable folder stops root too
+        if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+            pytest.skip("running as root on a file system without chattr +i")
+    else:
+        folder.chmod(0o500)
+    try:
+        proc = run("enroll", "obama", str(images / "obama.jpg"), "--gallery", str(folder / "g.db"))
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+        folder.chmod(0o700)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [f"error: {folder / 'g.db'}: cannot create the gallery: "
+                                                f"{os.strerror(1 if os.geteuid() == 0 else 13)}"]
+    assert list(folder.iterdir()) == []
 
 
 def test_gallery_from_a_newer_schema_is_refused_untouched(run, images, tmp_path):

@@ -295,3 +295,19 @@ def test_same_photo_same_embedding_across_runs_and_batch_sizes(run, images, pipe
     one = Embedder("facenet", "cpu", batch_size=1).embed(crops)
     many = Embedder("facenet", "cpu", batch_size=64).embed(crops)
     assert np.abs(one - many).max() < 1e-5 and np.abs(one - a).max() < 1e-5
+
+
+def test_gallery_check_reports_damage(run, images):
+    assert run("enroll", "obama", str(images / "obama.jpg")).returncode == 0
+    ok = run("gallery", "check", "--json")
+    assert ok.returncode == 0 and _rows(ok.stdout)[0]["ok"] is True
+    conn = sqlite3.connect(run.gallery)
+    conn.execute("UPDATE templates SET embedding = ?", (np.full(512, 0.5, "<f4").tobytes(),))
+    conn.execute("INSERT INTO templates (person_id, model, embedding, source, sha256, box, created) "
+                 "SELECT person_id, 'sface', embedding, 'x.jpg', 'abc', '[]', 0 FROM templates")
+    conn.commit()
+    conn.close()
+    bad = run("gallery", "check", "--json")
+    (row,) = _rows(bad.stdout)
+    assert bad.returncode == 1 and row["ok"] is False
+    assert any("model sface" in p for p in row["problems"]) and any("norm" in p for p in row["problems"])

@@ -73,8 +73,8 @@ def _pipeline(out, detector: str = "mtcnn", device: str = "auto", flip: bool = F
     from facecli.pipeline import Pipeline
 
     pipe = Pipeline(detector=detector, device=device, flip=flip, embed=embed)
-    out.info(f"detector {detector}, embedder {pipe.embedder.name} ({pipe.embedder.dim}-d) "
-             f"on {pipe.provider}")
+    out.info(f"detector {detector}" + (f", embedder {pipe.embedder.name} ({pipe.embedder.dim}-d)" if embed else "")
+             + f" on {pipe.provider}")
     return pipe
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 
 from facecli.models import ModelSpec, spec, verified_path
@@ -15,14 +17,22 @@ class Embedder:
                  flip: bool = False, margin: float | None = None) -> None:
         self.spec: ModelSpec = spec(model)
         self._margin = margin
-        self.session = create_session(verified_path(model), device)
-        self.provider = provider_name(self.session)
+        self._device = device
         self.batch_size = batch_size
         self.flip = flip
         self._input = self.spec.input["name"]
         self._output = self.spec.output["name"]
         self._mean = np.float32(self.spec.preprocess["mean"])
         self._scale = np.float32(1.0 / self.spec.preprocess["std"])
+
+    @cached_property
+    def session(self):
+        """Created on first use, so `facecli detect` never loads the embedding model."""
+        return create_session(verified_path(self.spec.name), self._device)
+
+    @property
+    def provider(self) -> str:
+        return provider_name(self.session)
 
     @property
     def name(self) -> str:

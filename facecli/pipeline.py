@@ -37,7 +37,6 @@ class ImageResult:
     path: str
     faces: list[Face] = field(default_factory=list)
     error: FaceCliError | None = None
-    size: tuple[int, int] | None = None  # (width, height)
     sha256: str | None = None  # of the file's bytes: the identity of a photo
 
 
@@ -61,7 +60,8 @@ class Pipeline:
 
     @property
     def provider(self) -> str:
-        return self.embedder.provider
+        """The execution provider of the heaviest model this pipeline runs."""
+        return self.embedder.provider if self.embed else self.detector.provider
 
     def _analyse(self, path: str, future: Future) -> ImageResult:
         try:
@@ -71,7 +71,7 @@ class Pipeline:
         detections = self.detector.detect(image)
         faces = [Face(i, d, crop_face(image, d, self.embedder.size, self.embedder.margin))
                  for i, d in enumerate(detections)]
-        return ImageResult(path, faces, size=(image.shape[1], image.shape[0]), sha256=sha)
+        return ImageResult(path, faces, sha256=sha)
 
     def _flush(self, pending: list[ImageResult]) -> None:
         faces = [f for r in pending for f in r.faces]

@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 IMAGES := tests/images
 DEMO   := $(or $(TMPDIR),/tmp)/facecli-demo
 
-.PHONY: install models images test demo bench lint clean
+.PHONY: install models images test demo accuracy lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,8 +44,10 @@ demo: models images
 	@echo "== the same as JSON Lines, paths from stdin"
 	ls $(IMAGES)/obama*.jpg | FACECLI_GALLERY=$(DEMO)/gallery.db $(BIN)/facecli identify - --json
 
-bench: models images
-	$(BIN)/python bench/bench.py
+# LFW accuracy of each pipeline variant (needs ../shared/lfw; ~35 min the first time, cached after)
+accuracy: models
+	$(BIN)/python -m pip install --quiet -e '.[plot]'
+	$(BIN)/python bench/lfw_variants.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -20,6 +21,11 @@ sys.path.insert(0, str(TESTS))
 from fetch_images import fetch  # noqa: E402
 
 FACECLI = str(Path(sys.executable).with_name("facecli"))
+
+
+def json_rows(stdout: str) -> list[dict]:
+    """Parse JSON Lines output; fails if any stdout line is not JSON."""
+    return [json.loads(line) for line in stdout.splitlines()]
 
 
 @pytest.fixture(scope="session", autouse=True)

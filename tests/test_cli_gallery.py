@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 
 import pytest
+from conftest import json_rows
 
 from facecli.gallery import Gallery
-
-
-def _rows(stdout: str) -> list[dict]:
-    return [json.loads(line) for line in stdout.splitlines()]
 
 
 @pytest.fixture
@@ -27,12 +23,12 @@ def test_one_shot_identify_and_verify(enrolled, images):
     run = enrolled
     ok = run("identify", str(images / "obama2.jpg"), "--json")
     assert ok.returncode == 0, ok.stderr
-    (row,) = _rows(ok.stdout)
+    (row,) = json_rows(ok.stdout)
     assert row["name"] == "obama" and row["decision"] == "recognized" and row["distance"] < row["tau"]
 
     stranger = run("identify", str(images / "biden.jpg"), "--json")
     assert stranger.returncode == 1, stranger.stderr
-    (row,) = _rows(stranger.stdout)
+    (row,) = json_rows(stranger.stdout)
     assert row["name"] is None and row["decision"] == "not recognized"
     assert row["candidate"] == "obama" and row["distance"] > row["tau"]  # how close it came
 
@@ -40,20 +36,20 @@ def test_one_shot_identify_and_verify(enrolled, images):
     assert run("verify", str(images / "obama.jpg"), str(images / "biden.jpg")).returncode == 1
     claim = run("verify", str(images / "biden.jpg"), "--claim", "obama", "--json")
     assert claim.returncode == 1
-    (row,) = _rows(claim.stdout)
+    (row,) = json_rows(claim.stdout)
     assert row["claim"] == "obama" and row["decision"] == "different" and row["same"] is False
     assert run("verify", str(images / "obama2.jpg"), "--claim", "obama").returncode == 0
 
 
 def test_json_schema_of_identify_and_verify(enrolled, images):
     proc = enrolled("identify", str(images / "obama2.jpg"), "--json", "--top-k", "3")
-    (row,) = _rows(proc.stdout)
+    (row,) = json_rows(proc.stdout)
     assert set(row) >= {"file", "face", "box", "score", "landmarks", "name", "distance", "tau", "decision",
                         "candidate", "candidates"}
     assert row["file"] == str(images / "obama2.jpg") and row["face"] == 0 and len(row["box"]) == 4
     assert row["candidates"] == [{"name": "obama", "distance": row["distance"]}]
     proc = enrolled("verify", str(images / "obama.jpg"), str(images / "obama3.jpg"), "--json")
-    (row,) = _rows(proc.stdout)
+    (row,) = json_rows(proc.stdout)
     assert set(row) >= {"file", "face", "box", "other", "other_face", "distance", "tau", "same", "decision"}
     assert row["same"] is True and row["decision"] == "same" and 0 <= row["distance"] <= row["tau"]
 
@@ -62,19 +58,19 @@ def test_stdin_path_list_and_stdout_is_pure_json(enrolled, images):
     names = ["obama2.jpg", "biden.jpg", "obama3.jpg"]
     proc = enrolled("identify", "-", "--json", stdin="\n".join(str(images / n) for n in names) + "\n")
     assert proc.returncode == 0, proc.stderr
-    rows = _rows(proc.stdout)  # every stdout line parses
+    rows = json_rows(proc.stdout)  # every stdout line parses
     assert [r["name"] for r in rows] == ["obama", None, "obama"]
 
 
 def test_tau_option_changes_the_decision(enrolled, images):
     proc = enrolled("identify", str(images / "biden.jpg"), "--tau", "3.9", "--json")
-    assert proc.returncode == 0 and _rows(proc.stdout)[0]["name"] == "obama"
+    assert proc.returncode == 0 and json_rows(proc.stdout)[0]["name"] == "obama"
     assert enrolled("identify", str(images / "biden.jpg"), "--tau", "5").returncode == 2
 
 
 def test_enrolling_the_same_photo_twice_keeps_one_template(enrolled, images):
     proc = enrolled("enroll", "obama", str(images / "obama.jpg"), "--json")
-    assert proc.returncode == 0 and _rows(proc.stdout)[0]["status"] == "present"
+    assert proc.returncode == 0 and json_rows(proc.stdout)[0]["status"] == "present"
     with Gallery.open(enrolled.gallery, "facenet", 512) as g:
         assert g.stats()["templates"] == 1
     proc = enrolled("enroll", "obama", str(images / "obama2.jpg"))
@@ -94,7 +90,7 @@ def test_identify_names_every_face_of_a_group(run, images, side_by_side):
     assert run("enroll", "obama", str(images / "obama2.jpg")).returncode == 0
     assert run("enroll", "biden", str(images / "biden.jpg")).returncode == 0
     proc = run("identify", str(side_by_side), "--json")
-    names = {r["name"] for r in _rows(proc.stdout)}
+    names = {r["name"] for r in json_rows(proc.stdout)}
     assert names == {"obama", "biden"}
 
 
@@ -107,21 +103,21 @@ def test_enroll_dir_with_subfolders_and_named_files(run, images, tmp_path):
     (people / "notes.txt").write_text("not a photo")
     proc = run("enroll", "--dir", str(people), "--json")
     assert proc.returncode == 0, proc.stderr
-    assert sorted((r["name"], r["status"]) for r in _rows(proc.stdout)) == [
+    assert sorted((r["name"], r["status"]) for r in json_rows(proc.stdout)) == [
         ("barack", "added"), ("barack", "added"), ("joe", "added")]
-    listing = _rows(run("gallery", "list", "--json").stdout)
+    listing = json_rows(run("gallery", "list", "--json").stdout)
     assert [(p["name"], p["templates"]) for p in listing] == [("barack", 2), ("joe", 1)]
     proc = run("identify", str(images / "obama3.jpg"), "--json")
-    assert _rows(proc.stdout)[0]["name"] == "barack"
+    assert json_rows(proc.stdout)[0]["name"] == "barack"
 
 
 def test_gallery_management(enrolled, images):
     run = enrolled
-    show = _rows(run("gallery", "show", "obama", "--json").stdout)
+    show = json_rows(run("gallery", "show", "obama", "--json").stdout)
     assert show[0]["source"] == str(images / "obama.jpg") and len(show[0]["sha256"]) == 64
     assert run("gallery", "rename", "obama", "barack").returncode == 0
-    assert _rows(run("identify", str(images / "obama2.jpg"), "--json").stdout)[0]["name"] == "barack"
-    stats = _rows(run("gallery", "stats", "--json").stdout)[0]
+    assert json_rows(run("identify", str(images / "obama2.jpg"), "--json").stdout)[0]["name"] == "barack"
+    stats = json_rows(run("gallery", "stats", "--json").stdout)[0]
     assert stats["persons"] == 1 and stats["templates"] == 1 and stats["model"] == "facenet"
     assert run("gallery", "remove", "barack").returncode == 0
     assert run("gallery", "list", "--json").stdout == ""
@@ -174,7 +170,7 @@ def test_bad_photos_are_reported_and_the_others_still_processed(enrolled, images
     paths = [bad[c] for c in BAD if c != "unreadable"] + [str(images / "obama2.jpg")]
     proc = enrolled("identify", *paths, "--json")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    rows = _rows(proc.stdout)
+    rows = json_rows(proc.stdout)
     assert [r["decision"] for r in rows] == ["error"] * (len(paths) - 1) + ["recognized"]
     assert len(proc.stderr.strip().splitlines()) == len(paths) - 1
     for p in paths[:-1]:

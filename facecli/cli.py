@@ -482,8 +482,9 @@ def _run_eval(pairs, title: str, detector: str, device: str, flip: bool, margin:
     setting = {"model": embedder.spec.sha256, "detector": detector, "margin": embedder.margin, "flip": flip,
                "detector_args": {k: v for k, v in vars(det).items() if isinstance(v, (int, float, str, tuple))}}
     paths = sorted(set(pairs.a) | set(pairs.b))
-    out.info(f"{len(pairs.a)} pairs, {len(paths)} images; detector {detector}, margin {embedder.margin:g}, "
-             f"flip {flip}, provider {embedder.provider}")
+    if verbose:  # naming the provider loads the model, which a fully cached run never needs
+        out.info(f"{len(pairs.a)} pairs, {len(paths)} images; detector {detector}, margin {embedder.margin:g}, "
+                 f"flip {flip}, provider {embedder.provider}")
     with out.progress(len(paths), "embedding") as tick:
         emb, fallbacks = evaluation.embed_for_eval(paths, det, embedder, setting, on_image=tick)
     d = evaluation.distances(pairs, emb)

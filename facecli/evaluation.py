@@ -40,12 +40,17 @@ class Pairs:
     fold: np.ndarray  # int
 
 
+def _read_text(path: Path) -> str:
+    try:
+        return Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InputError(str(path), reason) from None
+
+
 def read_lfw_pairs(pairs_file: Path, images: Path) -> Pairs:
     """LFW ``pairs.txt``: a header ``folds\\tn``, then per fold n same then n different pairs."""
-    try:
-        lines = [ln.split() for ln in Path(pairs_file).read_text().splitlines() if ln.strip()]
-    except OSError as exc:
-        raise InputError(str(pairs_file), exc.strerror or str(exc)) from None
+    lines = [ln.split() for ln in _read_text(pairs_file).splitlines() if ln.strip()]
     try:
         n_folds, n = int(lines[0][0]), int(lines[0][1])
     except (IndexError, ValueError):
@@ -76,11 +81,7 @@ def read_labelled_pairs(pairs_file: Path, folds: int = 10) -> Pairs:
     """A user's own pairs: ``a.jpg b.jpg 1|0`` per line (tab-separated when paths have spaces)."""
     base = Path(pairs_file).parent
     a, b, same = [], [], []
-    try:
-        text = Path(pairs_file).read_text()
-    except OSError as exc:
-        raise InputError(str(pairs_file), exc.strerror or str(exc)) from None
-    for i, line in enumerate(text.splitlines()):
+    for i, line in enumerate(_read_text(pairs_file).splitlines()):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         parts = line.split("\t") if "\t" in line else line.split()

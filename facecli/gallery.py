@@ -94,12 +94,15 @@ class Gallery:
         path = Path(path)
         if path.is_dir():
             raise GalleryError(str(path), "is a directory, not a gallery file")
+        try:
+            size: int | None = path.stat().st_size
+        except FileNotFoundError:
+            size = None
         # A 0-byte file is a gallery another process has just created and not
         # yet initialised: for a reader it is "no gallery yet", not garbage.
-        exists = path.exists() and path.stat().st_size > 0
-        if not exists and not create:
+        if not size and not create:
             raise GalleryError(str(path), "no gallery here yet; enroll someone first (facecli enroll NAME PHOTO)")
-        if not path.exists():
+        if size is None:
             cls._create_file(path)
         try:
             conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)

@@ -30,7 +30,7 @@ class Output:
         self.verbose = verbose
         self.out = Console(highlight=False, soft_wrap=True)
         if not self.out.is_terminal:  # piped tables: do not squeeze paths into 80 columns
-            self.out = Console(highlight=False, soft_wrap=True, width=200)
+            self.out.width = 200
         self.err = Console(stderr=True, highlight=False, soft_wrap=True)
 
     def record(self, obj: dict[str, Any]) -> None:

@@ -7,7 +7,9 @@ STAMP  := $(VENV)/.installed
 IMAGES := tests/images
 DEMO   := $(or $(TMPDIR),/tmp)/facecli-demo
 
-.PHONY: install models images test demo accuracy lint clean
+BENCH_VENV := $(HOME)/.cache/facecli/bench-venv
+
+.PHONY: install models images test demo accuracy bench lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +51,19 @@ demo: models images
 accuracy: models
 	$(BIN)/python -m pip install --quiet -e '.[plot]'
 	$(BIN)/python bench/lfw_variants.py
+
+# The anchor of the throughput benchmark, in its own venv so dlib never touches .venv
+$(BENCH_VENV)/.installed:
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet dlib-bin==20.0.1.post1 face_recognition_models==0.3.0 \
+		click pillow numpy
+	$(BENCH_VENV)/bin/python -m pip install --quiet --no-deps face_recognition==1.3.0
+	touch $@
+
+# Throughput, cold start and 1:N search against face_recognition (~35 min; see bench/RESULTS.md)
+bench: models images $(BENCH_VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python bench/throughput.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -17,6 +17,7 @@ from facecli import matching
 from facecli.errors import FaceCliError, InputError
 from facecli.gallery import Gallery, Template
 from facecli.pipeline import Face, ImageResult, Pipeline
+from facecli.search import Searcher
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -148,19 +149,24 @@ def verify_claim(pipeline: Pipeline, gallery: Gallery, photo: str, name: str, ta
 
 # -- identify -----------------------------------------------------------------
 def identify(pipeline: Pipeline, gallery: Gallery, paths: Iterable[str], tau: float, top_k: int = 1,
-             batch_faces: int = 64) -> Iterator[tuple[ImageResult, list[matching.Decision]]]:
+             batch_faces: int = 64, search: str = "auto",
+             log: Callable[[str], None] = lambda _m: None) -> Iterator[tuple[ImageResult, list[matching.Decision]]]:
     """1:K: for every face of every image, the nearest person within tau or nobody.
 
     Faces of consecutive images are scored together, ``batch_faces`` at a
-    time, in one matrix product against the template matrix.
+    time, in one matrix product against the gallery's templates (all of
+    them, or the index's candidates for a large gallery: see ``search``).
     """
-    templates = gallery.template_matrix()
+    searcher = Searcher(gallery, search, candidates=max(64, 8 * top_k), log=log)
     pending: list[ImageResult] = []
 
     def flush() -> Iterator[tuple[ImageResult, list[matching.Decision]]]:
         faces = [f for r in pending for f in r.faces]
-        decisions = matching.identify(np.stack([f.embedding for f in faces]), templates, tau, top_k) \
-            if faces else []
+        if faces:
+            vectors = np.stack([f.embedding for f in faces])
+            decisions = matching.identify(vectors, searcher.templates_for(vectors), tau, top_k)
+        else:
+            decisions = []
         start = 0
         for r in pending:
             yield r, decisions[start:start + len(r.faces)]

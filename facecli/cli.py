@@ -18,6 +18,7 @@ import typer
 from facecli.errors import FaceCliError, InputError
 
 EXIT_OK, EXIT_NO, EXIT_ERROR = 0, 1, 2
+DET_SIZE = 640  # = detection.DET_SIZE, repeated so that parsing does not import OpenCV; a test keeps them equal
 
 app = typer.Typer(
     name="facecli",
@@ -42,6 +43,10 @@ Device = Annotated[str, typer.Option(help="auto, cpu, cuda or tensorrt.", envvar
 DetectorOpt = Annotated[str, typer.Option("--detector", help="mtcnn (5 landmarks) or haar (fast, frontal only).")]
 Flip = Annotated[bool, typer.Option("--flip/--no-flip",
                                     help="Add the mirror image's embedding (test-time augmentation).")]
+DetSize = Annotated[int, typer.Option(
+    "--det-size", min=0, envvar="FACECLI_DET_SIZE",
+    help="Longest side, in pixels, that detection works at; faces under ~3 % of it are missed "
+         "(raise for crowd photos, 0 = full size).")]
 GalleryOpt = Annotated[Path | None, typer.Option(
     "--gallery", envvar="FACECLI_GALLERY", show_default=False,
     help="Gallery file (default: $XDG_DATA_HOME/facecli/gallery.db).")]
@@ -69,12 +74,14 @@ def _gallery_path(path: Path | None) -> Path:
     return path if path is not None else default_gallery()
 
 
-def _pipeline(out, detector: str = "mtcnn", device: str = "auto", flip: bool = False, embed: bool = True):
+def _pipeline(out, detector: str = "mtcnn", device: str = "auto", flip: bool = False, embed: bool = True,
+              det_size: int = DET_SIZE):
     from facecli.pipeline import Pipeline
 
-    pipe = Pipeline(detector=detector, device=device, flip=flip, embed=embed)
-    out.info(f"detector {detector}" + (f", embedder {pipe.embedder.name} ({pipe.embedder.dim}-d)" if embed else "")
-             + f" on {pipe.provider}")
+    pipe = Pipeline(detector=detector, device=device, flip=flip, embed=embed, det_size=det_size)
+    if out.verbose:  # naming the provider waits for the model to load: only when asked
+        out.info(f"detector {detector}" + (f", embedder {pipe.embedder.name} ({pipe.embedder.dim}-d)"
+                                           if embed else "") + f" on {pipe.provider}")
     return pipe
 
 
@@ -130,12 +137,13 @@ def models_list(json_lines: Json = False) -> None:
 
 # -- detect / embed -------------------------------------------------------------
 def _face_rows(command: str, images: list[str], detector: str, device: str, flip: bool, json_lines: bool,
-               quiet: bool, verbose: bool, crops: Path | None = None, npy: Path | None = None) -> None:
+               quiet: bool, verbose: bool, crops: Path | None = None, npy: Path | None = None,
+               det_size: int = DET_SIZE) -> None:
     from facecli.output import face_fields, rounded
 
     out = _output(json_lines, quiet, verbose)
     paths = _expand(images)
-    pipe = _pipeline(out, detector, device, flip, embed=command == "embed")
+    pipe = _pipeline(out, detector, device, flip, embed=command == "embed", det_size=det_size)
     failed = no_face = False
     table, vectors = [], []
     if crops is not None:
@@ -194,25 +202,27 @@ def _write_crop(folder: Path, n: int, source: str, face) -> Path:
 
 
 @app.command()
-def detect(images: Images, detector: DetectorOpt = "mtcnn", device: Device = "auto",
+def detect(images: Images, detector: DetectorOpt = "mtcnn", device: Device = "auto", det_size: DetSize = DET_SIZE,
            crops: Annotated[Path | None, typer.Option(help="Write each aligned face crop here (PNG).")] = None,
            json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False) -> None:
     """Find faces: box, score and 5 landmarks per face.
 
     Example: [bold]facecli detect group.jpg --json | jq .box[/]
     """
-    _face_rows("detect", images, detector, device, False, json_lines, quiet, verbose, crops=crops)
+    _face_rows("detect", images, detector, device, False, json_lines, quiet, verbose, crops=crops,
+               det_size=det_size)
 
 
 @app.command()
-def embed(images: Images, detector: DetectorOpt = "mtcnn", device: Device = "auto", flip: Flip = False,
+def embed(images: Images, detector: DetectorOpt = "mtcnn", device: Device = "auto", det_size: DetSize = DET_SIZE,
+          flip: Flip = False,
           npy: Annotated[Path | None, typer.Option(help="Also save all embeddings as an (N, 512) .npy.")] = None,
           json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False) -> None:
     """Embed every face: a 512-d unit vector per face.
 
     Example: [bold]ls *.jpg | facecli embed - --json --npy faces.npy[/]
     """
-    _face_rows("embed", images, detector, device, flip, json_lines, quiet, verbose, npy=npy)
+    _face_rows("embed", images, detector, device, flip, json_lines, quiet, verbose, npy=npy, det_size=det_size)
 
 
 # -- enroll / verify / identify -----------------------------------------------------
@@ -226,7 +236,7 @@ def enroll(
                       "(alice.jpg, alice_2.jpg).", show_default=False)] = None,
     largest: Annotated[bool, typer.Option(help="Enroll the largest face of a photo with several.")] = False,
     gallery: GalleryOpt = None, detector: DetectorOpt = "mtcnn", device: Device = "auto", flip: Flip = False,
-    json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False,
+    det_size: DetSize = DET_SIZE, json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False,
 ) -> None:
     """Enroll a person from one or more photos (one is enough).
 
@@ -248,7 +258,7 @@ def enroll(
             raise InputError(repr(name), "a name must be non-empty, without leading or trailing spaces")
         items = [(name, p) for p in _expand(images)]
     path = _gallery_path(gallery)
-    pipe = _pipeline(out, detector, device, flip)
+    pipe = _pipeline(out, detector, device, flip, det_size=det_size)
     with out.progress(len(items), "enroll") as tick:
         results = api.enroll(pipe, path, items, largest, on_image=tick)
     for r in results:
@@ -274,7 +284,8 @@ def verify(
                                                  show_default=False)] = None,
     all_faces: Annotated[bool, typer.Option(help="Use the closest pair of all faces, not the largest.")] = False,
     tau: Tau = None, gallery: GalleryOpt = None, detector: DetectorOpt = "mtcnn", device: Device = "auto",
-    flip: Flip = False, json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False,
+    flip: Flip = False, det_size: DetSize = DET_SIZE, json_lines: Json = False, quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
     """1:1 — same person or not? Exit 0 same, 1 different, 2 error.
 
@@ -292,12 +303,12 @@ def verify(
     if claim is not None:
         from facecli.gallery import Gallery
 
-        pipe = _pipeline(out, detector, device, flip)
+        pipe = _pipeline(out, detector, device, flip, det_size=det_size)
         with Gallery.open(_gallery_path(gallery), pipe.embedder.name, pipe.embedder.dim) as g:
             v = api.verify_claim(pipe, g, photo, claim, threshold, all_faces)
         against = {"claim": claim}
     else:
-        pipe = _pipeline(out, detector, device, flip)
+        pipe = _pipeline(out, detector, device, flip, det_size=det_size)
         v = api.verify_photos(pipe, photo, other, threshold, all_faces)
         against = {"other": other, "other_face": v.reference_face.index,
                    "other_box": face_fields(v.reference_face.detection)["box"]}
@@ -316,8 +327,12 @@ def verify(
 def identify(
     images: Images,
     top_k: Annotated[int, typer.Option(min=1, help="List the N nearest people per face.")] = 1,
+    search: Annotated[str, typer.Option(
+        help="exact (every template), index (HNSW index beside the gallery, built or updated as needed) "
+             "or auto (exact up to 100 000 templates).")] = "auto",
     tau: Tau = None, gallery: GalleryOpt = None, detector: DetectorOpt = "mtcnn", device: Device = "auto",
-    flip: Flip = False, json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False,
+    flip: Flip = False, det_size: DetSize = DET_SIZE, json_lines: Json = False, quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
     """1:K — who is each face, or "not recognized". Exit 0 someone recognised, 1 nobody, 2 error.
 
@@ -328,17 +343,16 @@ def identify(
     from facecli import api
     from facecli.gallery import Gallery
     from facecli.output import face_fields, rounded
-
     out = _output(json_lines, quiet, verbose)
     threshold = _tau(tau)
     paths = _expand(images)
-    pipe = _pipeline(out, detector, device, flip)
+    pipe = _pipeline(out, detector, device, flip, det_size=det_size)
     recognised = failed = False
     rows = []
     with Gallery.open(_gallery_path(gallery), pipe.embedder.name, pipe.embedder.dim) as g, \
             out.progress(len(paths), "identify") as tick:
         out.info(f"gallery {g.path}: {g.person_count()} people")
-        for res, decisions in api.identify(pipe, g, paths, threshold, top_k):
+        for res, decisions in api.identify(pipe, g, paths, threshold, top_k, search=search, log=out.note):
             tick()
             if res.error or not res.faces:
                 failed |= res.error is not None

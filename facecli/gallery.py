@@ -75,6 +75,17 @@ class TemplateMatrix:
     matrix: np.ndarray  # (T, dim), unit rows
 
 
+@dataclass(frozen=True)
+class GalleryState:
+    """What a derived index must match: the model, and which templates exist."""
+
+    model: str
+    dim: int
+    count: int  # templates
+    max_id: int  # largest template id (ids only grow, except after removals)
+    removals: int  # persons removed so far: any removal invalidates an index
+
+
 class Gallery:
     """A facecli gallery file opened for one command."""
 
@@ -228,18 +239,46 @@ class Gallery:
     def template_matrix(self) -> TemplateMatrix:
         """Every template in one matrix, read once per process and then reused."""
         if self._matrix is None:
-            rows = self._conn.execute(
+            self._matrix = self._matrix_of(self._conn.execute(
                 "SELECT p.name, t.embedding FROM templates t JOIN persons p ON p.id = t.person_id "
-                "ORDER BY p.name, t.id").fetchall()
-            names: list[str] = []
-            index: list[int] = []
-            for name, _ in rows:
-                if not names or names[-1] != name:
-                    names.append(name)
-                index.append(len(names) - 1)
-            self._matrix = TemplateMatrix(names, np.asarray(index, dtype=np.int64),
-                                          self._stack([r[1] for r in rows]))
+                "ORDER BY p.name, t.id").fetchall())
         return self._matrix
+
+    def state(self) -> GalleryState:
+        meta = self.meta()
+        count, max_id = self._conn.execute("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM templates").fetchone()
+        return GalleryState(meta["model"], int(meta["dim"]), count, max_id, int(meta.get("removals", "0")))
+
+    def count_up_to(self, max_id: int) -> int:
+        """Templates with an id up to ``max_id``: equal to an index's count when none of its rows went."""
+        return self._conn.execute("SELECT COUNT(*) FROM templates WHERE id <= ?", (max_id,)).fetchone()[0]
+
+    def iter_embeddings(self, after_id: int = 0, chunk: int = 50_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(template ids, float32 embeddings) in id order, ``chunk`` rows at a time, from ``after_id`` on."""
+        while True:
+            rows = self._conn.execute("SELECT id, embedding FROM templates WHERE id > ? ORDER BY id LIMIT ?",
+                                      (after_id, chunk)).fetchall()
+            if not rows:
+                return
+            yield np.array([r[0] for r in rows], dtype=np.int64), self._stack([r[1] for r in rows])
+            after_id = rows[-1][0]
+
+    def templates_by_id(self, ids: np.ndarray) -> TemplateMatrix:
+        """The templates with these ids as a TemplateMatrix (rows grouped by person)."""
+        rows = self._conn.execute(
+            "SELECT p.name, t.embedding FROM templates t JOIN persons p ON p.id = t.person_id "
+            "WHERE t.id IN (SELECT value FROM json_each(?)) ORDER BY p.name, t.id",
+            (json.dumps([int(i) for i in ids]),)).fetchall()
+        return self._matrix_of(rows)
+
+    def _matrix_of(self, rows: list[tuple[str, bytes]]) -> TemplateMatrix:
+        names: list[str] = []
+        index: list[int] = []
+        for name, _ in rows:
+            if not names or names[-1] != name:
+                names.append(name)
+            index.append(len(names) - 1)
+        return TemplateMatrix(names, np.asarray(index, dtype=np.int64), self._stack([r[1] for r in rows]))
 
     def _stack(self, blobs: list[bytes]) -> np.ndarray:
         dim = int(self.meta()["dim"])
@@ -280,6 +319,9 @@ class Gallery:
                 raise GalleryError(name, f"no such person in {self.path}")
             n = conn.execute("DELETE FROM templates WHERE person_id = ?", row).rowcount
             conn.execute("DELETE FROM persons WHERE id = ?", row)
+            # counted so that a search index built before this removal knows it is stale
+            conn.execute("INSERT INTO meta VALUES ('removals', '1') "
+                         "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1")
         return n
 
     def rename(self, old: str, new: str) -> None:

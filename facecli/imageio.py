@@ -106,8 +106,30 @@ def _check_png_chunks(data: bytes, name: str) -> None:
     raise InputError(name, "truncated PNG (no IEND chunk)")
 
 
-def decode(data: bytes, name: str) -> np.ndarray:
-    """Decode image bytes to RGB uint8 (H, W, 3); ``name`` is used in errors."""
+def jpeg_shrink(data: bytes, at_least: int) -> int:
+    """The largest JPEG decoding scale 1/2, 1/4 or 1/8 that keeps the longest side >= ``at_least``.
+
+    libjpeg can decode straight to a reduced size by dropping DCT
+    coefficients: several times faster than decoding in full and then
+    downscaling. Other formats, and JPEGs already small, decode at 1.
+    """
+    if image_format(data) != "jpeg":
+        return 1
+    size = declared_size(data, "jpeg")
+    if size is None:
+        return 1
+    longest = max(size)
+    for factor in (8, 4, 2):
+        if longest // factor >= at_least:
+            return factor
+    return 1
+
+
+def decode(data: bytes, name: str, shrink: int = 1) -> np.ndarray:
+    """Decode image bytes to RGB uint8 (H, W, 3); ``name`` is used in errors.
+
+    ``shrink`` (2, 4 or 8, JPEG only) decodes at that fraction of the size.
+    """
     import cv2
     import numpy as np
 
@@ -126,7 +148,9 @@ def decode(data: bytes, name: str) -> np.ndarray:
     if fmt == "png":
         _check_png_chunks(data, name)
     try:
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        flag = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+                8: cv2.IMREAD_REDUCED_COLOR_8}[shrink if fmt == "jpeg" else 1]
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
     except cv2.error as exc:
         raise InputError(name, f"cannot decode {fmt}: {str(exc).strip().splitlines()[-1]}") from None
     if image is None or image.size == 0:

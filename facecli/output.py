@@ -57,6 +57,11 @@ class Output:
         if not self.quiet:
             self.err.print(f"warning: {message}", style="yellow", markup=False)
 
+    def note(self, message: str) -> None:
+        """Something the user should know about (a slow step starting): stderr, unless --quiet."""
+        if not self.quiet:
+            self.err.print(message, style="dim", markup=False)
+
     def info(self, message: str) -> None:
         if self.verbose:
             self.err.print(message, style="dim", markup=False)

@@ -1,0 +1,140 @@
+"""1:N search over a gallery: exact for small galleries, an HNSW index for large ones.
+
+Up to ``EXACT_MAX`` templates (100 000), every face is scored against every
+template with one matrix product: exact, and under 15 ms per query there.
+Above that an approximate index (usearch's HNSW graph, with vectors stored
+as int8, 4x smaller than float32) proposes ``candidates`` templates per face
+and their exact distances are recomputed from the gallery's float32
+templates, so every distance reported is exact and only the choice of
+candidates is approximate (recall@1 is measured by ``bench/throughput.py``).
+
+The index lives beside the gallery (``gallery.db.usearch`` plus a small JSON
+that says which gallery state it reflects). When people are enrolled it is
+extended in place; when anyone is removed, or the files disagree, it is
+rebuilt. It is derived data: deleting it only costs a rebuild.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facecli.errors import FaceCliError
+from facecli.gallery import Gallery, TemplateMatrix
+
+#: Largest gallery searched exactly by default (FACECLI_EXACT_MAX overrides).
+EXACT_MAX = int(os.environ.get("FACECLI_EXACT_MAX", "100000"))
+SEARCH_MODES = ("auto", "exact", "index")
+#: HNSW graph settings (bench/throughput.py measured them; see bench/RESULTS.md). A change rebuilds indexes.
+HNSW = {"connectivity": 16, "expansion_add": 128, "dtype": "i8"}
+#: Breadth of each query's graph walk: more finds the true nearest more often, and costs time.
+EXPANSION_SEARCH = 128
+_BUILD_CHUNK = 50_000
+
+
+def _file_stamp(path: Path) -> list[int]:
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+class TemplateIndex:
+    """The HNSW index of one gallery's templates, keyed by template id."""
+
+    def __init__(self, index: Any, meta: dict[str, Any]) -> None:
+        self.index = index
+        self.index.expansion_search = EXPANSION_SEARCH
+        self.meta = meta
+
+    @staticmethod
+    def paths(gallery_path: Path) -> tuple[Path, Path]:
+        return gallery_path.with_name(gallery_path.name + ".usearch"), \
+            gallery_path.with_name(gallery_path.name + ".usearch.json")
+
+    @classmethod
+    def for_gallery(cls, gallery: Gallery, log: Callable[[str], None] = lambda _m: None) -> TemplateIndex:
+        """The gallery's index, brought up to date (extended, or rebuilt) first if needed."""
+        from usearch.index import Index
+
+        index_path, meta_path = cls.paths(gallery.path)
+        state = gallery.state()
+        meta = _read_meta(meta_path)
+        fresh = (meta is not None and index_path.exists() and meta.get("stamp") == _file_stamp(index_path)
+                 and meta.get("model") == state.model and meta.get("dim") == state.dim
+                 and meta.get("removals") == state.removals and meta.get("hnsw") == HNSW)
+        if fresh and meta["max_id"] == state.max_id and meta["count"] == state.count:
+            return cls(Index.restore(str(index_path), view=True), meta)  # memory-mapped: opens at once
+        if fresh and gallery.count_up_to(meta["max_id"]) == meta["count"]:
+            index = Index.restore(str(index_path))
+            log(f"index {index_path.name}: adding {state.count - meta['count']} new templates")
+            after = meta["max_id"]
+        else:
+            index = Index(ndim=state.dim, metric="ip", **HNSW)
+            log(f"index {index_path.name}: building over {state.count} templates")
+            after = 0
+        for ids, vectors in gallery.iter_embeddings(after, _BUILD_CHUNK):
+            index.add(ids.astype(np.uint64), vectors, threads=0)
+        meta = {"model": state.model, "dim": state.dim, "count": state.count, "max_id": state.max_id,
+                "removals": state.removals, "hnsw": HNSW}
+        _save(index, meta, index_path, meta_path)
+        return cls(index, _read_meta(meta_path) or meta)
+
+    def candidates(self, faces: np.ndarray, count: int) -> np.ndarray:
+        """Template ids of the ``count`` nearest templates of each face (fewer if the index is smaller)."""
+        count = min(count, len(self.index))
+        if count == 0 or len(faces) == 0:
+            return np.empty(0, dtype=np.int64)
+        matches = self.index.search(faces.astype(np.float32), count, threads=0)
+        keys = np.asarray(matches.keys).reshape(len(faces), -1)
+        return np.unique(keys[keys != np.iinfo(np.uint64).max]).astype(np.int64)
+
+
+def _read_meta(path: Path) -> dict[str, Any] | None:
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def _save(index: Any, meta: dict[str, Any], index_path: Path, meta_path: Path) -> None:
+    """Write the index, then the meta that vouches for it; a reader in between sees a stale index."""
+    tmp = index_path.with_name(f"{index_path.name}.{os.getpid()}.tmp")
+    tmp_meta = meta_path.with_name(f"{meta_path.name}.{os.getpid()}.tmp")
+    try:
+        index.save(str(tmp))
+        os.chmod(tmp, 0o600)  # derived from biometric templates: private like the gallery
+        os.replace(tmp, index_path)
+        tmp_meta.write_text(json.dumps({**meta, "stamp": _file_stamp(index_path)}))
+        os.replace(tmp_meta, meta_path)
+    except OSError:
+        pass  # a read-only folder: the index served this run from memory and is rebuilt next time
+    finally:
+        for leftover in (tmp, tmp_meta):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+
+
+class Searcher:
+    """Finds, for a batch of faces, the templates that can be their nearest persons."""
+
+    def __init__(self, gallery: Gallery, mode: str = "auto", candidates: int = 64,
+                 log: Callable[[str], None] = lambda _m: None) -> None:
+        if mode not in SEARCH_MODES:
+            raise FaceCliError(f"--search {mode}", f"choose from {', '.join(SEARCH_MODES)}")
+        self.gallery = gallery
+        self.candidates = candidates
+        count = gallery.state().count
+        self.exact = mode == "exact" or (mode == "auto" and count <= EXACT_MAX)
+        self._index = None if self.exact else TemplateIndex.for_gallery(gallery, log)
+
+    def templates_for(self, faces: np.ndarray) -> TemplateMatrix:
+        """All templates (exact search) or the union of the faces' candidates (index search)."""
+        if self.exact:
+            return self.gallery.template_matrix()
+        return self.gallery.templates_by_id(self._index.candidates(faces, self.candidates))

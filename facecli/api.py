@@ -181,3 +181,91 @@ def identify(pipeline: Pipeline, gallery: Gallery, paths: Iterable[str], tau: fl
             yield from flush()
             n_faces = 0
     yield from flush()
+
+
+# -- cluster ------------------------------------------------------------------
+def image_files(paths: Iterable[str]) -> list[str]:
+    """The paths, with each directory replaced by the image files under it (sorted)."""
+    out: list[str] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            out += [str(f) for f in sorted(path.rglob("*")) if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
+        else:
+            out.append(p)
+    return out
+
+
+@dataclass
+class ClusteredFace:
+    result: ImageResult
+    face: Face
+    cluster: int
+
+
+def cluster_faces(pipeline: Pipeline, paths: Iterable[str], tau: float, linkage: str = "average",
+                  on_image: Callable[[], None] = lambda: None) -> tuple[list[ImageResult], list[ClusteredFace]]:
+    """Every face of every image, labelled with a cluster (0 = the largest); no gallery involved."""
+    from facecli.clustering import LINKAGES, cluster
+
+    if linkage not in LINKAGES:
+        raise FaceCliError(f"--linkage {linkage}", f"choose from {', '.join(LINKAGES)}")
+    results = []
+    for res in pipeline.run(paths):
+        on_image()
+        for f in res.faces:
+            f.crop = f.crop[:0]  # the crop is no longer needed: keep memory at one embedding per face
+        results.append(res)
+    faces = [(r, f) for r in results for f in r.faces]
+    labels = cluster(np.stack([f.embedding for _, f in faces]), tau, linkage) if faces else []
+    return results, [ClusteredFace(r, f, int(k)) for (r, f), k in zip(faces, labels)]
+
+
+def link_clusters(folder: Path, clustered: list[ClusteredFace], order: dict[str, int]) -> list[Path]:
+    """One sub-folder per cluster with a symbolic link per face; names are made here, so never outside ``folder``."""
+    links = []
+    for c in clustered:
+        sub = folder / f"cluster-{c.cluster:04d}"
+        sub.mkdir(parents=True, exist_ok=True)
+        suffix = re.sub(r"[^A-Za-z0-9.]", "", Path(c.result.path).suffix)[:10]
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(c.result.path).stem)[:80].lstrip(".") or "image"
+        link = sub / f"{order[c.result.path]:05d}-{stem}-face{c.face.index}{suffix}"
+        link.unlink(missing_ok=True)
+        link.symlink_to(Path(c.result.path).resolve())
+        links.append(link)
+    return links
+
+
+def enroll_clusters(gallery_path: Path, model: str, dim: int, clustered: list[ClusteredFace]) -> dict[int, str]:
+    """Enroll each cluster as a new person ``unknown-N`` (one transaction); cluster -> name."""
+    if not clustered:
+        return {}
+    with Gallery.open(gallery_path, model, dim, create=True) as gallery:
+        ids = sorted({c.cluster for c in clustered})
+        names = dict(zip(ids, gallery.unused_names("unknown-", len(ids))))
+        gallery.enroll([(names[c.cluster], Template(c.face.embedding, c.result.path, c.result.sha256,
+                                                    c.face.detection.box)) for c in clustered])
+    return names
+
+
+# -- search -------------------------------------------------------------------
+@dataclass
+class Match:
+    rank: int
+    name: str
+    distance: float
+    template: int
+    source: str
+
+
+def search_templates(pipeline: Pipeline, gallery: Gallery, photo: str, top_k: int = 10) -> tuple[Face, list[Match]]:
+    """The ``top_k`` templates nearest to the largest face of ``photo``, across all persons."""
+    (res,) = pipeline.run([photo])
+    (face,) = _faces_for_verify(res, all_faces=False)
+    probe = face.embedding[None]
+    templates = Searcher(gallery, "auto", candidates=max(64, top_k)).templates_for(probe)
+    d = matching.sq_distances(probe, templates.matrix)[0]
+    top = np.argsort(d, kind="stable")[:top_k]
+    info = gallery.sources_of([int(templates.ids[i]) for i in top])
+    return face, [Match(rank + 1, templates.names[templates.person_of_row[i]], float(d[i]), int(templates.ids[i]),
+                        info[int(templates.ids[i])]["source"]) for rank, i in enumerate(top)]

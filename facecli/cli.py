@@ -47,6 +47,9 @@ DetSize = Annotated[int, typer.Option(
     "--det-size", min=0, envvar="FACECLI_DET_SIZE",
     help="Longest side, in pixels, that detection works at; faces under ~3 % of it are missed "
          "(raise for crowd photos, 0 = full size).")]
+Annotate = Annotated[Path | None, typer.Option(
+    "--annotate", show_default=False, metavar="DIR",
+    help="Also write each image with boxes, landmarks and names drawn on it, as DIR/<n>-<name>.png.")]
 GalleryOpt = Annotated[Path | None, typer.Option(
     "--gallery", envvar="FACECLI_GALLERY", show_default=False,
     help="Gallery file (default: $XDG_DATA_HOME/facecli/gallery.db).")]
@@ -138,7 +141,7 @@ def models_list(json_lines: Json = False) -> None:
 # -- detect / embed -------------------------------------------------------------
 def _face_rows(command: str, images: list[str], detector: str, device: str, flip: bool, json_lines: bool,
                quiet: bool, verbose: bool, crops: Path | None = None, npy: Path | None = None,
-               det_size: int = DET_SIZE) -> None:
+               det_size: int = DET_SIZE, annotate: Path | None = None) -> None:
     from facecli.output import face_fields, rounded
 
     out = _output(json_lines, quiet, verbose)
@@ -146,11 +149,12 @@ def _face_rows(command: str, images: list[str], detector: str, device: str, flip
     pipe = _pipeline(out, detector, device, flip, embed=command == "embed", det_size=det_size)
     failed = no_face = False
     table, vectors = [], []
-    if crops is not None:
-        crops.mkdir(parents=True, exist_ok=True)
+    for folder in (crops, annotate):
+        _make_dir(folder)
     with out.progress(len(paths), command) as tick:
         for n, res in enumerate(pipe.run(paths)):
             tick()
+            drawn = _annotate(annotate, n, res, [(f.detection, None, None) for f in res.faces])
             if res.error or not res.faces:
                 reason = res.error.reason if res.error else "no face found"
                 if res.error:
@@ -171,6 +175,8 @@ def _face_rows(command: str, images: list[str], detector: str, device: str, flip
                     vectors.append(face.embedding)
                 if crops is not None:
                     row["crop"] = str(_write_crop(crops, n, res.path, face))
+                if drawn is not None:
+                    row["annotated"] = str(drawn)
                 if json_lines:
                     out.record(row)
                 else:
@@ -189,20 +195,38 @@ def _face_rows(command: str, images: list[str], detector: str, device: str, flip
     raise typer.Exit(EXIT_ERROR if failed else EXIT_NO if no_face else EXIT_OK)
 
 
+def _make_dir(folder: Path | None) -> None:
+    if folder is None:
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(str(folder), f"cannot create the folder: {exc.strerror or exc}") from None
+
+
+def _annotate(folder: Path | None, n: int, res, faces) -> Path | None:
+    """Write the annotated picture of one decoded image (``--annotate``); None when not asked or not decoded."""
+    if folder is None or res.error:
+        return None
+    from facecli import annotate
+
+    return annotate.write(folder, n, res.path, faces)
+
+
 def _write_crop(folder: Path, n: int, source: str, face) -> Path:
     """Save an aligned crop as ``<n>-<stem>-face<i>.png`` inside ``folder`` only."""
-    import re
-
     import cv2
 
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(source).stem)[:80] or "image"
-    target = folder / f"{n:05d}-{stem}-face{face.index}.png"
+    from facecli.annotate import output_path
+
+    target = output_path(folder, n, source, f"-face{face.index}")
     cv2.imwrite(str(target), cv2.cvtColor(face.crop, cv2.COLOR_RGB2BGR))
     return target
 
 
 @app.command()
 def detect(images: Images, detector: DetectorOpt = "mtcnn", device: Device = "auto", det_size: DetSize = DET_SIZE,
+           annotate: Annotate = None,
            crops: Annotated[Path | None, typer.Option(help="Write each aligned face crop here (PNG).")] = None,
            json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False) -> None:
     """Find faces: box, score and 5 landmarks per face.
@@ -210,7 +234,7 @@ def detect(images: Images, detector: DetectorOpt = "mtcnn", device: Device = "au
     Example: [bold]facecli detect group.jpg --json | jq .box[/]
     """
     _face_rows("detect", images, detector, device, False, json_lines, quiet, verbose, crops=crops,
-               det_size=det_size)
+               det_size=det_size, annotate=annotate)
 
 
 @app.command()
@@ -331,29 +355,35 @@ def identify(
         help="exact (every template), index (HNSW index beside the gallery, built or updated as needed) "
              "or auto (exact up to 100 000 templates).")] = "auto",
     tau: Tau = None, gallery: GalleryOpt = None, detector: DetectorOpt = "mtcnn", device: Device = "auto",
-    flip: Flip = False, det_size: DetSize = DET_SIZE, json_lines: Json = False, quiet: Quiet = False,
-    verbose: Verbose = False,
+    flip: Flip = False, det_size: DetSize = DET_SIZE, annotate: Annotate = None, json_lines: Json = False,
+    quiet: Quiet = False, verbose: Verbose = False,
 ) -> None:
     """1:K — who is each face, or "not recognized". Exit 0 someone recognised, 1 nobody, 2 error.
 
     Examples:
-      [bold]facecli identify party.jpg --top-k 3[/]
+      [bold]facecli identify party.jpg --top-k 3 --annotate out/[/]
       [bold]find photos -name '*.jpg' | facecli identify - --json | jq 'select(.name)'[/]
     """
     from facecli import api
     from facecli.gallery import Gallery
     from facecli.output import face_fields, rounded
+
     out = _output(json_lines, quiet, verbose)
     threshold = _tau(tau)
     paths = _expand(images)
+    _make_dir(annotate)
     pipe = _pipeline(out, detector, device, flip, det_size=det_size)
     recognised = failed = False
     rows = []
     with Gallery.open(_gallery_path(gallery), pipe.embedder.name, pipe.embedder.dim) as g, \
             out.progress(len(paths), "identify") as tick:
         out.info(f"gallery {g.path}: {g.person_count()} people")
-        for res, decisions in api.identify(pipe, g, paths, threshold, top_k, search=search, log=out.note):
+        for n, (res, decisions) in enumerate(api.identify(pipe, g, paths, threshold, top_k, search=search,
+                                                          log=out.note)):
             tick()
+            drawn = _annotate(annotate, n, res, [
+                (f.detection, f"{d.name} {d.distance:.2f}" if d.name else "not recognized", d.name is not None)
+                for f, d in zip(res.faces, decisions)])
             if res.error or not res.faces:
                 failed |= res.error is not None
                 reason = res.error.reason if res.error else "no face found"
@@ -373,7 +403,8 @@ def identify(
                                 "decision": decision,
                                 "candidate": d.candidates[0].name if d.candidates else None,
                                 "candidates": [{"name": c.name, "distance": rounded(c.distance)}
-                                               for c in d.candidates[:top_k]]})
+                                               for c in d.candidates[:top_k]],
+                                **({"annotated": str(drawn)} if drawn else {})})
                 else:
                     others = ", ".join(f"{c.name} {c.distance:.3f}" for c in d.candidates[1:top_k])
                     distance = "-" if d.distance is None else f"{d.distance:.3f}"
@@ -382,6 +413,97 @@ def identify(
     if not json_lines and rows:
         out.table(f"tau {threshold:.3f}", ["file", "face", "box", "identity", "distance"], rows)
     raise typer.Exit(EXIT_ERROR if failed else EXIT_OK if recognised else EXIT_NO)
+
+
+@app.command()
+def cluster(
+    images: Annotated[list[str], typer.Argument(
+        metavar="DIR|IMAGE", help="Folders (searched recursively) and image files; '-' reads paths from stdin.",
+        show_default=False)],
+    linkage: Annotated[str, typer.Option(
+        help="average: clusters join while their mean distance is within tau (robust); "
+             "single: connected components of distance <= tau (chains more).")] = "average",
+    link: Annotated[Path | None, typer.Option(
+        "--link", metavar="DIR", show_default=False,
+        help="Write DIR/cluster-NNNN/ with a symbolic link per face to its photo.")] = None,
+    enroll_as_unknown: Annotated[bool, typer.Option(
+        "--enroll-as-unknown", help="Enroll each cluster as a person unknown-N (name them later with "
+                                    "`gallery rename`).")] = False,
+    tau: Tau = None, gallery: GalleryOpt = None, detector: DetectorOpt = "mtcnn", device: Device = "auto",
+    det_size: DetSize = DET_SIZE, json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False,
+) -> None:
+    """Group the faces of a folder by person, without a gallery. Exit 0, 1 no face at all, 2 error.
+
+    Examples:
+      [bold]facecli cluster holiday/ --link by-person/[/]
+      [bold]facecli cluster holiday/ --enroll-as-unknown && facecli gallery rename unknown-1 alice[/]
+    """
+    from facecli import api
+    from facecli.output import face_fields
+
+    out = _output(json_lines, quiet, verbose)
+    threshold = _tau(tau)
+    paths = api.image_files(_expand(images))
+    pipe = _pipeline(out, detector, device, det_size=det_size)
+    _make_dir(link)
+    with out.progress(len(paths), "cluster") as tick:
+        results, clustered = api.cluster_faces(pipe, paths, threshold, linkage, on_image=tick)
+    failed = False
+    for res in results:
+        if res.error:
+            failed = True
+            out.error(str(res.error))
+        elif not res.faces:
+            out.warn(f"{res.path}: no face found")
+    order = {p: i for i, p in reversed(list(enumerate(paths)))}
+    links = api.link_clusters(link, clustered, order) if link else [None] * len(clustered)
+    names = api.enroll_clusters(_gallery_path(gallery), pipe.embedder.name, pipe.embedder.dim, clustered) \
+        if enroll_as_unknown else {}
+    sizes: dict[int, int] = {}
+    for c in clustered:
+        sizes[c.cluster] = sizes.get(c.cluster, 0) + 1
+    if json_lines:
+        for c, symlink in zip(clustered, links):
+            out.record({"cluster": c.cluster, "size": sizes[c.cluster], "file": c.result.path,
+                        "face": c.face.index, "box": face_fields(c.face.detection)["box"],
+                        **({"link": str(symlink)} if symlink else {}),
+                        **({"person": names[c.cluster]} if names else {})})
+    elif clustered:
+        members: dict[int, list[str]] = {}
+        for c in clustered:
+            members.setdefault(c.cluster, []).append(f"{c.result.path}#{c.face.index}")
+        out.table(f"{len(members)} clusters of {len(clustered)} faces (tau {threshold:.3f}, {linkage} linkage)",
+                  ["cluster", "faces", "person", "members"],
+                  [(k, len(v), names.get(k, "-"), " ".join(v)) for k, v in sorted(members.items())])
+    raise typer.Exit(EXIT_ERROR if failed else EXIT_OK if clustered else EXIT_NO)
+
+
+@app.command()
+def search(
+    photo: Annotated[str, typer.Argument(help="The photo whose largest face is searched.", show_default=False)],
+    top_k: Annotated[int, typer.Option(min=1, help="How many templates to list.")] = 10,
+    gallery: GalleryOpt = None, detector: DetectorOpt = "mtcnn", device: Device = "auto",
+    det_size: DetSize = DET_SIZE, json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False,
+) -> None:
+    """The most similar enrolled templates to a face, across all persons, nearest first.
+
+    Example: [bold]facecli search stranger.jpg --top-k 10 --json[/]
+    """
+    from facecli import api
+    from facecli.gallery import Gallery
+    from facecli.output import rounded
+
+    out = _output(json_lines, quiet, verbose)
+    pipe = _pipeline(out, detector, device, det_size=det_size)
+    with Gallery.open(_gallery_path(gallery), pipe.embedder.name, pipe.embedder.dim) as g:
+        face, matches = api.search_templates(pipe, g, photo, top_k)
+    if json_lines:
+        for m in matches:
+            out.record({"file": photo, "face": face.index, "rank": m.rank, "name": m.name,
+                        "distance": rounded(m.distance), "template": m.template, "source": m.source})
+    else:
+        out.table(f"nearest templates to {photo}", ["rank", "name", "distance", "template", "source"],
+                  [(m.rank, m.name, f"{m.distance:.3f}", m.template, m.source) for m in matches])
 
 
 # -- gallery ---------------------------------------------------------------------

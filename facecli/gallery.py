@@ -73,6 +73,7 @@ class TemplateMatrix:
     names: list[str]  # one per person
     person_of_row: np.ndarray  # (T,) index into names
     matrix: np.ndarray  # (T, dim), unit rows
+    ids: np.ndarray  # (T,) template ids
 
 
 @dataclass(frozen=True)
@@ -240,7 +241,7 @@ class Gallery:
         """Every template in one matrix, read once per process and then reused."""
         if self._matrix is None:
             self._matrix = self._matrix_of(self._conn.execute(
-                "SELECT p.name, t.embedding FROM templates t JOIN persons p ON p.id = t.person_id "
+                "SELECT p.name, t.embedding, t.id FROM templates t JOIN persons p ON p.id = t.person_id "
                 "ORDER BY p.name, t.id").fetchall())
         return self._matrix
 
@@ -266,19 +267,33 @@ class Gallery:
     def templates_by_id(self, ids: np.ndarray) -> TemplateMatrix:
         """The templates with these ids as a TemplateMatrix (rows grouped by person)."""
         rows = self._conn.execute(
-            "SELECT p.name, t.embedding FROM templates t JOIN persons p ON p.id = t.person_id "
+            "SELECT p.name, t.embedding, t.id FROM templates t JOIN persons p ON p.id = t.person_id "
             "WHERE t.id IN (SELECT value FROM json_each(?)) ORDER BY p.name, t.id",
             (json.dumps([int(i) for i in ids]),)).fetchall()
         return self._matrix_of(rows)
 
-    def _matrix_of(self, rows: list[tuple[str, bytes]]) -> TemplateMatrix:
+    def _matrix_of(self, rows: list[tuple[str, bytes, int]]) -> TemplateMatrix:
         names: list[str] = []
         index: list[int] = []
-        for name, _ in rows:
+        for name, _, _ in rows:
             if not names or names[-1] != name:
                 names.append(name)
             index.append(len(names) - 1)
-        return TemplateMatrix(names, np.asarray(index, dtype=np.int64), self._stack([r[1] for r in rows]))
+        return TemplateMatrix(names, np.asarray(index, dtype=np.int64), self._stack([r[1] for r in rows]),
+                              np.array([r[2] for r in rows], dtype=np.int64))
+
+    def sources_of(self, ids: list[int]) -> dict[int, dict]:
+        """Template id -> its source photo, content hash and face box."""
+        rows = self._conn.execute("SELECT id, source, sha256, box FROM templates "
+                                  "WHERE id IN (SELECT value FROM json_each(?))", (json.dumps(ids),))
+        return {i: {"source": s, "sha256": h, "box": json.loads(b)} for i, s, h, b in rows}
+
+    def unused_names(self, prefix: str, count: int) -> list[str]:
+        """``count`` names ``prefix1``, ``prefix2``… after the highest one already enrolled."""
+        taken = [name[len(prefix):] for (name,) in
+                 self._conn.execute("SELECT name FROM persons WHERE name LIKE ? || '%'", (prefix,))]
+        start = max([int(t) for t in taken if t.isdigit()], default=0)
+        return [f"{prefix}{start + k}" for k in range(1, count + 1)]
 
     def _stack(self, blobs: list[bytes]) -> np.ndarray:
         dim = int(self.meta()["dim"])

@@ -269,3 +269,68 @@ def search_templates(pipeline: Pipeline, gallery: Gallery, photo: str, top_k: in
     info = gallery.sources_of([int(templates.ids[i]) for i in top])
     return face, [Match(rank + 1, templates.names[templates.person_of_row[i]], float(d[i]), int(templates.ids[i]),
                         info[int(templates.ids[i])]["source"]) for rank, i in enumerate(top)]
+
+
+# -- watch --------------------------------------------------------------------
+@dataclass
+class Frame:
+    index: int
+    time: float  # seconds from the start of the video (or of the capture)
+    image: np.ndarray  # RGB
+    faces: list[Face]
+    decisions: list[matching.Decision]
+    events: list  # tracking.Event
+
+
+def open_video(source: str | int) -> tuple[object, float]:
+    """An opened cv2.VideoCapture and its frame rate, or an InputError naming the source."""
+    import cv2
+
+    if isinstance(source, str) and not Path(source).is_file():
+        raise InputError(source, "no such video file")
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # our own error says what failed
+    capture = cv2.VideoCapture(source)
+    if not capture.isOpened():
+        raise InputError(f"camera {source}" if isinstance(source, int) else source,
+                         "cannot open it as a video (unsupported format, or no such camera)")
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    return capture, fps if fps and 0 < fps < 1000 else 30.0
+
+
+def watch(pipeline: Pipeline, gallery: Gallery, capture: object, video_fps: float, tau: float, step: int,
+          max_gap: float = 1.0, live: bool = False) -> Iterator[Frame]:
+    """Identify the faces of every ``step``-th frame and follow them; stops at the end of the video.
+
+    ``live`` (a camera) times frames by the wall clock instead of the frame count.
+    """
+    import time as clock
+
+    import cv2
+
+    from facecli.tracking import Tracker
+
+    searcher = Searcher(gallery)
+    tracker = Tracker(max_gap=max_gap)
+    start = clock.monotonic()
+    index = -1
+    try:
+        while capture.grab():
+            index += 1
+            if index % step:
+                continue
+            ok, bgr = capture.retrieve()
+            if not ok:
+                break
+            now = clock.monotonic() - start if live else index / video_fps
+            image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            faces = pipeline.frame(image)
+            decisions = []
+            if faces:
+                vectors = np.stack([f.embedding for f in faces])
+                decisions = matching.identify(vectors, searcher.templates_for(vectors), tau)
+            events = tracker.update(now, [(f.detection, d) for f, d in zip(faces, decisions)])
+            yield Frame(index, now, image, faces, decisions, events)
+    finally:
+        capture.release()
+    yield Frame(index, index / video_fps if not live else clock.monotonic() - start,
+                np.empty((0, 0, 3), np.uint8), [], [], tracker.finish())

@@ -106,6 +106,15 @@ class Pipeline:
                 faces.append(Face(i, _scaled(det, shrink), crop))
         return ImageResult(path, faces, sha256=sha)
 
+    def frame(self, image: np.ndarray) -> list[Face]:
+        """Detect, crop and embed the faces of one decoded RGB frame (video), largest first."""
+        size, margin = self.embedder.size, self.embedder.margin
+        faces = [Face(i, det, crop_face(image, det, size, margin)) for i, det in enumerate(self.detector.detect(image))]
+        if faces:
+            for face, vector in zip(faces, self.embedder.embed(np.stack([f.crop for f in faces]))):
+                face.embedding = vector
+        return faces
+
     def _embed(self, pending: list[ImageResult]) -> None:
         faces = [f for r in pending for f in r.faces]
         if self.embed and faces:

@@ -34,7 +34,7 @@ SEARCH_MODES = ("auto", "exact", "index")
 #: HNSW graph settings (bench/throughput.py measured them; see bench/RESULTS.md). A change rebuilds indexes.
 HNSW = {"connectivity": 16, "expansion_add": 128, "dtype": "i8"}
 #: Breadth of each query's graph walk: more finds the true nearest more often, and costs time.
-EXPANSION_SEARCH = 128
+EXPANSION_SEARCH = 256
 _BUILD_CHUNK = 50_000
 
 

@@ -702,23 +702,32 @@ def gallery_stats(gallery: GalleryOpt = None, json_lines: Json = False) -> None:
 
 
 # -- eval ----------------------------------------------------------------------------
-def _run_eval(pairs, title: str, detector: str, device: str, flip: bool, margin: float | None, far: float,
-              json_lines: bool, quiet: bool, verbose: bool, plot: Path | None) -> None:
+def _eval_embeddings(out, paths: list[str], detector: str, device: str, flip: bool, margin: float | None):
+    """One embedding per image as `eval` measures (central face, else centre crop), cached by content."""
     from facecli import evaluation
     from facecli.detection import create_detector
     from facecli.embedding import Embedder
 
-    out = _output(json_lines, quiet, verbose)
     embedder = Embedder("facenet", device, flip=flip, margin=margin)
     det = create_detector(detector, device)
     setting = {"model": embedder.spec.sha256, "detector": detector, "margin": embedder.margin, "flip": flip,
                "detector_args": {k: v for k, v in vars(det).items() if isinstance(v, (int, float, str, tuple))}}
-    paths = sorted(set(pairs.a) | set(pairs.b))
-    if verbose:  # naming the provider loads the model, which a fully cached run never needs
-        out.info(f"{len(pairs.a)} pairs, {len(paths)} images; detector {detector}, margin {embedder.margin:g}, "
-                 f"flip {flip}, provider {embedder.provider}")
+    if out.verbose:  # naming the provider loads the model, which a fully cached run never needs
+        out.info(f"{len(paths)} images; detector {detector}, margin {embedder.margin:g}, flip {flip}, "
+                 f"provider {embedder.provider}")
     with out.progress(len(paths), "embedding") as tick:
         emb, fallbacks = evaluation.embed_for_eval(paths, det, embedder, setting, on_image=tick)
+    return emb, fallbacks, setting
+
+
+def _run_eval(pairs, title: str, detector: str, device: str, flip: bool, margin: float | None, far: float,
+              json_lines: bool, quiet: bool, verbose: bool, plot: Path | None) -> None:
+    from facecli import evaluation
+
+    out = _output(json_lines, quiet, verbose)
+    paths = sorted(set(pairs.a) | set(pairs.b))
+    out.info(f"{len(pairs.a)} pairs, {len(paths)} images")
+    emb, fallbacks, setting = _eval_embeddings(out, paths, detector, device, flip, margin)
     d = evaluation.distances(pairs, emb)
     rep = evaluation.report(d, pairs.same, pairs.fold, far)
     rep.images, rep.fallbacks = len(paths), fallbacks
@@ -780,6 +789,50 @@ def eval_pairs(
 
     _run_eval(read_labelled_pairs(pairs), str(pairs), detector, device, flip, margin, far, json_lines, quiet,
               verbose, plot)
+
+
+@eval_app.command("openset")
+def eval_openset(
+    images: Annotated[Path, typer.Option(help="A labelled folder: <person>/<photos>.")] = Path("../shared/lfw/images"),
+    enroll: Annotated[int, typer.Option(min=1, help="Photos enrolled per person (the first N by name).")] = 1,
+    detector: DetectorOpt = "mtcnn", device: Device = "auto", flip: Flip = False, margin: Margin = None,
+    tau: Tau = None, plot: Annotated[Path | None, typer.Option(
+        help="Write the FNIR-FPIR trade-off (log axes) to this PNG (matplotlib).", show_default=False)] = None,
+    json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False,
+) -> None:
+    """Open-set 1:N on a labelled folder: rank-1, FNIR at FPIR 1 % and 0.1 %, and the taus that give them.
+
+    People with more than --enroll photos are enrolled with their first ones and searched with the rest;
+    everyone else is a stranger, searched with one photo. FPIR = strangers given a name; FNIR = enrolled
+    people's photos not given their own name (NIST FRVT 1:N terms).
+
+    Example: [bold]facecli eval openset --images ../shared/lfw/images --plot det.png[/]
+    """
+    from facecli import evaluation
+
+    out = _output(json_lines, quiet, verbose)
+    threshold = _tau(tau)
+    openset = evaluation.read_openset(images, enroll)
+    paths = sorted({p for ps in openset.enrolled.values() for p in ps} | {p for p, _ in openset.probes}
+                   | set(openset.strangers))
+    emb, fallbacks, setting = _eval_embeddings(out, paths, detector, device, flip, margin)
+    rep = evaluation.openset_report(emb, openset, threshold)
+    rep["fallbacks"] = fallbacks
+    if json_lines:
+        out.record(rep)
+    else:
+        rows = [("enrolled / probes / strangers", f"{rep['enrolled']} / {rep['probes']} / {rep['strangers']}"),
+                ("rank-1, closed set", f"{rep['rank1_closed_set'] * 100:.2f} %")]
+        for name, p in rep["at_fpir"].items():
+            rows.append((f"at FPIR {float(name) * 100:g} %", f"rank-1 {p['rank1'] * 100:.2f} % (FNIR "
+                                                             f"{p['fnir'] * 100:.2f} %), tau {p['tau']:.3f}"))
+        d = rep["at_default_tau"]
+        rows.append((f"at tau {d['tau']:.3f}", f"FPIR {d['fpir'] * 100:.2f} %, rank-1 {d['rank1'] * 100:.2f} %"))
+        rows.append(("no face found (centre crop used)", str(fallbacks)))
+        out.table(f"open set: {images}", ["metric", "value"], rows)
+    if plot is not None:
+        evaluation.plot_openset(rep, plot, f"{images.name}: {rep['enrolled']} enrolled, {rep['strangers']} strangers")
+        out.info(f"wrote {plot}")
 
 
 def main() -> None:

@@ -315,3 +315,114 @@ def plot(d: np.ndarray, same: np.ndarray, tau: float, out: Path, title: str) -> 
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
+
+
+# -- open-set identification (1:N with strangers) ------------------------------------
+@dataclass(frozen=True)
+class OpenSet:
+    """A labelled folder split for 1:N: enrolled photos, probes of enrolled people, strangers."""
+
+    enrolled: dict[str, list[str]]  # person -> enrolled photos
+    probes: list[tuple[str, str]]  # (photo, person): mated searches
+    strangers: list[str]  # one photo per person who is not enrolled
+
+
+def read_openset(images: Path, enroll: int = 1) -> OpenSet:
+    """``images/<person>/<photos>``: people with more than ``enroll`` photos are enrolled with their first
+    ``enroll`` (sorted by name) and probed with the rest; the others are strangers (their first photo)."""
+    from facecli.api import IMAGE_SUFFIXES
+
+    root = Path(images)
+    if not root.is_dir():
+        raise InputError(str(root), "not a directory (expected <person>/<photos>)")
+    enrolled: dict[str, list[str]] = {}
+    probes: list[tuple[str, str]] = []
+    strangers: list[str] = []
+    for person in sorted(p for p in root.iterdir() if p.is_dir()):
+        photos = sorted(str(f) for f in person.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        if len(photos) > enroll:
+            enrolled[person.name] = photos[:enroll]
+            probes += [(p, person.name) for p in photos[enroll:]]
+        elif photos:
+            strangers.append(photos[0])
+    if not enrolled or not strangers:
+        raise InputError(str(root), f"needs people with more than {enroll} photos and people with fewer "
+                                    f"(found {len(enrolled)} and {len(strangers)})")
+    return OpenSet(enrolled, probes, strangers)
+
+
+def _nearest(emb: dict[str, np.ndarray], openset: OpenSet, photos: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """Each photo's distance to its nearest enrolled person (best of their templates) and that person."""
+    names = list(openset.enrolled)
+    rows = [(i, p) for i, n in enumerate(names) for p in openset.enrolled[n]]
+    templates = np.stack([emb[p] for _, p in rows])
+    owner = np.array([i for i, _ in rows])
+    d = np.clip(2.0 - 2.0 * np.stack([emb[p] for p in photos]) @ templates.T, 0.0, 4.0)
+    per_person = np.full((len(photos), len(names)), np.inf)
+    np.minimum.at(per_person.T, owner, d.T)
+    best = np.argmin(per_person, axis=1)
+    return per_person[np.arange(len(photos)), best], [names[i] for i in best]
+
+
+def _tau_at_fpir(stranger_d: np.ndarray, fpir: float) -> float:
+    """The tau, halfway between stranger distances, at which at most ``fpir`` of the strangers get a name."""
+    s = np.sort(stranger_d)
+    k = int(np.floor(fpir * len(s)))
+    if k >= len(s):
+        return float(s[-1])
+    below = s[s < s[k]]  # at most k values: those are the strangers this tau still names
+    return float((below[-1] + s[k]) / 2 if below.size else np.nextafter(s[k], -np.inf))
+
+
+def openset_report(emb: dict[str, np.ndarray], openset: OpenSet, default_tau: float,
+                   targets: Sequence[float] = (0.01, 0.001)) -> dict:
+    """Rank-1, FNIR at FPIR targets (NIST FRVT 1:N terms) and the whole trade-off curve."""
+    mated_d, mated_who = _nearest(emb, openset, [p for p, _ in openset.probes])
+    right = np.array([who == truth for who, (_, truth) in zip(mated_who, openset.probes)])
+    stranger_d, _ = _nearest(emb, openset, openset.strangers)
+
+    def at(tau: float) -> dict:
+        fnir = float(np.mean(~(right & (mated_d <= tau))))
+        return {"tau": round(tau, 4), "fpir": float(np.mean(stranger_d <= tau)), "fnir": fnir,
+                "rank1": 1.0 - fnir}
+
+    taus = np.unique(np.concatenate([mated_d, stranger_d]))
+    curve = [at(float(t)) for t in taus[np.linspace(0, len(taus) - 1, min(len(taus), 400)).astype(int)]]
+    return {
+        "enrolled": len(openset.enrolled), "probes": len(openset.probes), "strangers": len(openset.strangers),
+        "templates_per_person": len(next(iter(openset.enrolled.values()))),
+        "rank1_closed_set": float(np.mean(right)),
+        "at_fpir": {f"{t:g}": at(_tau_at_fpir(stranger_d, t)) for t in targets},
+        "at_default_tau": at(default_tau),
+        "curve": curve,
+    }
+
+
+def plot_openset(rep: dict, out: Path, title: str) -> None:
+    """FNIR against FPIR (log axes), the default tau and the FPIR targets marked."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise InputError(f"--plot {out}", "needs matplotlib: pip install -e '.[plot]'") from None
+    fpir = np.array([c["fpir"] for c in rep["curve"]])
+    fnir = np.array([c["fnir"] for c in rep["curve"]])
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    ok = (fpir > 0) & (fnir > 0)
+    ax.plot(fpir[ok], fnir[ok], label="FaceNet (this pipeline)")
+    d = rep["at_default_tau"]
+    ax.plot([max(d["fpir"], 1e-4)], [max(d["fnir"], 1e-4)], "ko", label=f"default tau {d['tau']:.2f}")
+    for name, p in rep["at_fpir"].items():
+        ax.plot([max(p["fpir"], 1e-4)], [max(p["fnir"], 1e-4)], "s", label=f"FPIR {name}: tau {p['tau']:.2f}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("FPIR (strangers given a name)")
+    ax.set_ylabel("FNIR (enrolled people not given their name)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)

@@ -86,3 +86,47 @@ def test_bad_pairs_file(run, tmp_path):
     bad.write_text("a.jpg b.jpg maybe\n")
     proc = run("eval", "pairs", "--pairs", str(bad))
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and str(bad) in proc.stderr
+
+
+def test_tau_at_fpir_admits_at_most_that_share_of_strangers():
+    from facecli.evaluation import _tau_at_fpir
+
+    strangers = np.array([0.9, 1.2, 1.0, 1.5] * 25)  # 100 strangers
+    for fpir in (0.0, 0.01, 0.25, 0.3, 0.5):
+        tau = _tau_at_fpir(strangers, fpir)
+        assert np.mean(strangers <= tau) <= fpir
+    assert _tau_at_fpir(strangers, 0.25) >= 0.9 and _tau_at_fpir(strangers, 0.5) >= 1.0
+
+
+def test_openset_on_an_lfw_subset(run, tmp_path):
+    if not LFW.exists():
+        pytest.skip(f"{LFW} is absent (the shared LFW benchmark)")
+    people = sorted(p for p in (LFW / "images").iterdir() if p.is_dir())
+    many = [p for p in people if len(list(p.iterdir())) >= 3][:30]
+    single = [p for p in people if len(list(p.iterdir())) == 1][:30]
+    root = tmp_path / "people"
+    for person in many + single:
+        (root / person.name).mkdir(parents=True)
+        for photo in sorted(person.iterdir())[:3]:
+            (root / person.name / photo.name).symlink_to(photo)
+    plot = tmp_path / "det.png"
+    proc = run("eval", "openset", "--images", str(root), "--json", *(["--plot", str(plot)] if _has_mpl() else []))
+    assert proc.returncode == 0, proc.stderr
+    rep = json.loads(proc.stdout)
+    assert (rep["enrolled"], rep["probes"], rep["strangers"]) == (30, 60, 30)
+    assert rep["rank1_closed_set"] >= 0.85
+    strict, default = rep["at_fpir"]["0.01"], rep["at_default_tau"]
+    assert strict["fpir"] <= 0.01 and strict["tau"] < default["tau"] == 1.26
+    assert default["fpir"] >= strict["fpir"] and default["rank1"] >= strict["rank1"]
+    curve = rep["curve"]
+    taus = [c["tau"] for c in curve]
+    assert taus == sorted(taus)
+    assert all(a["fpir"] <= b["fpir"] and a["fnir"] >= b["fnir"] for a, b in zip(curve, curve[1:]))
+    if _has_mpl():
+        assert plot.stat().st_size > 10_000
+
+
+def _has_mpl() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("matplotlib") is not None

@@ -602,6 +602,38 @@ def _video_writer(path: Path, fps: float, shape: tuple[int, ...]):
     return writer
 
 
+@app.command()
+def calibrate(
+    fpir: Annotated[float, typer.Option(help="Share of strangers allowed to be given a name.")] = 0.01,
+    gallery_size: Annotated[int | None, typer.Option(
+        "--gallery-size", min=1, show_default=False,
+        help="Number of enrolled people (default: the gallery's).")] = None,
+    gallery: GalleryOpt = None, json_lines: Json = False,
+) -> None:
+    """The tau that keeps strangers named at --fpir against a gallery of K people.
+
+    A stranger gets K chances to fall within tau, so tau must shrink as the gallery grows; the
+    model's manifest holds its impostor distances (measured on LFW) to compute it.
+
+    Example: [bold]facecli calibrate --fpir 0.001 --gallery-size 5000 --json[/]
+    """
+    from facecli.calibration import tau_for
+    from facecli.models import spec
+
+    out = _output(json_lines, False, False)
+    if gallery_size is None:
+        with _open_gallery(gallery) as g:
+            gallery_size = g.person_count()
+        if gallery_size == 0:
+            raise FaceCliError(str(_gallery_path(gallery)), "no one is enrolled; give --gallery-size")
+    tau = tau_for(spec("facenet"), gallery_size, fpir)
+    if json_lines:
+        out.record({"tau": round(tau, 4), "fpir": fpir, "gallery_size": gallery_size})
+    else:
+        out.line(f"tau {tau:.3f} keeps strangers named at {fpir:g} with {gallery_size} people enrolled "
+                 f"(use it with identify --tau {tau:.3f})")
+
+
 # -- gallery ---------------------------------------------------------------------
 def _open_gallery(path: Path | None):
     from facecli.gallery import Gallery

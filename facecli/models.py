@@ -43,6 +43,7 @@ class ModelSpec:
     alignment: dict[str, Any] = field(default_factory=dict)
     output: dict[str, Any] = field(default_factory=dict)
     default_tau: float | None = None
+    impostor: dict[str, Any] = field(default_factory=dict)  # distance quantiles between different people
 
     @property
     def path(self) -> Path:

@@ -213,3 +213,27 @@ def test_unknown_claim_and_usage_errors(enrolled, images):
     assert enrolled("verify", str(images / "obama2.jpg")).returncode == 2
     assert enrolled("enroll", "onlyname").returncode == 2
     assert enrolled("identify").returncode == 2
+
+
+def test_calibrated_tau_shrinks_as_the_gallery_grows(run):
+    taus = []
+    for k in (1, 10, 100, 1559, 100_000):
+        proc = run("calibrate", "--fpir", "0.01", "--gallery-size", str(k), "--json")
+        assert proc.returncode == 0, proc.stderr
+        row = json_rows(proc.stdout)[0]
+        assert row["gallery_size"] == k and row["fpir"] == 0.01
+        taus.append(row["tau"])
+    assert taus == sorted(taus, reverse=True) and len(set(taus)) == len(taus)
+    assert 0 < taus[-1] < taus[0] < 1.5
+    stricter = json_rows(run("calibrate", "--fpir", "0.001", "--gallery-size", "1559", "--json").stdout)[0]
+    assert stricter["tau"] < taus[3]
+    bad = run("calibrate", "--fpir", "1.5", "--gallery-size", "3")
+    assert bad.returncode == 2 and "--fpir 1.5" in bad.stderr
+
+
+def test_calibrate_uses_the_gallery_size_and_the_tau_it_prints_works(enrolled, images):
+    row = json_rows(enrolled("calibrate", "--json").stdout)[0]
+    assert row["gallery_size"] == 1
+    ident = json_rows(enrolled("identify", str(images / "obama2.jpg"), str(images / "biden.jpg"),
+                               "--tau", str(row["tau"]), "--json").stdout)
+    assert [r["name"] for r in ident] == ["obama", None]

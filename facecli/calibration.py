@@ -1,0 +1,42 @@
+"""Thresholds for 1:N that respect the gallery's size.
+
+A stranger searched against K enrolled people gets K chances to fall within
+tau. If one impostor comparison falls within tau with probability F(tau),
+the stranger is given a name with probability 1 - (1 - F(tau))^K (FPIR). So
+the tau for a target FPIR is the quantile of the impostor distances at
+p = 1 - (1 - FPIR)^(1/K). The manifest stores those quantiles, measured on
+all 29.6 M cross-person pairs of LFW; on LFW's open-set protocol (1 559
+people) this predicts tau 0.654 for FPIR 1 % where 0.664 was measured, and
+0.528 for 0.1 % where 0.524 was measured (bench/ACCURACY.md).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from facecli.errors import FaceCliError
+from facecli.models import ModelSpec
+
+
+def impostor_probability(fpir: float, gallery_size: int) -> float:
+    """The single-comparison false-match rate that gives ``fpir`` against ``gallery_size`` people."""
+    return float(-np.expm1(np.log1p(-fpir) / gallery_size))
+
+
+def tau_for(spec: ModelSpec, gallery_size: int, fpir: float = 0.01) -> float:
+    """The tau whose expected FPIR against ``gallery_size`` people is ``fpir``."""
+    if not 0 < fpir < 1:
+        raise FaceCliError(f"--fpir {fpir}", "must be between 0 and 1")
+    if gallery_size < 1:
+        raise FaceCliError(f"--gallery-size {gallery_size}", "must be at least 1")
+    table = spec.impostor
+    if not table:
+        raise FaceCliError(f"model {spec.name}", "its manifest entry has no impostor distances to calibrate with")
+    p = np.log10(np.asarray(table["p"], dtype=float))
+    d = np.asarray(table["d"], dtype=float)
+    target = np.log10(impostor_probability(fpir, gallery_size))
+    if target < p[0]:
+        raise FaceCliError(f"--fpir {fpir} --gallery-size {gallery_size}",
+                           f"needs impostor distances rarer than 1 in {1 / 10 ** p[0]:.0e} comparisons, "
+                           "beyond what the model's measurements cover")
+    return float(np.interp(target, p, d))

@@ -22,6 +22,7 @@ from typing import Any
 from facecli.errors import ModelError
 from facecli.paths import PACKAGE_DIR, cache_dir, models_dir
 from facecli.sources import download, extract, sha256_file
+from facecli.stamps import file_stamp, read_json, write_json
 
 BUILD_HINT = "run `facecli models build` (or `make models`)"
 
@@ -70,41 +71,8 @@ def spec(name: str) -> ModelSpec:
         raise ModelError(name, f"no such model in the manifest (known: {', '.join(manifest())})") from None
 
 
-def _stamp(path: Path) -> list:
-    """What must stay the same for an earlier sha256 check to still hold.
-
-    The change time (ctime) moves on every write and cannot be set back by
-    ordinary tools (unlike mtime), so a file edited after it was verified is
-    hashed again.
-    """
-    st = path.stat()
-    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
-
-
 def _stamps_file() -> Path:
     return cache_dir() / "verified-models.json"
-
-
-def _read_stamps() -> dict[str, Any]:
-    try:
-        data = json.loads(_stamps_file().read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _write_stamp(key: str, stamp: list) -> None:
-    """Remember a verified file; a cache that cannot be written only costs a re-hash next time."""
-    stamps = _read_stamps()
-    stamps[key] = stamp
-    target = _stamps_file()
-    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(stamps))
-        os.replace(tmp, target)
-    except OSError:
-        tmp.unlink(missing_ok=True)
 
 
 def verified_path(name: str) -> Path:
@@ -118,11 +86,13 @@ def verified_path(name: str) -> Path:
     path = s.path
     try:
         real = path.resolve(strict=True)
-        stamp = _stamp(real)
+        stamp = file_stamp(real)
     except (FileNotFoundError, RuntimeError):
         raise ModelError(f"model {name}", f"{path} is missing; {BUILD_HINT}") from None
     key = str(real)
-    if _read_stamps().get(key) == [*stamp, s.sha256]:
+    stamps = read_json(_stamps_file())
+    stamps = stamps if isinstance(stamps, dict) else {}
+    if stamps.get(key) == [*stamp, s.sha256]:
         return path
     got = sha256_file(path)
     if got != s.sha256:
@@ -131,7 +101,8 @@ def verified_path(name: str) -> Path:
             f"{path} has sha256 {got[:12]}…, the manifest expects {s.sha256[:12]}… "
             f"(modified or corrupt); delete it and {BUILD_HINT}",
         )
-    _write_stamp(key, [*stamp, s.sha256])
+    stamps[key] = [*stamp, s.sha256]
+    write_json(_stamps_file(), stamps)  # if it cannot be written, the next run hashes again
     return path
 
 

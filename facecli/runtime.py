@@ -9,7 +9,6 @@ uses are read back from it, never assumed.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from functools import cache
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 from facecli.errors import ModelError
 from facecli.paths import cache_dir
+from facecli.stamps import file_stamp, read_json, write_json
 
 DEVICES = ("auto", "cpu", "cuda", "tensorrt")
 _PROVIDER = {
@@ -78,11 +78,6 @@ def _cpu_tag() -> str:
     return hashlib.sha256(f"{platform.machine()} {flags}".encode()).hexdigest()[:12]
 
 
-def _file_stamp(path: Path) -> list[int]:
-    st = path.stat()
-    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
-
-
 def _optimised_copy(path: Path, key: str) -> tuple[Path, bool]:
     """Where the CPU-optimised graph of a model is cached, and whether it is there intact.
 
@@ -94,10 +89,9 @@ def _optimised_copy(path: Path, key: str) -> tuple[Path, bool]:
     import onnxruntime as ort
 
     target = cache_dir() / "ort-optimised" / f"{key}-ort{ort.__version__}-{_cpu_tag()}.onnx"
-    stamp = target.with_suffix(".stamp")
     try:
-        ok = json.loads(stamp.read_text()) == _file_stamp(target)
-    except (OSError, ValueError):
+        ok = read_json(target.with_suffix(".stamp")) == file_stamp(target)
+    except OSError:
         ok = False
     return target, ok
 
@@ -148,7 +142,7 @@ def create_session(path: Path, device: str = "auto", threads: int = 0, cache_key
     if written is not None:
         with contextlib.suppress(OSError):  # a cache that cannot be written costs time, not correctness
             os.replace(written, optimised)
-            optimised.with_suffix(".stamp").write_text(json.dumps(_file_stamp(optimised)))
+            write_json(optimised.with_suffix(".stamp"), file_stamp(optimised))
         written.unlink(missing_ok=True)
     if device in ("cuda", "tensorrt") and session.get_providers()[0] != _PROVIDER[device]:
         raise ModelError(f"--device {device}",

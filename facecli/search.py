@@ -17,7 +17,6 @@ rebuilt. It is derived data: deleting it only costs a rebuild.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 
 from facecli.errors import FaceCliError
 from facecli.gallery import Gallery, TemplateMatrix
+from facecli.stamps import file_stamp, read_json, write_json
 
 #: Largest gallery searched exactly by default (FACECLI_EXACT_MAX overrides).
 EXACT_MAX = int(os.environ.get("FACECLI_EXACT_MAX", "100000"))
@@ -38,18 +38,12 @@ EXPANSION_SEARCH = 256
 _BUILD_CHUNK = 50_000
 
 
-def _file_stamp(path: Path) -> list[int]:
-    st = path.stat()
-    return [st.st_size, st.st_mtime_ns, st.st_ino]
-
-
 class TemplateIndex:
     """The HNSW index of one gallery's templates, keyed by template id."""
 
-    def __init__(self, index: Any, meta: dict[str, Any]) -> None:
+    def __init__(self, index: Any) -> None:
         self.index = index
         self.index.expansion_search = EXPANSION_SEARCH
-        self.meta = meta
 
     @staticmethod
     def paths(gallery_path: Path) -> tuple[Path, Path]:
@@ -63,12 +57,13 @@ class TemplateIndex:
 
         index_path, meta_path = cls.paths(gallery.path)
         state = gallery.state()
-        meta = _read_meta(meta_path)
-        fresh = (meta is not None and index_path.exists() and meta.get("stamp") == _file_stamp(index_path)
+        meta = read_json(meta_path)
+        meta = meta if isinstance(meta, dict) else None
+        fresh = (meta is not None and index_path.exists() and meta.get("stamp") == file_stamp(index_path)
                  and meta.get("model") == state.model and meta.get("dim") == state.dim
                  and meta.get("removals") == state.removals and meta.get("hnsw") == HNSW)
         if fresh and meta["max_id"] == state.max_id and meta["count"] == state.count:
-            return cls(Index.restore(str(index_path), view=True), meta)  # memory-mapped: opens at once
+            return cls(Index.restore(str(index_path), view=True))  # memory-mapped: opens at once
         if fresh and gallery.count_up_to(meta["max_id"]) == meta["count"]:
             index = Index.restore(str(index_path))
             log(f"index {index_path.name}: adding {state.count - meta['count']} new templates")
@@ -82,7 +77,7 @@ class TemplateIndex:
         meta = {"model": state.model, "dim": state.dim, "count": state.count, "max_id": state.max_id,
                 "removals": state.removals, "hnsw": HNSW}
         _save(index, meta, index_path, meta_path)
-        return cls(index, _read_meta(meta_path) or meta)
+        return cls(index)
 
     def candidates(self, faces: np.ndarray, count: int) -> np.ndarray:
         """Template ids of the ``count`` nearest templates of each face (fewer if the index is smaller)."""
@@ -94,30 +89,19 @@ class TemplateIndex:
         return np.unique(keys[keys != np.iinfo(np.uint64).max]).astype(np.int64)
 
 
-def _read_meta(path: Path) -> dict[str, Any] | None:
-    try:
-        meta = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return meta if isinstance(meta, dict) else None
-
-
 def _save(index: Any, meta: dict[str, Any], index_path: Path, meta_path: Path) -> None:
     """Write the index, then the meta that vouches for it; a reader in between sees a stale index."""
     tmp = index_path.with_name(f"{index_path.name}.{os.getpid()}.tmp")
-    tmp_meta = meta_path.with_name(f"{meta_path.name}.{os.getpid()}.tmp")
     try:
         index.save(str(tmp))
         os.chmod(tmp, 0o600)  # derived from biometric templates: private like the gallery
         os.replace(tmp, index_path)
-        tmp_meta.write_text(json.dumps({**meta, "stamp": _file_stamp(index_path)}))
-        os.replace(tmp_meta, meta_path)
+        write_json(meta_path, {**meta, "stamp": file_stamp(index_path)})
     except OSError:
         pass  # a read-only folder: the index served this run from memory and is rebuilt next time
     finally:
-        for leftover in (tmp, tmp_meta):
-            with contextlib.suppress(OSError):
-                leftover.unlink()
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 class Searcher:

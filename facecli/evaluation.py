@@ -283,8 +283,8 @@ def distances(pairs: Pairs, emb: dict[str, np.ndarray]) -> np.ndarray:
     return np.sum((a - b) ** 2, axis=1)
 
 
-def plot(d: np.ndarray, same: np.ndarray, tau: float, out: Path, title: str) -> None:
-    """ROC curve and the genuine/impostor distance histograms with tau marked."""
+def _pyplot(out: Path):
+    """matplotlib's pyplot, drawing off-screen, or an InputError saying how to install it."""
     try:
         import matplotlib
 
@@ -292,6 +292,12 @@ def plot(d: np.ndarray, same: np.ndarray, tau: float, out: Path, title: str) -> 
         import matplotlib.pyplot as plt
     except ImportError:
         raise InputError(f"--plot {out}", "needs matplotlib: pip install -e '.[plot]'") from None
+    return plt
+
+
+def plot(d: np.ndarray, same: np.ndarray, tau: float, out: Path, title: str) -> None:
+    """ROC curve and the genuine/impostor distance histograms with tau marked."""
+    plt = _pyplot(out)
     order = np.argsort(d, kind="stable")  # every distance is a threshold: the exact ROC
     tpr = np.cumsum(same[order]) / same.sum()
     fpr = np.cumsum(~same[order]) / (~same).sum()
@@ -353,13 +359,14 @@ def read_openset(images: Path, enroll: int = 1) -> OpenSet:
 
 def _nearest(emb: dict[str, np.ndarray], openset: OpenSet, photos: Sequence[str]) -> tuple[np.ndarray, list[str]]:
     """Each photo's distance to its nearest enrolled person (best of their templates) and that person."""
+    from facecli.gallery import TemplateMatrix
+    from facecli.matching import person_distances
+
     names = list(openset.enrolled)
-    rows = [(i, p) for i, n in enumerate(names) for p in openset.enrolled[n]]
-    templates = np.stack([emb[p] for _, p in rows])
-    owner = np.array([i for i, _ in rows])
-    d = np.clip(2.0 - 2.0 * np.stack([emb[p] for p in photos]) @ templates.T, 0.0, 4.0)
-    per_person = np.full((len(photos), len(names)), np.inf)
-    np.minimum.at(per_person.T, owner, d.T)
+    rows = [(i, p) for i, n in enumerate(names) for p in openset.enrolled[n]]  # grouped by person
+    gallery = TemplateMatrix(names, np.array([i for i, _ in rows]), np.stack([emb[p] for _, p in rows]),
+                             np.arange(len(rows)))
+    per_person = person_distances(np.stack([emb[p] for p in photos]), gallery)
     best = np.argmin(per_person, axis=1)
     return per_person[np.arange(len(photos)), best], [names[i] for i in best]
 
@@ -400,13 +407,7 @@ def openset_report(emb: dict[str, np.ndarray], openset: OpenSet, default_tau: fl
 
 def plot_openset(rep: dict, out: Path, title: str) -> None:
     """FNIR against FPIR (log axes), the default tau and the FPIR targets marked."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise InputError(f"--plot {out}", "needs matplotlib: pip install -e '.[plot]'") from None
+    plt = _pyplot(out)
     fpir = np.array([c["fpir"] for c in rep["curve"]])
     fnir = np.array([c["fnir"] for c in rep["curve"]])
     fig, ax = plt.subplots(figsize=(6, 4.5))

@@ -19,10 +19,21 @@ from facecli.detection import Detection
 GREEN, RED, BLUE = (60, 200, 60), (40, 40, 230), (230, 160, 40)  # BGR: recognised, unknown, detected
 
 
+def safe_name(n: int, source: str, suffix: str = "", ext: str = ".png") -> str:
+    """``<n>-<sanitised stem><suffix><ext>``: unique per input number, no separators, no leading dot."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(source).stem)[:80].lstrip(".") or "image"
+    return f"{n:05d}-{stem}{suffix}{re.sub(r'[^A-Za-z0-9.]', '', ext)[:10]}"
+
+
 def output_path(folder: Path, n: int, source: str, suffix: str = "") -> Path:
     """``folder/<n>-<sanitised stem><suffix>.png``: unique per input, always inside ``folder``."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(source).stem)[:80].lstrip(".") or "image"
-    return folder / f"{n:05d}-{stem}{suffix}.png"
+    return folder / safe_name(n, source, suffix)
+
+
+def labelled(faces, decisions) -> list[tuple[Detection, str, bool]]:
+    """What ``draw`` takes for identified faces: the name and distance, or "not recognized"."""
+    return [(f.detection, f"{d.name} {d.distance:.2f}" if d.name else "not recognized", d.name is not None)
+            for f, d in zip(faces, decisions)]
 
 
 def draw(image_rgb: np.ndarray, faces: list[tuple[Detection, str | None, bool | None]]) -> np.ndarray:

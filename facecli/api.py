@@ -223,13 +223,14 @@ def cluster_faces(pipeline: Pipeline, paths: Iterable[str], tau: float, linkage:
 
 def link_clusters(folder: Path, clustered: list[ClusteredFace], order: dict[str, int]) -> list[Path]:
     """One sub-folder per cluster with a symbolic link per face; names are made here, so never outside ``folder``."""
+    from facecli.annotate import safe_name
+
     links = []
     for c in clustered:
         sub = folder / f"cluster-{c.cluster:04d}"
         sub.mkdir(parents=True, exist_ok=True)
-        suffix = re.sub(r"[^A-Za-z0-9.]", "", Path(c.result.path).suffix)[:10]
-        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(c.result.path).stem)[:80].lstrip(".") or "image"
-        link = sub / f"{order[c.result.path]:05d}-{stem}-face{c.face.index}{suffix}"
+        link = sub / safe_name(order[c.result.path], c.result.path, f"-face{c.face.index}",
+                               Path(c.result.path).suffix)
         link.unlink(missing_ok=True)
         link.symlink_to(Path(c.result.path).resolve())
         links.append(link)

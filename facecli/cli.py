@@ -365,6 +365,7 @@ def identify(
       [bold]find photos -name '*.jpg' | facecli identify - --json | jq 'select(.name)'[/]
     """
     from facecli import api
+    from facecli.annotate import labelled
     from facecli.gallery import Gallery
     from facecli.output import face_fields, rounded
 
@@ -381,9 +382,7 @@ def identify(
         for n, (res, decisions) in enumerate(api.identify(pipe, g, paths, threshold, top_k, search=search,
                                                           log=out.note)):
             tick()
-            drawn = _annotate(annotate, n, res, [
-                (f.detection, f"{d.name} {d.distance:.2f}" if d.name else "not recognized", d.name is not None)
-                for f, d in zip(res.faces, decisions)])
+            drawn = _annotate(annotate, n, res, labelled(res.faces, decisions))
             if res.error or not res.faces:
                 failed |= res.error is not None
                 reason = res.error.reason if res.error else "no face found"
@@ -574,9 +573,7 @@ def watch(
                 if frame.image.size == 0:
                     continue
                 if annotate is not None or show:
-                    picture = drawing.draw(frame.image, [
-                        (f.detection, f"{d.name} {d.distance:.2f}" if d.name else "not recognized", d.name is not None)
-                        for f, d in zip(frame.faces, frame.decisions)])
+                    picture = drawing.draw(frame.image, drawing.labelled(frame.faces, frame.decisions))
                     if annotate is not None:
                         writer = writer or _video_writer(annotate, video_fps / step, picture.shape)
                         writer.write(picture)

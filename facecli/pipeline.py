@@ -110,13 +110,11 @@ class Pipeline:
         """Detect, crop and embed the faces of one decoded RGB frame (video), largest first."""
         size, margin = self.embedder.size, self.embedder.margin
         faces = [Face(i, det, crop_face(image, det, size, margin)) for i, det in enumerate(self.detector.detect(image))]
-        if faces:
-            for face, vector in zip(faces, self.embedder.embed(np.stack([f.crop for f in faces]))):
-                face.embedding = vector
+        self._embed(faces)
         return faces
 
-    def _embed(self, pending: list[ImageResult]) -> None:
-        faces = [f for r in pending for f in r.faces]
+    def _embed(self, faces: list[Face]) -> None:
+        """Fill in the embeddings of these faces, in one batched call."""
         if self.embed and faces:
             emb = self.embedder.embed(np.stack([f.crop for f in faces]))
             for face, vector in zip(faces, emb):
@@ -142,9 +140,8 @@ class Pipeline:
                 pending.append(result)
                 n_faces += len(result.faces)
                 if n_faces >= self.batch_size or len(pending) >= self.prefetch:  # faceless runs still flow
-                    self._embed(pending)
+                    self._embed([f for r in pending for f in r.faces])
                     yield from pending
                     pending, n_faces = [], 0
-            self._embed(pending)
+            self._embed([f for r in pending for f in r.faces])
             yield from pending
-

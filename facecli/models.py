@@ -78,7 +78,7 @@ def _stamps_file() -> Path:
 def verified_path(name: str) -> Path:
     """Path of model ``name`` after checking its sha256; raises ModelError otherwise.
 
-    Hashing FaceNet's 94 MB costs ~0.25 s, a quarter of a cold start, so a
+    Hashing FaceNet's 94 MB costs ~0.1 s even from the page cache, a tenth of a cold start, so a
     successful check is remembered (in the cache folder) together with the
     file's size, times and inode, and repeated only when one of them changes.
     """

@@ -1,6 +1,6 @@
 """Measure the impostor distance quantiles that `facecli calibrate` uses, on LFW.
 
-Usage: python bench/impostor_quantiles.py [--images ../shared/lfw/images]
+Usage: python bench/impostor_quantiles.py [--model facenet|sface|fusion] [--images ../shared/lfw/images]
 Embeds every image as `facecli eval` does (cached), takes the squared L2
 distance of every pair of photos of different people (29.6 M on LFW), and
 prints the manifest's "impostor" block (p, d) as JSON.
@@ -23,9 +23,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=Path, default=ROOT.parent / "shared" / "lfw" / "images")
+    ap.add_argument("--model", default="facenet")
     args = ap.parse_args()
     paths = sorted(str(p) for p in args.images.glob("*/*.jpg"))
-    emb, _, _ = _eval_embeddings(Output(quiet=True), paths, "mtcnn", "cpu", False, None)
+    emb, _, _ = _eval_embeddings(Output(quiet=True), paths, None, "cpu", False, None, args.model)
     x = np.stack([emb[p] for p in paths])
     _, person = np.unique([Path(p).parent.name for p in paths], return_inverse=True)
     i, j = np.triu_indices(len(x), 1)

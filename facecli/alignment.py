@@ -37,3 +37,30 @@ def center_crop(image: np.ndarray, size: tuple[int, int], fraction: float = 0.64
     cw, ch = int(width * fraction), int(height * fraction)
     x1, y1 = (width - cw) // 2, (height - ch) // 2
     return cv2.resize(image[y1:y1 + ch, x1:x1 + cw], size, interpolation=cv2.INTER_LINEAR)
+
+
+def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The 2x3 rotation + uniform scale + translation that maps ``src`` points onto ``dst`` best
+    (least squares, Umeyama 1991), as OpenCV's ``FaceRecognizerSF.alignCrop`` estimates it."""
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
+    s, d = src - src_mean, dst - dst_mean
+    cov = d.T @ s / len(src)
+    u, sigma, vt = np.linalg.svd(cov)
+    sign = np.ones(2)
+    if np.linalg.det(cov) < 0:
+        sign[1] = -1
+    rotation = u @ np.diag(sign) @ vt
+    scale = (sigma * sign).sum() / s.var(axis=0).sum()
+    matrix = np.empty((2, 3))
+    matrix[:, :2] = scale * rotation
+    matrix[:, 2] = dst_mean - matrix[:, :2] @ src_mean
+    return matrix
+
+
+def align_five_points(image: np.ndarray, landmarks: np.ndarray, size: tuple[int, int],
+                      template: np.ndarray) -> np.ndarray:
+    """The face warped so its eyes, nose and mouth corners land on ``template`` (ArcFace's 112x112 layout)."""
+    matrix = similarity_transform(landmarks, template)
+    return cv2.warpAffine(image, matrix, size, flags=cv2.INTER_LINEAR)

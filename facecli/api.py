@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -149,13 +149,15 @@ def verify_claim(pipeline: Pipeline, gallery: Gallery, photo: str, name: str, ta
 
 # -- identify -----------------------------------------------------------------
 def identify(pipeline: Pipeline, gallery: Gallery, paths: Iterable[str], tau: float, top_k: int = 1,
-             batch_faces: int = 64, search: str = "auto",
-             log: Callable[[str], None] = lambda _m: None) -> Iterator[tuple[ImageResult, list[matching.Decision]]]:
+             batch_faces: int = 64, search: str = "auto", log: Callable[[str], None] = lambda _m: None,
+             min_face: float = 0) -> Iterator[tuple[ImageResult, list[matching.Decision]]]:
     """1:K: for every face of every image, the nearest person within tau or nobody.
 
     Faces of consecutive images are scored together, ``batch_faces`` at a
     time, in one matrix product against the gallery's templates (all of
     them, or the index's candidates for a large gallery: see ``search``).
+    A face whose box is narrower or shorter than ``min_face`` pixels is
+    never named: it keeps its nearest candidate but is marked too small.
     """
     searcher = Searcher(gallery, search, candidates=max(64, 8 * top_k), log=log)
     pending: list[ImageResult] = []
@@ -165,6 +167,9 @@ def identify(pipeline: Pipeline, gallery: Gallery, paths: Iterable[str], tau: fl
         if faces:
             vectors = np.stack([f.embedding for f in faces])
             decisions = matching.identify(vectors, searcher.templates_for(vectors), tau, top_k)
+            decisions = [replace(d, name=None, too_small=True)
+                         if min(f.detection.width, f.detection.height) < min_face else d
+                         for f, d in zip(faces, decisions)]
         else:
             decisions = []
         start = 0
@@ -214,7 +219,7 @@ def cluster_faces(pipeline: Pipeline, paths: Iterable[str], tau: float, linkage:
     for res in pipeline.run(paths):
         on_image()
         for f in res.faces:
-            f.crop = f.crop[:0]  # the crop is no longer needed: keep memory at one embedding per face
+            f.crops = ()  # the crops are no longer needed: keep memory at one embedding per face
         results.append(res)
     faces = [(r, f) for r in results for f in r.faces]
     labels = cluster(np.stack([f.embedding for _, f in faces]), tau, linkage) if faces else []

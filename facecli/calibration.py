@@ -15,7 +15,9 @@ from __future__ import annotations
 import numpy as np
 
 from facecli.errors import FaceCliError
-from facecli.models import ModelSpec
+from facecli.models import PipelineSpec
+
+DEFAULT_FPIR = 0.01  # identify names at most 1 stranger in 100 unless told otherwise
 
 
 def impostor_probability(fpir: float, gallery_size: int) -> float:
@@ -23,7 +25,7 @@ def impostor_probability(fpir: float, gallery_size: int) -> float:
     return float(-np.expm1(np.log1p(-fpir) / gallery_size))
 
 
-def tau_for(spec: ModelSpec, gallery_size: int, fpir: float = 0.01) -> float:
+def tau_for(spec: PipelineSpec, gallery_size: int, fpir: float = 0.01) -> float:
     """The tau whose expected FPIR against ``gallery_size`` people is ``fpir``."""
     if not 0 < fpir < 1:
         raise FaceCliError(f"--fpir {fpir}", "must be between 0 and 1")
@@ -31,7 +33,8 @@ def tau_for(spec: ModelSpec, gallery_size: int, fpir: float = 0.01) -> float:
         raise FaceCliError(f"--gallery-size {gallery_size}", "must be at least 1")
     table = spec.impostor
     if not table:
-        raise FaceCliError(f"model {spec.name}", "its manifest entry has no impostor distances to calibrate with")
+        raise FaceCliError(f"--model {spec.name}", "its manifest entry has no impostor distances to calibrate with; "
+                                                   "give --tau")
     p = np.log10(np.asarray(table["p"], dtype=float))
     d = np.asarray(table["d"], dtype=float)
     target = np.log10(impostor_probability(fpir, gallery_size))

@@ -22,7 +22,7 @@ DET_SIZE = 640  # = detection.DET_SIZE, repeated so that parsing does not import
 
 app = typer.Typer(
     name="facecli",
-    help="Face verification and identification: MTCNN + FaceNet on ONNX Runtime.",
+    help="Face verification and identification: FaceNet and SFace on ONNX Runtime.",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="rich",
@@ -40,7 +40,13 @@ Json = Annotated[bool, typer.Option("--json", help="JSON Lines on stdout, one ob
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only results and errors.")]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Also report models, provider and timings on stderr.")]
 Device = Annotated[str, typer.Option(help="auto, cpu, cuda or tensorrt.", envvar="FACECLI_DEVICE")]
-DetectorOpt = Annotated[str, typer.Option("--detector", help="mtcnn (5 landmarks) or haar (fast, frontal only).")]
+DetectorOpt = Annotated[str | None, typer.Option(
+    "--detector", show_default=False,
+    help="mtcnn or yunet (boxes and 5 landmarks), or haar (boxes only, frontal) (default: the model's own).")]
+ModelOpt = Annotated[str | None, typer.Option(
+    "--model", envvar="FACECLI_MODEL", show_default=False,
+    help="facenet (MTCNN + FaceNet, 512-d), sface (YuNet + SFace, 128-d) or fusion (both, 640-d) "
+         "(default: the gallery's model, else fusion). A gallery keeps the model it was built with.")]
 Flip = Annotated[bool, typer.Option("--flip/--no-flip",
                                     help="Add the mirror image's embedding (test-time augmentation).")]
 DetSize = Annotated[int, typer.Option(
@@ -56,6 +62,10 @@ GalleryOpt = Annotated[Path | None, typer.Option(
 Tau = Annotated[float | None, typer.Option(
     help="Decision threshold on squared L2 distance (0-4) (default: the model's calibrated tau).",
     show_default=False)]
+Fpir = Annotated[float | None, typer.Option(
+    "--fpir", show_default=False,
+    help="Share of strangers allowed to be given a name; sets tau for the gallery's size "
+         "(default: the gallery's setting, else 0.01). --tau overrides it.")]
 Images = Annotated[list[str], typer.Argument(
     metavar="IMAGE", help="Image files; '-' reads one path per line from stdin.", show_default=False)]
 
@@ -77,25 +87,57 @@ def _gallery_path(path: Path | None) -> Path:
     return path if path is not None else default_gallery()
 
 
-def _pipeline(out, detector: str = "mtcnn", device: str = "auto", flip: bool = False, embed: bool = True,
-              det_size: int = DET_SIZE):
+def _pipeline(out, detector: str | None = None, device: str = "auto", flip: bool = False, embed: bool = True,
+              det_size: int = DET_SIZE, model: str | None = None):
     from facecli.pipeline import Pipeline
 
-    pipe = Pipeline(detector=detector, device=device, flip=flip, embed=embed, det_size=det_size)
+    pipe = Pipeline(detector=detector, model=model or DEFAULT_MODEL, device=device, flip=flip, embed=embed,
+                    det_size=det_size)
     if out.verbose:  # naming the provider waits for the model to load: only when asked
-        out.info(f"detector {detector}" + (f", embedder {pipe.embedder.name} ({pipe.embedder.dim}-d)"
-                                           if embed else "") + f" on {pipe.provider}")
+        out.info(f"detector {pipe.detector.name}" + (f", embedder {pipe.embedder.name} ({pipe.embedder.dim}-d)"
+                                                     if embed else "") + f" on {pipe.provider}")
     return pipe
 
 
-def _tau(tau: float | None) -> float:
-    from facecli.models import spec
+DEFAULT_MODEL = "fusion"  # = models.DEFAULT_MODEL, repeated so that parsing stays light; a test keeps them equal
+MIN_FACE = 0.0  # pixels; see bench/ACCURACY.md, "small faces"
+
+
+def _model(model: str | None, gallery: Path | None = None, uses_gallery: bool = False) -> str:
+    """--model, else the model of the gallery in use (so its users need not repeat it), else the default."""
+    from facecli.gallery import Gallery
+
+    if model is not None:
+        return model
+    return (Gallery.model_of(_gallery_path(gallery)) if uses_gallery else None) or DEFAULT_MODEL
+
+
+def _tau(tau: float | None, model: str = DEFAULT_MODEL) -> float:
+    """The 1:1 threshold: --tau, else the model's tau of best LFW pair accuracy."""
+    from facecli.models import pipeline_spec
 
     if tau is not None:
         if not 0.0 <= tau <= 4.0:
             raise FaceCliError(f"--tau {tau}", "must be between 0 and 4 (squared L2 of unit vectors)")
         return tau
-    return float(spec("facenet").default_tau)
+    return float(pipeline_spec(model).default_tau)
+
+
+def _identify_threshold(tau: float | None, fpir: float | None, model: str, g) -> dict:
+    """The 1:N threshold and where it came from: ``{"tau", "gallery_size", "fpir"}``.
+
+    --tau fixes it by hand (fpir is then None); otherwise it is the tau whose
+    expected share of strangers given a name is --fpir (else the gallery's
+    setting, else 1 %) against this gallery's number of people.
+    """
+    from facecli.calibration import DEFAULT_FPIR, tau_for
+    from facecli.models import pipeline_spec
+
+    k = g.person_count()
+    if tau is not None:
+        return {"tau": _tau(tau, model), "gallery_size": k, "fpir": None}
+    target = fpir if fpir is not None else g.fpir() if g.fpir() is not None else DEFAULT_FPIR
+    return {"tau": round(tau_for(pipeline_spec(model), max(k, 1), target), 4), "gallery_size": k, "fpir": target}
 
 
 def _output(json_lines: bool, quiet: bool, verbose: bool):
@@ -139,14 +181,15 @@ def models_list(json_lines: Json = False) -> None:
 
 
 # -- detect / embed -------------------------------------------------------------
-def _face_rows(command: str, images: list[str], detector: str, device: str, flip: bool, json_lines: bool,
-               quiet: bool, verbose: bool, crops: Path | None = None, npy: Path | None = None,
+def _face_rows(command: str, images: list[str], detector: str | None, model: str, device: str, flip: bool,
+               json_lines: bool, quiet: bool, verbose: bool, crops: Path | None = None, npy: Path | None = None,
                det_size: int = DET_SIZE, annotate: Path | None = None) -> None:
     from facecli.output import face_fields, rounded
 
     out = _output(json_lines, quiet, verbose)
+    model = _model(model)
     paths = _expand(images)
-    pipe = _pipeline(out, detector, device, flip, embed=command == "embed", det_size=det_size)
+    pipe = _pipeline(out, detector, device, flip, embed=command == "embed", det_size=det_size, model=model)
     failed = no_face = False
     table, vectors = [], []
     for folder in (crops, annotate):
@@ -225,7 +268,8 @@ def _write_crop(folder: Path, n: int, source: str, face) -> Path:
 
 
 @app.command()
-def detect(images: Images, detector: DetectorOpt = "mtcnn", device: Device = "auto", det_size: DetSize = DET_SIZE,
+def detect(images: Images, detector: DetectorOpt = None, model: ModelOpt = None,
+device: Device = "auto", det_size: DetSize = DET_SIZE,
            annotate: Annotate = None,
            crops: Annotated[Path | None, typer.Option(help="Write each aligned face crop here (PNG).")] = None,
            json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False) -> None:
@@ -233,12 +277,13 @@ def detect(images: Images, detector: DetectorOpt = "mtcnn", device: Device = "au
 
     Example: [bold]facecli detect group.jpg --json | jq .box[/]
     """
-    _face_rows("detect", images, detector, device, False, json_lines, quiet, verbose, crops=crops,
+    _face_rows("detect", images, detector, model, device, False, json_lines, quiet, verbose, crops=crops,
                det_size=det_size, annotate=annotate)
 
 
 @app.command()
-def embed(images: Images, detector: DetectorOpt = "mtcnn", device: Device = "auto", det_size: DetSize = DET_SIZE,
+def embed(images: Images, detector: DetectorOpt = None, model: ModelOpt = None,
+device: Device = "auto", det_size: DetSize = DET_SIZE,
           flip: Flip = False,
           npy: Annotated[Path | None, typer.Option(help="Also save all embeddings as an (N, 512) .npy.")] = None,
           json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False) -> None:
@@ -246,7 +291,7 @@ def embed(images: Images, detector: DetectorOpt = "mtcnn", device: Device = "aut
 
     Example: [bold]ls *.jpg | facecli embed - --json --npy faces.npy[/]
     """
-    _face_rows("embed", images, detector, device, flip, json_lines, quiet, verbose, npy=npy, det_size=det_size)
+    _face_rows("embed", images, detector, model, device, flip, json_lines, quiet, verbose, npy=npy, det_size=det_size)
 
 
 # -- enroll / verify / identify -----------------------------------------------------
@@ -259,7 +304,8 @@ def enroll(
         "--dir", help="Import a folder: one sub-folder per person, or files named after the person "
                       "(alice.jpg, alice_2.jpg).", show_default=False)] = None,
     largest: Annotated[bool, typer.Option(help="Enroll the largest face of a photo with several.")] = False,
-    gallery: GalleryOpt = None, detector: DetectorOpt = "mtcnn", device: Device = "auto", flip: Flip = False,
+    gallery: GalleryOpt = None, detector: DetectorOpt = None, model: ModelOpt = None,
+    device: Device = "auto", flip: Flip = False,
     det_size: DetSize = DET_SIZE, json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False,
 ) -> None:
     """Enroll a person from one or more photos (one is enough).
@@ -271,6 +317,7 @@ def enroll(
     from facecli import api
 
     out = _output(json_lines, quiet, verbose)
+    model = _model(model, gallery, uses_gallery=True)
     if directory is not None:
         if name or images:
             raise FaceCliError("--dir", "give either --dir or NAME and photos, not both")
@@ -282,7 +329,7 @@ def enroll(
             raise InputError(repr(name), "a name must be non-empty, without leading or trailing spaces")
         items = [(name, p) for p in _expand(images)]
     path = _gallery_path(gallery)
-    pipe = _pipeline(out, detector, device, flip, det_size=det_size)
+    pipe = _pipeline(out, detector, device, flip, det_size=det_size, model=model)
     with out.progress(len(items), "enroll") as tick:
         results = api.enroll(pipe, path, items, largest, on_image=tick)
     for r in results:
@@ -307,7 +354,8 @@ def verify(
     claim: Annotated[str | None, typer.Option(help="Compare with this enrolled person instead.",
                                                  show_default=False)] = None,
     all_faces: Annotated[bool, typer.Option(help="Use the closest pair of all faces, not the largest.")] = False,
-    tau: Tau = None, gallery: GalleryOpt = None, detector: DetectorOpt = "mtcnn", device: Device = "auto",
+    tau: Tau = None, gallery: GalleryOpt = None, detector: DetectorOpt = None, model: ModelOpt = None,
+    device: Device = "auto",
     flip: Flip = False, det_size: DetSize = DET_SIZE, json_lines: Json = False, quiet: Quiet = False,
     verbose: Verbose = False,
 ) -> None:
@@ -321,18 +369,19 @@ def verify(
     from facecli.output import face_fields, rounded
 
     out = _output(json_lines, quiet, verbose)
+    model = _model(model, gallery, uses_gallery=claim is not None)
     if (other is None) == (claim is None):
         raise FaceCliError("verify", "give a second photo or --claim NAME (exactly one of them)")
-    threshold = _tau(tau)
+    threshold = _tau(tau, model)
     if claim is not None:
         from facecli.gallery import Gallery
 
-        pipe = _pipeline(out, detector, device, flip, det_size=det_size)
+        pipe = _pipeline(out, detector, device, flip, det_size=det_size, model=model)
         with Gallery.open(_gallery_path(gallery), pipe.embedder.name, pipe.embedder.dim) as g:
             v = api.verify_claim(pipe, g, photo, claim, threshold, all_faces)
         against = {"claim": claim}
     else:
-        pipe = _pipeline(out, detector, device, flip, det_size=det_size)
+        pipe = _pipeline(out, detector, device, flip, det_size=det_size, model=model)
         v = api.verify_photos(pipe, photo, other, threshold, all_faces)
         against = {"other": other, "other_face": v.reference_face.index,
                    "other_box": face_fields(v.reference_face.detection)["box"]}
@@ -354,7 +403,12 @@ def identify(
     search: Annotated[str, typer.Option(
         help="exact (every template), index (HNSW index beside the gallery, built or updated as needed) "
              "or auto (exact up to 100 000 templates).")] = "auto",
-    tau: Tau = None, gallery: GalleryOpt = None, detector: DetectorOpt = "mtcnn", device: Device = "auto",
+    min_face: Annotated[float, typer.Option(
+        "--min-face", min=0, metavar="PX",
+        help="Faces with a box side under PX pixels are reported as too small to identify, never named.")
+    ] = MIN_FACE,
+    tau: Tau = None, fpir: Fpir = None, gallery: GalleryOpt = None, detector: DetectorOpt = None,
+    model: ModelOpt = None, device: Device = "auto",
     flip: Flip = False, det_size: DetSize = DET_SIZE, annotate: Annotate = None, json_lines: Json = False,
     quiet: Quiet = False, verbose: Verbose = False,
 ) -> None:
@@ -370,17 +424,20 @@ def identify(
     from facecli.output import face_fields, rounded
 
     out = _output(json_lines, quiet, verbose)
-    threshold = _tau(tau)
+    model = _model(model, gallery, uses_gallery=True)
     paths = _expand(images)
     _make_dir(annotate)
-    pipe = _pipeline(out, detector, device, flip, det_size=det_size)
+    pipe = _pipeline(out, detector, device, flip, det_size=det_size, model=model)
     recognised = failed = False
     rows = []
     with Gallery.open(_gallery_path(gallery), pipe.embedder.name, pipe.embedder.dim) as g, \
             out.progress(len(paths), "identify") as tick:
-        out.info(f"gallery {g.path}: {g.person_count()} people")
-        for n, (res, decisions) in enumerate(api.identify(pipe, g, paths, threshold, top_k, search=search,
-                                                          log=out.note)):
+        how = _identify_threshold(tau, fpir, model, g)
+        threshold = how["tau"]
+        out.info(f"gallery {g.path}: {how['gallery_size']} people; tau {threshold:.3f}"
+                 + (f" for FPIR {how['fpir']:g}" if how["fpir"] is not None else " (--tau)"))
+        results = api.identify(pipe, g, paths, threshold, top_k, search=search, log=out.note, min_face=min_face)
+        for n, (res, decisions) in enumerate(results):
             tick()
             drawn = _annotate(annotate, n, res, labelled(res.faces, decisions))
             if res.error or not res.faces:
@@ -388,18 +445,17 @@ def identify(
                 reason = res.error.reason if res.error else "no face found"
                 (out.error if res.error else out.warn)(str(res.error) if res.error else f"{res.path}: {reason}")
                 if json_lines:
-                    out.record({"file": res.path, "face": None, "name": None, "distance": None, "tau": threshold,
+                    out.record({"file": res.path, "face": None, "name": None, "distance": None, **how,
                                 "decision": "error" if res.error else "no face", "error": reason})
                 else:
                     rows.append((res.path, "-", "-", reason, "-"))
                 continue
             for face, d in zip(res.faces, decisions):
                 recognised |= d.name is not None
-                decision = "recognized" if d.name else "not recognized"
                 if json_lines:
                     out.record({"file": res.path, "face": face.index, **face_fields(face.detection),
-                                "name": d.name, "distance": rounded(d.distance), "tau": threshold,
-                                "decision": decision,
+                                "name": d.name, "distance": rounded(d.distance), **how,
+                                "decision": d.label,
                                 "candidate": d.candidates[0].name if d.candidates else None,
                                 "candidates": [{"name": c.name, "distance": rounded(c.distance)}
                                                for c in d.candidates[:top_k]],
@@ -408,9 +464,10 @@ def identify(
                     others = ", ".join(f"{c.name} {c.distance:.3f}" for c in d.candidates[1:top_k])
                     distance = "-" if d.distance is None else f"{d.distance:.3f}"
                     rows.append((res.path, face.index, [round(v) for v in face.detection.box],
-                                 d.name or "not recognized", distance + (f" (then {others})" if others else "")))
+                                 d.name or d.label, distance + (f" (then {others})" if others else "")))
     if not json_lines and rows:
-        out.table(f"tau {threshold:.3f}", ["file", "face", "box", "identity", "distance"], rows)
+        target = f"FPIR {how['fpir']:g} with {how['gallery_size']} people" if how["fpir"] is not None else "--tau"
+        out.table(f"tau {threshold:.3f} ({target})", ["file", "face", "box", "identity", "distance"], rows)
     raise typer.Exit(EXIT_ERROR if failed else EXIT_OK if recognised else EXIT_NO)
 
 
@@ -428,7 +485,8 @@ def cluster(
     enroll_as_unknown: Annotated[bool, typer.Option(
         "--enroll-as-unknown", help="Enroll each cluster as a person unknown-N (name them later with "
                                     "`gallery rename`).")] = False,
-    tau: Tau = None, gallery: GalleryOpt = None, detector: DetectorOpt = "mtcnn", device: Device = "auto",
+    tau: Tau = None, gallery: GalleryOpt = None, detector: DetectorOpt = None, model: ModelOpt = None,
+    device: Device = "auto",
     det_size: DetSize = DET_SIZE, json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False,
 ) -> None:
     """Group the faces of a folder by person, without a gallery. Exit 0, 1 no face at all, 2 error.
@@ -441,9 +499,10 @@ def cluster(
     from facecli.output import face_fields
 
     out = _output(json_lines, quiet, verbose)
-    threshold = _tau(tau)
+    model = _model(model, gallery, uses_gallery=True)
+    threshold = _tau(tau, model)
     paths = api.image_files(_expand(images))
-    pipe = _pipeline(out, detector, device, det_size=det_size)
+    pipe = _pipeline(out, detector, device, det_size=det_size, model=model)
     _make_dir(link)
     with out.progress(len(paths), "cluster") as tick:
         results, clustered = api.cluster_faces(pipe, paths, threshold, linkage, on_image=tick)
@@ -481,7 +540,7 @@ def cluster(
 def search(
     photo: Annotated[str, typer.Argument(help="The photo whose largest face is searched.", show_default=False)],
     top_k: Annotated[int, typer.Option(min=1, help="How many templates to list.")] = 10,
-    gallery: GalleryOpt = None, detector: DetectorOpt = "mtcnn", device: Device = "auto",
+    gallery: GalleryOpt = None, detector: DetectorOpt = None, model: ModelOpt = None, device: Device = "auto",
     det_size: DetSize = DET_SIZE, json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False,
 ) -> None:
     """The most similar enrolled templates to a face, across all persons, nearest first.
@@ -493,7 +552,8 @@ def search(
     from facecli.output import rounded
 
     out = _output(json_lines, quiet, verbose)
-    pipe = _pipeline(out, detector, device, det_size=det_size)
+    model = _model(model, gallery, uses_gallery=True)
+    pipe = _pipeline(out, detector, device, det_size=det_size, model=model)
     with Gallery.open(_gallery_path(gallery), pipe.embedder.name, pipe.embedder.dim) as g:
         face, matches = api.search_templates(pipe, g, photo, top_k)
     if json_lines:
@@ -519,7 +579,8 @@ def watch(
         "--annotate", metavar="OUT.mp4", show_default=False,
         help="Write the analysed frames, boxes and names drawn, to a video (.mp4 or .avi).")] = None,
     show: Annotated[bool, typer.Option("--show", help="Show the annotated frames in a window (q quits).")] = False,
-    tau: Tau = None, gallery: GalleryOpt = None, detector: DetectorOpt = "mtcnn", device: Device = "auto",
+    tau: Tau = None, fpir: Fpir = None, gallery: GalleryOpt = None, detector: DetectorOpt = None,
+    model: ModelOpt = None, device: Device = "auto",
     det_size: DetSize = DET_SIZE, json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False,
 ) -> None:
     """Identify faces in a video or camera stream; one event per appearance. Exit 0 someone recognised, 1 nobody.
@@ -539,9 +600,9 @@ def watch(
     from facecli.output import rounded
 
     out = _output(json_lines, quiet, verbose)
+    model = _model(model, gallery, uses_gallery=True)
     if (video is None) == (camera is None):
         raise FaceCliError("watch", "give --video FILE or --camera N (exactly one of them)")
-    threshold = _tau(tau)
     if annotate is not None and annotate.suffix.lower() not in (".mp4", ".avi"):
         raise InputError(str(annotate), "the annotated video must end in .mp4 or .avi")
     if show:
@@ -552,10 +613,12 @@ def watch(
                                          "use --annotate OUT.mp4, or install opencv-python") from None
     capture, video_fps = api.open_video(video if video is not None else camera)
     step = every or max(1, round(video_fps / fps))
-    pipe = _pipeline(out, detector, device, det_size=det_size)
+    pipe = _pipeline(out, detector, device, det_size=det_size, model=model)
     writer = None
     recognised = False
     with Gallery.open(_gallery_path(gallery), pipe.embedder.name, pipe.embedder.dim) as g:
+        how = _identify_threshold(tau, fpir, model, g)
+        threshold = how["tau"]
         try:
             for frame in api.watch(pipe, g, capture, video_fps, threshold, step, gap, live=camera is not None):
                 for e in frame.events:
@@ -566,7 +629,7 @@ def watch(
                         out.record({"event": e.kind, "time": round(e.time, 3), "frame": frame.index,
                                     "track": t.id, "name": name,
                                     "decision": "recognized" if name else "not recognized",
-                                    "distance": rounded(t.best.get(name)), "tau": threshold,
+                                    "distance": rounded(t.best.get(name)), **how,
                                     "box": [round(v, 1) for v in t.box]})
                     else:
                         out.line(f"{e.time:8.2f} s  {e.kind:6}  track {t.id}: {name or 'not recognized'}")
@@ -605,7 +668,7 @@ def calibrate(
     gallery_size: Annotated[int | None, typer.Option(
         "--gallery-size", min=1, show_default=False,
         help="Number of enrolled people (default: the gallery's).")] = None,
-    gallery: GalleryOpt = None, json_lines: Json = False,
+    gallery: GalleryOpt = None, model: ModelOpt = None, json_lines: Json = False,
 ) -> None:
     """The tau that keeps strangers named at --fpir against a gallery of K people.
 
@@ -615,17 +678,18 @@ def calibrate(
     Example: [bold]facecli calibrate --fpir 0.001 --gallery-size 5000 --json[/]
     """
     from facecli.calibration import tau_for
-    from facecli.models import spec
+    from facecli.models import pipeline_spec
 
     out = _output(json_lines, False, False)
+    model = _model(model, gallery, uses_gallery=gallery_size is None)
     if gallery_size is None:
         with _open_gallery(gallery) as g:
             gallery_size = g.person_count()
         if gallery_size == 0:
             raise FaceCliError(str(_gallery_path(gallery)), "no one is enrolled; give --gallery-size")
-    tau = tau_for(spec("facenet"), gallery_size, fpir)
+    tau = tau_for(pipeline_spec(model), gallery_size, fpir)
     if json_lines:
-        out.record({"tau": round(tau, 4), "fpir": fpir, "gallery_size": gallery_size})
+        out.record({"tau": round(tau, 4), "fpir": fpir, "gallery_size": gallery_size, "model": model})
     else:
         out.line(f"tau {tau:.3f} keeps strangers named at {fpir:g} with {gallery_size} people enrolled "
                  f"(use it with identify --tau {tau:.3f})")
@@ -633,11 +697,12 @@ def calibrate(
 
 # -- gallery ---------------------------------------------------------------------
 def _open_gallery(path: Path | None):
+    """An existing gallery, whatever model it was built with (for commands that do not embed)."""
     from facecli.gallery import Gallery
-    from facecli.models import spec
+    from facecli.models import pipeline_spec
 
-    s = spec("facenet")
-    return Gallery.open(_gallery_path(path), s.name, int(s.output["dim"]))
+    model = _model(None, path, uses_gallery=True)
+    return Gallery.open(_gallery_path(path), model, pipeline_spec(model).dim)
 
 
 @gallery_app.command("list")
@@ -716,51 +781,79 @@ def gallery_check(gallery: GalleryOpt = None, json_lines: Json = False) -> None:
 
 @gallery_app.command("stats")
 def gallery_stats(gallery: GalleryOpt = None, json_lines: Json = False) -> None:
-    """Size of the gallery: people, templates, model, file.
+    """Size of the gallery: people, templates, model, file, and the thresholds identify and verify use.
 
     Example: [bold]facecli gallery stats --json[/]
     """
     out = _output(json_lines, False, False)
     with _open_gallery(gallery) as g:
         stats = g.stats()
-    stats["default_tau"] = _tau(None)
+        how = _identify_threshold(None, None, stats["model"], g)
+    stats |= {"fpir": how["fpir"], "identify_tau": how["tau"], "verify_tau": _tau(None, stats["model"])}
     if json_lines:
         out.record(stats)
     else:
         out.table(None, ["key", "value"], list(stats.items()))
 
 
+@gallery_app.command("set")
+def gallery_set(
+    fpir: Annotated[float | None, typer.Option(
+        "--fpir", show_default=False,
+        help="Share of strangers identify may name; its tau then follows the gallery's size.")] = None,
+    reset: Annotated[bool, typer.Option("--reset", help="Forget the gallery's FPIR (back to 0.01).")] = False,
+    gallery: GalleryOpt = None,
+) -> None:
+    """Store a default for everyone using this gallery.
+
+    Example: [bold]facecli gallery set --fpir 0.001[/]   (a door where a false accept is costly)
+    """
+    if (fpir is None) == (not reset):
+        raise FaceCliError("gallery set", "give --fpir F or --reset")
+    with _open_gallery(gallery) as g:
+        how = _identify_threshold(None, fpir, g.model, g)  # refuses a target the model cannot meet
+        g.set_fpir(None if reset else fpir)
+        how = _identify_threshold(None, None, g.model, g)
+    _output(False, False, False).line(f"FPIR {how['fpir']:g}: identify uses tau {how['tau']:.3f} with "
+                                      f"{how['gallery_size']} people")
+
+
 # -- eval ----------------------------------------------------------------------------
-def _eval_embeddings(out, paths: list[str], detector: str, device: str, flip: bool, margin: float | None):
+def _eval_embeddings(out, paths: list[str], detector: str | None, device: str, flip: bool, margin: float | None,
+                     model: str = DEFAULT_MODEL):
     """One embedding per image as `eval` measures (central face, else centre crop), cached by content."""
     from facecli import evaluation
     from facecli.detection import create_detector
-    from facecli.embedding import Embedder
+    from facecli.embedding import FaceEmbedder
 
-    embedder = Embedder("facenet", device, flip=flip, margin=margin)
+    embedder = FaceEmbedder(model, device, flip=flip, margin=margin)
+    detector = detector or embedder.spec.detector
     det = create_detector(detector, device)
-    setting = {"model": embedder.spec.sha256, "detector": detector, "margin": embedder.margin, "flip": flip,
-               "detector_args": {k: v for k, v in vars(det).items() if isinstance(v, (int, float, str, tuple))}}
+    det_setting = {"detector": detector,
+                   "detector_args": {k: v for k, v in vars(det).items() if isinstance(v, (int, float, str, tuple))}}
     if out.verbose:  # naming the provider loads the model, which a fully cached run never needs
-        out.info(f"{len(paths)} images; detector {detector}, margin {embedder.margin:g}, flip {flip}, "
-                 f"provider {embedder.provider}")
+        out.info(f"{len(paths)} images; model {model}, detector {detector}, flip {flip}, provider {embedder.provider}")
     with out.progress(len(paths), "embedding") as tick:
-        emb, fallbacks = evaluation.embed_for_eval(paths, det, embedder, setting, on_image=tick)
+        emb, fallbacks = evaluation.embed_for_eval(paths, det, embedder, det_setting, on_image=tick)
+    setting = {"model": model, "detector": detector, "flip": flip,
+               "margin": {p.name: p.margin for p in embedder.parts if p.alignment == "box-margin"}}
     return emb, fallbacks, setting
 
 
-def _run_eval(pairs, title: str, detector: str, device: str, flip: bool, margin: float | None, far: float,
-              json_lines: bool, quiet: bool, verbose: bool, plot: Path | None) -> None:
+def _run_eval(pairs, title: str, detector: str | None, model: str | None, device: str, flip: bool,
+              margin: float | None, far: float, json_lines: bool, quiet: bool, verbose: bool,
+              plot: Path | None) -> None:
     from facecli import evaluation
 
     out = _output(json_lines, quiet, verbose)
+    model = _model(model)
     paths = sorted(set(pairs.a) | set(pairs.b))
     out.info(f"{len(pairs.a)} pairs, {len(paths)} images")
-    emb, fallbacks, setting = _eval_embeddings(out, paths, detector, device, flip, margin)
+    emb, fallbacks, setting = _eval_embeddings(out, paths, detector, device, flip, margin, model)
     d = evaluation.distances(pairs, emb)
     rep = evaluation.report(d, pairs.same, pairs.fold, far)
     rep.images, rep.fallbacks = len(paths), fallbacks
-    rep.setting = {k: v for k, v in setting.items() if k != "model"} | {"model": "facenet"}
+    rep.setting = setting
     if json_lines:
         out.record(rep.as_dict())
     else:
@@ -790,7 +883,8 @@ def eval_lfw(
     pairs: Annotated[Path, typer.Option(help="LFW pairs.txt.")] = Path("../shared/lfw/pairs.txt"),
     images: Annotated[Path, typer.Option(help="LFW images folder (<Name>/<Name>_NNNN.jpg).")] =
     Path("../shared/lfw/images"),
-    detector: DetectorOpt = "mtcnn", device: Device = "auto", flip: Flip = False, margin: Margin = None,
+    detector: DetectorOpt = None, model: ModelOpt = None,
+    device: Device = "auto", flip: Flip = False, margin: Margin = None,
     far: Far = 1e-3, plot: Plot = None, json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False,
 ) -> None:
     """LFW verification, 10-fold as FaceNet's validate_on_lfw: accuracy, tau, VAL@FAR, AUC.
@@ -799,15 +893,16 @@ def eval_lfw(
     """
     from facecli.evaluation import read_lfw_pairs
 
-    _run_eval(read_lfw_pairs(pairs, images), "LFW", detector, device, flip, margin, far, json_lines, quiet,
-              verbose, plot)
+    _run_eval(read_lfw_pairs(pairs, images), f"LFW, {_model(model)}", detector, model, device, flip, margin, far,
+              json_lines, quiet, verbose, plot)
 
 
 @eval_app.command("pairs")
 def eval_pairs(
     pairs: Annotated[Path, typer.Option(help="Lines 'a.jpg b.jpg 1|0' (1 = same person), paths relative "
                                              "to the file.", show_default=False)],
-    detector: DetectorOpt = "mtcnn", device: Device = "auto", flip: Flip = False, margin: Margin = None,
+    detector: DetectorOpt = None, model: ModelOpt = None,
+    device: Device = "auto", flip: Flip = False, margin: Margin = None,
     far: Far = 1e-3, plot: Plot = None, json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False,
 ) -> None:
     """Calibrate tau on your own labelled pairs (your cameras, your people).
@@ -816,7 +911,7 @@ def eval_pairs(
     """
     from facecli.evaluation import read_labelled_pairs
 
-    _run_eval(read_labelled_pairs(pairs), str(pairs), detector, device, flip, margin, far, json_lines, quiet,
+    _run_eval(read_labelled_pairs(pairs), str(pairs), detector, model, device, flip, margin, far, json_lines, quiet,
               verbose, plot)
 
 
@@ -824,8 +919,14 @@ def eval_pairs(
 def eval_openset(
     images: Annotated[Path, typer.Option(help="A labelled folder: <person>/<photos>.")] = Path("../shared/lfw/images"),
     enroll: Annotated[int, typer.Option(min=1, help="Photos enrolled per person (the first N by name).")] = 1,
-    detector: DetectorOpt = "mtcnn", device: Device = "auto", flip: Flip = False, margin: Margin = None,
-    tau: Tau = None, plot: Annotated[Path | None, typer.Option(
+    templates: Annotated[str, typer.Option(
+        help="With --enroll > 1: best (nearest template of a person) or mean (their mean template).")] = "best",
+    gallery_size: Annotated[int | None, typer.Option(
+        "--gallery-size", min=1, show_default=False,
+        help="Enroll only K people drawn at random (--seed); the strangers stay the same.")] = None,
+    seed: Annotated[int, typer.Option(help="Random draw of --gallery-size.")] = 0,
+    detector: DetectorOpt = None, model: ModelOpt = None, device: Device = "auto", flip: Flip = False,
+    margin: Margin = None, tau: Tau = None, fpir: Fpir = None, plot: Annotated[Path | None, typer.Option(
         help="Write the FNIR-FPIR trade-off (log axes) to this PNG (matplotlib).", show_default=False)] = None,
     json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False,
 ) -> None:
@@ -833,20 +934,31 @@ def eval_openset(
 
     People with more than --enroll photos are enrolled with their first ones and searched with the rest;
     everyone else is a stranger, searched with one photo. FPIR = strangers given a name; FNIR = enrolled
-    people's photos not given their own name (NIST FRVT 1:N terms).
+    people's photos not given their own name (NIST FRVT 1:N terms). The "default" row is what identify
+    does without --tau: the tau for --fpir (0.01) with this many people enrolled.
 
     Example: [bold]facecli eval openset --images ../shared/lfw/images --plot det.png[/]
     """
     from facecli import evaluation
+    from facecli.calibration import DEFAULT_FPIR, tau_for
+    from facecli.models import pipeline_spec
 
     out = _output(json_lines, quiet, verbose)
-    threshold = _tau(tau)
+    model = _model(model)
+    if templates not in evaluation.TEMPLATE_MODES:
+        raise FaceCliError(f"--templates {templates}", f"choose from {', '.join(evaluation.TEMPLATE_MODES)}")
     openset = evaluation.read_openset(images, enroll)
+    if gallery_size is not None:
+        openset = evaluation.sub_gallery(openset, gallery_size, seed)
+    k = len(openset.enrolled)
+    target = None if tau is not None else fpir if fpir is not None else DEFAULT_FPIR
+    threshold = _tau(tau, model) if tau is not None else tau_for(pipeline_spec(model), k, target)
     paths = sorted({p for ps in openset.enrolled.values() for p in ps} | {p for p, _ in openset.probes}
                    | set(openset.strangers))
-    emb, fallbacks, setting = _eval_embeddings(out, paths, detector, device, flip, margin)
-    rep = evaluation.openset_report(emb, openset, threshold)
-    rep["fallbacks"] = fallbacks
+    emb, fallbacks, setting = _eval_embeddings(out, paths, detector, device, flip, margin, model)
+    rep = evaluation.openset_report(emb, openset, threshold, templates=templates)
+    rep["at_default_tau"]["fpir_target"] = target
+    rep |= {"fallbacks": fallbacks, "setting": setting, "seed": seed if gallery_size is not None else None}
     if json_lines:
         out.record(rep)
     else:
@@ -856,11 +968,14 @@ def eval_openset(
             rows.append((f"at FPIR {float(name) * 100:g} %", f"rank-1 {p['rank1'] * 100:.2f} % (FNIR "
                                                              f"{p['fnir'] * 100:.2f} %), tau {p['tau']:.3f}"))
         d = rep["at_default_tau"]
-        rows.append((f"at tau {d['tau']:.3f}", f"FPIR {d['fpir'] * 100:.2f} %, rank-1 {d['rank1'] * 100:.2f} %"))
+        how = f"default, FPIR target {target:g}" if target is not None else "--tau"
+        rows.append((f"at tau {d['tau']:.3f} ({how})",
+                     f"FPIR {d['fpir'] * 100:.2f} %, rank-1 {d['rank1'] * 100:.2f} %"))
         rows.append(("no face found (centre crop used)", str(fallbacks)))
-        out.table(f"open set: {images}", ["metric", "value"], rows)
+        out.table(f"open set: {images}, {model}", ["metric", "value"], rows)
     if plot is not None:
-        evaluation.plot_openset(rep, plot, f"{images.name}: {rep['enrolled']} enrolled, {rep['strangers']} strangers")
+        evaluation.plot_openset(rep, plot, f"{images.name}, {model}: {rep['enrolled']} enrolled, "
+                                           f"{rep['strangers']} strangers")
         out.info(f"wrote {plot}")
 
 

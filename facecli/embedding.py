@@ -1,4 +1,9 @@
-"""Face crops in, unit-length embeddings out, in batches on onnxruntime."""
+"""Face crops in, unit-length embeddings out, in batches on onnxruntime.
+
+``Embedder`` runs one model; ``FaceEmbedder`` is what ``--model`` names: one
+model, or several fused (each one's unit embedding, concatenated and scaled
+back to unit length), each fed the crop its manifest entry asks for.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,10 @@ from functools import cached_property
 
 import numpy as np
 
-from facecli.models import ModelSpec, spec, verified_path
+from facecli.alignment import align_five_points, crop_face
+from facecli.detection import Detection
+from facecli.errors import FaceCliError
+from facecli.models import DEFAULT_MODEL, ModelSpec, PipelineSpec, pipeline_spec, spec, verified_path
 from facecli.runtime import create_session, provider_name
 
 
@@ -69,6 +77,28 @@ class Embedder:
         """Pixels added around the detector's box (the manifest's, unless overridden)."""
         return float(self._margin if self._margin is not None else self.spec.alignment.get("margin", 0))
 
+    @property
+    def alignment(self) -> str:
+        """``box-margin`` (the detector's box grown by a margin) or ``five-point`` (landmarks warped to a template)."""
+        return self.spec.alignment["method"]
+
+    def crop(self, image: np.ndarray, det: Detection, scale: float = 1.0) -> np.ndarray:
+        """The input crop of one face; ``scale`` is the image's size relative to the photo (margins shrink with it)."""
+        if self.alignment == "five-point":
+            if det.landmarks is None:
+                raise FaceCliError(f"model {self.name}", "needs the five landmarks of a face: use --detector "
+                                                         "yunet or mtcnn")
+            return align_five_points(image, det.landmarks, self.size, np.asarray(self.spec.alignment["template"]))
+        return crop_face(image, det, self.size, self.margin * scale)
+
+    def too_small(self, det: Detection, scale: float) -> bool:
+        """Whether a face is smaller in this image than the model's input, so its crop would be upscaled."""
+        return min(det.width, det.height) + self.margin * scale < min(self.size)
+
+    def setting(self) -> dict:
+        """What determines this model's embedding of a detected face (the key of cached evaluations)."""
+        return {"model": self.spec.sha256, "alignment": self.alignment, "margin": self.margin, "flip": self.flip}
+
     def _run(self, crops: np.ndarray) -> np.ndarray:
         x = (crops.astype(np.float32) - self._mean) * self._scale
         if self.spec.input["layout"] == "NCHW":
@@ -92,3 +122,47 @@ class Embedder:
             out.append(emb)
         emb = np.concatenate(out).astype(np.float32, copy=False)
         return emb / np.linalg.norm(emb, axis=1, keepdims=True)
+
+
+class FaceEmbedder:
+    """The embedding pipeline ``--model`` names: one model, or several fused (see ``PipelineSpec``)."""
+
+    def __init__(self, model: str = DEFAULT_MODEL, device: str = "auto", batch_size: int = 32, flip: bool = False,
+                 margin: float | None = None) -> None:
+        self.spec: PipelineSpec = pipeline_spec(model)
+        self.parts = [Embedder(name, device, batch_size, flip, margin) for name in self.spec.components]
+        self.batch_size = batch_size
+        weights = np.asarray(self.spec.weights or [1.0] * len(self.parts), dtype=np.float32)
+        self._scales = np.sqrt(weights / weights.sum())
+
+    def fuse(self, parts: list[np.ndarray]) -> np.ndarray:
+        """(N, dim_i) unit embeddings of each model -> (N, dim) fused unit embeddings."""
+        if len(parts) == 1:
+            return parts[0]
+        emb = np.concatenate([scale * p for scale, p in zip(self._scales, parts)], axis=-1)
+        return emb / np.linalg.norm(emb, axis=-1, keepdims=True)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def dim(self) -> int:
+        return sum(p.dim for p in self.parts)
+
+    @property
+    def provider(self) -> str:
+        return self.parts[0].provider
+
+    def preload(self) -> None:
+        for part in self.parts:
+            part.preload()
+
+    def needs_landmarks(self) -> bool:
+        return any(p.alignment == "five-point" for p in self.parts)
+
+    def embed(self, crops: list[tuple[np.ndarray, ...]]) -> np.ndarray:
+        """Each face's crops (as ``crops`` gives them) -> (N, dim) float32 unit vectors."""
+        if not crops:
+            return np.empty((0, self.dim), dtype=np.float32)
+        return self.fuse([p.embed(np.stack([c[i] for c in crops])) for i, p in enumerate(self.parts)])

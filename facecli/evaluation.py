@@ -21,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from facecli.alignment import center_crop, crop_face
+from facecli.alignment import center_crop
 from facecli.detection import Detection
+from facecli.embedding import Embedder, FaceEmbedder
 from facecli.errors import InputError
 from facecli.imageio import decode, read_bytes
 from facecli.paths import cache_dir
@@ -207,12 +208,18 @@ class EmbeddingCache:
         row = self._conn.execute("SELECT box FROM det WHERE setting = ? AND sha = ?", (setting, sha)).fetchone()
         if row is None:
             return False, None
-        box = json.loads(row[0])
-        return True, None if box is None else Detection(tuple(box), 1.0)
+        saved = json.loads(row[0])
+        if saved is None:
+            return True, None
+        if isinstance(saved, list):  # saved before landmarks were kept
+            return True, Detection(tuple(saved), 1.0)
+        points = saved.get("landmarks")
+        return True, Detection(tuple(saved["box"]), 1.0, None if points is None else np.asarray(points))
 
     def put_box(self, setting: str, sha: str, det: Detection | None) -> None:
-        self._conn.execute("INSERT OR REPLACE INTO det VALUES (?, ?, ?)",
-                           (setting, sha, json.dumps(None if det is None else list(det.box))))
+        saved = None if det is None else {
+            "box": list(det.box), "landmarks": None if det.landmarks is None else np.asarray(det.landmarks).tolist()}
+        self._conn.execute("INSERT OR REPLACE INTO det VALUES (?, ?, ?)", (setting, sha, json.dumps(saved)))
 
     def get(self, setting: str, sha: str) -> tuple[np.ndarray, bool] | None:
         row = self._conn.execute("SELECT vec, fallback FROM emb WHERE setting = ? AND sha = ?",
@@ -230,51 +237,70 @@ def setting_key(setting: dict) -> str:
     return hashlib.sha256(json.dumps(setting, sort_keys=True).encode()).hexdigest()[:24]
 
 
-def embed_for_eval(paths: Sequence[str], detector, embedder, setting: dict,
+def part_setting(part: Embedder, detector_setting: dict) -> dict:
+    """The cache key of one model's embeddings: the model, its crop and the detector that placed it."""
+    setting = {"model": part.spec.sha256, "margin": part.margin, "flip": part.flip, **detector_setting}
+    if part.alignment != "box-margin":
+        setting["alignment"] = part.alignment
+    return setting
+
+
+def embed_for_eval(paths: Sequence[str], detector, embedder: FaceEmbedder, detector_setting: dict,
                    on_image: Callable[[], None] = lambda: None,
                    cache: EmbeddingCache | None = None) -> tuple[dict[str, np.ndarray], int]:
-    """One embedding per image (its central face, else a centre crop); returns them and the fallback count."""
-    cache = cache or EmbeddingCache()
-    key = setting_key(setting)
-    det_key = setting_key({k: setting[k] for k in ("detector", "detector_args")})
-    result: dict[str, np.ndarray] = {}
-    fallbacks = 0
-    todo: list[tuple[str, str, np.ndarray, bool]] = []
+    """One embedding per image (its central face, else a centre crop); returns them and the fallback count.
 
-    def flush() -> None:
-        if not todo:
+    Each model's embeddings are cached on their own, so a fusion reuses what
+    its single models have computed, and detections are cached per detector.
+    """
+    cache = cache or EmbeddingCache()
+    keys = [setting_key(part_setting(p, detector_setting)) for p in embedder.parts]
+    det_key = setting_key(detector_setting)
+    landmarks = embedder.needs_landmarks()
+    found: list[dict[str, np.ndarray]] = [{} for _ in embedder.parts]
+    fell_back: set[str] = set()
+    todo: list[tuple[int, str, str, np.ndarray, bool]] = []  # part, path, sha, crop, fallback
+
+    def flush(part: int) -> None:
+        rows = [t for t in todo if t[0] == part]
+        if not rows:
             return
-        emb = embedder.embed(np.stack([t[2] for t in todo]))
-        cache.put_many(key, [(sha, v, fb) for (_, sha, _, fb), v in zip(todo, emb)])
-        for (p, _, _, _), v in zip(todo, emb):
-            result[p] = v
-        todo.clear()
+        emb = embedder.parts[part].embed(np.stack([t[3] for t in rows]))
+        cache.put_many(keys[part], [(sha, v, fb) for (_, _, sha, _, fb), v in zip(rows, emb)])
+        for (_, p, _, _, _), v in zip(rows, emb):
+            found[part][p] = v
+        todo[:] = [t for t in todo if t[0] != part]
 
     for p in paths:
         data = read_bytes(p)
         sha = sha256_bytes(data)
-        hit = cache.get(key, sha)
-        if hit is not None:
-            result[p] = hit[0]
-            fallbacks += hit[1]
-        else:
-            image = decode(data, p)
-            cached, face = cache.get_box(det_key, sha)
-            if not cached:
-                faces = detector.detect(image)
-                face = central_face(faces, image.shape) if faces else None
-                cache.put_box(det_key, sha, face)
+        image = face = None
+        for i, part in enumerate(embedder.parts):
+            hit = cache.get(keys[i], sha)
+            if hit is not None:
+                found[i][p] = hit[0]
+                if hit[1]:
+                    fell_back.add(p)
+                continue
+            if image is None:
+                image = decode(data, p)
+                cached, face = cache.get_box(det_key, sha)
+                if not cached or (landmarks and face is not None and face.landmarks is None):
+                    faces = detector.detect(image)
+                    face = central_face(faces, image.shape) if faces else None
+                    cache.put_box(det_key, sha, face)
             if face is not None:
-                crop, fb = crop_face(image, face, embedder.size, embedder.margin), False
+                crop, fb = part.crop(image, face), False
             else:
-                crop, fb = center_crop(image, embedder.size), True
-            fallbacks += fb
-            todo.append((p, sha, crop, fb))
-            if len(todo) >= embedder.batch_size:
-                flush()
+                crop, fb = center_crop(image, part.size), True
+                fell_back.add(p)
+            todo.append((i, p, sha, crop, fb))
+            if sum(t[0] == i for t in todo) >= part.batch_size:
+                flush(i)
         on_image()
-    flush()
-    return result, fallbacks
+    for i in range(len(embedder.parts)):
+        flush(i)
+    return {p: embedder.fuse([f[p] for f in found]) for p in paths}, len(fell_back)
 
 
 def distances(pairs: Pairs, emb: dict[str, np.ndarray]) -> np.ndarray:
@@ -357,15 +383,38 @@ def read_openset(images: Path, enroll: int = 1) -> OpenSet:
     return OpenSet(enrolled, probes, strangers)
 
 
-def _nearest(emb: dict[str, np.ndarray], openset: OpenSet, photos: Sequence[str]) -> tuple[np.ndarray, list[str]]:
-    """Each photo's distance to its nearest enrolled person (best of their templates) and that person."""
+def sub_gallery(openset: OpenSet, size: int, seed: int = 0) -> OpenSet:
+    """``size`` enrolled people drawn at random, with their probes; the strangers stay the same."""
+    names = list(openset.enrolled)
+    if not 1 <= size <= len(names):
+        raise InputError(f"--gallery-size {size}", f"must be between 1 and {len(names)} (the people enrollable)")
+    keep = {names[i] for i in np.random.default_rng(seed).choice(len(names), size, replace=False)}
+    return OpenSet({n: ps for n, ps in openset.enrolled.items() if n in keep},
+                   [(p, n) for p, n in openset.probes if n in keep], openset.strangers)
+
+
+TEMPLATE_MODES = ("best", "mean")
+
+
+def _nearest(emb: dict[str, np.ndarray], openset: OpenSet, photos: Sequence[str],
+             templates: str = "best") -> tuple[np.ndarray, list[str]]:
+    """Each photo's distance to its nearest enrolled person and that person.
+
+    ``best``: the nearest of a person's templates; ``mean``: one template per
+    person, the mean of theirs scaled back to unit length.
+    """
     from facecli.gallery import TemplateMatrix
     from facecli.matching import person_distances
 
     names = list(openset.enrolled)
-    rows = [(i, p) for i, n in enumerate(names) for p in openset.enrolled[n]]  # grouped by person
-    gallery = TemplateMatrix(names, np.array([i for i, _ in rows]), np.stack([emb[p] for _, p in rows]),
-                             np.arange(len(rows)))
+    if templates == "mean":
+        vectors = np.stack([np.mean([emb[p] for p in openset.enrolled[n]], axis=0) for n in names])
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        gallery = TemplateMatrix(names, np.arange(len(names)), vectors, np.arange(len(names)))
+    else:
+        rows = [(i, p) for i, n in enumerate(names) for p in openset.enrolled[n]]  # grouped by person
+        gallery = TemplateMatrix(names, np.array([i for i, _ in rows]), np.stack([emb[p] for _, p in rows]),
+                                 np.arange(len(rows)))
     per_person = person_distances(np.stack([emb[p] for p in photos]), gallery)
     best = np.argmin(per_person, axis=1)
     return per_person[np.arange(len(photos)), best], [names[i] for i in best]
@@ -382,11 +431,11 @@ def _tau_at_fpir(stranger_d: np.ndarray, fpir: float) -> float:
 
 
 def openset_report(emb: dict[str, np.ndarray], openset: OpenSet, default_tau: float,
-                   targets: Sequence[float] = (0.01, 0.001)) -> dict:
+                   targets: Sequence[float] = (0.01, 0.001), templates: str = "best") -> dict:
     """Rank-1, FNIR at FPIR targets (NIST FRVT 1:N terms) and the whole trade-off curve."""
-    mated_d, mated_who = _nearest(emb, openset, [p for p, _ in openset.probes])
+    mated_d, mated_who = _nearest(emb, openset, [p for p, _ in openset.probes], templates)
     right = np.array([who == truth for who, (_, truth) in zip(mated_who, openset.probes)])
-    stranger_d, _ = _nearest(emb, openset, openset.strangers)
+    stranger_d, _ = _nearest(emb, openset, openset.strangers, templates)
 
     def at(tau: float) -> dict:
         fnir = float(np.mean(~(right & (mated_d <= tau))))
@@ -397,7 +446,7 @@ def openset_report(emb: dict[str, np.ndarray], openset: OpenSet, default_tau: fl
     curve = [at(float(t)) for t in taus[np.linspace(0, len(taus) - 1, min(len(taus), 400)).astype(int)]]
     return {
         "enrolled": len(openset.enrolled), "probes": len(openset.probes), "strangers": len(openset.strangers),
-        "templates_per_person": len(next(iter(openset.enrolled.values()))),
+        "templates_per_person": len(next(iter(openset.enrolled.values()))), "templates": templates,
         "rank1_closed_set": float(np.mean(right)),
         "at_fpir": {f"{t:g}": at(_tau_at_fpir(stranger_d, t)) for t in targets},
         "at_default_tau": at(default_tau),

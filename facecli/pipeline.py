@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from facecli.alignment import crop_face
 from facecli.detection import DET_SIZE, Detection, create_detector
-from facecli.embedding import Embedder
+from facecli.embedding import FaceEmbedder
 from facecli.errors import FaceCliError
 from facecli.imageio import decode, jpeg_shrink, read_bytes
+from facecli.models import DEFAULT_MODEL
 from facecli.sources import sha256_bytes
 
 
@@ -32,8 +32,13 @@ from facecli.sources import sha256_bytes
 class Face:
     index: int
     detection: Detection
-    crop: np.ndarray
+    crops: tuple[np.ndarray, ...]  # one per model of the embedder
     embedding: np.ndarray | None = None
+
+    @property
+    def crop(self) -> np.ndarray:
+        """The first model's input crop (what `detect --crops` writes)."""
+        return self.crops[0]
 
 
 @dataclass
@@ -63,10 +68,16 @@ class Pipeline:
     crop is never blurrier than the photo allows.
     """
 
-    def __init__(self, detector: str = "mtcnn", model: str = "facenet", device: str = "auto",
+    def __init__(self, detector: str | None = None, model: str = DEFAULT_MODEL, device: str = "auto",
                  flip: bool = False, batch_size: int = 32, embed: bool = True, det_size: int = DET_SIZE,
                  workers: int | None = None, prefetch: int = 16) -> None:
-        self.embedder = Embedder(model, device, batch_size, flip)
+        self.embedder = FaceEmbedder(model, device, batch_size, flip)
+        # without embedding (detect), only the first model's crop is made: what --crops writes
+        self._croppers = self.embedder.parts if embed else self.embedder.parts[:1]
+        detector = detector or self.embedder.spec.detector
+        if detector == "haar" and any(p.alignment == "five-point" for p in self._croppers):
+            raise FaceCliError(f"--detector {detector}", f"gives no landmarks, and --model {model} aligns faces "
+                                                         "by their five landmarks: use yunet or mtcnn")
         if embed:
             self.embedder.preload()  # the big model loads while the first images are detected
         self.detector = create_detector(detector, device, det_size)
@@ -91,32 +102,32 @@ class Pipeline:
             return ImageResult(path, error=exc)
         sha = sha256_bytes(data)
         detections = self.detector.detect(image)
-        size, margin = self.embedder.size, self.embedder.margin
         full = None
         faces = []
         for i, det in enumerate(detections):
-            if shrink > 1 and min(det.width, det.height) + margin / shrink < min(size):
+            if shrink > 1 and any(p.too_small(det, 1 / shrink) for p in self._croppers):
                 # too small at this scale to fill the crop: take it from the full image
                 if full is None:
                     full = decode(data, path)
                 det = _scaled(det, shrink)
-                faces.append(Face(i, det, crop_face(full, det, size, margin)))
+                faces.append(Face(i, det, self._crops(full, det)))
             else:
-                crop = crop_face(image, det, size, margin / shrink)
-                faces.append(Face(i, _scaled(det, shrink), crop))
+                faces.append(Face(i, _scaled(det, shrink), self._crops(image, det, 1 / shrink)))
         return ImageResult(path, faces, sha256=sha)
+
+    def _crops(self, image: np.ndarray, det: Detection, scale: float = 1.0) -> tuple[np.ndarray, ...]:
+        return tuple(p.crop(image, det, scale) for p in self._croppers)
 
     def frame(self, image: np.ndarray) -> list[Face]:
         """Detect, crop and embed the faces of one decoded RGB frame (video), largest first."""
-        size, margin = self.embedder.size, self.embedder.margin
-        faces = [Face(i, det, crop_face(image, det, size, margin)) for i, det in enumerate(self.detector.detect(image))]
+        faces = [Face(i, det, self._crops(image, det)) for i, det in enumerate(self.detector.detect(image))]
         self._embed(faces)
         return faces
 
     def _embed(self, faces: list[Face]) -> None:
         """Fill in the embeddings of these faces, in one batched call."""
         if self.embed and faces:
-            emb = self.embedder.embed(np.stack([f.crop for f in faces]))
+            emb = self.embedder.embed([f.crops for f in faces])
             for face, vector in zip(faces, emb):
                 face.embedding = vector
 

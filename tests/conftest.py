@@ -46,16 +46,26 @@ def images() -> Path:
 
 @pytest.fixture(scope="session")
 def pipeline():
+    """MTCNN + FaceNet: the tests of FaceNet's own pipeline (tests/test_sface.py covers the others)."""
     from facecli.pipeline import Pipeline
 
-    return Pipeline(device="cpu")
+    return Pipeline(model="facenet", device="cpu")
 
 
 @pytest.fixture(scope="session")
 def haar_pipeline():
     from facecli.pipeline import Pipeline
 
-    return Pipeline(detector="haar", device="cpu")
+    return Pipeline(detector="haar", model="facenet", device="cpu")
+
+
+def open_gallery(path: Path):
+    """A gallery file opened with the model it was built with."""
+    from facecli.gallery import Gallery
+    from facecli.models import pipeline_spec
+
+    model = Gallery.model_of(path)
+    return Gallery.open(path, model, pipeline_spec(model).dim)
 
 
 @pytest.fixture

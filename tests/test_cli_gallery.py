@@ -6,9 +6,10 @@ import os
 import sqlite3
 
 import pytest
-from conftest import json_rows
+from conftest import json_rows, open_gallery
 
 from facecli.gallery import Gallery
+from facecli.models import pipeline_spec
 
 
 @pytest.fixture
@@ -71,10 +72,10 @@ def test_tau_option_changes_the_decision(enrolled, images):
 def test_enrolling_the_same_photo_twice_keeps_one_template(enrolled, images):
     proc = enrolled("enroll", "obama", str(images / "obama.jpg"), "--json")
     assert proc.returncode == 0 and json_rows(proc.stdout)[0]["status"] == "present"
-    with Gallery.open(enrolled.gallery, "facenet", 512) as g:
+    with open_gallery(enrolled.gallery) as g:
         assert g.stats()["templates"] == 1
     proc = enrolled("enroll", "obama", str(images / "obama2.jpg"))
-    with Gallery.open(enrolled.gallery, "facenet", 512) as g:
+    with open_gallery(enrolled.gallery) as g:
         assert [(p.name, p.templates) for p in g.persons()] == [("obama", 2)]
     assert (enrolled.gallery.stat().st_mode & 0o777) == 0o600
 
@@ -118,7 +119,7 @@ def test_gallery_management(enrolled, images):
     assert run("gallery", "rename", "obama", "barack").returncode == 0
     assert json_rows(run("identify", str(images / "obama2.jpg"), "--json").stdout)[0]["name"] == "barack"
     stats = json_rows(run("gallery", "stats", "--json").stdout)[0]
-    assert stats["persons"] == 1 and stats["templates"] == 1 and stats["model"] == "facenet"
+    assert stats["persons"] == 1 and stats["templates"] == 1 and stats["model"] == "fusion"
     assert run("gallery", "remove", "barack").returncode == 0
     assert run("gallery", "list", "--json").stdout == ""
     assert run("gallery", "remove", "barack").returncode == 2
@@ -202,7 +203,7 @@ def test_gallery_problems(run, images, tmp_path):
 
     other_model = tmp_path / "sface.db"
     Gallery.open(other_model, "sface", 128, create=True).close()
-    proc = run("identify", photo, "--gallery", str(other_model))
+    proc = run("identify", photo, "--gallery", str(other_model), "--model", "facenet")
     _check_one_line(proc, str(other_model))
     assert "sface" in proc.stderr and "facenet" in proc.stderr
 
@@ -237,3 +238,48 @@ def test_calibrate_uses_the_gallery_size_and_the_tau_it_prints_works(enrolled, i
     ident = json_rows(enrolled("identify", str(images / "obama2.jpg"), str(images / "biden.jpg"),
                                "--tau", str(row["tau"]), "--json").stdout)
     assert [r["name"] for r in ident] == ["obama", None]
+
+
+def test_identify_defaults_to_the_calibrated_tau_for_the_gallery_size(enrolled, images):
+    run = enrolled
+    (row,) = json_rows(run("identify", str(images / "obama2.jpg"), "--json").stdout)
+    calibrated = json_rows(run("calibrate", "--json").stdout)[0]
+    assert (row["gallery_size"], row["fpir"]) == (1, 0.01)
+    assert row["tau"] == pytest.approx(calibrated["tau"], abs=1e-4)
+    assert row["name"] == "obama"
+    # a stricter target lowers tau; --tau overrides and says so
+    (strict,) = json_rows(run("identify", str(images / "obama2.jpg"), "--fpir", "0.0001", "--json").stdout)
+    assert strict["fpir"] == 0.0001 and strict["tau"] < row["tau"]
+    (manual,) = json_rows(run("identify", str(images / "obama2.jpg"), "--tau", "0.3", "--json").stdout)
+    assert (manual["tau"], manual["fpir"], manual["name"]) == (0.3, None, None)
+    # more people enrolled: the same target gives a smaller tau
+    assert run("enroll", "biden", str(images / "biden.jpg")).returncode == 0
+    (two,) = json_rows(run("identify", str(images / "obama2.jpg"), "--json").stdout)
+    assert two["gallery_size"] == 2 and two["tau"] < row["tau"]
+
+
+def test_gallery_fpir_setting_is_used_and_shown(enrolled, images):
+    run = enrolled
+    before = json_rows(run("gallery", "stats", "--json").stdout)[0]
+    assert before["fpir"] == 0.01 and before["persons"] == 1
+    assert before["verify_tau"] == pipeline_spec(before["model"]).default_tau
+    proc = run("gallery", "set", "--fpir", "0.001")
+    assert proc.returncode == 0, proc.stderr
+    after = json_rows(run("gallery", "stats", "--json").stdout)[0]
+    assert after["fpir"] == 0.001 and after["identify_tau"] < before["identify_tau"]
+    (row,) = json_rows(run("identify", str(images / "obama2.jpg"), "--json").stdout)
+    assert (row["fpir"], row["tau"]) == (0.001, after["identify_tau"])
+    (row,) = json_rows(run("identify", str(images / "obama2.jpg"), "--json", "--fpir", "0.01").stdout)
+    assert row["tau"] == before["identify_tau"]  # the option beats the setting
+    assert run("gallery", "set", "--reset").returncode == 0
+    assert json_rows(run("gallery", "stats", "--json").stdout)[0]["fpir"] == 0.01
+    bad = run("gallery", "set", "--fpir", "2")
+    assert bad.returncode == 2 and "--fpir 2" in bad.stderr
+    assert run("gallery", "set").returncode == 2
+
+
+def test_faces_below_min_face_are_too_small_to_identify(enrolled, images):
+    (row,) = json_rows(enrolled("identify", str(images / "obama2.jpg"), "--min-face", "5000", "--json").stdout)
+    assert row["name"] is None and row["decision"] == "too small to identify" and row["candidate"] == "obama"
+    proc = enrolled("identify", str(images / "obama2.jpg"), "--min-face", "5000")
+    assert proc.returncode == 1 and "too small" in proc.stdout

@@ -129,8 +129,9 @@ def test_onnx_matches_opencv_dnn_on_the_same_frozen_graph(faces, pipeline):
 
 def test_batch_of_eight_equals_eight_single_runs(faces, pipeline):
     crops = np.stack([f.crop for f in faces.values()] * 2)
-    batched = pipeline.embedder.embed(crops)
-    singles = np.concatenate([pipeline.embedder.embed(c[None]) for c in crops])
+    facenet = pipeline.embedder.parts[0]
+    batched = facenet.embed(crops)
+    singles = np.concatenate([facenet.embed(c[None]) for c in crops])
     assert batched.shape == (8, 512) and batched.dtype == np.float32
     assert np.abs(batched - singles).max() < 1e-5
     assert np.allclose(np.linalg.norm(batched, axis=1), 1.0, atol=1e-5)

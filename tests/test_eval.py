@@ -116,14 +116,31 @@ def test_openset_on_an_lfw_subset(run, tmp_path):
     assert (rep["enrolled"], rep["probes"], rep["strangers"]) == (30, 60, 30)
     assert rep["rank1_closed_set"] >= 0.85
     strict, default = rep["at_fpir"]["0.01"], rep["at_default_tau"]
-    assert strict["fpir"] <= 0.01 and strict["tau"] < default["tau"] == 1.26
-    assert default["fpir"] >= strict["fpir"] and default["rank1"] >= strict["rank1"]
+    assert strict["fpir"] <= 0.01 and default["fpir_target"] == 0.01
+    calibrated = json.loads(run("calibrate", "--gallery-size", "30", "--json").stdout)["tau"]
+    assert default["tau"] == pytest.approx(calibrated, abs=1e-4)  # what identify would use for 30 people
+    fixed = json.loads(run("eval", "openset", "--images", str(root), "--json", "--tau", "1.26").stdout)
+    assert fixed["at_default_tau"]["fpir_target"] is None and fixed["at_default_tau"]["fpir"] >= strict["fpir"]
     curve = rep["curve"]
     taus = [c["tau"] for c in curve]
     assert taus == sorted(taus)
     assert all(a["fpir"] <= b["fpir"] and a["fnir"] >= b["fnir"] for a, b in zip(curve, curve[1:]))
     if _has_mpl():
         assert plot.stat().st_size > 10_000
+
+    # a random sub-gallery keeps its people's probes and all strangers; two templates, best-of or mean
+    sub = json.loads(run("eval", "openset", "--images", str(root), "--json", "--gallery-size", "10").stdout)
+    assert (sub["enrolled"], sub["probes"], sub["strangers"], sub["seed"]) == (10, 20, 30, 0)
+    other = json.loads(run("eval", "openset", "--images", str(root), "--json", "--gallery-size", "10",
+                           "--seed", "1").stdout)
+    assert other["at_default_tau"]["tau"] == sub["at_default_tau"]["tau"] > default["tau"]
+    for mode in ("best", "mean"):
+        two = json.loads(run("eval", "openset", "--images", str(root), "--json", "--enroll", "2",
+                             "--templates", mode).stdout)
+        assert (two["enrolled"], two["probes"], two["templates"]) == (30, 30, mode)
+        assert two["rank1_closed_set"] >= 0.85
+    assert run("eval", "openset", "--images", str(root), "--templates", "median").returncode == 2
+    assert run("eval", "openset", "--images", str(root), "--gallery-size", "31").returncode == 2
 
 
 def _has_mpl() -> bool:

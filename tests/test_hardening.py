@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import FACECLI, json_rows
+from conftest import FACECLI, json_rows, open_gallery
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -167,7 +167,7 @@ def test_eight_concurrent_writers_lose_nothing(many_photos, tmp_path):
     for p in procs:
         _, err = p.communicate(timeout=600)
         assert p.returncode == 0, err
-    with Gallery.open(gallery, "facenet", 512) as g:
+    with open_gallery(gallery) as g:
         assert [(p.name, p.templates) for p in g.persons()] == [(f"person{k}", 25) for k in range(8)]
         assert g.stats()["templates"] == 200 and g.check() == []
 
@@ -186,7 +186,7 @@ def test_identify_while_enrolling_never_sees_a_lock(run, images, many_photos):
     for w in writers:
         assert w.wait() == 0, w.stderr.read()
     assert readers >= 1
-    with Gallery.open(run.gallery, "facenet", 512) as g:
+    with open_gallery(run.gallery) as g:
         assert g.stats()["templates"] == 41 and g.check() == []
 
 
@@ -207,7 +207,7 @@ def test_sigkill_mid_enroll_leaves_each_photo_enrolled_or_absent(many_photos, tm
             continue
         with sqlite3.connect(gallery) as conn:
             assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        with Gallery.open(gallery, "facenet", 512) as g:
+        with open_gallery(gallery) as g:
             assert g.check() == []
             sources = [t_["source"] for t_ in g.templates_of(f"t{t}")] if g.has_person(f"t{t}") else []
         assert sorted(sources) in ([], sorted(batch)), sources  # all of this enroll, or nothing
@@ -253,7 +253,7 @@ def test_fuzzed_images_never_crash_hang_or_leak(pipeline, fuzz_seeds):
         faces = pipeline.detector.detect(image)
         if faces:
             crops = np.stack([crop_face(image, f, (160, 160), 32) for f in faces])
-            emb = pipeline.embedder.embed(crops)
+            emb = pipeline.embedder.parts[0].embed(crops)
             assert np.isfinite(emb).all()
             counts["faces"] += len(faces)
 
@@ -281,8 +281,9 @@ def test_crops_never_leave_the_target_folder(run, images, tmp_path):
 
 def test_same_photo_same_embedding_across_runs_and_batch_sizes(run, images, pipeline, tmp_path):
     paths = [str(images / n) for n in ("obama.jpg", "biden.jpg", "obama3.jpg")]
-    a = np.array([r["embedding"] for r in json_rows(run("embed", *paths, "--json").stdout)])
-    b = np.array([r["embedding"] for r in json_rows(run("embed", *reversed(paths), "--json").stdout)])[::-1]
+    a = np.array([r["embedding"] for r in json_rows(run("embed", *paths, "--json", "--model", "facenet").stdout)])
+    b = np.array([r["embedding"] for r in json_rows(run("embed", *reversed(paths), "--json", "--model", "facenet")
+                                                    .stdout)])[::-1]
     assert np.abs(a - b).max() < 1e-5
     crops = np.stack([f.crop for r in pipeline.run(paths) for f in r.faces])
     from facecli.embedding import Embedder
@@ -297,7 +298,7 @@ def test_gallery_check_reports_damage(run, images):
     ok = run("gallery", "check", "--json")
     assert ok.returncode == 0 and json_rows(ok.stdout)[0]["ok"] is True
     conn = sqlite3.connect(run.gallery)
-    conn.execute("UPDATE templates SET embedding = ?", (np.full(512, 0.5, "<f4").tobytes(),))
+    conn.execute("UPDATE templates SET embedding = ?", (np.full(640, 0.5, "<f4").tobytes(),))
     conn.execute("INSERT INTO templates (person_id, model, embedding, source, sha256, box, created) "
                  "SELECT person_id, 'sface', embedding, 'x.jpg', 'abc', '[]', 0 FROM templates")
     conn.commit()

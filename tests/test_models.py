@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from facecli.models import manifest, models_dir
+from facecli.models import DEFAULT_MODEL, manifest, models_dir, pipeline_spec, pipelines
 from facecli.sources import sha256_file
 
 REQUIRED = {"file", "sha256", "source", "input", "preprocess", "license"}
@@ -23,7 +23,14 @@ def test_manifest_declares_source_checksums_and_preprocessing():
     facenet = specs["facenet"]
     assert facenet.input["size"] == [160, 160] and facenet.input["layout"] == "NHWC"
     assert facenet.preprocess == {"mean": 127.5, "std": 128.0}
-    assert facenet.output["dim"] == 512 and 0 < facenet.default_tau < 4
+    assert facenet.output["dim"] == 512 and 0 < pipeline_spec("facenet").default_tau < 4
+    sface = specs["sface"]
+    assert sface.input["size"] == [112, 112] and sface.input["layout"] == "NCHW" and sface.input["color"] == "RGB"
+    assert sface.alignment["method"] == "five-point" and len(sface.alignment["template"]) == 5
+    for p in pipelines().values():  # every --model names built models, a detector, a tau and its calibration
+        assert set(p.components) <= set(specs) and p.detector in ("mtcnn", "yunet") and 0 < p.default_tau < 4
+        assert len(p.impostor["p"]) == len(p.impostor["d"]) and p.impostor["d"] == sorted(p.impostor["d"])
+    assert pipeline_spec(DEFAULT_MODEL).components == ["facenet", "sface"]
     assert facenet.build["requirements"] and facenet.alignment["margin"] == 32
 
 
@@ -58,16 +65,16 @@ def _model_copy(tmp_path: Path, tamper: str | None = None, drop: str | None = No
 
 
 def test_tampered_model_is_refused(run, tmp_path, images):
-    folder = _model_copy(tmp_path, tamper="mtcnn-rnet")
+    folder = _model_copy(tmp_path, tamper="yunet")
     proc = run("detect", str(images / "obama.jpg"), env={"FACECLI_MODELS": str(folder)})
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     line = proc.stderr.strip()
     assert len(line.splitlines()) == 1
-    assert "mtcnn-rnet" in line and "sha256" in line and "facecli models build" in line
+    assert "yunet" in line and "sha256" in line and "facecli models build" in line
     listing = run("models", "list", "--json", env={"FACECLI_MODELS": str(folder)})
     states = {r["model"]: r["state"] for r in map(json.loads, listing.stdout.splitlines())}
-    assert states["mtcnn-rnet"] == "mismatch" and listing.returncode == 2
+    assert states["yunet"] == "mismatch" and listing.returncode == 2
 
 
 def test_missing_model_says_how_to_build_it(run, tmp_path, images):

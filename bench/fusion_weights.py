@@ -1,6 +1,6 @@
 """How much each model should weigh in the fusion: LFW and open-set figures against the weight.
 
-Usage: python bench/fusion_weights.py [--images ../shared/lfw/images] [--pairs ../shared/lfw/pairs.txt]
+Usage: python bench/fusion_weights.py [--flip facenet,sface] [--images DIR] [--pairs FILE]
 
 Fusing unit embeddings ``a`` (FaceNet) and ``b`` (SFace) as ``[sqrt(w) a, sqrt(1-w) b]``
 keeps unit length and gives the squared distance ``w d_a + (1-w) d_b``: w = 0.5 is
@@ -28,9 +28,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "lfw"
 
 
-def part_embeddings(paths: list[str]) -> list[dict[str, np.ndarray]]:
+def part_embeddings(paths: list[str], flip: set[str]) -> list[dict[str, np.ndarray]]:
     """FaceNet's and SFace's embeddings of each image, both placed by YuNet, from the eval cache."""
     fusion = FaceEmbedder("fusion", "cpu")
+    for part in fusion.parts:
+        part.flip = part.name in flip
     det = create_detector(fusion.spec.detector, "cpu")
     setting = {"detector": fusion.spec.detector,
                "detector_args": {k: v for k, v in vars(det).items() if isinstance(v, (int, float, str, tuple))}}
@@ -46,27 +48,52 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=Path, default=SHARED / "images")
     ap.add_argument("--pairs", type=Path, default=SHARED / "pairs.txt")
+    ap.add_argument("--flip", default="", help="models whose embedding adds the mirrored crop's")
     args = ap.parse_args()
+    flip = {m for m in args.flip.split(",") if m}
     openset = evaluation.read_openset(args.images)
     pairs = evaluation.read_lfw_pairs(args.pairs, args.images)
     paths = sorted({p for ps in openset.enrolled.values() for p in ps} | {p for p, _ in openset.probes}
                    | set(openset.strangers) | set(pairs.a) | set(pairs.b))
-    facenet, sface = part_embeddings(paths)
+    facenet, sface = part_embeddings(paths, flip)
+
+    def fused(w: float) -> dict[str, np.ndarray]:
+        return {p: np.concatenate([np.sqrt(w) * facenet[p], np.sqrt(1 - w) * sface[p]]) for p in paths}
+
+    def rank1_at_1pc(emb: dict[str, np.ndarray], part: evaluation.OpenSet) -> float:
+        return evaluation.openset_report(emb, part, 1.0)["at_fpir"]["0.01"]["rank1"]
+
+    weights = [float(w) for w in np.round(np.arange(0, 1.0001, 0.05), 2)]
+    tau = pipeline_spec("fusion").default_tau
     rows = []
     print(f"{'w':>5} {'LFW %':>7} {'rank-1 closed':>14} {'at FPIR 1 %':>12} {'at FPIR 0.1 %':>14}")
-    for w in np.round(np.arange(0, 1.0001, 0.05), 2):
-        emb = {p: np.concatenate([np.sqrt(w) * facenet[p], np.sqrt(1 - w) * sface[p]]) for p in paths}
+    for w in weights:
+        emb = fused(w)
         lfw = evaluation.report(evaluation.distances(pairs, emb), pairs.same, pairs.fold)
-        rep = evaluation.openset_report(emb, openset, pipeline_spec("fusion").default_tau)
-        rows.append({"w_facenet": float(w), "lfw": lfw.accuracy, "rank1_closed_set": rep["rank1_closed_set"],
-                     "rank1_fpir_1pc": rep["at_fpir"]["0.01"]["rank1"],
-                     "rank1_fpir_0.1pc": rep["at_fpir"]["0.001"]["rank1"]})
-        r = rows[-1]
+        rep = evaluation.openset_report(emb, openset, tau)
+        r = {"w_facenet": w, "flip": sorted(flip), "lfw": lfw.accuracy, "rank1_closed_set": rep["rank1_closed_set"],
+             "rank1_fpir_1pc": rep["at_fpir"]["0.01"]["rank1"], "rank1_fpir_0.1pc": rep["at_fpir"]["0.001"]["rank1"]}
+        rows.append(r)
         print(f"{w:5.2f} {r['lfw'] * 100:7.2f} {r['rank1_closed_set'] * 100:14.2f} {r['rank1_fpir_1pc'] * 100:12.2f} "
               f"{r['rank1_fpir_0.1pc'] * 100:14.2f}", flush=True)
-    target = ROOT / "bench" / "results" / "fusion_weights.json"
+
+    # Choosing w on the data it is scored on flatters it: two-fold cross-validation by person
+    # picks w on one half of the people (and strangers) and scores it on the other.
+    halves = [evaluation.OpenSet(
+        {n: ps for i, (n, ps) in enumerate(openset.enrolled.items()) if i % 2 == k},
+        [(p, n) for p, n in openset.probes if list(openset.enrolled).index(n) % 2 == k],
+        openset.strangers[k::2]) for k in (0, 1)]
+    scores = {w: [rank1_at_1pc(fused(w), h) for h in halves] for w in weights}
+    held_out = []
+    for k in (0, 1):
+        best = max(weights, key=lambda w: scores[w][k])
+        held_out.append({"chosen_on_half": k, "w_facenet": best, "rank1_fpir_1pc_other_half": scores[best][1 - k]})
+    cv = float(np.mean([h["rank1_fpir_1pc_other_half"] for h in held_out]))
+    print(f"two-fold CV by person: w chosen {[h['w_facenet'] for h in held_out]}, "
+          f"rank-1 at FPIR 1 % on the held-out halves {cv * 100:.2f} %")
+    target = ROOT / "bench" / "results" / f"fusion_weights{'-flip-' + '-'.join(sorted(flip)) if flip else ''}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(rows, indent=1))
+    target.write_text(json.dumps({"rows": rows, "cross_validation": held_out, "cv_rank1_fpir_1pc": cv}, indent=1))
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ def main() -> None:
     ap.add_argument("--model", default="facenet")
     args = ap.parse_args()
     paths = sorted(str(p) for p in args.images.glob("*/*.jpg"))
-    emb, _, _ = _eval_embeddings(Output(quiet=True), paths, None, "cpu", False, None, args.model)
+    emb, _, _ = _eval_embeddings(Output(quiet=True), paths, None, "cpu", None, None, args.model)
     x = np.stack([emb[p] for p in paths])
     _, person = np.unique([Path(p).parent.name for p in paths], return_inverse=True)
     i, j = np.triu_indices(len(x), 1)

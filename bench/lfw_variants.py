@@ -1,4 +1,4 @@
-"""Run `facecli eval lfw` for each pipeline variant and tabulate the results.
+"""Run `facecli eval lfw` for each variant of FaceNet's pipeline and tabulate the results.
 
 Usage: python bench/lfw_variants.py [--pairs P] [--images D] [--only NAME ...]
 Prints a Markdown table and writes bench/results/lfw-variants.json. Embeddings
@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FACECLI = str(Path(sys.executable).with_name("facecli"))
-VARIANTS = {
+VARIANTS = {  # all with --model facenet (bench/openset_variants.py compares the models)
     "mtcnn-m32": [],
     "mtcnn-m16": ["--margin", "16"],
     "mtcnn-m44": ["--margin", "44"],
@@ -38,6 +38,7 @@ def main() -> None:
     for name, extra in VARIANTS.items():
         if args.only and name not in args.only:
             continue
+        extra = ["--model", "facenet", *extra]
         cmd = [FACECLI, "eval", "lfw", "--pairs", args.pairs, "--images", args.images, "--json", *extra]
         start = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True)

@@ -76,38 +76,42 @@ def datasets(work: Path, lfw_count: int) -> dict[str, Path]:
     return sets
 
 
-def end_to_end(anchor: Path | None, lfw_count: int, runs: int) -> None:
+def end_to_end(anchor: Path | None, lfw_count: int, runs: int, models: list[str]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         known = work / "known"
         known.mkdir()
         for name in ("obama", "biden"):
             shutil.copy(IMAGES / f"{name}.jpg", known / f"{name}.jpg")
-        env = dict(os.environ, FACECLI_GALLERY=str(work / "gallery.db"), FACECLI_DEVICE="cpu")
-        for name in ("obama", "biden"):
-            subprocess.run([FACECLI, "enroll", name, str(known / f"{name}.jpg"), "-q"], env=env, check=True)
+        envs = {m: dict(os.environ, FACECLI_GALLERY=str(work / f"{m}.db"), FACECLI_DEVICE="cpu") for m in models}
+        for model, env in envs.items():
+            for name in ("obama", "biden"):
+                subprocess.run([FACECLI, "enroll", name, str(known / f"{name}.jpg"), "-q", "--model", model],
+                               env=env, check=True)
         rows, out = [], {}
         for label, folder in datasets(work, lfw_count).items():
             files = sorted(str(p) for p in folder.iterdir())
             listing = "\n".join(files) + "\n"
             mp = statistics.median(_megapixels(f) for f in files)
-            times: dict[str, list[float]] = {"facecli": [], "face_recognition": []}
-            for _ in range(runs):
-                times["facecli"].append(timed([FACECLI, "identify", "-", "--json"], env, listing))
+            times: dict[str, list[float]] = {m: [] for m in models} | {"face_recognition": []}
+            for _ in range(runs):  # the tools in alternation, so drift hits all alike
+                for model, env in envs.items():
+                    times[model].append(timed([FACECLI, "identify", "-", "--json"], env, listing))
                 if anchor:
                     times["face_recognition"].append(timed([str(anchor), "--cpus", str(os.cpu_count()),
                                                             str(known), str(folder)]))
-            fc = len(files) / statistics.median(times["facecli"])
             fr = len(files) / statistics.median(times["face_recognition"]) if anchor else None
             out[label] = {"images": len(files), "median_megapixels": round(mp, 2), "runs": times,
-                          "facecli_images_per_s": round(fc, 2),
-                          "face_recognition_images_per_s": fr and round(fr, 2),
-                          "ratio": fr and round(fc / fr, 2)}
-            rows.append([label, len(files), f"{mp:.2f}", f"{fc:.1f}", f"{fr:.2f}" if fr else "-",
-                         f"{fc / fr:.1f}x" if fr else "-"])
+                          "face_recognition_images_per_s": fr and round(fr, 2)}
+            for model in models:
+                fc = len(files) / statistics.median(times[model])
+                out[label][model] = {"images_per_s": round(fc, 2), "ratio": fr and round(fc / fr, 2)}
+                rows.append([label, model, len(files), f"{mp:.2f}", f"{fc:.1f}", f"{fr:.2f}" if fr else "-",
+                             f"{fc / fr:.1f}x" if fr else "-"])
         RESULTS["end_to_end"] = out
         table(f"1. End to end: identify a folder (2 people enrolled), median of {runs}, whole command",
-              ["folder", "images", "median MP", "facecli img/s", "face_recognition img/s", "ratio"], rows)
+              ["folder", "--model", "images", "median MP", "facecli img/s", "face_recognition img/s", "ratio"],
+              rows)
 
 
 def _megapixels(path: str) -> float:
@@ -123,7 +127,7 @@ def stages() -> None:
     from facecli.imageio import decode, jpeg_shrink, read_bytes
     from facecli.pipeline import Pipeline
 
-    pipe = Pipeline(device="cpu")
+    pipe = Pipeline(model="facenet", device="cpu")  # the stage rates of FaceNet's pipeline
     sets = {"photos": sorted(str(p) for p in IMAGES.iterdir())}
     if LFW.is_dir():
         sets["lfw"] = [str(p) for p in sorted(LFW.glob("*/*.jpg"))[:: max(1, 7701 // 200)][:200]]
@@ -148,7 +152,7 @@ def stages() -> None:
 
     # the embed stage (preprocessing + session) against the bare session on the same tensor
     crops = np.stack([f.crop for r in pipe.run(sets["photos"]) for f in r.faces])
-    emb = pipe.embedder
+    emb = pipe.embedder.parts[0]
     rows, out["embed"] = [], {}
     for batch in (1, 16, 32, 64):
         x = np.resize(crops, (batch, *crops.shape[1:]))
@@ -197,25 +201,27 @@ def _once(fn) -> float:
 
 
 # -- 3. cold start -------------------------------------------------------------------
-def cold_start(anchor: Path | None, runs: int) -> None:
+def cold_start(anchor: Path | None, runs: int, models: list[str]) -> None:
     a, b = str(IMAGES / "obama.jpg"), str(IMAGES / "obama2.jpg")
-    times: dict[str, list[float]] = {"facecli": [], "face_recognition": []}
+    times: dict[str, list[float]] = {m: [] for m in models} | {"face_recognition": []}
     with tempfile.TemporaryDirectory() as tmp:
         known = Path(tmp) / "known"
         known.mkdir()
         shutil.copy(a, known / "obama.jpg")
         env = dict(os.environ, FACECLI_DEVICE="cpu")
-        timed([FACECLI, "verify", a, b], env)  # first run writes the verified-model and optimised-graph caches
+        for model in models:  # the first run writes the verified-model and optimised-graph caches
+            timed([FACECLI, "verify", a, b, "--model", model], env)
         for _ in range(max(runs, 5)):
-            times["facecli"].append(timed([FACECLI, "verify", a, b], env))
+            for model in models:
+                times[model].append(timed([FACECLI, "verify", a, b, "--model", model], env))
             if anchor:
                 times["face_recognition"].append(timed([str(anchor), str(known), b]))
-    fc = statistics.median(times["facecli"])
-    fr = statistics.median(times["face_recognition"]) if anchor else None
-    RESULTS["cold_start"] = {"facecli_s": round(fc, 3), "face_recognition_s": fr and round(fr, 3), "runs": times}
+    medians = {tool: round(statistics.median(t), 3) for tool, t in times.items() if t}
+    RESULTS["cold_start"] = {"median_s": medians, "runs": times}
     table("3. Cold start: one verify of two photos, whole command", ["tool", "median s", "runs"],
-          [["facecli verify a b", f"{fc:.2f}", len(times["facecli"])]]
-          + ([["face_recognition known/ b", f"{fr:.2f}", len(times["face_recognition"])]] if anchor else []))
+          [[f"facecli verify a b --model {m}", f"{medians[m]:.2f}", len(times[m])] for m in models]
+          + ([["face_recognition known/ b", f"{medians['face_recognition']:.2f}", len(times["face_recognition"])]]
+             if anchor else []))
 
 
 # -- 4. 1:N search -------------------------------------------------------------------
@@ -394,6 +400,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="1000,100000,1000000")
     ap.add_argument("--compare-at", type=int, default=100_000, help="gallery size of the library comparison")
     ap.add_argument("--only", default="e2e,stages,cold,search,gpu")
+    ap.add_argument("--models", default="fusion,sface,facenet", help="--model values timed end to end")
     args = ap.parse_args()
     anchor = args.anchor if args.anchor.exists() else None
     if anchor is None:
@@ -403,11 +410,11 @@ def main() -> None:
     RESULTS["machine"] = {"cpu": _cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
                           "date": time.strftime("%Y-%m-%d"), "command": " ".join(sys.argv)}
     if "e2e" in only:
-        end_to_end(anchor, args.lfw, args.runs)
+        end_to_end(anchor, args.lfw, args.runs, args.models.split(","))
     if "stages" in only:
         stages()
     if "cold" in only:
-        cold_start(anchor, args.runs)
+        cold_start(anchor, args.runs, args.models.split(","))
     if "search" in only:
         search([int(s) for s in args.sizes.split(",") if s], args.compare_at)
     if "gpu" in only:

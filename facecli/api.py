@@ -136,21 +136,23 @@ def verify_photos(pipeline: Pipeline, a: str, b: str, tau: float, all_faces: boo
 
 
 def verify_claim(pipeline: Pipeline, gallery: Gallery, photo: str, name: str, tau: float,
-                 all_faces: bool = False) -> Verification:
+                 all_faces: bool = False, templates: str = "mean") -> Verification:
     """Is the (largest) face of ``photo`` the enrolled person ``name``?"""
+    matching.check_templates(templates)
     if not gallery.has_person(name):
         raise InputError(f"--claim {name}", f"no such person in {gallery.path}")
-    templates = gallery.embeddings_of(name)
+    templates_of = gallery.embeddings_of(name)
+    reference = matching.mean_templates(templates_of)[None] if templates == "mean" else templates_of
     (res,) = pipeline.run([photo])
     faces = _faces_for_verify(res, all_faces)
-    i, _, d = _closest(faces, templates)
+    i, _, d = _closest(faces, reference)
     return Verification(res, faces[i], d, tau)
 
 
 # -- identify -----------------------------------------------------------------
 def identify(pipeline: Pipeline, gallery: Gallery, paths: Iterable[str], tau: float, top_k: int = 1,
              batch_faces: int = 64, search: str = "auto", log: Callable[[str], None] = lambda _m: None,
-             min_face: float = 0) -> Iterator[tuple[ImageResult, list[matching.Decision]]]:
+             min_face: float = 0, templates: str = "mean") -> Iterator[tuple[ImageResult, list[matching.Decision]]]:
     """1:K: for every face of every image, the nearest person within tau or nobody.
 
     Faces of consecutive images are scored together, ``batch_faces`` at a
@@ -159,14 +161,15 @@ def identify(pipeline: Pipeline, gallery: Gallery, paths: Iterable[str], tau: fl
     A face whose box is narrower or shorter than ``min_face`` pixels is
     never named: it keeps its nearest candidate but is marked too small.
     """
-    searcher = Searcher(gallery, search, candidates=max(64, 8 * top_k), log=log)
+    matching.check_templates(templates)
+    searcher = Searcher(gallery, search, candidates=max(64, 8 * top_k), log=log, whole_persons=templates == "mean")
     pending: list[ImageResult] = []
 
     def flush() -> Iterator[tuple[ImageResult, list[matching.Decision]]]:
         faces = [f for r in pending for f in r.faces]
         if faces:
             vectors = np.stack([f.embedding for f in faces])
-            decisions = matching.identify(vectors, searcher.templates_for(vectors), tau, top_k)
+            decisions = matching.identify(vectors, searcher.templates_for(vectors), tau, top_k, templates)
             decisions = [replace(d, name=None, too_small=True)
                          if min(f.detection.width, f.detection.height) < min_face else d
                          for f, d in zip(faces, decisions)]
@@ -315,7 +318,7 @@ def watch(pipeline: Pipeline, gallery: Gallery, capture: object, video_fps: floa
 
     from facecli.tracking import Tracker
 
-    searcher = Searcher(gallery)
+    searcher = Searcher(gallery, whole_persons=True)  # mean templates need all of a candidate's
     tracker = Tracker(max_gap=max_gap)
     start = clock.monotonic()
     index = -1

@@ -47,8 +47,10 @@ ModelOpt = Annotated[str | None, typer.Option(
     "--model", envvar="FACECLI_MODEL", show_default=False,
     help="facenet (MTCNN + FaceNet, 512-d), sface (YuNet + SFace, 128-d) or fusion (both, 640-d) "
          "(default: the gallery's model, else fusion). A gallery keeps the model it was built with.")]
-Flip = Annotated[bool, typer.Option("--flip/--no-flip",
-                                    help="Add the mirror image's embedding (test-time augmentation).")]
+Flip = Annotated[bool | None, typer.Option(
+    "--flip/--no-flip", show_default=False,
+    help="Add the mirror image's embedding, for every model / for none (default: where the manifest "
+         "measured it to help: SFace).")]
 DetSize = Annotated[int, typer.Option(
     "--det-size", min=0, envvar="FACECLI_DET_SIZE",
     help="Longest side, in pixels, that detection works at; faces under ~3 % of it are missed "
@@ -62,6 +64,9 @@ GalleryOpt = Annotated[Path | None, typer.Option(
 Tau = Annotated[float | None, typer.Option(
     help="Decision threshold on squared L2 distance (0-4) (default: the model's calibrated tau).",
     show_default=False)]
+Templates = Annotated[str, typer.Option(
+    help="A person enrolled with several photos is matched by their mean template (mean) or by the "
+         "nearest one (best).")]
 Fpir = Annotated[float | None, typer.Option(
     "--fpir", show_default=False,
     help="Share of strangers allowed to be given a name; sets tau for the gallery's size "
@@ -87,7 +92,7 @@ def _gallery_path(path: Path | None) -> Path:
     return path if path is not None else default_gallery()
 
 
-def _pipeline(out, detector: str | None = None, device: str = "auto", flip: bool = False, embed: bool = True,
+def _pipeline(out, detector: str | None = None, device: str = "auto", flip: bool | None = None, embed: bool = True,
               det_size: int = DET_SIZE, model: str | None = None):
     from facecli.pipeline import Pipeline
 
@@ -181,7 +186,7 @@ def models_list(json_lines: Json = False) -> None:
 
 
 # -- detect / embed -------------------------------------------------------------
-def _face_rows(command: str, images: list[str], detector: str | None, model: str, device: str, flip: bool,
+def _face_rows(command: str, images: list[str], detector: str | None, model: str, device: str, flip: bool | None,
                json_lines: bool, quiet: bool, verbose: bool, crops: Path | None = None, npy: Path | None = None,
                det_size: int = DET_SIZE, annotate: Path | None = None) -> None:
     from facecli.output import face_fields, rounded
@@ -284,7 +289,7 @@ device: Device = "auto", det_size: DetSize = DET_SIZE,
 @app.command()
 def embed(images: Images, detector: DetectorOpt = None, model: ModelOpt = None,
 device: Device = "auto", det_size: DetSize = DET_SIZE,
-          flip: Flip = False,
+          flip: Flip = None,
           npy: Annotated[Path | None, typer.Option(help="Also save all embeddings as an (N, 512) .npy.")] = None,
           json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False) -> None:
     """Embed every face: a 512-d unit vector per face.
@@ -305,7 +310,7 @@ def enroll(
                       "(alice.jpg, alice_2.jpg).", show_default=False)] = None,
     largest: Annotated[bool, typer.Option(help="Enroll the largest face of a photo with several.")] = False,
     gallery: GalleryOpt = None, detector: DetectorOpt = None, model: ModelOpt = None,
-    device: Device = "auto", flip: Flip = False,
+    device: Device = "auto", flip: Flip = None,
     det_size: DetSize = DET_SIZE, json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False,
 ) -> None:
     """Enroll a person from one or more photos (one is enough).
@@ -354,9 +359,9 @@ def verify(
     claim: Annotated[str | None, typer.Option(help="Compare with this enrolled person instead.",
                                                  show_default=False)] = None,
     all_faces: Annotated[bool, typer.Option(help="Use the closest pair of all faces, not the largest.")] = False,
-    tau: Tau = None, gallery: GalleryOpt = None, detector: DetectorOpt = None, model: ModelOpt = None,
-    device: Device = "auto",
-    flip: Flip = False, det_size: DetSize = DET_SIZE, json_lines: Json = False, quiet: Quiet = False,
+    templates: Templates = "mean", tau: Tau = None, gallery: GalleryOpt = None, detector: DetectorOpt = None,
+    model: ModelOpt = None, device: Device = "auto",
+    flip: Flip = None, det_size: DetSize = DET_SIZE, json_lines: Json = False, quiet: Quiet = False,
     verbose: Verbose = False,
 ) -> None:
     """1:1 — same person or not? Exit 0 same, 1 different, 2 error.
@@ -378,7 +383,7 @@ def verify(
 
         pipe = _pipeline(out, detector, device, flip, det_size=det_size, model=model)
         with Gallery.open(_gallery_path(gallery), pipe.embedder.name, pipe.embedder.dim) as g:
-            v = api.verify_claim(pipe, g, photo, claim, threshold, all_faces)
+            v = api.verify_claim(pipe, g, photo, claim, threshold, all_faces, templates)
         against = {"claim": claim}
     else:
         pipe = _pipeline(out, detector, device, flip, det_size=det_size, model=model)
@@ -407,9 +412,10 @@ def identify(
         "--min-face", min=0, metavar="PX",
         help="Faces with a box side under PX pixels are reported as too small to identify, never named.")
     ] = MIN_FACE,
+    templates: Templates = "mean",
     tau: Tau = None, fpir: Fpir = None, gallery: GalleryOpt = None, detector: DetectorOpt = None,
     model: ModelOpt = None, device: Device = "auto",
-    flip: Flip = False, det_size: DetSize = DET_SIZE, annotate: Annotate = None, json_lines: Json = False,
+    flip: Flip = None, det_size: DetSize = DET_SIZE, annotate: Annotate = None, json_lines: Json = False,
     quiet: Quiet = False, verbose: Verbose = False,
 ) -> None:
     """1:K — who is each face, or "not recognized". Exit 0 someone recognised, 1 nobody, 2 error.
@@ -436,7 +442,8 @@ def identify(
         threshold = how["tau"]
         out.info(f"gallery {g.path}: {how['gallery_size']} people; tau {threshold:.3f}"
                  + (f" for FPIR {how['fpir']:g}" if how["fpir"] is not None else " (--tau)"))
-        results = api.identify(pipe, g, paths, threshold, top_k, search=search, log=out.note, min_face=min_face)
+        results = api.identify(pipe, g, paths, threshold, top_k, search=search, log=out.note, min_face=min_face,
+                               templates=templates)
         for n, (res, decisions) in enumerate(results):
             tick()
             drawn = _annotate(annotate, n, res, labelled(res.faces, decisions))
@@ -819,7 +826,8 @@ def gallery_set(
 
 
 # -- eval ----------------------------------------------------------------------------
-def _eval_embeddings(out, paths: list[str], detector: str | None, device: str, flip: bool, margin: float | None,
+def _eval_embeddings(out, paths: list[str], detector: str | None, device: str, flip: bool | None,
+                     margin: float | None,
                      model: str = DEFAULT_MODEL):
     """One embedding per image as `eval` measures (central face, else centre crop), cached by content."""
     from facecli import evaluation
@@ -832,15 +840,16 @@ def _eval_embeddings(out, paths: list[str], detector: str | None, device: str, f
     det_setting = {"detector": detector,
                    "detector_args": {k: v for k, v in vars(det).items() if isinstance(v, (int, float, str, tuple))}}
     if out.verbose:  # naming the provider loads the model, which a fully cached run never needs
-        out.info(f"{len(paths)} images; model {model}, detector {detector}, flip {flip}, provider {embedder.provider}")
+        out.info(f"{len(paths)} images; model {model}, detector {detector}, "
+                 f"flip {[p.name for p in embedder.parts if p.flip]}, provider {embedder.provider}")
     with out.progress(len(paths), "embedding") as tick:
         emb, fallbacks = evaluation.embed_for_eval(paths, det, embedder, det_setting, on_image=tick)
-    setting = {"model": model, "detector": detector, "flip": flip,
+    setting = {"model": model, "detector": detector, "flip": [p.name for p in embedder.parts if p.flip],
                "margin": {p.name: p.margin for p in embedder.parts if p.alignment == "box-margin"}}
     return emb, fallbacks, setting
 
 
-def _run_eval(pairs, title: str, detector: str | None, model: str | None, device: str, flip: bool,
+def _run_eval(pairs, title: str, detector: str | None, model: str | None, device: str, flip: bool | None,
               margin: float | None, far: float, json_lines: bool, quiet: bool, verbose: bool,
               plot: Path | None) -> None:
     from facecli import evaluation
@@ -884,7 +893,7 @@ def eval_lfw(
     images: Annotated[Path, typer.Option(help="LFW images folder (<Name>/<Name>_NNNN.jpg).")] =
     Path("../shared/lfw/images"),
     detector: DetectorOpt = None, model: ModelOpt = None,
-    device: Device = "auto", flip: Flip = False, margin: Margin = None,
+    device: Device = "auto", flip: Flip = None, margin: Margin = None,
     far: Far = 1e-3, plot: Plot = None, json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False,
 ) -> None:
     """LFW verification, 10-fold as FaceNet's validate_on_lfw: accuracy, tau, VAL@FAR, AUC.
@@ -902,7 +911,7 @@ def eval_pairs(
     pairs: Annotated[Path, typer.Option(help="Lines 'a.jpg b.jpg 1|0' (1 = same person), paths relative "
                                              "to the file.", show_default=False)],
     detector: DetectorOpt = None, model: ModelOpt = None,
-    device: Device = "auto", flip: Flip = False, margin: Margin = None,
+    device: Device = "auto", flip: Flip = None, margin: Margin = None,
     far: Far = 1e-3, plot: Plot = None, json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False,
 ) -> None:
     """Calibrate tau on your own labelled pairs (your cameras, your people).
@@ -919,13 +928,12 @@ def eval_pairs(
 def eval_openset(
     images: Annotated[Path, typer.Option(help="A labelled folder: <person>/<photos>.")] = Path("../shared/lfw/images"),
     enroll: Annotated[int, typer.Option(min=1, help="Photos enrolled per person (the first N by name).")] = 1,
-    templates: Annotated[str, typer.Option(
-        help="With --enroll > 1: best (nearest template of a person) or mean (their mean template).")] = "best",
+    templates: Templates = "mean",
     gallery_size: Annotated[int | None, typer.Option(
         "--gallery-size", min=1, show_default=False,
         help="Enroll only K people drawn at random (--seed); the strangers stay the same.")] = None,
     seed: Annotated[int, typer.Option(help="Random draw of --gallery-size.")] = 0,
-    detector: DetectorOpt = None, model: ModelOpt = None, device: Device = "auto", flip: Flip = False,
+    detector: DetectorOpt = None, model: ModelOpt = None, device: Device = "auto", flip: Flip = None,
     margin: Margin = None, tau: Tau = None, fpir: Fpir = None, plot: Annotated[Path | None, typer.Option(
         help="Write the FNIR-FPIR trade-off (log axes) to this PNG (matplotlib).", show_default=False)] = None,
     json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False,
@@ -941,12 +949,12 @@ def eval_openset(
     """
     from facecli import evaluation
     from facecli.calibration import DEFAULT_FPIR, tau_for
+    from facecli.matching import check_templates
     from facecli.models import pipeline_spec
 
     out = _output(json_lines, quiet, verbose)
     model = _model(model)
-    if templates not in evaluation.TEMPLATE_MODES:
-        raise FaceCliError(f"--templates {templates}", f"choose from {', '.join(evaluation.TEMPLATE_MODES)}")
+    check_templates(templates)
     openset = evaluation.read_openset(images, enroll)
     if gallery_size is not None:
         openset = evaluation.sub_gallery(openset, gallery_size, seed)

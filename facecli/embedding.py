@@ -95,10 +95,6 @@ class Embedder:
         """Whether a face is smaller in this image than the model's input, so its crop would be upscaled."""
         return min(det.width, det.height) + self.margin * scale < min(self.size)
 
-    def setting(self) -> dict:
-        """What determines this model's embedding of a detected face (the key of cached evaluations)."""
-        return {"model": self.spec.sha256, "alignment": self.alignment, "margin": self.margin, "flip": self.flip}
-
     def _run(self, crops: np.ndarray) -> np.ndarray:
         x = (crops.astype(np.float32) - self._mean) * self._scale
         if self.spec.input["layout"] == "NCHW":
@@ -127,10 +123,12 @@ class Embedder:
 class FaceEmbedder:
     """The embedding pipeline ``--model`` names: one model, or several fused (see ``PipelineSpec``)."""
 
-    def __init__(self, model: str = DEFAULT_MODEL, device: str = "auto", batch_size: int = 32, flip: bool = False,
-                 margin: float | None = None) -> None:
+    def __init__(self, model: str = DEFAULT_MODEL, device: str = "auto", batch_size: int = 32,
+                 flip: bool | None = None, margin: float | None = None) -> None:
         self.spec: PipelineSpec = pipeline_spec(model)
-        self.parts = [Embedder(name, device, batch_size, flip, margin) for name in self.spec.components]
+        # flip None: test-time flip where the manifest measured it to help; True/False: for every model
+        self.parts = [Embedder(name, device, batch_size, name in self.spec.flip if flip is None else flip, margin)
+                      for name in self.spec.components]
         self.batch_size = batch_size
         weights = np.asarray(self.spec.weights or [1.0] * len(self.parts), dtype=np.float32)
         self._scales = np.sqrt(weights / weights.sum())
@@ -162,7 +160,7 @@ class FaceEmbedder:
         return any(p.alignment == "five-point" for p in self.parts)
 
     def embed(self, crops: list[tuple[np.ndarray, ...]]) -> np.ndarray:
-        """Each face's crops (as ``crops`` gives them) -> (N, dim) float32 unit vectors."""
+        """Each face's crops, one per model in order -> (N, dim) float32 unit vectors."""
         if not crops:
             return np.empty((0, self.dim), dtype=np.float32)
         return self.fuse([p.embed(np.stack([c[i] for c in crops])) for i, p in enumerate(self.parts)])

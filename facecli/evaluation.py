@@ -393,29 +393,17 @@ def sub_gallery(openset: OpenSet, size: int, seed: int = 0) -> OpenSet:
                    [(p, n) for p, n in openset.probes if n in keep], openset.strangers)
 
 
-TEMPLATE_MODES = ("best", "mean")
-
-
 def _nearest(emb: dict[str, np.ndarray], openset: OpenSet, photos: Sequence[str],
-             templates: str = "best") -> tuple[np.ndarray, list[str]]:
-    """Each photo's distance to its nearest enrolled person and that person.
-
-    ``best``: the nearest of a person's templates; ``mean``: one template per
-    person, the mean of theirs scaled back to unit length.
-    """
+             templates: str = "mean") -> tuple[np.ndarray, list[str]]:
+    """Each photo's distance to its nearest enrolled person (as identify measures it) and that person."""
     from facecli.gallery import TemplateMatrix
     from facecli.matching import person_distances
 
     names = list(openset.enrolled)
-    if templates == "mean":
-        vectors = np.stack([np.mean([emb[p] for p in openset.enrolled[n]], axis=0) for n in names])
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        gallery = TemplateMatrix(names, np.arange(len(names)), vectors, np.arange(len(names)))
-    else:
-        rows = [(i, p) for i, n in enumerate(names) for p in openset.enrolled[n]]  # grouped by person
-        gallery = TemplateMatrix(names, np.array([i for i, _ in rows]), np.stack([emb[p] for _, p in rows]),
-                                 np.arange(len(rows)))
-    per_person = person_distances(np.stack([emb[p] for p in photos]), gallery)
+    rows = [(i, p) for i, n in enumerate(names) for p in openset.enrolled[n]]  # grouped by person
+    gallery = TemplateMatrix(names, np.array([i for i, _ in rows]), np.stack([emb[p] for _, p in rows]),
+                             np.arange(len(rows)))
+    per_person = person_distances(np.stack([emb[p] for p in photos]), gallery, templates)
     best = np.argmin(per_person, axis=1)
     return per_person[np.arange(len(photos)), best], [names[i] for i in best]
 
@@ -431,7 +419,7 @@ def _tau_at_fpir(stranger_d: np.ndarray, fpir: float) -> float:
 
 
 def openset_report(emb: dict[str, np.ndarray], openset: OpenSet, default_tau: float,
-                   targets: Sequence[float] = (0.01, 0.001), templates: str = "best") -> dict:
+                   targets: Sequence[float] = (0.01, 0.001), templates: str = "mean") -> dict:
     """Rank-1, FNIR at FPIR targets (NIST FRVT 1:N terms) and the whole trade-off curve."""
     mated_d, mated_who = _nearest(emb, openset, [p for p, _ in openset.probes], templates)
     right = np.array([who == truth for who, (_, truth) in zip(mated_who, openset.probes)])

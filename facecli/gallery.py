@@ -292,11 +292,16 @@ class Gallery:
             yield np.array([r[0] for r in rows], dtype=np.int64), self._stack([r[1] for r in rows])
             after_id = rows[-1][0]
 
-    def templates_by_id(self, ids: np.ndarray) -> TemplateMatrix:
-        """The templates with these ids as a TemplateMatrix (rows grouped by person)."""
+    def templates_by_id(self, ids: np.ndarray, whole_persons: bool = False) -> TemplateMatrix:
+        """The templates with these ids (or, ``whole_persons``, all templates of their persons),
+        as a TemplateMatrix (rows grouped by person)."""
+        chosen = "SELECT value FROM json_each(?)"
+        if whole_persons:
+            chosen = ("SELECT id FROM templates WHERE person_id IN "
+                      f"(SELECT person_id FROM templates WHERE id IN ({chosen}))")
         rows = self._conn.execute(
             "SELECT p.name, t.embedding, t.id FROM templates t JOIN persons p ON p.id = t.person_id "
-            "WHERE t.id IN (SELECT value FROM json_each(?)) ORDER BY p.name, t.id",
+            f"WHERE t.id IN ({chosen}) ORDER BY p.name, t.id",
             (json.dumps([int(i) for i in ids]),)).fetchall()
         return self._matrix_of(rows)
 

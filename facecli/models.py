@@ -67,6 +67,7 @@ class PipelineSpec:
     detector: str
     default_tau: float
     weights: list[float] | None = None  # one per component; None = equal
+    flip: list[str] = field(default_factory=list)  # components that add their mirrored crop's embedding
     description: str = ""
     impostor: dict[str, Any] = field(default_factory=dict)  # distance quantiles between different people
 

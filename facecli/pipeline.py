@@ -69,7 +69,7 @@ class Pipeline:
     """
 
     def __init__(self, detector: str | None = None, model: str = DEFAULT_MODEL, device: str = "auto",
-                 flip: bool = False, batch_size: int = 32, embed: bool = True, det_size: int = DET_SIZE,
+                 flip: bool | None = None, batch_size: int = 32, embed: bool = True, det_size: int = DET_SIZE,
                  workers: int | None = None, prefetch: int = 16) -> None:
         self.embedder = FaceEmbedder(model, device, batch_size, flip)
         # without embedding (detect), only the first model's crop is made: what --crops writes

@@ -108,11 +108,12 @@ class Searcher:
     """Finds, for a batch of faces, the templates that can be their nearest persons."""
 
     def __init__(self, gallery: Gallery, mode: str = "auto", candidates: int = 64,
-                 log: Callable[[str], None] = lambda _m: None) -> None:
+                 log: Callable[[str], None] = lambda _m: None, whole_persons: bool = False) -> None:
         if mode not in SEARCH_MODES:
             raise FaceCliError(f"--search {mode}", f"choose from {', '.join(SEARCH_MODES)}")
         self.gallery = gallery
         self.candidates = candidates
+        self.whole_persons = whole_persons  # candidates bring all their person's templates (mean templates)
         count = gallery.state().count
         self.exact = mode == "exact" or (mode == "auto" and count <= EXACT_MAX)
         self._index = None if self.exact else TemplateIndex.for_gallery(gallery, log)
@@ -121,4 +122,4 @@ class Searcher:
         """All templates (exact search) or the union of the faces' candidates (index search)."""
         if self.exact:
             return self.gallery.template_matrix()
-        return self.gallery.templates_by_id(self._index.candidates(faces, self.candidates))
+        return self.gallery.templates_by_id(self._index.candidates(faces, self.candidates), self.whole_persons)

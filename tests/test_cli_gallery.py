@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 
+import numpy as np
 import pytest
 from conftest import json_rows, open_gallery
 
@@ -283,3 +284,20 @@ def test_faces_below_min_face_are_too_small_to_identify(enrolled, images):
     assert row["name"] is None and row["decision"] == "too small to identify" and row["candidate"] == "obama"
     proc = enrolled("identify", str(images / "obama2.jpg"), "--min-face", "5000")
     assert proc.returncode == 1 and "too small" in proc.stdout
+
+
+def test_several_templates_are_matched_by_their_mean_or_the_nearest(run, images):
+    assert run("enroll", "obama", str(images / "obama.jpg"), str(images / "obama3.jpg")).returncode == 0
+    rows = json_rows(run("embed", *(str(images / n) for n in ("obama.jpg", "obama3.jpg", "obama2.jpg")),
+                         "--json").stdout)
+    a, b, probe = (np.array(r["embedding"]) for r in rows)
+    mean = (a + b) / np.linalg.norm(a + b)
+    (row,) = json_rows(run("identify", str(images / "obama2.jpg"), "--json").stdout)
+    assert row["distance"] == pytest.approx(np.sum((probe - mean) ** 2), abs=2e-3)
+    (best,) = json_rows(run("identify", str(images / "obama2.jpg"), "--templates", "best", "--json").stdout)
+    assert best["distance"] == pytest.approx(min(np.sum((probe - a) ** 2), np.sum((probe - b) ** 2)), abs=2e-3)
+    assert row["name"] == best["name"] == "obama" and row["distance"] != best["distance"]
+    claim = json_rows(run("verify", str(images / "obama2.jpg"), "--claim", "obama", "--json").stdout)[0]
+    assert claim["distance"] == pytest.approx(row["distance"], abs=2e-3)
+    bad = run("identify", str(images / "obama2.jpg"), "--templates", "median")
+    assert bad.returncode == 2 and "--templates median" in bad.stderr

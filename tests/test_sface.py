@@ -89,17 +89,17 @@ def test_sface_separates_people_and_fusion_is_unit_norm(images):
 def test_fusion_is_the_weighted_concatenation(images):
     from facecli.pipeline import Pipeline
 
-    path = [str(images / "obama3.jpg")]
-    fused = next(Pipeline(model="fusion", device="cpu").run(path)).faces[0]
-    facenet, sface = (Embedder(m, "cpu").embed(c[None])[0] for m, c in zip(("facenet", "sface"), fused.crops))
-    w = np.asarray(FaceEmbedder("fusion", "cpu").spec.weights)
-    expected = np.concatenate([np.sqrt(w[0]) * facenet, np.sqrt(w[1]) * sface])  # unit: w sums to 1
-    assert w.sum() == 1 and np.allclose(fused.embedding, expected, atol=1e-5)
-    # its squared distances are the weighted mean of the two models' distances
-    other = next(Pipeline(model="fusion", device="cpu").run([str(images / "biden.jpg")])).faces[0]
-    d = [np.sum((Embedder(m, "cpu").embed(a[None])[0] - Embedder(m, "cpu").embed(b[None])[0]) ** 2)
-         for m, a, b in zip(("facenet", "sface"), fused.crops, other.crops)]
-    assert np.sum((fused.embedding - other.embedding) ** 2) == pytest.approx(w @ d, abs=1e-4)
+    pipe = Pipeline(model="fusion", device="cpu")
+    facenet, sface = pipe.embedder.parts
+    assert (facenet.name, facenet.flip, sface.name, sface.flip) == ("facenet", False, "sface", True)
+    a, b = (next(pipe.run([str(images / n)])).faces[0] for n in ("obama3.jpg", "biden.jpg"))
+    w = np.asarray(pipe.embedder.spec.weights)
+    parts = [[m.embed(face.crops[i][None])[0] for i, m in enumerate((facenet, sface))] for face in (a, b)]
+    expected = np.concatenate([np.sqrt(w[0]) * parts[0][0], np.sqrt(w[1]) * parts[0][1]])  # unit: w sums to 1
+    assert w.sum() == pytest.approx(1) and np.allclose(a.embedding, expected, atol=1e-5)
+    # its squared distance is the weighted mean of the two models' distances
+    d = [np.sum((parts[0][i] - parts[1][i]) ** 2) for i in (0, 1)]
+    assert np.sum((a.embedding - b.embedding) ** 2) == pytest.approx(w @ d, abs=1e-4)
 
 
 def test_a_gallery_keeps_its_model(run, images):

@@ -31,8 +31,8 @@ def output_path(folder: Path, n: int, source: str, suffix: str = "") -> Path:
 
 
 def labelled(faces, decisions) -> list[tuple[Detection, str, bool]]:
-    """What ``draw`` takes for identified faces: the name and distance, or "not recognized"."""
-    return [(f.detection, f"{d.name} {d.distance:.2f}" if d.name else "not recognized", d.name is not None)
+    """What ``draw`` takes for identified faces: the name and distance, or the decision's label."""
+    return [(f.detection, f"{d.name} {d.distance:.2f}" if d.name else d.label, d.name is not None)
             for f, d in zip(faces, decisions)]
 
 

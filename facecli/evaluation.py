@@ -449,9 +449,10 @@ def plot_openset(rep: dict, out: Path, title: str) -> None:
     fnir = np.array([c["fnir"] for c in rep["curve"]])
     fig, ax = plt.subplots(figsize=(6, 4.5))
     ok = (fpir > 0) & (fnir > 0)
-    ax.plot(fpir[ok], fnir[ok], label="FaceNet (this pipeline)")
+    ax.plot(fpir[ok], fnir[ok], label=f"--model {rep.get('setting', {}).get('model', '?')}")
     d = rep["at_default_tau"]
-    ax.plot([max(d["fpir"], 1e-4)], [max(d["fnir"], 1e-4)], "ko", label=f"default tau {d['tau']:.2f}")
+    how = f"default tau {d['tau']:.2f}" if d.get("fpir_target") is not None else f"--tau {d['tau']:.2f}"
+    ax.plot([max(d["fpir"], 1e-4)], [max(d["fnir"], 1e-4)], "ko", label=how)
     for name, p in rep["at_fpir"].items():
         ax.plot([max(p["fpir"], 1e-4)], [max(p["fnir"], 1e-4)], "s", label=f"FPIR {name}: tau {p['tau']:.2f}")
     ax.set_xscale("log")

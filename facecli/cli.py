@@ -62,7 +62,8 @@ GalleryOpt = Annotated[Path | None, typer.Option(
     "--gallery", envvar="FACECLI_GALLERY", show_default=False,
     help="Gallery file (default: $XDG_DATA_HOME/facecli/gallery.db).")]
 Tau = Annotated[float | None, typer.Option(
-    help="Decision threshold on squared L2 distance (0-4) (default: the model's calibrated tau).",
+    help="Decision threshold on squared L2 distance (0-4). Default: for identify and watch, the tau for "
+         "--fpir with the gallery's number of people; otherwise the model's 1:1 tau from LFW.",
     show_default=False)]
 Templates = Annotated[str, typer.Option(
     help="A person enrolled with several photos is matched by their mean template (mean) or by the "

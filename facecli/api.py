@@ -150,6 +150,12 @@ def verify_claim(pipeline: Pipeline, gallery: Gallery, photo: str, name: str, ta
 
 
 # -- identify -----------------------------------------------------------------
+def _too_small(faces: list[Face], decisions: list[matching.Decision], min_face: float) -> list[matching.Decision]:
+    """Faces narrower or shorter than ``min_face`` pixels are not named (bench/ACCURACY.md, "Small faces")."""
+    return [replace(d, name=None, too_small=True) if min(f.detection.width, f.detection.height) < min_face else d
+            for f, d in zip(faces, decisions)]
+
+
 def identify(pipeline: Pipeline, gallery: Gallery, paths: Iterable[str], tau: float, top_k: int = 1,
              batch_faces: int = 64, search: str = "auto", log: Callable[[str], None] = lambda _m: None,
              min_face: float = 0, templates: str = "mean") -> Iterator[tuple[ImageResult, list[matching.Decision]]]:
@@ -169,10 +175,8 @@ def identify(pipeline: Pipeline, gallery: Gallery, paths: Iterable[str], tau: fl
         faces = [f for r in pending for f in r.faces]
         if faces:
             vectors = np.stack([f.embedding for f in faces])
-            decisions = matching.identify(vectors, searcher.templates_for(vectors), tau, top_k, templates)
-            decisions = [replace(d, name=None, too_small=True)
-                         if min(f.detection.width, f.detection.height) < min_face else d
-                         for f, d in zip(faces, decisions)]
+            decisions = _too_small(faces, matching.identify(vectors, searcher.templates_for(vectors), tau, top_k,
+                                                            templates), min_face)
         else:
             decisions = []
         start = 0
@@ -307,7 +311,7 @@ def open_video(source: str | int) -> tuple[object, float]:
 
 
 def watch(pipeline: Pipeline, gallery: Gallery, capture: object, video_fps: float, tau: float, step: int,
-          max_gap: float = 1.0, live: bool = False) -> Iterator[Frame]:
+          max_gap: float = 1.0, live: bool = False, min_face: float = 0) -> Iterator[Frame]:
     """Identify the faces of every ``step``-th frame and follow them; stops at the end of the video.
 
     ``live`` (a camera) times frames by the wall clock instead of the frame count.
@@ -336,7 +340,8 @@ def watch(pipeline: Pipeline, gallery: Gallery, capture: object, video_fps: floa
             decisions = []
             if faces:
                 vectors = np.stack([f.embedding for f in faces])
-                decisions = matching.identify(vectors, searcher.templates_for(vectors), tau)
+                decisions = _too_small(faces, matching.identify(vectors, searcher.templates_for(vectors), tau),
+                                       min_face)
             events = tracker.update(now, [(f.detection, d) for f, d in zip(faces, decisions)])
             yield Frame(index, now, image, faces, decisions, events)
     finally:

@@ -68,6 +68,9 @@ Tau = Annotated[float | None, typer.Option(
 Templates = Annotated[str, typer.Option(
     help="A person enrolled with several photos is matched by their mean template (mean) or by the "
          "nearest one (best).")]
+MinFace = Annotated[float, typer.Option(
+    "--min-face", min=0, metavar="PX",
+    help="Faces with a box side under PX pixels are reported as too small to identify, never named.")]
 Fpir = Annotated[float | None, typer.Option(
     "--fpir", show_default=False,
     help="Share of strangers allowed to be given a name; sets tau for the gallery's size "
@@ -409,10 +412,7 @@ def identify(
     search: Annotated[str, typer.Option(
         help="exact (every template), index (HNSW index beside the gallery, built or updated as needed) "
              "or auto (exact up to 100 000 templates).")] = "auto",
-    min_face: Annotated[float, typer.Option(
-        "--min-face", min=0, metavar="PX",
-        help="Faces with a box side under PX pixels are reported as too small to identify, never named.")
-    ] = MIN_FACE,
+    min_face: MinFace = MIN_FACE,
     templates: Templates = "mean",
     tau: Tau = None, fpir: Fpir = None, gallery: GalleryOpt = None, detector: DetectorOpt = None,
     model: ModelOpt = None, device: Device = "auto",
@@ -587,8 +587,8 @@ def watch(
         "--annotate", metavar="OUT.mp4", show_default=False,
         help="Write the analysed frames, boxes and names drawn, to a video (.mp4 or .avi).")] = None,
     show: Annotated[bool, typer.Option("--show", help="Show the annotated frames in a window (q quits).")] = False,
-    tau: Tau = None, fpir: Fpir = None, gallery: GalleryOpt = None, detector: DetectorOpt = None,
-    model: ModelOpt = None, device: Device = "auto",
+    min_face: MinFace = MIN_FACE, tau: Tau = None, fpir: Fpir = None, gallery: GalleryOpt = None,
+    detector: DetectorOpt = None, model: ModelOpt = None, device: Device = "auto",
     det_size: DetSize = DET_SIZE, json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False,
 ) -> None:
     """Identify faces in a video or camera stream; one event per appearance. Exit 0 someone recognised, 1 nobody.
@@ -628,7 +628,8 @@ def watch(
         how = _identify_threshold(tau, fpir, model, g)
         threshold = how["tau"]
         try:
-            for frame in api.watch(pipe, g, capture, video_fps, threshold, step, gap, live=camera is not None):
+            for frame in api.watch(pipe, g, capture, video_fps, threshold, step, gap, live=camera is not None,
+                                   min_face=min_face):
                 for e in frame.events:
                     t = e.track
                     name = t.name if e.kind != "leave" else t.reported
@@ -636,11 +637,11 @@ def watch(
                     if json_lines:
                         out.record({"event": e.kind, "time": round(e.time, 3), "frame": frame.index,
                                     "track": t.id, "name": name,
-                                    "decision": "recognized" if name else "not recognized",
+                                    "decision": t.label,
                                     "distance": rounded(t.best.get(name)), **how,
                                     "box": [round(v, 1) for v in t.box]})
                     else:
-                        out.line(f"{e.time:8.2f} s  {e.kind:6}  track {t.id}: {name or 'not recognized'}")
+                        out.line(f"{e.time:8.2f} s  {e.kind:6}  track {t.id}: {name or t.label}")
                 if frame.image.size == 0:
                     continue
                 if annotate is not None or show:

@@ -4,7 +4,8 @@ A track is a face seen in consecutive sampled frames: each new detection joins
 the live track whose last box overlaps it most (intersection over union at
 least ``min_iou``), or starts a new one. A track not seen for ``max_gap``
 seconds has left. Its name is the one recognised most often in its frames
-(ties: the nearest), so one blurred frame does not rename a person.
+(ties: the nearest), so one blurred frame does not rename a person. Frames in
+which the face was too small to identify keep the track alive but do not vote.
 """
 
 from __future__ import annotations
@@ -36,10 +37,23 @@ class Track:
     @property
     def name(self) -> str | None:
         """The most frequent decision; a recognised name wins a tie with "not recognized"."""
+        if not self.votes:
+            return None
         return max(self.votes, key=lambda n: (self.votes[n], n is not None, -self.best[n]))
+
+    @property
+    def too_small(self) -> bool:
+        """Seen only too small to identify so far."""
+        return not self.votes
+
+    @property
+    def label(self) -> str:
+        return "too small to identify" if self.too_small else "recognized" if self.name else "not recognized"
 
     def add(self, det: Detection, decision: Decision, time: float) -> None:
         self.box, self.last_seen = det.box, time
+        if decision.too_small:
+            return
         self.votes[decision.name] = self.votes.get(decision.name, 0) + 1
         d = decision.distance if decision.distance is not None else 4.0
         self.best[decision.name] = min(self.best.get(decision.name, 4.0), d)

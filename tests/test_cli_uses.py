@@ -160,6 +160,15 @@ def test_watch_reports_each_appearance_once(run, images, clip, tmp_path):
     assert ok and first.shape == (480, 640, 3)
 
 
+def test_watch_faces_below_min_face_do_not_vote(run, images, clip):
+    assert run("enroll", "obama", str(images / "obama.jpg")).returncode == 0
+    proc = run("watch", "--video", str(clip), "--json", "--every", "2", "--min-face", "5000")
+    assert proc.returncode == 1, proc.stderr  # nobody recognised
+    appear = [e for e in json_rows(proc.stdout) if e["event"] == "appear"]
+    assert len(appear) == 2 and all(e["name"] is None for e in appear)
+    assert {e["decision"] for e in appear} == {"too small to identify"}
+
+
 def test_watch_refuses_what_it_cannot_use(run, images, clip, tmp_path):
     assert run("enroll", "obama", str(images / "obama.jpg")).returncode == 0
     cases = {

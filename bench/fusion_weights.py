@@ -30,17 +30,14 @@ SHARED = ROOT.parent / "shared" / "lfw"
 
 def part_embeddings(paths: list[str], flip: set[str]) -> list[dict[str, np.ndarray]]:
     """FaceNet's and SFace's embeddings of each image, both placed by YuNet, from the eval cache."""
-    fusion = FaceEmbedder("fusion", "cpu")
-    for part in fusion.parts:
-        part.flip = part.name in flip
-    det = create_detector(fusion.spec.detector, "cpu")
-    setting = {"detector": fusion.spec.detector,
-               "detector_args": {k: v for k, v in vars(det).items() if isinstance(v, (int, float, str, tuple))}}
+    detector = pipeline_spec("fusion").detector
+    det = create_detector(detector, "cpu")
+    setting = evaluation.detector_setting(detector, det)
     out = []
-    for part in fusion.parts:
-        fusion.parts = [part]
-        with Output(quiet=True).progress(len(paths), part.name) as tick:
-            out.append(evaluation.embed_for_eval(paths, det, fusion, setting, on_image=tick)[0])
+    for model in pipeline_spec("fusion").components:
+        single = FaceEmbedder(model, "cpu", flip=model in flip)
+        with Output(quiet=True).progress(len(paths), model) as tick:
+            out.append(evaluation.embed_for_eval(paths, det, single, setting, on_image=tick)[0])
     return out
 
 

@@ -142,7 +142,7 @@ def verify_claim(pipeline: Pipeline, gallery: Gallery, photo: str, name: str, ta
     if not gallery.has_person(name):
         raise InputError(f"--claim {name}", f"no such person in {gallery.path}")
     templates_of = gallery.embeddings_of(name)
-    reference = matching.mean_templates(templates_of)[None] if templates == "mean" else templates_of
+    reference = matching.mean_templates(templates_of) if templates == "mean" else templates_of
     (res,) = pipeline.run([photo])
     faces = _faces_for_verify(res, all_faces)
     i, _, d = _closest(faces, reference)

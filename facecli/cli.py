@@ -132,21 +132,27 @@ def _tau(tau: float | None, model: str = DEFAULT_MODEL) -> float:
     return float(pipeline_spec(model).default_tau)
 
 
-def _identify_threshold(tau: float | None, fpir: float | None, model: str, g) -> dict:
+def _identify_threshold(tau: float | None, fpir: float | None, model: str, gallery_size: int,
+                        stored_fpir: float | None = None) -> dict:
     """The 1:N threshold and where it came from: ``{"tau", "gallery_size", "fpir"}``.
 
     --tau fixes it by hand (fpir is then None); otherwise it is the tau whose
     expected share of strangers given a name is --fpir (else the gallery's
-    setting, else 1 %) against this gallery's number of people.
+    setting, else 1 %) against ``gallery_size`` people.
     """
     from facecli.calibration import DEFAULT_FPIR, tau_for
     from facecli.models import pipeline_spec
 
-    k = g.person_count()
     if tau is not None:
-        return {"tau": _tau(tau, model), "gallery_size": k, "fpir": None}
-    target = fpir if fpir is not None else g.fpir() if g.fpir() is not None else DEFAULT_FPIR
-    return {"tau": round(tau_for(pipeline_spec(model), max(k, 1), target), 4), "gallery_size": k, "fpir": target}
+        return {"tau": _tau(tau, model), "gallery_size": gallery_size, "fpir": None}
+    target = fpir if fpir is not None else stored_fpir if stored_fpir is not None else DEFAULT_FPIR
+    return {"tau": round(tau_for(pipeline_spec(model), max(gallery_size, 1), target), 4),
+            "gallery_size": gallery_size, "fpir": target}
+
+
+def _gallery_threshold(tau: float | None, fpir: float | None, model: str, g) -> dict:
+    """``_identify_threshold`` for this gallery's size and stored FPIR."""
+    return _identify_threshold(tau, fpir, model, g.person_count(), g.fpir())
 
 
 def _output(json_lines: bool, quiet: bool, verbose: bool):
@@ -277,9 +283,8 @@ def _write_crop(folder: Path, n: int, source: str, face) -> Path:
 
 
 @app.command()
-def detect(images: Images, detector: DetectorOpt = None, model: ModelOpt = None,
-device: Device = "auto", det_size: DetSize = DET_SIZE,
-           annotate: Annotate = None,
+def detect(images: Images, detector: DetectorOpt = None, model: ModelOpt = None, device: Device = "auto",
+           det_size: DetSize = DET_SIZE, annotate: Annotate = None,
            crops: Annotated[Path | None, typer.Option(help="Write each aligned face crop here (PNG).")] = None,
            json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False) -> None:
     """Find faces: box, score and 5 landmarks per face.
@@ -291,12 +296,11 @@ device: Device = "auto", det_size: DetSize = DET_SIZE,
 
 
 @app.command()
-def embed(images: Images, detector: DetectorOpt = None, model: ModelOpt = None,
-device: Device = "auto", det_size: DetSize = DET_SIZE,
-          flip: Flip = None,
-          npy: Annotated[Path | None, typer.Option(help="Also save all embeddings as an (N, 512) .npy.")] = None,
+def embed(images: Images, detector: DetectorOpt = None, model: ModelOpt = None, device: Device = "auto",
+          det_size: DetSize = DET_SIZE, flip: Flip = None,
+          npy: Annotated[Path | None, typer.Option(help="Also save all embeddings as an (N, dim) .npy.")] = None,
           json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False) -> None:
-    """Embed every face: a 512-d unit vector per face.
+    """Embed every face: a unit vector per face (512-d FaceNet, 128-d SFace, 640-d fusion).
 
     Example: [bold]ls *.jpg | facecli embed - --json --npy faces.npy[/]
     """
@@ -439,7 +443,7 @@ def identify(
     rows = []
     with Gallery.open(_gallery_path(gallery), pipe.embedder.name, pipe.embedder.dim) as g, \
             out.progress(len(paths), "identify") as tick:
-        how = _identify_threshold(tau, fpir, model, g)
+        how = _gallery_threshold(tau, fpir, model, g)
         threshold = how["tau"]
         out.info(f"gallery {g.path}: {how['gallery_size']} people; tau {threshold:.3f}"
                  + (f" for FPIR {how['fpir']:g}" if how["fpir"] is not None else " (--tau)"))
@@ -625,7 +629,7 @@ def watch(
     writer = None
     recognised = False
     with Gallery.open(_gallery_path(gallery), pipe.embedder.name, pipe.embedder.dim) as g:
-        how = _identify_threshold(tau, fpir, model, g)
+        how = _gallery_threshold(tau, fpir, model, g)
         threshold = how["tau"]
         try:
             for frame in api.watch(pipe, g, capture, video_fps, threshold, step, gap, live=camera is not None,
@@ -797,7 +801,7 @@ def gallery_stats(gallery: GalleryOpt = None, json_lines: Json = False) -> None:
     out = _output(json_lines, False, False)
     with _open_gallery(gallery) as g:
         stats = g.stats()
-        how = _identify_threshold(None, None, stats["model"], g)
+        how = _gallery_threshold(None, None, stats["model"], g)
     stats |= {"fpir": how["fpir"], "identify_tau": how["tau"], "verify_tau": _tau(None, stats["model"])}
     if json_lines:
         out.record(stats)
@@ -819,10 +823,12 @@ def gallery_set(
     """
     if (fpir is None) == (not reset):
         raise FaceCliError("gallery set", "give --fpir F or --reset")
+    from facecli.calibration import DEFAULT_FPIR
+
     with _open_gallery(gallery) as g:
-        how = _identify_threshold(None, fpir, g.model, g)  # refuses a target the model cannot meet
+        # computed first: it refuses a target the model's measurements cannot meet
+        how = _identify_threshold(None, DEFAULT_FPIR if reset else fpir, g.model, g.person_count())
         g.set_fpir(None if reset else fpir)
-        how = _identify_threshold(None, None, g.model, g)
     _output(False, False, False).line(f"FPIR {how['fpir']:g}: identify uses tau {how['tau']:.3f} with "
                                       f"{how['gallery_size']} people")
 
@@ -839,8 +845,7 @@ def _eval_embeddings(out, paths: list[str], detector: str | None, device: str, f
     embedder = FaceEmbedder(model, device, flip=flip, margin=margin)
     detector = detector or embedder.spec.detector
     det = create_detector(detector, device)
-    det_setting = {"detector": detector,
-                   "detector_args": {k: v for k, v in vars(det).items() if isinstance(v, (int, float, str, tuple))}}
+    det_setting = evaluation.detector_setting(detector, det)
     if out.verbose:  # naming the provider loads the model, which a fully cached run never needs
         out.info(f"{len(paths)} images; model {model}, detector {detector}, "
                  f"flip {[p.name for p in embedder.parts if p.flip]}, provider {embedder.provider}")
@@ -950,9 +955,7 @@ def eval_openset(
     Example: [bold]facecli eval openset --images ../shared/lfw/images --plot det.png[/]
     """
     from facecli import evaluation
-    from facecli.calibration import DEFAULT_FPIR, tau_for
     from facecli.matching import check_templates
-    from facecli.models import pipeline_spec
 
     out = _output(json_lines, quiet, verbose)
     model = _model(model)
@@ -960,13 +963,12 @@ def eval_openset(
     openset = evaluation.read_openset(images, enroll)
     if gallery_size is not None:
         openset = evaluation.sub_gallery(openset, gallery_size, seed)
-    k = len(openset.enrolled)
-    target = None if tau is not None else fpir if fpir is not None else DEFAULT_FPIR
-    threshold = _tau(tau, model) if tau is not None else tau_for(pipeline_spec(model), k, target)
+    how = _identify_threshold(tau, fpir, model, len(openset.enrolled))  # as identify would choose it
+    target = how["fpir"]
     paths = sorted({p for ps in openset.enrolled.values() for p in ps} | {p for p, _ in openset.probes}
                    | set(openset.strangers))
     emb, fallbacks, setting = _eval_embeddings(out, paths, detector, device, flip, margin, model)
-    rep = evaluation.openset_report(emb, openset, threshold, templates=templates)
+    rep = evaluation.openset_report(emb, openset, how["tau"], templates=templates)
     rep["at_default_tau"]["fpir_target"] = target
     rep |= {"fallbacks": fallbacks, "setting": setting, "seed": seed if gallery_size is not None else None}
     if json_lines:

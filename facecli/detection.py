@@ -46,6 +46,7 @@ class Detection:
 
 class Detector(Protocol):
     name: str
+    landmarks: bool  # whether its detections carry the five landmarks
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Faces in an RGB uint8 image, largest first."""
@@ -144,6 +145,7 @@ class MTCNN:
     """
 
     name = "mtcnn"
+    landmarks = True
 
     def __init__(self, device: str = "auto", min_size: int = 20,
                  thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
@@ -261,6 +263,7 @@ class YuNet:
     """
 
     name = "yunet"
+    landmarks = True
 
     def __init__(self, device: str = "auto", max_side: int = DET_SIZE, min_score: float | None = None,
                  nms: float | None = None, min_size: int = 10) -> None:
@@ -273,6 +276,7 @@ class YuNet:
         self._input = s.input["name"]
         self._bgr = s.input["color"] == "BGR"
         self._strides = tuple(s.postprocess["strides"])
+        self._outputs = [o.name for o in self._session.get_outputs()]
         self.provider = provider_name(self._session)
 
     def raw(self, image: np.ndarray) -> np.ndarray:
@@ -281,7 +285,7 @@ class YuNet:
         pad_h, pad_w = -(-height // 32) * 32, -(-width // 32) * 32
         x = np.zeros((1, 3, pad_h, pad_w), dtype=np.float32)
         x[0, :, :height, :width] = (image[:, :, ::-1] if self._bgr else image).transpose(2, 0, 1)
-        outputs = dict(zip((o.name for o in self._session.get_outputs()), self._session.run(None, {self._input: x})))
+        outputs = dict(zip(self._outputs, self._session.run(None, {self._input: x})))
         rows = []
         for stride in self._strides:
             cols = pad_w // stride
@@ -330,6 +334,7 @@ class Haar:
     """
 
     name = "haar"
+    landmarks = False
     provider = "cpu"
 
     def __init__(self, min_size: int = 20, max_side: int = DET_SIZE) -> None:

@@ -77,6 +77,11 @@ class Embedder:
         """Pixels added around the detector's box (the manifest's, unless overridden)."""
         return float(self._margin if self._margin is not None else self.spec.alignment.get("margin", 0))
 
+    @cached_property
+    def _template(self) -> np.ndarray:
+        """Where a five-point alignment puts the landmarks, in pixels of the crop."""
+        return np.asarray(self.spec.alignment["template"], dtype=np.float64)
+
     @property
     def alignment(self) -> str:
         """``box-margin`` (the detector's box grown by a margin) or ``five-point`` (landmarks warped to a template)."""
@@ -88,7 +93,7 @@ class Embedder:
             if det.landmarks is None:
                 raise FaceCliError(f"model {self.name}", "needs the five landmarks of a face: use --detector "
                                                          "yunet or mtcnn")
-            return align_five_points(image, det.landmarks, self.size, np.asarray(self.spec.alignment["template"]))
+            return align_five_points(image, det.landmarks, self.size, self._template)
         return crop_face(image, det, self.size, self.margin * scale)
 
     def too_small(self, det: Detection, scale: float) -> bool:

@@ -237,6 +237,12 @@ def setting_key(setting: dict) -> str:
     return hashlib.sha256(json.dumps(setting, sort_keys=True).encode()).hexdigest()[:24]
 
 
+def detector_setting(name: str, detector) -> dict:
+    """The cache key of a detector's choices: its name and its numeric and text settings."""
+    return {"detector": name,
+            "detector_args": {k: v for k, v in vars(detector).items() if isinstance(v, (int, float, str, tuple))}}
+
+
 def part_setting(part: Embedder, detector_setting: dict) -> dict:
     """The cache key of one model's embeddings: the model, its crop and the detector that placed it."""
     setting = {"model": part.spec.sha256, "margin": part.margin, "flip": part.flip, **detector_setting}
@@ -259,17 +265,17 @@ def embed_for_eval(paths: Sequence[str], detector, embedder: FaceEmbedder, detec
     landmarks = embedder.needs_landmarks()
     found: list[dict[str, np.ndarray]] = [{} for _ in embedder.parts]
     fell_back: set[str] = set()
-    todo: list[tuple[int, str, str, np.ndarray, bool]] = []  # part, path, sha, crop, fallback
+    todo: list[list[tuple[str, str, np.ndarray, bool]]] = [[] for _ in embedder.parts]  # path, sha, crop, fallback
 
     def flush(part: int) -> None:
-        rows = [t for t in todo if t[0] == part]
+        rows = todo[part]
         if not rows:
             return
-        emb = embedder.parts[part].embed(np.stack([t[3] for t in rows]))
-        cache.put_many(keys[part], [(sha, v, fb) for (_, _, sha, _, fb), v in zip(rows, emb)])
-        for (_, p, _, _, _), v in zip(rows, emb):
+        emb = embedder.parts[part].embed(np.stack([t[2] for t in rows]))
+        cache.put_many(keys[part], [(sha, v, fb) for (_, sha, _, fb), v in zip(rows, emb)])
+        for (p, _, _, _), v in zip(rows, emb):
             found[part][p] = v
-        todo[:] = [t for t in todo if t[0] != part]
+        rows.clear()
 
     for p in paths:
         data = read_bytes(p)
@@ -294,8 +300,8 @@ def embed_for_eval(paths: Sequence[str], detector, embedder: FaceEmbedder, detec
             else:
                 crop, fb = center_crop(image, part.size), True
                 fell_back.add(p)
-            todo.append((i, p, sha, crop, fb))
-            if sum(t[0] == i for t in todo) >= part.batch_size:
+            todo[i].append((p, sha, crop, fb))
+            if len(todo[i]) >= part.batch_size:
                 flush(i)
         on_image()
     for i in range(len(embedder.parts)):

@@ -40,8 +40,12 @@ class Decision:
 
     @property
     def label(self) -> str:
-        """What the CLI prints for it: recognized, not recognized, or too small to identify."""
-        return "too small to identify" if self.too_small else "recognized" if self.name else "not recognized"
+        return decision_label(self.name, self.too_small)
+
+
+def decision_label(name: str | None, too_small: bool = False) -> str:
+    """What the CLI reports for a face (or a track): recognized, not recognized, or too small to identify."""
+    return "too small to identify" if too_small else "recognized" if name else "not recognized"
 
 
 TEMPLATE_MODES = ("mean", "best")
@@ -52,10 +56,11 @@ def check_templates(mode: str) -> None:
         raise FaceCliError(f"--templates {mode}", f"choose from {', '.join(TEMPLATE_MODES)}")
 
 
-def mean_templates(templates: np.ndarray) -> np.ndarray:
-    """One unit vector standing for several templates of one person."""
-    mean = np.asarray(templates, dtype=np.float32).mean(axis=0)
-    return mean / np.linalg.norm(mean)
+def mean_templates(templates: np.ndarray, starts: np.ndarray | None = None) -> np.ndarray:
+    """One unit vector per person standing for their templates: the rows from each of ``starts``
+    (the first row of each person; default: all rows are one person's), averaged, unit length."""
+    sums = np.add.reduceat(np.asarray(templates, dtype=np.float32), [0] if starts is None else starts, axis=0)
+    return sums / np.linalg.norm(sums, axis=1, keepdims=True)
 
 
 def person_distances(faces: np.ndarray, gallery: TemplateMatrix, templates: str = "mean") -> np.ndarray:
@@ -65,8 +70,7 @@ def person_distances(faces: np.ndarray, gallery: TemplateMatrix, templates: str 
     # rows of the matrix are grouped by person: reduce each run of rows
     starts = np.flatnonzero(np.r_[True, np.diff(gallery.person_of_row) != 0])
     if templates == "mean":
-        sums = np.add.reduceat(gallery.matrix, starts, axis=0)
-        return sq_distances(faces, sums / np.linalg.norm(sums, axis=1, keepdims=True))
+        return sq_distances(faces, mean_templates(gallery.matrix, starts))
     return np.minimum.reduceat(sq_distances(faces, gallery.matrix), starts, axis=1)
 
 

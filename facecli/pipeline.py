@@ -74,13 +74,13 @@ class Pipeline:
         self.embedder = FaceEmbedder(model, device, batch_size, flip)
         # without embedding (detect), only the first model's crop is made: what --crops writes
         self._croppers = self.embedder.parts if embed else self.embedder.parts[:1]
-        detector = detector or self.embedder.spec.detector
-        if detector == "haar" and any(p.alignment == "five-point" for p in self._croppers):
-            raise FaceCliError(f"--detector {detector}", f"gives no landmarks, and --model {model} aligns faces "
-                                                         "by their five landmarks: use yunet or mtcnn")
         if embed:
             self.embedder.preload()  # the big model loads while the first images are detected
-        self.detector = create_detector(detector, device, det_size)
+        self.detector = create_detector(detector or self.embedder.spec.detector, device, det_size)
+        if not self.detector.landmarks and any(p.alignment == "five-point" for p in self._croppers):
+            raise FaceCliError(f"--detector {self.detector.name}",
+                               f"gives no landmarks, and --model {model} aligns faces by their five landmarks: "
+                               "use yunet or mtcnn")
         self.embed = embed
         self.det_size = det_size
         self.batch_size = batch_size

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from facecli.detection import Detection
-from facecli.matching import Decision
+from facecli.matching import Decision, decision_label
 
 
 def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
@@ -48,7 +48,7 @@ class Track:
 
     @property
     def label(self) -> str:
-        return "too small to identify" if self.too_small else "recognized" if self.name else "not recognized"
+        return decision_label(self.name, self.too_small)
 
     def add(self, det: Detection, decision: Decision, time: float) -> None:
         self.box, self.last_seen = det.box, time

@@ -18,8 +18,7 @@ OpenCV dequantises the weights once when it loads the file. This script does
 the same ahead of time: every DequantizeLinear (and weight Reshape) whose inputs
 are all constants becomes a float32 initializer, computed exactly as the ONNX
 operator defines it, ``(x - zero_point) * scale`` with the scale repeated over
-each block. The result is also faster (no dequantisation per run: SFace goes
-from 34 to 24 ms per face on 2 cores). The fixed 640x640 (YuNet) and batch-1
+each block, so no weight is dequantised again on every run. The fixed 640x640 (YuNet) and batch-1
 (SFace) input shapes are made dynamic where every later node allows it.
 """
 

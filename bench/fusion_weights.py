@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from facecli import evaluation
-from facecli.detection import create_detector
-from facecli.embedding import FaceEmbedder
+from facecli.decisions import verification_threshold
+from facecli.embedding import fuse
+from facecli.evaluation.openset import openset_report
+from facecli.evaluation.pairs import distances
 from facecli.models import pipeline_spec
-from facecli.output import Output
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "lfw"
@@ -30,15 +31,9 @@ SHARED = ROOT.parent / "shared" / "lfw"
 
 def part_embeddings(paths: list[str], flip: set[str]) -> list[dict[str, np.ndarray]]:
     """FaceNet's and SFace's embeddings of each image, both placed by YuNet, from the eval cache."""
-    detector = pipeline_spec("fusion").detector
-    det = create_detector(detector, "cpu")
-    setting = evaluation.detector_setting(detector, det)
-    out = []
-    for model in pipeline_spec("fusion").components:
-        single = FaceEmbedder(model, "cpu", flip=model in flip)
-        with Output(quiet=True).progress(len(paths), model) as tick:
-            out.append(evaluation.embed_for_eval(paths, det, single, setting, on_image=tick)[0])
-    return out
+    fusion = pipeline_spec("fusion")
+    return [evaluation.LabelledEmbedder(model, fusion.detector, "cpu", flip=model in flip).embed(paths)[0]
+            for model in fusion.components]
 
 
 def main() -> None:
@@ -55,21 +50,21 @@ def main() -> None:
     facenet, sface = part_embeddings(paths, flip)
 
     def fused(w: float) -> dict[str, np.ndarray]:
-        return {p: np.concatenate([np.sqrt(w) * facenet[p], np.sqrt(1 - w) * sface[p]]) for p in paths}
+        return {p: fuse([facenet[p], sface[p]], [w, 1 - w]) for p in paths}
 
     def rank1_at_1pc(emb: dict[str, np.ndarray], part: evaluation.OpenSet) -> float:
-        return evaluation.openset_report(emb, part, 1.0)["at_fpir"]["0.01"]["rank1"]
+        return openset_report(emb, part, threshold).at_fpir["0.01"]["rank1"]
 
     weights = [float(w) for w in np.round(np.arange(0, 1.0001, 0.05), 2)]
-    tau = pipeline_spec("fusion").default_tau
+    threshold = verification_threshold("fusion")
     rows = []
     print(f"{'w':>5} {'LFW %':>7} {'rank-1 closed':>14} {'at FPIR 1 %':>12} {'at FPIR 0.1 %':>14}")
     for w in weights:
         emb = fused(w)
-        lfw = evaluation.report(evaluation.distances(pairs, emb), pairs.same, pairs.fold)
-        rep = evaluation.openset_report(emb, openset, tau)
-        r = {"w_facenet": w, "flip": sorted(flip), "lfw": lfw.accuracy, "rank1_closed_set": rep["rank1_closed_set"],
-             "rank1_fpir_1pc": rep["at_fpir"]["0.01"]["rank1"], "rank1_fpir_0.1pc": rep["at_fpir"]["0.001"]["rank1"]}
+        lfw = evaluation.report(distances(pairs, emb), pairs.same, pairs.fold)
+        rep = openset_report(emb, openset, threshold)
+        r = {"w_facenet": w, "flip": sorted(flip), "lfw": lfw.accuracy, "rank1_closed_set": rep.rank1_closed_set,
+             "rank1_fpir_1pc": rep.at_fpir["0.01"]["rank1"], "rank1_fpir_0.1pc": rep.at_fpir["0.001"]["rank1"]}
         rows.append(r)
         print(f"{w:5.2f} {r['lfw'] * 100:7.2f} {r['rank1_closed_set'] * 100:14.2f} {r['rank1_fpir_1pc'] * 100:12.2f} "
               f"{r['rank1_fpir_0.1pc'] * 100:14.2f}", flush=True)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from facecli.cli import _eval_embeddings
-from facecli.output import Output
+from facecli.evaluation import LabelledEmbedder
+from facecli.matching import sq_distances
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,12 +26,12 @@ def main() -> None:
     ap.add_argument("--model", default="facenet")
     args = ap.parse_args()
     paths = sorted(str(p) for p in args.images.glob("*/*.jpg"))
-    emb, _, _ = _eval_embeddings(Output(quiet=True), paths, None, "cpu", None, None, args.model)
+    emb, _ = LabelledEmbedder(args.model, device="cpu").embed(paths)
     x = np.stack([emb[p] for p in paths])
     _, person = np.unique([Path(p).parent.name for p in paths], return_inverse=True)
     i, j = np.triu_indices(len(x), 1)
     keep = person[i] != person[j]
-    d = np.clip(2.0 - 2.0 * (x @ x.T), 0.0, 4.0)[i[keep], j[keep]]
+    d = sq_distances(x, x)[i[keep], j[keep]]
     p = np.logspace(-7, np.log10(0.5), 36)
     q = np.quantile(d, p)
     print(json.dumps({"pairs": int(d.size), "p": [float(f"{v:.4g}") for v in p],

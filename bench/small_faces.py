@@ -23,12 +23,12 @@ import cv2
 import numpy as np
 
 from facecli import evaluation
-from facecli.calibration import DEFAULT_FPIR, tau_for
-from facecli.cli import _eval_embeddings
-from facecli.detection import create_detector
+from facecli.decisions import identification_threshold
+from facecli.detectors import create_detector
+from facecli.evaluation.embeddings import central_face
+from facecli.evaluation.openset import openset_report
 from facecli.imageio import read_image
 from facecli.models import DEFAULT_MODEL, pipeline_spec
-from facecli.output import Output
 from facecli.paths import cache_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +42,7 @@ def face_width(paths: list[str], detector_name: str) -> float:
         image = read_image(p)
         faces = det.detect(image)
         if faces:
-            widths.append(evaluation.central_face(faces, image.shape).width)
+            widths.append(central_face(faces, image.shape).width)
     return float(np.median(widths))
 
 
@@ -72,9 +72,9 @@ def main() -> None:
     openset = evaluation.OpenSet(full.enrolled, full.probes[::args.every], full.strangers[::args.every])
     gallery = sorted(p for ps in openset.enrolled.values() for p in ps)
     searched = sorted({p for p, _ in openset.probes} | set(openset.strangers))
-    tau = tau_for(spec, len(openset.enrolled), DEFAULT_FPIR)
+    threshold = identification_threshold(args.model, len(openset.enrolled))
     width = face_width(searched, spec.detector)
-    out = Output(quiet=True)
+    embedder = evaluation.LabelledEmbedder(args.model, device="cpu")
     rows = []
     for size in [0] + [int(s) for s in args.sizes.split(",")]:
         if size:
@@ -82,20 +82,19 @@ def main() -> None:
             copies = shrunk(searched, factor, args.images, cache_dir() / "small-faces" / f"{size}px")
         else:
             copies = {p: p for p in searched}
-        emb, fallbacks, _ = _eval_embeddings(out, gallery + list(copies.values()), None, "cpu", None, None,
-                                             args.model)
+        emb, fallbacks = embedder.embed(gallery + list(copies.values()))
         emb |= {p: emb[c] for p, c in copies.items()}
-        rep = evaluation.openset_report(emb, openset, tau)
-        d = rep["at_default_tau"]
+        rep = openset_report(emb, openset, threshold)
+        d = rep.at_default_tau
         rows.append({"face_px": size or round(width), "fpir": d["fpir"], "rank1": d["rank1"],
-                     "rank1_at_fpir_1pc": rep["at_fpir"]["0.01"]["rank1"],
+                     "rank1_at_fpir_1pc": rep.at_fpir["0.01"]["rank1"],
                      "no_face_found": fallbacks / len(searched)})
         r = rows[-1]
         print(f"{r['face_px']:>6} px  FPIR {r['fpir'] * 100:6.2f} %  rank-1 {r['rank1'] * 100:6.2f} %  "
               f"rank-1 at FPIR 1 % {r['rank1_at_fpir_1pc'] * 100:6.2f} %  no face {r['no_face_found'] * 100:5.1f} %",
               flush=True)
-    result = {"model": args.model, "tau": tau, "enrolled": len(openset.enrolled), "probes": len(openset.probes),
-              "strangers": len(openset.strangers), "median_face_px": width, "rows": rows}
+    result = {"model": args.model, "tau": threshold.tau, "enrolled": len(openset.enrolled),
+              "probes": len(openset.probes), "strangers": len(openset.strangers), "median_face_px": width, "rows": rows}
     target = ROOT / "bench" / "results" / "small_faces.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(result, indent=1))

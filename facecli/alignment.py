@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from facecli.detection import Detection
+from facecli.types import Detection
 
 
 def margin_box(det: Detection, shape: tuple[int, ...], margin: float) -> tuple[int, int, int, int]:

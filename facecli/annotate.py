@@ -2,32 +2,17 @@
 
 Everything is drawn inside each face's box (the label sits on the box's top
 edge, inside it), so an annotated image differs from the photo only where a
-face is. Files are PNG, lossless, with names facecli makes itself: no input
-name can make it write outside the chosen folder.
+face is. ``files.write_annotated`` saves them as lossless PNGs.
 """
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import cv2
 import numpy as np
 
-from facecli.detection import Detection
+from facecli.types import Detection
 
 GREEN, RED, BLUE = (60, 200, 60), (40, 40, 230), (230, 160, 40)  # BGR: recognised, unknown, detected
-
-
-def safe_name(n: int, source: str, suffix: str = "", ext: str = ".png") -> str:
-    """``<n>-<sanitised stem><suffix><ext>``: unique per input number, no separators, no leading dot."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(source).stem)[:80].lstrip(".") or "image"
-    return f"{n:05d}-{stem}{suffix}{re.sub(r'[^A-Za-z0-9.]', '', ext)[:10]}"
-
-
-def output_path(folder: Path, n: int, source: str, suffix: str = "") -> Path:
-    """``folder/<n>-<sanitised stem><suffix>.png``: unique per input, always inside ``folder``."""
-    return folder / safe_name(n, source, suffix)
 
 
 def labelled(faces, decisions) -> list[tuple[Detection, str, bool]]:
@@ -69,11 +54,3 @@ def draw(image_rgb: np.ndarray, faces: list[tuple[Detection, str | None, bool | 
             np.maximum(region, text, out=region)  # clipped to the label box, so never outside the face
     return canvas
 
-
-def write(folder: Path, n: int, source: str, faces: list[tuple[Detection, str | None, bool | None]]) -> Path:
-    """Decode ``source`` again, draw, and save the PNG; returns its path."""
-    from facecli.imageio import read_image
-
-    target = output_path(folder, n, source)
-    cv2.imwrite(str(target), draw(read_image(source), faces))
-    return target

@@ -12,9 +12,9 @@ people) this predicts tau 0.654 for FPIR 1 % where 0.664 was measured, and
 
 from __future__ import annotations
 
-import numpy as np
+import math
 
-from facecli.errors import FaceCliError
+from facecli.errors import BadValue
 from facecli.models import PipelineSpec
 
 DEFAULT_FPIR = 0.01  # identify names at most 1 stranger in 100 unless told otherwise
@@ -22,24 +22,26 @@ DEFAULT_FPIR = 0.01  # identify names at most 1 stranger in 100 unless told othe
 
 def impostor_probability(fpir: float, gallery_size: int) -> float:
     """The single-comparison false-match rate that gives ``fpir`` against ``gallery_size`` people."""
-    return float(-np.expm1(np.log1p(-fpir) / gallery_size))
+    return -math.expm1(math.log1p(-fpir) / gallery_size)
 
 
 def tau_for(spec: PipelineSpec, gallery_size: int, fpir: float = 0.01) -> float:
     """The tau whose expected FPIR against ``gallery_size`` people is ``fpir``."""
+    import numpy as np
+
     if not 0 < fpir < 1:
-        raise FaceCliError(f"--fpir {fpir}", "must be between 0 and 1")
+        raise BadValue("fpir", fpir, "must be between 0 and 1")
     if gallery_size < 1:
-        raise FaceCliError(f"--gallery-size {gallery_size}", "must be at least 1")
+        raise BadValue("gallery_size", gallery_size, "must be at least 1")
     table = spec.impostor
     if not table:
-        raise FaceCliError(f"--model {spec.name}", "its manifest entry has no impostor distances to calibrate with; "
-                                                   "give --tau")
+        raise BadValue("model", spec.name, "its manifest entry has no impostor distances to calibrate with; "
+                                           "give a tau")
     p = np.log10(np.asarray(table["p"], dtype=float))
     d = np.asarray(table["d"], dtype=float)
     target = np.log10(impostor_probability(fpir, gallery_size))
     if target < p[0]:
-        raise FaceCliError(f"--fpir {fpir} --gallery-size {gallery_size}",
-                           f"needs impostor distances rarer than 1 in {1 / 10 ** p[0]:.0e} comparisons, "
-                           "beyond what the model's measurements cover")
+        raise BadValue("fpir", f"{fpir} with {gallery_size} people",
+                       f"needs impostor distances rarer than 1 in {1 / 10 ** p[0]:.0e} comparisons, "
+                       "beyond what the model's measurements cover")
     return float(np.interp(target, p, d))

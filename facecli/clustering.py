@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from facecli.errors import BadValue
 from facecli.matching import sq_distances
-
-LINKAGES = ("average", "single")
+from facecli.modes import LINKAGES
 
 
 def cluster(embeddings: np.ndarray, tau: float, linkage: str = "average") -> np.ndarray:
     """A cluster label per row, numbered 0.. by decreasing cluster size (ties: first member first)."""
+    if linkage not in LINKAGES:
+        raise BadValue("linkage", linkage, f"choose from {', '.join(LINKAGES)}")
     n = len(embeddings)
     if n == 0:
         return np.empty(0, dtype=np.int64)

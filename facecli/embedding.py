@@ -13,10 +13,10 @@ from functools import cached_property
 import numpy as np
 
 from facecli.alignment import align_five_points, crop_face
-from facecli.detection import Detection
-from facecli.errors import FaceCliError
+from facecli.errors import BadValue
 from facecli.models import DEFAULT_MODEL, ModelSpec, PipelineSpec, pipeline_spec, spec, verified_path
 from facecli.runtime import create_session, provider_name
+from facecli.types import Detection
 
 
 class Embedder:
@@ -91,8 +91,8 @@ class Embedder:
         """The input crop of one face; ``scale`` is the image's size relative to the photo (margins shrink with it)."""
         if self.alignment == "five-point":
             if det.landmarks is None:
-                raise FaceCliError(f"model {self.name}", "needs the five landmarks of a face: use --detector "
-                                                         "yunet or mtcnn")
+                raise BadValue("model", self.name, "needs the five landmarks of a face: use the yunet or mtcnn "
+                                                   "detector")
             return align_five_points(image, det.landmarks, self.size, self._template)
         return crop_face(image, det, self.size, self.margin * scale)
 
@@ -125,6 +125,19 @@ class Embedder:
         return emb / np.linalg.norm(emb, axis=1, keepdims=True)
 
 
+def fuse(parts: list[np.ndarray], weights: list[float]) -> np.ndarray:
+    """Unit embeddings of several models (each (..., dim_i)) -> one unit embedding (..., sum of dim_i).
+
+    Each part is scaled by the square root of its share of the weights, so the
+    result's squared distance is the weighted mean of the parts' distances.
+    """
+    if len(parts) == 1:
+        return parts[0]
+    shares = np.asarray(weights, dtype=np.float32) / np.float32(sum(weights))
+    emb = np.concatenate([np.sqrt(share) * p for share, p in zip(shares, parts)], axis=-1)
+    return emb / np.linalg.norm(emb, axis=-1, keepdims=True)
+
+
 class FaceEmbedder:
     """The embedding pipeline ``--model`` names: one model, or several fused (see ``PipelineSpec``)."""
 
@@ -135,15 +148,11 @@ class FaceEmbedder:
         self.parts = [Embedder(name, device, batch_size, name in self.spec.flip if flip is None else flip, margin)
                       for name in self.spec.components]
         self.batch_size = batch_size
-        weights = np.asarray(self.spec.weights or [1.0] * len(self.parts), dtype=np.float32)
-        self._scales = np.sqrt(weights / weights.sum())
+        self.weights = self.spec.weights or [1.0] * len(self.parts)
 
     def fuse(self, parts: list[np.ndarray]) -> np.ndarray:
         """(N, dim_i) unit embeddings of each model -> (N, dim) fused unit embeddings."""
-        if len(parts) == 1:
-            return parts[0]
-        emb = np.concatenate([scale * p for scale, p in zip(self._scales, parts)], axis=-1)
-        return emb / np.linalg.norm(emb, axis=-1, keepdims=True)
+        return fuse(parts, self.weights)
 
     @property
     def name(self) -> str:

@@ -1,7 +1,9 @@
 """Expected failures: each carries a one-line message that names its subject.
 
-The CLI turns any ``FaceCliError`` into that line on stderr and exit code 2;
-anything else is a bug and keeps its traceback.
+The CLI turns any ``FaceCliError`` into that line on stderr and exit code 2.
+The library speaks of values (``tau 5.0``), never of command-line flags;
+``BadValue`` says which setting a value was for, so the CLI can name its
+option instead (``--tau 5.0``).
 """
 
 from __future__ import annotations
@@ -25,4 +27,30 @@ class ModelError(FaceCliError):
 
 
 class GalleryError(FaceCliError):
-    """A gallery file that is missing, foreign, locked or inconsistent."""
+    """A gallery that is missing, foreign, locked or inconsistent."""
+
+
+class SeveralFaces(InputError):
+    """A photo that should show one face shows several (enrolling it would guess who is meant)."""
+
+    def __init__(self, path: str, count: int) -> None:
+        super().__init__(path, f"{count} faces found")
+        self.count = count
+
+
+class ModelMismatch(GalleryError):
+    """A gallery built with one model, opened for another: their embeddings cannot be compared."""
+
+    def __init__(self, location: str, built_with: str, dim: str, requested: str, requested_dim: int) -> None:
+        super().__init__(location, f"built with model {built_with} ({dim}-d); this run uses {requested} "
+                                   f"({requested_dim}-d)")
+        self.built_with = built_with
+
+
+class BadValue(FaceCliError):
+    """A setting outside what the library accepts: ``setting`` names it (``tau``, ``gallery_size``)."""
+
+    def __init__(self, setting: str, value: object, reason: str) -> None:
+        super().__init__(f"{setting} {value}", reason)
+        self.setting = setting
+        self.value = value

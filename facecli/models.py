@@ -19,7 +19,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from facecli.errors import ModelError
+from facecli.errors import BadValue, ModelError
 from facecli.paths import PACKAGE_DIR, cache_dir, models_dir
 from facecli.sources import download, extract, sha256_file
 from facecli.stamps import file_stamp, read_json, write_json
@@ -103,7 +103,7 @@ def pipeline_spec(name: str) -> PipelineSpec:
     try:
         return pipelines()[name]
     except KeyError:
-        raise ModelError(f"--model {name}", f"unknown model (choose from {', '.join(pipelines())})") from None
+        raise BadValue("model", name, f"unknown model (choose from {', '.join(pipelines())})") from None
 
 
 def spec(name: str) -> ModelSpec:

@@ -1,24 +1,26 @@
 """Everything facecli prints: results on stdout, everything else on stderr.
 
-Results are JSON Lines (``--json``) or a rich table; logs, warnings and
-progress bars go to stderr only, so ``facecli ... --json | jq`` always sees
-clean JSON.
+Results are rows (dicts). Each result type has one ``render.View`` that turns
+its rows into a table or lines for people; with ``--json`` the rows
+themselves go out as JSON Lines, one per line, flushed as they come. Logs,
+warnings and progress bars go to stderr only, so ``facecli ... --json | jq``
+always sees clean JSON.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from facecli.detection import Detection
+if TYPE_CHECKING:
+    from facecli.render import View
 
 
 class Output:
@@ -32,6 +34,14 @@ class Output:
         if not self.out.is_terminal:  # piped tables: do not squeeze paths into 80 columns
             self.out.width = 200
         self.err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+    # -- results ------------------------------------------------------------------
+    @contextmanager
+    def results(self, view: View, title: str | None = None) -> Iterator[Results]:
+        """Collect a command's rows; a table is printed when the block ends (with ``results.title``)."""
+        results = Results(self, view, title)
+        yield results
+        results.close()
 
     def record(self, obj: dict[str, Any]) -> None:
         """One JSON Lines row on stdout, flushed so pipelines see it at once."""
@@ -50,6 +60,7 @@ class Output:
         """A plain result line on stdout (human mode)."""
         self.out.print(text, markup=False)
 
+    # -- everything else: stderr ------------------------------------------------------
     def error(self, message: str) -> None:
         self.err.print(f"error: {message}", style="red", markup=False)
 
@@ -81,15 +92,26 @@ class Output:
             yield lambda: bar.advance(task)
 
 
-def rounded(x: float, digits: int = 4) -> float | None:
-    return None if x is None or not math.isfinite(x) else round(float(x), digits)
+class Results:
+    """The rows of one command, rendered by one view: JSON Lines at once, or a table at the end."""
 
+    def __init__(self, output: Output, view: View, title: str | None = None) -> None:
+        self.output = output
+        self.view = view
+        self.title = title
+        self._rows: list[dict[str, Any]] = []
 
-def face_fields(det: Detection) -> dict[str, Any]:
-    """The JSON fields every face row carries: box, score, landmarks."""
-    return {
-        "box": [round(v, 1) for v in det.box],
-        "score": rounded(det.score),
-        "landmarks": None if det.landmarks is None else [[round(float(x), 1), round(float(y), 1)]
-                                                         for x, y in det.landmarks],
-    }
+    def add(self, row: dict[str, Any]) -> None:
+        if self.output.json:
+            self.output.record(row)
+        elif self.view.line is not None:
+            if self.view.keep(row):
+                self.output.line(self.view.line(row))
+        else:
+            self._rows.append(row)
+
+    def close(self) -> None:
+        table = self.view.table(self._rows)
+        if table:
+            self.output.table(self.title, self.view.headers, table)
+        self._rows = []

@@ -16,46 +16,16 @@ import os
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from facecli.detection import DET_SIZE, Detection, create_detector
+from facecli.detectors import DET_SIZE, create_detector
 from facecli.embedding import FaceEmbedder
-from facecli.errors import FaceCliError
+from facecli.errors import BadValue, FaceCliError, InputError
 from facecli.imageio import decode, jpeg_shrink, read_bytes
 from facecli.models import DEFAULT_MODEL
 from facecli.sources import sha256_bytes
-
-
-@dataclass
-class Face:
-    index: int
-    detection: Detection
-    crops: tuple[np.ndarray, ...]  # one per model of the embedder
-    embedding: np.ndarray | None = None
-
-    @property
-    def crop(self) -> np.ndarray:
-        """The first model's input crop (what `detect --crops` writes)."""
-        return self.crops[0]
-
-
-@dataclass
-class ImageResult:
-    path: str
-    faces: list[Face] = field(default_factory=list)
-    error: FaceCliError | None = None
-    sha256: str | None = None  # of the file's bytes: the identity of a photo
-
-
-def _scaled(det: Detection, factor: int) -> Detection:
-    """A detection in pixels of an image decoded at 1/``factor``, in the photo's own pixels."""
-    if factor == 1:
-        return det
-    box = tuple(v * factor for v in det.box)
-    landmarks = None if det.landmarks is None else det.landmarks * factor
-    return Detection(box, det.score, landmarks)  # type: ignore[arg-type]
+from facecli.types import Detection, Face, ImageResult
 
 
 class Pipeline:
@@ -78,9 +48,9 @@ class Pipeline:
             self.embedder.preload()  # the big model loads while the first images are detected
         self.detector = create_detector(detector or self.embedder.spec.detector, device, det_size)
         if not self.detector.landmarks and any(p.alignment == "five-point" for p in self._croppers):
-            raise FaceCliError(f"--detector {self.detector.name}",
-                               f"gives no landmarks, and --model {model} aligns faces by their five landmarks: "
-                               "use yunet or mtcnn")
+            raise BadValue("detector", self.detector.name,
+                           f"gives no landmarks, and model {model} aligns faces by their five landmarks: "
+                           "use yunet or mtcnn")
         self.embed = embed
         self.det_size = det_size
         self.batch_size = batch_size
@@ -92,34 +62,54 @@ class Pipeline:
         """The execution provider of the heaviest model this pipeline runs."""
         return self.embedder.provider if self.embed else self.detector.provider
 
-    def analyse(self, path: str) -> ImageResult:
-        """Read, decode, detect and crop one image (no embedding); errors are returned, not raised."""
+    def analyse(self, image: str | np.ndarray) -> ImageResult:
+        """Read, decode, detect and crop one image (no embedding); errors are returned, not raised.
+
+        ``image`` is a path, or a decoded uint8 array in OpenCV's BGR order.
+        """
+        if isinstance(image, np.ndarray):
+            return self._analyse_array(image)
+        path = image
         try:
             data = read_bytes(path)
             shrink = jpeg_shrink(data, self.det_size) if self.det_size else 1
-            image = decode(data, path, shrink)
+            decoded = decode(data, path, shrink)
         except FaceCliError as exc:
             return ImageResult(path, error=exc)
         sha = sha256_bytes(data)
-        detections = self.detector.detect(image)
         full = None
         faces = []
-        for i, det in enumerate(detections):
+        for i, det in enumerate(self.detector.detect(decoded)):
             if shrink > 1 and any(p.too_small(det, 1 / shrink) for p in self._croppers):
                 # too small at this scale to fill the crop: take it from the full image
                 if full is None:
                     full = decode(data, path)
-                det = _scaled(det, shrink)
+                det = det.scaled(shrink)
                 faces.append(Face(i, det, self._crops(full, det)))
             else:
-                faces.append(Face(i, _scaled(det, shrink), self._crops(image, det, 1 / shrink)))
+                faces.append(Face(i, det.scaled(shrink), self._crops(decoded, det, 1 / shrink)))
         return ImageResult(path, faces, sha256=sha)
+
+    def _analyse_array(self, bgr: np.ndarray, name: str = "<array>") -> ImageResult:
+        """An image given as pixels: the same detection and crops as a decoded file of those pixels."""
+        import cv2
+
+        if bgr.dtype != np.uint8 or bgr.ndim not in (2, 3) or (bgr.ndim == 3 and bgr.shape[2] not in (3, 4)) \
+                or min(bgr.shape[:2]) == 0:
+            return ImageResult(name, error=InputError(
+                name, f"expected an HxWx3 uint8 BGR image, got {bgr.dtype} of shape {bgr.shape}"))
+        code = {2: cv2.COLOR_GRAY2RGB, 3: cv2.COLOR_BGR2RGB, 4: cv2.COLOR_BGRA2RGB}[bgr.ndim if bgr.ndim == 2
+                                                                                   else bgr.shape[2]]
+        rgb = cv2.cvtColor(bgr, code)
+        sha = sha256_bytes(f"{bgr.shape}".encode() + np.ascontiguousarray(bgr).tobytes())
+        faces = [Face(i, det, self._crops(rgb, det)) for i, det in enumerate(self.detector.detect(rgb))]
+        return ImageResult(name, faces, sha256=sha)
 
     def _crops(self, image: np.ndarray, det: Detection, scale: float = 1.0) -> tuple[np.ndarray, ...]:
         return tuple(p.crop(image, det, scale) for p in self._croppers)
 
     def frame(self, image: np.ndarray) -> list[Face]:
-        """Detect, crop and embed the faces of one decoded RGB frame (video), largest first."""
+        """Detect, crop and embed the faces of one decoded RGB image (a video frame, an array), largest first."""
         faces = [Face(i, det, self._crops(image, det)) for i, det in enumerate(self.detector.detect(image))]
         self._embed(faces)
         return faces
@@ -131,13 +121,16 @@ class Pipeline:
             for face, vector in zip(faces, emb):
                 face.embedding = vector
 
-    def run(self, paths: Iterable[str]) -> Iterator[ImageResult]:
-        """Analyse each path in input order; memory stays bounded by ``prefetch`` and ``batch_size``."""
+    def run(self, images: Iterable[str | np.ndarray]) -> Iterator[ImageResult]:
+        """Analyse and embed each image (a path or a BGR array) in input order.
+
+        Memory stays bounded by ``prefetch`` and ``batch_size``.
+        """
         with ThreadPoolExecutor(self.workers) as pool:
             queue: deque[Future] = deque()
             pending: list[ImageResult] = []
             n_faces = 0
-            it = iter(paths)
+            it = iter(images)
             exhausted = False
             while True:
                 while not exhausted and len(queue) < self.prefetch:

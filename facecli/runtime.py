@@ -14,7 +14,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from facecli.errors import ModelError
+from facecli.errors import BadValue, ModelError
 from facecli.paths import cache_dir
 from facecli.stamps import file_stamp, read_json, write_json
 
@@ -28,12 +28,12 @@ _PROVIDER = {
 
 def _providers(device: str, available: list[str]) -> list[Any]:
     if device not in DEVICES:
-        raise ModelError(f"--device {device}", f"unknown device (choose from {', '.join(DEVICES)})")
+        raise BadValue("device", device, f"unknown device (choose from {', '.join(DEVICES)})")
     order = {"auto": ["tensorrt", "cuda", "cpu"], "tensorrt": ["tensorrt", "cuda", "cpu"],
              "cuda": ["cuda", "cpu"], "cpu": ["cpu"]}[device]
     wanted = [_PROVIDER[d] for d in order if _PROVIDER[d] in available]
     if device != "auto" and device != "cpu" and _PROVIDER[device] not in available:
-        raise ModelError(f"--device {device}", f"this onnxruntime build has no {_PROVIDER[device]}")
+        raise BadValue("device", device, f"this onnxruntime build has no {_PROVIDER[device]}")
     result: list[Any] = []
     for name in wanted:
         if name == "TensorrtExecutionProvider":
@@ -145,8 +145,7 @@ def create_session(path: Path, device: str = "auto", threads: int = 0, cache_key
             write_json(optimised.with_suffix(".stamp"), file_stamp(optimised))
         written.unlink(missing_ok=True)
     if device in ("cuda", "tensorrt") and session.get_providers()[0] != _PROVIDER[device]:
-        raise ModelError(f"--device {device}",
-                         f"{_PROVIDER[device]} failed to start (CUDA 13 and cuDNN 9 are required)")
+        raise BadValue("device", device, f"{_PROVIDER[device]} failed to start (CUDA 13 and cuDNN 9 are required)")
     return session
 
 

@@ -20,17 +20,20 @@ import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from facecli.errors import FaceCliError
-from facecli.gallery import Gallery, TemplateMatrix
+from facecli.errors import BadValue
+from facecli.modes import SEARCH_MODES
 from facecli.stamps import file_stamp, read_json, write_json
+from facecli.types import TemplateMatrix
+
+if TYPE_CHECKING:
+    from facecli.gallery.sqlite import SqliteGallery
 
 #: Largest gallery searched exactly by default (FACECLI_EXACT_MAX overrides).
 EXACT_MAX = int(os.environ.get("FACECLI_EXACT_MAX", "100000"))
-SEARCH_MODES = ("auto", "exact", "index")
 #: HNSW graph settings (bench/throughput.py measured them; see bench/RESULTS.md). A change rebuilds indexes.
 HNSW = {"connectivity": 16, "expansion_add": 128, "dtype": "i8"}
 #: Breadth of each query's graph walk: more finds the true nearest more often, and costs time.
@@ -51,7 +54,15 @@ class TemplateIndex:
             gallery_path.with_name(gallery_path.name + ".usearch.json")
 
     @classmethod
-    def for_gallery(cls, gallery: Gallery, log: Callable[[str], None] = lambda _m: None) -> TemplateIndex:
+    def build(cls, vectors: np.ndarray, ids: np.ndarray | None = None) -> TemplateIndex:
+        """A new in-memory index of these unit vectors, keyed by ``ids`` (default: their row numbers)."""
+        index = _new_index(vectors.shape[1])
+        keys = np.arange(len(vectors)) if ids is None else ids
+        index.add(np.asarray(keys, dtype=np.uint64), np.asarray(vectors, dtype=np.float32), threads=0)
+        return cls(index)
+
+    @classmethod
+    def for_gallery(cls, gallery: SqliteGallery, log: Callable[[str], None] = lambda _m: None) -> TemplateIndex:
         """The gallery's index, brought up to date (extended, or rebuilt) first if needed."""
         from usearch.index import Index
 
@@ -69,7 +80,7 @@ class TemplateIndex:
             log(f"index {index_path.name}: adding {state.count - meta['count']} new templates")
             after = meta["max_id"]
         else:
-            index = Index(ndim=state.dim, metric="ip", **HNSW)
+            index = _new_index(state.dim)
             log(f"index {index_path.name}: building over {state.count} templates")
             after = 0
         for ids, vectors in gallery.iter_embeddings(after, _BUILD_CHUNK):
@@ -87,6 +98,12 @@ class TemplateIndex:
         matches = self.index.search(faces.astype(np.float32), count, threads=0)
         keys = np.asarray(matches.keys).reshape(len(faces), -1)
         return np.unique(keys[keys != np.iinfo(np.uint64).max]).astype(np.int64)
+
+
+def _new_index(dim: int) -> Any:
+    from usearch.index import Index
+
+    return Index(ndim=dim, metric="ip", **HNSW)
 
 
 def _save(index: Any, meta: dict[str, Any], index_path: Path, meta_path: Path) -> None:
@@ -107,10 +124,10 @@ def _save(index: Any, meta: dict[str, Any], index_path: Path, meta_path: Path) -
 class Searcher:
     """Finds, for a batch of faces, the templates that can be their nearest persons."""
 
-    def __init__(self, gallery: Gallery, mode: str = "auto", candidates: int = 64,
+    def __init__(self, gallery: SqliteGallery, mode: str = "auto", candidates: int = 64,
                  log: Callable[[str], None] = lambda _m: None, whole_persons: bool = False) -> None:
         if mode not in SEARCH_MODES:
-            raise FaceCliError(f"--search {mode}", f"choose from {', '.join(SEARCH_MODES)}")
+            raise BadValue("search", mode, f"choose from {', '.join(SEARCH_MODES)}")
         self.gallery = gallery
         self.candidates = candidates
         self.whole_persons = whole_persons  # candidates bring all their person's templates (mean templates)

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from facecli.detection import Detection
-from facecli.matching import Decision, decision_label
+from facecli.types import Decision, Detection, decision_label
 
 
 def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:

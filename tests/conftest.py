@@ -59,15 +59,6 @@ def haar_pipeline():
     return Pipeline(detector="haar", model="facenet", device="cpu")
 
 
-def open_gallery(path: Path):
-    """A gallery file opened with the model it was built with."""
-    from facecli.gallery import Gallery
-    from facecli.models import pipeline_spec
-
-    model = Gallery.model_of(path)
-    return Gallery.open(path, model, pipeline_spec(model).dim)
-
-
 @pytest.fixture
 def run(tmp_path: Path):
     """Run the installed ``facecli`` in a subprocess with a private gallery."""

@@ -89,13 +89,13 @@ def test_bad_pairs_file(run, tmp_path):
 
 
 def test_tau_at_fpir_admits_at_most_that_share_of_strangers():
-    from facecli.evaluation import _tau_at_fpir
+    from facecli.evaluation.openset import tau_at_fpir
 
     strangers = np.array([0.9, 1.2, 1.0, 1.5] * 25)  # 100 strangers
     for fpir in (0.0, 0.01, 0.25, 0.3, 0.5):
-        tau = _tau_at_fpir(strangers, fpir)
+        tau = tau_at_fpir(strangers, fpir)
         assert np.mean(strangers <= tau) <= fpir
-    assert _tau_at_fpir(strangers, 0.25) >= 0.9 and _tau_at_fpir(strangers, 0.5) >= 1.0
+    assert tau_at_fpir(strangers, 0.25) >= 0.9 and tau_at_fpir(strangers, 0.5) >= 1.0
 
 
 def test_openset_on_an_lfw_subset(run, tmp_path):

@@ -19,13 +19,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import FACECLI, json_rows, open_gallery
+from conftest import FACECLI, json_rows
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
 from facecli.errors import FaceCliError
-from facecli.gallery import Gallery
+from facecli.gallery import open_gallery
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -126,7 +126,7 @@ def test_gallery_in_read_only_folder(run, images, tmp_path):
 
 def test_gallery_from_a_newer_schema_is_refused_untouched(run, images, tmp_path):
     newer = tmp_path / "newer.db"
-    Gallery.open(newer, "facenet", 512, create=True).close()
+    open_gallery(newer, "facenet", create=True).close()
     conn = sqlite3.connect(newer)
     conn.execute("PRAGMA user_version = 99")
     conn.close()  # checkpoints the WAL into the file

@@ -8,7 +8,7 @@ import pytest
 from conftest import json_rows
 
 from facecli.alignment import align_five_points
-from facecli.detection import YuNet
+from facecli.detectors.yunet import YuNet
 from facecli.embedding import Embedder, FaceEmbedder
 from facecli.imageio import read_image
 from facecli.models import source_path, spec

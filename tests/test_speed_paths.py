@@ -194,8 +194,15 @@ def test_a_damaged_index_is_rebuilt_not_trusted(three_people, images):
     assert index_path.stat().st_size > 64
 
 
-def test_cli_defaults_are_the_libraries():
-    from facecli import cli, detection, models
+def test_cli_choices_and_defaults_are_the_libraries(run):
+    """The CLI declares no constant of its own: --help shows the library's choices and defaults."""
+    from facecli.detectors import DET_SIZE, DETECTORS
+    from facecli.modes import SEARCH_MODES, TEMPLATE_MODES
+    from facecli.runtime import DEVICES
 
-    assert cli.DET_SIZE == detection.DET_SIZE
-    assert cli.DEFAULT_MODEL == models.DEFAULT_MODEL
+    text = " ".join(run("identify", "--help", env={"COLUMNS": "400"}).stdout.split())
+    for values in (DETECTORS, SEARCH_MODES, TEMPLATE_MODES, DEVICES):
+        assert "<" + "|".join(values) + ">" in text
+    assert f"[default: {DET_SIZE}]" in text
+    bad = run("identify", "x.jpg", "--detector", "retina")
+    assert bad.returncode == 2 and all(d in bad.stderr for d in DETECTORS)

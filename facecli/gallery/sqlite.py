@@ -1,11 +1,11 @@
-"""The gallery: enrolled people and their face templates in one SQLite file.
+"""The gallery file: enrolled people and their face templates in one SQLite file.
 
 One file, standard library only, no pickle: embeddings are float32 blobs.
 Every change is a single transaction, so an interrupted or failed enroll
 leaves no half person. The file is created 0600 because it holds biometric
 templates. WAL mode and a busy timeout let readers run while one writer
 enrolls. ``PRAGMA application_id`` marks the file as facecli's, and
-``user_version`` holds the schema version.
+``user_version`` holds the schema version (``migrations``).
 """
 
 from __future__ import annotations
@@ -15,95 +15,44 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from facecli.errors import GalleryError
+from facecli.errors import BadValue, GalleryError, ModelMismatch
+from facecli.gallery import migrations
+from facecli.gallery.base import Gallery
+from facecli.types import GalleryState, PersonInfo, Template, TemplateMatrix
+
+if TYPE_CHECKING:
+    from facecli.search import Searcher
 
 APPLICATION_ID = 0x46434C49  # "FCLI"
-SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 60_000
 
-_SCHEMA = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE persons (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    created REAL NOT NULL
-);
-CREATE TABLE templates (
-    id INTEGER PRIMARY KEY,
-    person_id INTEGER NOT NULL REFERENCES persons(id) ON DELETE CASCADE,
-    model TEXT NOT NULL,
-    embedding BLOB NOT NULL,
-    source TEXT NOT NULL,
-    sha256 TEXT NOT NULL,
-    box TEXT NOT NULL,
-    created REAL NOT NULL,
-    UNIQUE (person_id, sha256)
-);
-CREATE INDEX templates_person ON templates(person_id);
-"""
 
-
-@dataclass(frozen=True)
-class Template:
-    """One face to enroll: its embedding and where it came from."""
-
-    embedding: np.ndarray
-    source: str
-    sha256: str
-    box: tuple[float, float, float, float]
-
-
-@dataclass(frozen=True)
-class PersonInfo:
-    name: str
-    templates: int
-    created: float
-
-
-@dataclass(frozen=True)
-class TemplateMatrix:
-    """All templates as one (T, dim) float32 matrix, rows grouped by person."""
-
-    names: list[str]  # one per person
-    person_of_row: np.ndarray  # (T,) index into names
-    matrix: np.ndarray  # (T, dim), unit rows
-    ids: np.ndarray  # (T,) template ids
-
-
-@dataclass(frozen=True)
-class GalleryState:
-    """What a derived index must match: the model, and which templates exist."""
-
-    model: str
-    dim: int
-    count: int  # templates
-    max_id: int  # largest template id (ids only grow, except after removals)
-    removals: int  # persons removed so far: any removal invalidates an index
-
-
-class Gallery:
-    """A facecli gallery file opened for one command."""
+class SqliteGallery(Gallery):
+    """A facecli gallery file, opened for one command."""
 
     def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
         self.path = path
+        self.location = str(path)
         self._conn = conn
         self._matrix: TemplateMatrix | None = None
 
     # -- opening ---------------------------------------------------------
     @classmethod
-    def open(cls, path: Path | str, model: str, dim: int, create: bool = False) -> Gallery:
-        """Open (or with ``create``, create) a gallery for ``model`` embeddings of ``dim``.
+    def open(cls, path: Path, model: str | None = None, create: bool = False) -> SqliteGallery:
+        """Open (or with ``create``, create) the gallery file for ``model`` (None: its own model).
 
         Refuses a file that is not a facecli gallery, one from a newer
-        schema, and one built with another model or embedding size.
+        schema, and one built with another model or embedding size. An older
+        schema is read as it is, and upgraded by the first write.
         """
-        path = Path(path)
+        if create and model is None:
+            raise GalleryError(str(path), "a new gallery needs a model")
         if path.is_dir():
             raise GalleryError(str(path), "is a directory, not a gallery file")
         try:
@@ -125,8 +74,8 @@ class Gallery:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA foreign_keys = ON")
             if create:
-                gallery._initialise(model, dim)
-            gallery._check(model, dim)
+                gallery._initialise(model)
+            gallery._check(model)
         except sqlite3.DatabaseError as exc:
             conn.close()
             if "file is not a database" in str(exc) or "malformed" in str(exc):
@@ -138,9 +87,8 @@ class Gallery:
         return gallery
 
     @staticmethod
-    def model_of(path: Path | str) -> str | None:
+    def model_of(path: Path) -> str | None:
         """The model an existing gallery was built with, or None (no file, or not a gallery: ``open`` says why)."""
-        path = Path(path)
         if not path.is_file() or not path.stat().st_size:
             return None
         try:
@@ -161,81 +109,83 @@ class Gallery:
         except OSError as exc:
             raise GalleryError(str(path), f"cannot create the gallery: {exc.strerror or exc}") from None
 
-    def _initialise(self, model: str, dim: int) -> None:
+    def _initialise(self, model: str) -> None:
         """Create the schema in a new, empty database (idempotent across processes)."""
+        from facecli.models import pipeline_spec
+
+        dim = pipeline_spec(model).dim
         with self.transaction():
             if self._conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]:
                 return  # initialised already (perhaps by a concurrent enroll), or foreign: _check says
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    self._conn.execute(statement)
+            migrations.create(self._conn)
             meta = {"model": model, "dim": str(dim), "created": str(time.time())}
             self._conn.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
             self._conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-            self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         with contextlib.suppress(sqlite3.OperationalError):
             self._conn.execute("PRAGMA journal_mode = WAL")
 
-    def _check(self, model: str, dim: int) -> None:
+    def schema_version(self) -> int:
+        return self._conn.execute("PRAGMA user_version").fetchone()[0]
+
+    def _check(self, model: str | None) -> None:
+        """Refuse what is not a facecli gallery for ``model``."""
         app = self._conn.execute("PRAGMA application_id").fetchone()[0]
-        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        version = self.schema_version()
         if app != APPLICATION_ID:
             raise GalleryError(str(self.path), "not a facecli gallery (an SQLite file of another application)")
-        if version > SCHEMA_VERSION:
+        if version not in migrations.READABLE:
             raise GalleryError(str(self.path), f"written by a newer facecli (schema {version}; "
-                                               f"this version reads up to {SCHEMA_VERSION})")
-        meta = self.meta()
-        if meta.get("model") != model or meta.get("dim") != str(dim):
-            raise GalleryError(str(self.path), f"built with model {meta.get('model')} ({meta.get('dim')}-d); "
-                                               f"this run uses {model} ({dim}-d): use --model "
-                                               f"{meta.get('model')} or another --gallery")
+                                               f"this version reads up to {migrations.SCHEMA_VERSION})")
+        if model is not None:
+            from facecli.models import pipeline_spec
+
+            meta, dim = self.meta(), pipeline_spec(model).dim
+            if meta.get("model") != model or meta.get("dim") != str(dim):
+                raise ModelMismatch(str(self.path), meta.get("model"), meta.get("dim"), model, dim)
 
     def close(self) -> None:
         self._conn.close()
 
-    def __enter__(self) -> Gallery:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE … COMMIT, rolled back on any error: all or nothing."""
+        """BEGIN IMMEDIATE … COMMIT, rolled back on any error: all or nothing.
+
+        The first write to a gallery of an older schema upgrades it in the
+        same transaction (``migrations``): both happen, or neither.
+        """
         try:
             self._conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             raise GalleryError(str(self.path), f"cannot write: {exc}") from None
         try:
+            version = self.schema_version()
+            if 0 < version < migrations.SCHEMA_VERSION:
+                migrations.upgrade(self._conn, version)
             yield self._conn
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        try:
             self._conn.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
+        except BaseException as exc:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.execute("ROLLBACK")
-            raise GalleryError(str(self.path), f"cannot write: {exc}") from None
+            if isinstance(exc, sqlite3.Error):
+                raise GalleryError(str(self.path), f"cannot write: {exc}") from None
+            raise
         self._matrix = None
+        self._changed()
 
     # -- reading ---------------------------------------------------------
     def meta(self) -> dict[str, str]:
         return dict(self._conn.execute("SELECT key, value FROM meta"))
 
-    @property
-    def model(self) -> str:
-        return self.meta()["model"]
+    def searcher(self, mode: str = "auto", candidates: int = 64, log: Callable[[str], None] = lambda _m: None,
+                 whole_persons: bool = False) -> Searcher:
+        from facecli.search import Searcher
 
-    def fpir(self) -> float | None:
-        """The share of strangers `identify` may name by default, when the gallery sets one."""
-        value = self.meta().get("fpir")
-        return None if value is None else float(value)
+        return Searcher(self, mode, candidates, log, whole_persons)
 
     def set_fpir(self, fpir: float | None) -> None:
         """Store (or with None, forget) the gallery's FPIR target."""
         if fpir is not None and not 0 < fpir < 1:
-            raise GalleryError(f"--fpir {fpir}", "must be between 0 and 1")
+            raise BadValue("fpir", fpir, "must be between 0 and 1")
         with self.transaction() as conn:
             if fpir is None:
                 conn.execute("DELETE FROM meta WHERE key = 'fpir'")
@@ -409,7 +359,7 @@ class Gallery:
             "gallery": str(self.path),
             "model": meta["model"],
             "dim": int(meta["dim"]),
-            "schema": SCHEMA_VERSION,
+            "schema": self.schema_version(),
             "persons": self.person_count(),
             "templates": n_templates,
             "bytes": self.path.stat().st_size,

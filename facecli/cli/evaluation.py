@@ -1,0 +1,151 @@
+"""The eval commands: LFW and labelled pairs (1:1), and the open-set protocol (1:N)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from facecli import render
+from facecli.cli.options import (
+    DetectorOpt,
+    Device,
+    Flip,
+    Fpir,
+    Json,
+    ModelOpt,
+    Quiet,
+    Tau,
+    Templates,
+    Verbose,
+    model_for,
+    output,
+)
+
+app = typer.Typer()
+eval_app = typer.Typer(help="Measure accuracy: LFW 10-fold, your own labelled pairs, or open-set 1:N.",
+                       no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+
+Margin = Annotated[float | None, typer.Option(help="Crop margin in pixels (default: the manifest's, 32).",
+                                                 show_default=False)]
+Far = Annotated[float, typer.Option(help="False accept rate for VAL@FAR.")]
+Plot = Annotated[Path | None, typer.Option(help="Write ROC and distance histograms to this PNG (matplotlib).",
+                                              show_default=False)]
+
+
+def _embedder(out, model: str, detector: str | None, device: str, flip: bool | None, margin: float | None,
+              images: int):
+    from facecli.evaluation import LabelledEmbedder
+
+    embedder = LabelledEmbedder(model, detector, device, flip, margin)
+    if out.verbose:  # naming the provider loads the model, which a fully cached run never needs
+        out.info(f"{images} images; model {model}, detector {embedder.detector_name}, "
+                 f"flip {embedder.setting['flip']}, provider {embedder.provider}")
+    return embedder
+
+
+def _run_pairs(pairs, title: str, detector: str | None, model: str | None, device: str, flip: bool | None,
+               margin: float | None, far: float, json_lines: bool, quiet: bool, verbose: bool,
+               plot: Path | None) -> None:
+    from facecli.evaluation import evaluate_pairs
+
+    out = output(json_lines, quiet, verbose)
+    model = model_for(model)
+    images = len(set(pairs.a) | set(pairs.b))
+    out.info(f"{len(pairs.a)} pairs, {images} images")
+    embedder = _embedder(out, model, detector, device, flip, margin, images)
+    with out.progress(images, "embedding") as tick:
+        rep, d = evaluate_pairs(pairs, embedder, far, on_image=tick)
+    with out.results(render.PAIR_REPORTS, title) as results:
+        results.add(rep.as_dict())
+    if plot is not None:
+        from facecli.evaluation.plots import plot_pairs
+
+        plot_pairs(d, pairs.same, rep.tau, plot, f"{title}: {rep.accuracy * 100:.2f} %")
+        out.info(f"wrote {plot}")
+
+
+@eval_app.command("lfw")
+def eval_lfw(
+    pairs: Annotated[Path, typer.Option(help="LFW pairs.txt.")] = Path("../shared/lfw/pairs.txt"),
+    images: Annotated[Path, typer.Option(help="LFW images folder (<Name>/<Name>_NNNN.jpg).")] =
+    Path("../shared/lfw/images"),
+    detector: DetectorOpt = None, model: ModelOpt = None,
+    device: Device = "auto", flip: Flip = None, margin: Margin = None,
+    far: Far = 1e-3, plot: Plot = None, json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False,
+) -> None:
+    """LFW verification, 10-fold as FaceNet's validate_on_lfw: accuracy, tau, VAL@FAR, AUC.
+
+    Example: [bold]facecli eval lfw --pairs ../shared/lfw/pairs.txt --images ../shared/lfw/images --plot roc.png[/]
+    """
+    from facecli.evaluation import read_lfw_pairs
+
+    _run_pairs(read_lfw_pairs(pairs, images), f"LFW, {model_for(model)}", detector, model, device, flip, margin,
+               far, json_lines, quiet, verbose, plot)
+
+
+@eval_app.command("pairs")
+def eval_pairs(
+    pairs: Annotated[Path, typer.Option(help="Lines 'a.jpg b.jpg 1|0' (1 = same person), paths relative "
+                                             "to the file.", show_default=False)],
+    detector: DetectorOpt = None, model: ModelOpt = None,
+    device: Device = "auto", flip: Flip = None, margin: Margin = None,
+    far: Far = 1e-3, plot: Plot = None, json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False,
+) -> None:
+    """Calibrate tau on your own labelled pairs (your cameras, your people).
+
+    Example: [bold]facecli eval pairs --pairs my-pairs.txt --json | jq .tau[/]
+    """
+    from facecli.evaluation import read_labelled_pairs
+
+    _run_pairs(read_labelled_pairs(pairs), str(pairs), detector, model, device, flip, margin, far, json_lines,
+               quiet, verbose, plot)
+
+
+@eval_app.command("openset")
+def eval_openset(
+    images: Annotated[Path, typer.Option(help="A labelled folder: <person>/<photos>.")] = Path("../shared/lfw/images"),
+    enroll: Annotated[int, typer.Option(min=1, help="Photos enrolled per person (the first N by name).")] = 1,
+    templates: Templates = "mean",
+    gallery_size: Annotated[int | None, typer.Option(
+        "--gallery-size", min=1, show_default=False,
+        help="Enroll only K people drawn at random (--seed); the strangers stay the same.")] = None,
+    seed: Annotated[int, typer.Option(help="Random draw of --gallery-size.")] = 0,
+    detector: DetectorOpt = None, model: ModelOpt = None, device: Device = "auto", flip: Flip = None,
+    margin: Margin = None, tau: Tau = None, fpir: Fpir = None, plot: Annotated[Path | None, typer.Option(
+        help="Write the FNIR-FPIR trade-off (log axes) to this PNG (matplotlib).", show_default=False)] = None,
+    json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False,
+) -> None:
+    """Open-set 1:N on a labelled folder: rank-1, FNIR at FPIR 1 % and 0.1 %, and the taus that give them.
+
+    People with more than --enroll photos are enrolled with their first ones and searched with the rest;
+    everyone else is a stranger, searched with one photo. FPIR = strangers given a name; FNIR = enrolled
+    people's photos not given their own name (NIST FRVT 1:N terms). The "default" row is what identify
+    does without --tau: the tau for --fpir (0.01) with this many people enrolled.
+
+    Example: [bold]facecli eval openset --images ../shared/lfw/images --plot det.png[/]
+    """
+    from facecli.decisions import identification_threshold
+    from facecli.evaluation import evaluate_openset, read_openset, sub_gallery
+
+    out = output(json_lines, quiet, verbose)
+    model = model_for(model)
+    openset = read_openset(images, enroll)
+    if gallery_size is not None:
+        openset = sub_gallery(openset, gallery_size, seed)
+    threshold = identification_threshold(model, len(openset.enrolled), tau, fpir)  # as identify would choose it
+    n_images = len({p for ps in openset.enrolled.values() for p in ps} | {p for p, _ in openset.probes}
+                   | set(openset.strangers))
+    embedder = _embedder(out, model, detector, device, flip, margin, n_images)
+    with out.progress(n_images, "embedding") as tick:
+        rep = evaluate_openset(openset, embedder, threshold, templates, seed if gallery_size is not None else None,
+                               on_image=tick)
+    with out.results(render.OPENSET_REPORTS, f"open set: {images}, {model}") as results:
+        results.add(rep.as_dict())
+    if plot is not None:
+        from facecli.evaluation.plots import plot_openset
+
+        plot_openset(rep, plot, f"{images.name}, {model}: {rep.enrolled} enrolled, {rep.strangers} strangers")
+        out.info(f"wrote {plot}")

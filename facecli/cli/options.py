@@ -1,0 +1,130 @@
+"""What the commands share: options (choices built from the library's constants), input expansion,
+the engine and gallery they open, and how a library error becomes one line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from facecli.detectors import DET_SIZE, DETECTORS
+from facecli.errors import BadValue, FaceCliError, ModelMismatch, SeveralFaces
+from facecli.modes import LINKAGES, SEARCH_MODES, TEMPLATE_MODES
+from facecli.output import Output
+from facecli.runtime import DEVICES
+
+EXIT_OK, EXIT_NO, EXIT_ERROR = 0, 1, 2
+
+
+def _choice(values) -> type:
+    """A typer choice of these values: --help lists them, any other value is a usage error (exit 2)."""
+    return Literal.__getitem__(tuple(values))  # type: ignore[attr-defined]
+
+
+Json = Annotated[bool, typer.Option("--json", help="JSON Lines on stdout, one object per row.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only results and errors.")]
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Also report models, provider and timings on stderr.")]
+Device = Annotated[_choice(DEVICES), typer.Option(help="Where the networks run (auto: the GPU when there is one).",
+                                                  envvar="FACECLI_DEVICE")]
+DetectorOpt = Annotated[_choice(DETECTORS) | None, typer.Option(
+    "--detector", show_default=False,
+    help="mtcnn or yunet (boxes and 5 landmarks), or haar (boxes only, frontal) (default: the model's own).")]
+ModelOpt = Annotated[str | None, typer.Option(
+    "--model", envvar="FACECLI_MODEL", show_default=False,
+    help="facenet (MTCNN + FaceNet, 512-d), sface (YuNet + SFace, 128-d) or fusion (both, 640-d) "
+         "(default: the gallery's model, else fusion). A gallery keeps the model it was built with.")]
+Flip = Annotated[bool | None, typer.Option(
+    "--flip/--no-flip", show_default=False,
+    help="Add the mirror image's embedding, for every model / for none (default: where the manifest "
+         "measured it to help: SFace).")]
+DetSize = Annotated[int, typer.Option(
+    "--det-size", min=0, envvar="FACECLI_DET_SIZE",
+    help="Longest side, in pixels, that detection works at; faces under ~3 % of it are missed "
+         "(raise for crowd photos, 0 = full size).")]
+Annotate = Annotated[Path | None, typer.Option(
+    "--annotate", show_default=False, metavar="DIR",
+    help="Also write each image with boxes, landmarks and names drawn on it, as DIR/<n>-<name>.png.")]
+GalleryOpt = Annotated[Path | None, typer.Option(
+    "--gallery", envvar="FACECLI_GALLERY", show_default=False,
+    help="Gallery file (default: $XDG_DATA_HOME/facecli/gallery.db).")]
+Tau = Annotated[float | None, typer.Option(
+    help="Decision threshold on squared L2 distance (0-4). Default: for identify and watch, the tau for "
+         "--fpir with the gallery's number of people; otherwise the model's 1:1 tau from LFW.",
+    show_default=False)]
+Templates = Annotated[_choice(TEMPLATE_MODES), typer.Option(
+    help="A person enrolled with several photos is matched by their mean template (mean) or by the "
+         "nearest one (best).")]
+SearchMode = Annotated[_choice(SEARCH_MODES), typer.Option(
+    help="exact (every template), index (HNSW index beside the gallery, built or updated as needed) "
+         "or auto (exact up to 100 000 templates).")]
+Linkage = Annotated[_choice(LINKAGES), typer.Option(
+    help="average: clusters join while their mean distance is within tau (robust); "
+         "single: connected components of distance <= tau (chains more).")]
+MinFace = Annotated[float, typer.Option(
+    "--min-face", min=0, metavar="PX",
+    help="Faces with a box side under PX pixels are reported as too small to identify, never named.")]
+Fpir = Annotated[float | None, typer.Option(
+    "--fpir", show_default=False,
+    help="Share of strangers allowed to be given a name; sets tau for the gallery's size "
+         "(default: the gallery's setting, else 0.01). --tau overrides it.")]
+Images = Annotated[list[str], typer.Argument(
+    metavar="IMAGE", help="Image files; '-' reads one path per line from stdin.", show_default=False)]
+
+def expand(paths: list[str]) -> list[str]:
+    """Replace '-' with the paths listed on stdin (one per line, blanks skipped)."""
+    out: list[str] = []
+    for p in paths:
+        if p == "-":
+            out += [line.rstrip("\r\n") for line in sys.stdin if line.strip()]
+        else:
+            out.append(p)
+    return out
+
+
+def gallery_location(path: Path | None) -> Path:
+    from facecli.paths import default_gallery
+
+    return path if path is not None else default_gallery()
+
+
+def output(json_lines: bool = False, quiet: bool = False, verbose: bool = False) -> Output:
+    return Output(json_lines, quiet, verbose)
+
+
+def engine(out: Output, model: str, detector: str | None = None, device: str = "auto", flip: bool | None = None,
+           det_size: int = DET_SIZE, embed: bool = True):
+    """The engine of one command; with --verbose it says what runs where."""
+    from facecli.engine import load
+
+    eng = load(model, device, detector, flip, det_size, embed)
+    if out.verbose:  # naming the provider waits for the model to load: only when asked
+        parts = f", embedder {eng.model} ({eng.dim}-d)" if embed else ""
+        out.info(f"detector {eng.pipeline.detector.name}{parts} on {eng.provider}")
+    return eng
+
+
+def model_for(model: str | None, gallery: Path | None = None, uses_gallery: bool = False) -> str:
+    """--model, else the model of the gallery in use (``decisions.gallery_model``)."""
+    from facecli.decisions import gallery_model
+
+    return gallery_model(model, gallery_location(gallery) if uses_gallery else None)
+
+
+def open_existing_gallery(path: Path | None, model: str | None = None):
+    """The gallery in use, for ``model`` (None: whatever model it was built with)."""
+    from facecli.gallery import open_gallery
+
+    return open_gallery(gallery_location(path), model)
+
+
+def message(exc: FaceCliError) -> str:
+    """A library error in the CLI's words: values become the options that set them."""
+    if isinstance(exc, BadValue):
+        return f"--{exc.setting.replace('_', '-')} {exc.value}: {exc.reason}"
+    if isinstance(exc, SeveralFaces):
+        return f"{exc}; use --largest to enroll the largest"
+    if isinstance(exc, ModelMismatch):
+        return f"{exc}: use --model {exc.built_with} or another --gallery"
+    return str(exc)

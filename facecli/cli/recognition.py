@@ -1,0 +1,330 @@
+"""Commands on photos: detect, embed, enroll, verify, identify, cluster, search."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from facecli import render
+from facecli.cli.options import (
+    EXIT_ERROR,
+    EXIT_NO,
+    EXIT_OK,
+    Annotate,
+    DetectorOpt,
+    DetSize,
+    Device,
+    Flip,
+    Fpir,
+    GalleryOpt,
+    Images,
+    Json,
+    Linkage,
+    MinFace,
+    ModelOpt,
+    Quiet,
+    SearchMode,
+    Tau,
+    Templates,
+    Verbose,
+    engine,
+    expand,
+    gallery_location,
+    message,
+    model_for,
+    open_existing_gallery,
+    output,
+)
+from facecli.decisions import MIN_FACE
+from facecli.detectors import DET_SIZE
+from facecli.errors import FaceCliError, InputError
+
+app = typer.Typer()
+
+
+def _report_unusable(out, result) -> bool:
+    """Say on stderr why an image gave no face; True when it was an error (not just faceless)."""
+    if result.error:
+        out.error(message(result.error))
+        return True
+    out.warn(f"{result.path}: no face found")
+    return False
+
+
+def _annotate(folder: Path | None, n: int, result, faces) -> str | None:
+    """Write the annotated picture of one decoded image (``--annotate``); None when not asked or not decoded."""
+    if folder is None or result.error:
+        return None
+    from facecli.files import write_annotated
+
+    return str(write_annotated(folder, n, result.path, faces))
+
+
+def _make_folders(*folders: Path | None) -> None:
+    from facecli.files import make_folder
+
+    for folder in folders:
+        if folder is not None:
+            make_folder(folder)
+
+
+# -- detect / embed -------------------------------------------------------------------
+def _faces(command: str, images: list[str], detector: str | None, model: str | None, device: str,
+           flip: bool | None, det_size: int, json_lines: bool, quiet: bool, verbose: bool,
+           crops: Path | None = None, npy: Path | None = None, annotate: Path | None = None) -> None:
+    out = output(json_lines, quiet, verbose)
+    paths = expand(images)
+    embedding = command == "embed"
+    eng = engine(out, model_for(model), detector, device, flip, det_size, embed=embedding)
+    _make_folders(crops, annotate)
+    failed = no_face = False
+    vectors = []
+    view = render.EMBEDDINGS if embedding else render.DETECTIONS
+    with out.progress(len(paths), command) as tick, out.results(view) as results:
+        for n, res in enumerate(eng.run(paths)):
+            tick()
+            drawn = _annotate(annotate, n, res, [(f.detection, None, None) for f in res.faces])
+            if res.error or not res.faces:
+                failed |= _report_unusable(out, res)
+                no_face |= res.error is None
+                results.add(render.no_face_row(res))
+                continue
+            for face in res.faces:
+                crop = None
+                if crops is not None:
+                    from facecli.files import write_crop
+
+                    crop = str(write_crop(crops, n, res.path, face))
+                if embedding:
+                    vectors.append(face.embedding)
+                results.add(render.face_row(res, face, eng.model if embedding else None,
+                                            eng.provider if embedding else None, crop, drawn))
+    if npy is not None:
+        import numpy as np
+
+        np.save(npy, np.stack(vectors) if vectors else np.empty((0, eng.dim), np.float32))
+        out.info(f"wrote {len(vectors)} embeddings to {npy}")
+    raise typer.Exit(EXIT_ERROR if failed else EXIT_NO if no_face else EXIT_OK)
+
+
+@app.command()
+def detect(images: Images, detector: DetectorOpt = None, model: ModelOpt = None, device: Device = "auto",
+           det_size: DetSize = DET_SIZE, annotate: Annotate = None,
+           crops: Annotated[Path | None, typer.Option(help="Write each face's model input crop here (PNG).")] = None,
+           json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False) -> None:
+    """Find faces: box, score and 5 landmarks per face.
+
+    Example: [bold]facecli detect group.jpg --json | jq .box[/]
+    """
+    _faces("detect", images, detector, model, device, False, det_size, json_lines, quiet, verbose, crops=crops,
+           annotate=annotate)
+
+
+@app.command()
+def embed(images: Images, detector: DetectorOpt = None, model: ModelOpt = None, device: Device = "auto",
+          det_size: DetSize = DET_SIZE, flip: Flip = None,
+          npy: Annotated[Path | None, typer.Option(help="Also save all embeddings as an (N, dim) .npy.")] = None,
+          json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False) -> None:
+    """Embed every face: a unit vector per face (512-d FaceNet, 128-d SFace, 640-d fusion).
+
+    Example: [bold]ls *.jpg | facecli embed - --json --npy faces.npy[/]
+    """
+    _faces("embed", images, detector, model, device, flip, det_size, json_lines, quiet, verbose, npy=npy)
+
+
+# -- enroll / verify / identify ------------------------------------------------------------
+@app.command()
+def enroll(
+    name: Annotated[str | None, typer.Argument(help="The person's name.", show_default=False)] = None,
+    images: Annotated[list[str] | None, typer.Argument(
+        help="Photos of that person; '-' reads paths from stdin.", show_default=False)] = None,
+    directory: Annotated[Path | None, typer.Option(
+        "--dir", help="Import a folder: one sub-folder per person, or files named after the person "
+                      "(alice.jpg, alice_2.jpg).", show_default=False)] = None,
+    largest: Annotated[bool, typer.Option(help="Enroll the largest face of a photo with several.")] = False,
+    gallery: GalleryOpt = None, detector: DetectorOpt = None, model: ModelOpt = None,
+    device: Device = "auto", flip: Flip = None,
+    det_size: DetSize = DET_SIZE, json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False,
+) -> None:
+    """Enroll a person from one or more photos (one is enough).
+
+    Examples:
+      [bold]facecli enroll alice alice.jpg[/]
+      [bold]facecli enroll --dir people/[/]     (people/alice/*.jpg or people/alice_2.jpg)
+    """
+    from facecli.inputs import scan_people_dir
+
+    out = output(json_lines, quiet, verbose)
+    model = model_for(model, gallery, uses_gallery=True)
+    if directory is not None:
+        if name or images:
+            raise FaceCliError("--dir", "give either --dir or NAME and photos, not both")
+        items = scan_people_dir(directory)
+    else:
+        if not name or not images:
+            raise FaceCliError("enroll", "give a NAME and at least one photo, or --dir FOLDER")
+        if not name.strip() or name != name.strip():
+            raise InputError(repr(name), "a name must be non-empty, without leading or trailing spaces")
+        items = [(name, p) for p in expand(images)]
+    path = gallery_location(gallery)
+    eng = engine(out, model, detector, device, flip, det_size)
+    with out.progress(len(items), "enroll") as tick:
+        enrolled = eng.enroll(path, items, largest, on_image=tick)
+    with out.results(render.ENROLLMENTS, f"gallery {path}") as results:
+        for r in enrolled:
+            if r.error:
+                out.error(message(r.error))
+            if json_lines or not quiet:
+                results.add(render.enroll_row(r))
+    raise typer.Exit(EXIT_ERROR if any(r.error for r in enrolled) else EXIT_OK)
+
+
+@app.command()
+def verify(
+    photo: Annotated[str, typer.Argument(help="The photo to check.", show_default=False)],
+    other: Annotated[str | None, typer.Argument(help="A second photo to compare with.",
+                                                   show_default=False)] = None,
+    claim: Annotated[str | None, typer.Option(help="Compare with this enrolled person instead.",
+                                                 show_default=False)] = None,
+    all_faces: Annotated[bool, typer.Option(help="Use the closest pair of all faces, not the largest.")] = False,
+    templates: Templates = "mean", tau: Tau = None, gallery: GalleryOpt = None, detector: DetectorOpt = None,
+    model: ModelOpt = None, device: Device = "auto",
+    flip: Flip = None, det_size: DetSize = DET_SIZE, json_lines: Json = False, quiet: Quiet = False,
+    verbose: Verbose = False,
+) -> None:
+    """1:1 — same person or not? Exit 0 same, 1 different, 2 error.
+
+    Examples:
+      [bold]facecli verify a.jpg b.jpg[/]
+      [bold]facecli verify door-cam.jpg --claim alice --json[/]
+    """
+    out = output(json_lines, quiet, verbose)
+    if (other is None) == (claim is None):
+        raise FaceCliError("verify", "give a second photo or --claim NAME (exactly one of them)")
+    model = model_for(model, gallery, uses_gallery=claim is not None)
+    eng = engine(out, model, detector, device, flip, det_size)
+    if claim is not None:
+        with open_existing_gallery(gallery, eng.model) as g:
+            v = eng.verify_claim(g, photo, claim, tau, all_faces, templates)
+    else:
+        v = eng.verify(photo, other, tau, all_faces)
+    with out.results(render.VERIFICATIONS) as results:
+        results.add(render.verification_row(v))
+    raise typer.Exit(EXIT_OK if v.same else EXIT_NO)
+
+
+@app.command()
+def identify(
+    images: Images,
+    top_k: Annotated[int, typer.Option(min=1, help="List the N nearest people per face.")] = 1,
+    search: SearchMode = "auto", min_face: MinFace = MIN_FACE, templates: Templates = "mean",
+    tau: Tau = None, fpir: Fpir = None, gallery: GalleryOpt = None, detector: DetectorOpt = None,
+    model: ModelOpt = None, device: Device = "auto",
+    flip: Flip = None, det_size: DetSize = DET_SIZE, annotate: Annotate = None, json_lines: Json = False,
+    quiet: Quiet = False, verbose: Verbose = False,
+) -> None:
+    """1:K — who is each face, or "not recognized". Exit 0 someone recognised, 1 nobody, 2 error.
+
+    Examples:
+      [bold]facecli identify party.jpg --top-k 3 --annotate out/[/]
+      [bold]find photos -name '*.jpg' | facecli identify - --json | jq 'select(.name)'[/]
+    """
+    from facecli.annotate import labelled
+
+    out = output(json_lines, quiet, verbose)
+    model = model_for(model, gallery, uses_gallery=True)
+    paths = expand(images)
+    _make_folders(annotate)
+    eng = engine(out, model, detector, device, flip, det_size)
+    recognised = failed = False
+    with open_existing_gallery(gallery, eng.model) as g, out.progress(len(paths), "identify") as tick, \
+            out.results(render.IDENTITIES) as results:
+        threshold = g.threshold(tau, fpir)
+        results.title = render.threshold_title(threshold)
+        out.info(f"gallery {g.location}: {threshold.gallery_size} people; tau {threshold.tau:.3f}"
+                 + (f" for FPIR {threshold.fpir:g}" if threshold.fpir is not None else " (--tau)"))
+        found = eng.identify(g, paths, threshold, top_k, search=search, min_face=min_face, templates=templates,
+                             log=out.note)
+        for n, (res, decisions) in enumerate(found):
+            tick()
+            drawn = _annotate(annotate, n, res, labelled(res.faces, decisions))
+            if res.error or not res.faces:
+                failed |= _report_unusable(out, res)
+                results.add(render.unidentified_row(res, threshold))
+                continue
+            for face, d in zip(res.faces, decisions):
+                recognised |= d.name is not None
+                results.add(render.identity_row(res, face, d, top_k, drawn))
+    raise typer.Exit(EXIT_ERROR if failed else EXIT_OK if recognised else EXIT_NO)
+
+
+@app.command()
+def cluster(
+    images: Annotated[list[str], typer.Argument(
+        metavar="DIR|IMAGE", help="Folders (searched recursively) and image files; '-' reads paths from stdin.",
+        show_default=False)],
+    linkage: Linkage = "average",
+    link: Annotated[Path | None, typer.Option(
+        "--link", metavar="DIR", show_default=False,
+        help="Write DIR/cluster-NNNN/ with a symbolic link per face to its photo.")] = None,
+    enroll_as_unknown: Annotated[bool, typer.Option(
+        "--enroll-as-unknown", help="Enroll each cluster as a person unknown-N (name them later with "
+                                    "`gallery rename`).")] = False,
+    tau: Tau = None, gallery: GalleryOpt = None, detector: DetectorOpt = None, model: ModelOpt = None,
+    device: Device = "auto",
+    det_size: DetSize = DET_SIZE, json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False,
+) -> None:
+    """Group the faces of a folder by person, without a gallery. Exit 0, 1 no face at all, 2 error.
+
+    Examples:
+      [bold]facecli cluster holiday/ --link by-person/[/]
+      [bold]facecli cluster holiday/ --enroll-as-unknown && facecli gallery rename unknown-1 alice[/]
+    """
+    from facecli.files import link_clusters
+    from facecli.inputs import image_files
+
+    out = output(json_lines, quiet, verbose)
+    model = model_for(model, gallery, uses_gallery=True)
+    paths = list(image_files(expand(images)))
+    eng = engine(out, model, detector, device, det_size=det_size)
+    _make_folders(link)
+    with out.progress(len(paths), "cluster") as tick:
+        results, clustered, threshold = eng.cluster(paths, tau, linkage, on_image=tick)
+    failed = False
+    for res in results:
+        if res.error or not res.faces:
+            failed |= _report_unusable(out, res)
+    order = {p: i for i, p in reversed(list(enumerate(paths)))}
+    links = link_clusters(link, clustered, order) if link else [None] * len(clustered)
+    names = eng.enroll_clusters(gallery_location(gallery), clustered) if enroll_as_unknown else {}
+    sizes: dict[int, int] = {}
+    for c in clustered:
+        sizes[c.cluster] = sizes.get(c.cluster, 0) + 1
+    title = f"{len(sizes)} clusters of {len(clustered)} faces (tau {threshold.tau:.3f}, {linkage} linkage)"
+    with out.results(render.CLUSTERS, title) as rows:
+        for c, symlink in zip(clustered, links):
+            rows.add(render.cluster_row(c, sizes[c.cluster], symlink and str(symlink), names.get(c.cluster)))
+    raise typer.Exit(EXIT_ERROR if failed else EXIT_OK if clustered else EXIT_NO)
+
+
+@app.command()
+def search(
+    photo: Annotated[str, typer.Argument(help="The photo whose largest face is searched.", show_default=False)],
+    top_k: Annotated[int, typer.Option(min=1, help="How many templates to list.")] = 10,
+    gallery: GalleryOpt = None, detector: DetectorOpt = None, model: ModelOpt = None, device: Device = "auto",
+    det_size: DetSize = DET_SIZE, json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False,
+) -> None:
+    """The most similar enrolled templates to a face, across all persons, nearest first.
+
+    Example: [bold]facecli search stranger.jpg --top-k 10 --json[/]
+    """
+    out = output(json_lines, quiet, verbose)
+    model = model_for(model, gallery, uses_gallery=True)
+    eng = engine(out, model, detector, device, det_size=det_size)
+    with open_existing_gallery(gallery, eng.model) as g:
+        face, matches = eng.search(g, photo, top_k)
+    with out.results(render.MATCHES, f"nearest templates to {photo}") as results:
+        for m in matches:
+            results.add(render.match_row(photo, face, m))

@@ -1,0 +1,120 @@
+"""The watch command: faces in a video or a camera stream."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from facecli import render
+from facecli.cli.options import (
+    EXIT_NO,
+    EXIT_OK,
+    DetectorOpt,
+    DetSize,
+    Device,
+    Fpir,
+    GalleryOpt,
+    Json,
+    MinFace,
+    ModelOpt,
+    Quiet,
+    Tau,
+    Verbose,
+    engine,
+    model_for,
+    open_existing_gallery,
+    output,
+)
+from facecli.decisions import MIN_FACE
+from facecli.detectors import DET_SIZE
+from facecli.errors import FaceCliError, InputError
+
+app = typer.Typer()
+
+
+@app.command()
+def watch(
+    video: Annotated[str | None, typer.Option("--video", metavar="FILE", show_default=False,
+                                              help="A video file.")] = None,
+    camera: Annotated[int | None, typer.Option("--camera", metavar="N", show_default=False,
+                                               help="A camera by index (0 = the first).")] = None,
+    fps: Annotated[float, typer.Option(min=0.1, help="Frames per second to analyse (others are skipped).")] = 5.0,
+    every: Annotated[int | None, typer.Option(min=1, show_default=False,
+                                              help="Analyse every Nth frame instead of --fps.")] = None,
+    gap: Annotated[float, typer.Option(min=0.0, help="Seconds unseen after which a face has left.")] = 1.0,
+    annotate: Annotated[Path | None, typer.Option(
+        "--annotate", metavar="OUT.mp4", show_default=False,
+        help="Write the analysed frames, boxes and names drawn, to a video (.mp4 or .avi).")] = None,
+    show: Annotated[bool, typer.Option("--show", help="Show the annotated frames in a window (q quits).")] = False,
+    min_face: MinFace = MIN_FACE, tau: Tau = None, fpir: Fpir = None, gallery: GalleryOpt = None,
+    detector: DetectorOpt = None, model: ModelOpt = None, device: Device = "auto",
+    det_size: DetSize = DET_SIZE, json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False,
+) -> None:
+    """Identify faces in a video or camera stream; one event per appearance. Exit 0 someone recognised, 1 nobody.
+
+    Events: appear (a new face, with its name or "not recognized"), update (its name changed as more
+    frames came in), leave (unseen for --gap seconds). Works headless; a window only with --show.
+
+    Examples:
+      [bold]facecli watch --video door.mp4 --json | jq 'select(.event == "appear")'[/]
+      [bold]facecli watch --camera 0 --fps 10 --annotate out.mp4[/]
+    """
+    import cv2
+
+    from facecli import annotate as drawing
+    from facecli.video import open_video, watch
+
+    out = output(json_lines, quiet, verbose)
+    model = model_for(model, gallery, uses_gallery=True)
+    if (video is None) == (camera is None):
+        raise FaceCliError("watch", "give --video FILE or --camera N (exactly one of them)")
+    if annotate is not None and annotate.suffix.lower() not in (".mp4", ".avi"):
+        raise InputError(str(annotate), "the annotated video must end in .mp4 or .avi")
+    if show:
+        try:
+            cv2.namedWindow("facecli")
+        except cv2.error:
+            raise FaceCliError("--show", "this OpenCV build has no GUI (opencv-python-headless); "
+                                         "use --annotate OUT.mp4, or install opencv-python") from None
+    capture, video_fps = open_video(video if video is not None else camera)
+    step = every or max(1, round(video_fps / fps))
+    eng = engine(out, model, detector, device, det_size=det_size)
+    writer = None
+    recognised = False
+    with open_existing_gallery(gallery, eng.model) as g, out.results(render.EVENTS) as results:
+        threshold = g.threshold(tau, fpir)
+        try:
+            for frame in watch(eng, g, capture, video_fps, threshold, step, gap, live=camera is not None,
+                               min_face=min_face):
+                for e in frame.events:
+                    row = render.event_row(e, frame.index, threshold)
+                    recognised |= row["name"] is not None
+                    results.add(row)
+                if frame.image is None or (annotate is None and not show):
+                    continue
+                picture = drawing.draw(frame.image, drawing.labelled(frame.faces, frame.decisions))
+                if annotate is not None:
+                    writer = writer or _video_writer(annotate, video_fps / step, picture.shape)
+                    writer.write(picture)
+                if show:
+                    cv2.imshow("facecli", picture)
+                    if cv2.waitKey(1) & 0xFF == ord("q"):
+                        break
+        except KeyboardInterrupt:
+            pass  # Ctrl-C ends a camera session like the end of a video
+        finally:
+            if writer is not None:
+                writer.release()
+    raise typer.Exit(EXIT_OK if recognised else EXIT_NO)
+
+
+def _video_writer(path: Path, fps: float, shape: tuple[int, ...]):
+    import cv2
+
+    codec = {".mp4": "mp4v", ".avi": "MJPG"}[path.suffix.lower()]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, (shape[1], shape[0]))
+    if not writer.isOpened():
+        raise InputError(str(path), "cannot write a video there")
+    return writer

@@ -1,0 +1,81 @@
+"""Every decision rule in one place: which tau decides, which model a gallery implies, which faces are too small.
+
+The numbers behind the rules live in the model manifest (each model's 1:1
+tau and its impostor-distance quantiles); the rules here turn them and the
+caller's settings into a ``Threshold`` that every result carries, so each
+row says how it was decided.
+
+- 1:1 (``verify``, ``cluster``): an explicit tau, else the model's
+  ``default_tau``, the threshold of best LFW pair accuracy.
+- 1:N (``identify``, ``watch``, ``eval openset``): an explicit tau, else the
+  tau whose expected share of strangers given a name (FPIR) is the requested
+  one, else the gallery's stored one, else ``DEFAULT_FPIR``, against the
+  gallery's number of people (``calibration.tau_for``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from facecli.calibration import DEFAULT_FPIR, tau_for
+from facecli.errors import BadValue
+from facecli.models import DEFAULT_MODEL, pipeline_spec
+from facecli.types import Decision, Face, Threshold
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+#: Pixels: faces whose box is narrower or shorter are never named; below it fewer than half of
+#: enrolled faces are named (bench/ACCURACY.md, "Small faces").
+MIN_FACE = 20.0
+
+
+def check_tau(tau: float) -> float:
+    """A hand-given tau: squared L2 between unit vectors lies in 0-4."""
+    if not 0.0 <= tau <= 4.0:
+        raise BadValue("tau", tau, "must be between 0 and 4 (squared L2 of unit vectors)")
+    return float(tau)
+
+
+def verification_threshold(model: str, tau: float | None = None) -> Threshold:
+    """The 1:1 threshold: ``tau`` if given, else the model's tau of best LFW pair accuracy."""
+    if tau is not None:
+        return Threshold(check_tau(tau))
+    return Threshold(float(pipeline_spec(model).default_tau))
+
+
+def identification_threshold(model: str, gallery_size: int, tau: float | None = None, fpir: float | None = None,
+                             stored_fpir: float | None = None) -> Threshold:
+    """The 1:N threshold against ``gallery_size`` people.
+
+    ``tau`` fixes it by hand (the threshold then has no FPIR); otherwise it is
+    the tau whose expected FPIR is ``fpir``, else the gallery's ``stored_fpir``,
+    else ``DEFAULT_FPIR``, rounded to 4 decimals so that every caller (identify,
+    watch, eval openset) uses exactly the same number.
+    """
+    if tau is not None:
+        return Threshold(check_tau(tau), gallery_size, None)
+    target = fpir if fpir is not None else stored_fpir if stored_fpir is not None else DEFAULT_FPIR
+    return Threshold(round(tau_for(pipeline_spec(model), max(gallery_size, 1), target), 4), gallery_size, target)
+
+
+def gallery_model(requested: str | None, gallery: str | Path | None = None) -> str:
+    """The model a command uses: the one asked for, else the model of the gallery in use, else the default.
+
+    A gallery keeps the model it was built with, so its users need not repeat
+    it; a request for another model is refused when the gallery is opened.
+    """
+    if requested is not None:
+        return requested
+    if gallery is not None:
+        from facecli.gallery import model_of
+
+        return model_of(gallery) or DEFAULT_MODEL
+    return DEFAULT_MODEL
+
+
+def too_small(faces: list[Face], decisions: list[Decision], min_face: float) -> list[Decision]:
+    """Faces narrower or shorter than ``min_face`` pixels keep their nearest candidate but are never named."""
+    return [replace(d, name=None, too_small=True) if min(f.detection.width, f.detection.height) < min_face else d
+            for f, d in zip(faces, decisions)]

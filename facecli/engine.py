@@ -1,0 +1,238 @@
+"""The Python API: an engine (detector + embedder, loaded once) and one method per task.
+
+    import facecli
+
+    engine = facecli.load()                        # model and device as in the CLI
+    faces = engine.faces("door.jpg")               # or a HxWx3 uint8 BGR array (OpenCV's order)
+    v = engine.verify("a.jpg", "b.jpg")            # v.distance, v.tau, v.same
+    with facecli.open_gallery("gallery.db") as gallery:
+        for d in gallery.identify(faces):          # d.name (None: not recognized), d.distance, d.tau
+            ...
+
+The CLI is built on these methods: it parses arguments, calls them and
+renders what they return. Errors that the caller can act on are
+``FaceCliError``s; a bad image in a stream is returned in its
+``ImageResult.error`` so that the rest of the stream goes on.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from facecli import decisions, matching
+from facecli.detectors import DET_SIZE
+from facecli.errors import BadValue, FaceCliError, InputError, SeveralFaces
+from facecli.gallery import Gallery, open_gallery
+from facecli.models import DEFAULT_MODEL
+from facecli.pipeline import Pipeline
+from facecli.types import (
+    ClusteredFace,
+    Decision,
+    EnrollResult,
+    Face,
+    ImageResult,
+    Match,
+    Template,
+    Threshold,
+    Verification,
+)
+
+Image = str | os.PathLike | np.ndarray  # a path, or decoded pixels in BGR order
+
+
+def load(model: str | None = None, device: str = "auto", detector: str | None = None, flip: bool | None = None,
+         det_size: int = DET_SIZE, embed: bool = True) -> Engine:
+    """An engine for ``model`` (default: fusion) on ``device`` (auto: the GPU when there is one).
+
+    ``detector`` defaults to the model's own; ``flip`` to where the manifest
+    measured the mirror image to help; ``embed=False`` loads only the detector.
+    """
+    return Engine(Pipeline(detector, model or DEFAULT_MODEL, device, flip, embed=embed, det_size=det_size))
+
+
+def _source(image: Image) -> str | np.ndarray:
+    return image if isinstance(image, np.ndarray) else os.fspath(image)
+
+
+def _faces_of(result: ImageResult, all_faces: bool = True) -> list[Face]:
+    """The faces of a result (all, or the largest), or the error that says why there are none."""
+    if result.error:
+        raise result.error
+    if not result.faces:
+        raise InputError(result.path, "no face found")
+    return result.faces if all_faces else result.faces[:1]
+
+
+class Engine:
+    """A detector and an embedder with their settings; create it once, use it for many images."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+
+    @property
+    def model(self) -> str:
+        return self.pipeline.embedder.name
+
+    @property
+    def dim(self) -> int:
+        return self.pipeline.embedder.dim
+
+    @property
+    def provider(self) -> str:
+        """Where the heaviest network runs: cpu, cuda or tensorrt."""
+        return self.pipeline.provider
+
+    # -- images -> faces ----------------------------------------------------------
+    def run(self, images: Iterable[Image]) -> Iterator[ImageResult]:
+        """Every image's faces, embedded, in input order; a bad image carries its error instead."""
+        return self.pipeline.run(_source(i) for i in images)
+
+    def analyse(self, image: Image) -> ImageResult:
+        (result,) = self.run([image])
+        return result
+
+    def faces(self, image: Image) -> list[Face]:
+        """The faces of one image, largest first, each with its box, landmarks and unit embedding."""
+        result = self.analyse(image)
+        if result.error:
+            raise result.error
+        return result.faces
+
+    # -- 1:1 --------------------------------------------------------------------------
+    def verify(self, a: Image, b: Image, tau: float | None = None, all_faces: bool = False) -> Verification:
+        """Is the (largest) face of ``a`` the same person as that of ``b``? (``all_faces``: the closest pair.)"""
+        threshold = decisions.verification_threshold(self.model, tau)
+        ra, rb = self.run([a, b])
+        fa, fb = _faces_of(ra, all_faces), _faces_of(rb, all_faces)
+        i, j, d = matching.closest_pair(np.stack([f.embedding for f in fa]), np.stack([f.embedding for f in fb]))
+        return Verification(ra, fa[i], d, threshold, rb, fb[j])
+
+    def verify_claim(self, gallery: Gallery, image: Image, name: str, tau: float | None = None,
+                     all_faces: bool = False, templates: str = "mean") -> Verification:
+        """Is the (largest) face of ``image`` the enrolled person ``name``?"""
+        matching.check_templates(templates)
+        threshold = decisions.verification_threshold(self.model, tau)
+        if not gallery.has_person(name):  # before any image work
+            raise BadValue("claim", name, f"no such person in {gallery.location}")
+        result = self.analyse(image)
+        faces = _faces_of(result, all_faces)
+        i, d = gallery.distance_to(faces, name, templates)
+        return Verification(result, faces[i], d, threshold, claim=name)
+
+    # -- enrollment -------------------------------------------------------------------
+    def enroll(self, gallery: str | Path, items: list[tuple[str, Image]], largest: bool = False,
+               on_image: Callable[[], None] = lambda: None) -> list[EnrollResult]:
+        """Embed every (name, photo), then write all good templates in one transaction.
+
+        A photo without a face, or with several unless ``largest``, is reported
+        and skipped. An existing gallery is checked before any work; a new one
+        is created only when there is something to write.
+        """
+        existing = open_gallery(gallery, self.model) if Path(gallery).exists() else None
+        results: list[EnrollResult] = []
+        names = iter([n for n, _ in items])
+        for res in self.run(p for _, p in items):
+            on_image()
+            name = next(names)
+            try:
+                face = self._enroll_face(res, largest)
+            except FaceCliError as exc:
+                results.append(EnrollResult(name, res.path, "error", exc))
+                continue
+            template = Template(face.embedding, res.path, res.sha256, face.detection.box)
+            results.append(EnrollResult(name, res.path, "pending", template=template))
+        good = [r for r in results if r.template is not None]
+        if not good:
+            if existing:
+                existing.close()
+            return results
+        with existing or open_gallery(gallery, self.model, create=True) as g:
+            for r, added in zip(good, g.enroll([(r.name, r.template) for r in good])):
+                r.status = "added" if added else "present"
+        return results
+
+    @staticmethod
+    def _enroll_face(result: ImageResult, largest: bool) -> Face:
+        """The one face a photo contributes, or an InputError saying why there is none."""
+        faces = _faces_of(result)
+        if len(faces) > 1 and not largest:
+            raise SeveralFaces(result.path, len(faces))
+        return faces[0]  # faces come largest first
+
+    # -- 1:N --------------------------------------------------------------------------
+    def identify(self, gallery: Gallery, images: Iterable[Image], threshold: Threshold | None = None,
+                 top_k: int = 1, batch_faces: int = 64, search: str = "auto", min_face: float = decisions.MIN_FACE,
+                 templates: str = "mean", log: Callable[[str], None] = lambda _m: None,
+                 ) -> Iterator[tuple[ImageResult, list[Decision]]]:
+        """1:K for every face of every image: (result, one decision per face), in input order.
+
+        Faces of consecutive images are decided together, ``batch_faces`` at a
+        time, in one matrix product against the gallery (``Gallery.identify``).
+        """
+        matching.check_templates(templates)
+        threshold = threshold or gallery.threshold()
+        pending: list[ImageResult] = []
+
+        def flush() -> Iterator[tuple[ImageResult, list[Decision]]]:
+            faces = [f for r in pending for f in r.faces]
+            found = gallery.identify(faces, threshold, top_k, templates, min_face, search, log)
+            start = 0
+            for r in pending:
+                yield r, found[start:start + len(r.faces)]
+                start += len(r.faces)
+            pending.clear()
+
+        n_faces = 0
+        for res in self.run(images):
+            pending.append(res)
+            n_faces += len(res.faces)
+            if n_faces >= batch_faces:
+                yield from flush()
+                n_faces = 0
+        yield from flush()
+
+    def search(self, gallery: Gallery, image: Image, top_k: int = 10) -> tuple[Face, list[Match]]:
+        """The ``top_k`` templates nearest to the largest face of ``image``, across all persons."""
+        (face,) = _faces_of(self.analyse(image), all_faces=False)
+        probe = face.embedding[None]
+        templates = gallery.searcher("auto", candidates=max(64, top_k)).templates_for(probe)
+        d = matching.sq_distances(probe, templates.matrix)[0]
+        top = np.argsort(d, kind="stable")[:top_k]
+        ids = [int(templates.ids[i]) for i in top]
+        info = gallery.sources_of(ids)
+        return face, [Match(rank + 1, templates.names[templates.person_of_row[i]], float(d[i]), t, info[t]["source"])
+                      for rank, (i, t) in enumerate(zip(top, ids))]
+
+    # -- clustering -------------------------------------------------------------------
+    def cluster(self, images: Iterable[Image], tau: float | None = None, linkage: str = "average",
+                on_image: Callable[[], None] = lambda: None,
+                ) -> tuple[list[ImageResult], list[ClusteredFace], Threshold]:
+        """Every face of every image labelled with a cluster (0 = the largest), at the 1:1 threshold."""
+        from facecli.clustering import cluster
+
+        threshold = decisions.verification_threshold(self.model, tau)
+        results = []
+        for res in self.run(images):
+            on_image()
+            for f in res.faces:
+                f.crops = ()  # the crops are no longer needed: keep memory at one embedding per face
+            results.append(res)
+        faces = [(r, f) for r in results for f in r.faces]
+        labels = cluster(np.stack([f.embedding for _, f in faces]) if faces else np.empty((0, self.dim)),
+                         threshold.tau, linkage)
+        return results, [ClusteredFace(r, f, int(k)) for (r, f), k in zip(faces, labels)], threshold
+
+    def enroll_clusters(self, gallery: str | Path, clustered: list[ClusteredFace]) -> dict[int, str]:
+        """Enroll each cluster as a new person ``unknown-N`` (one transaction); cluster -> name."""
+        if not clustered:
+            return {}
+        with open_gallery(gallery, self.model, create=True) as g:
+            ids = sorted({c.cluster for c in clustered})
+            names = dict(zip(ids, g.unused_names("unknown-", len(ids))))
+            g.enroll([(names[c.cluster], Template(c.face.embedding, c.result.path, c.result.sha256,
+                                                  c.face.detection.box)) for c in clustered])
+        return names

@@ -1,0 +1,176 @@
+"""What every gallery backend provides, and the decisions made against any of them.
+
+A backend stores people and templates (``Template``: a unit embedding with its
+source photo, content hash and face box) for one model, and answers the
+questions matching needs: all templates as one matrix, the templates of one
+person, a search index's candidates. On top of that, this class decides:
+``identify`` (1:N with the threshold that follows the gallery's size) and
+``distance_to`` (1:1 against an enrolled person), so every backend decides
+the same way.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from facecli import decisions, matching
+from facecli.errors import BadValue, GalleryError
+from facecli.types import Decision, Face, GalleryState, PersonInfo, Template, TemplateMatrix, Threshold
+
+if TYPE_CHECKING:
+    from facecli.search import Searcher
+
+
+class Gallery(ABC):
+    """One open gallery; use it as a context manager."""
+
+    location: str  # how messages name it (a path, or a URL without its password)
+
+    # -- what it was built with ---------------------------------------------------
+    @abstractmethod
+    def meta(self) -> dict[str, str]:
+        """model, dim, created, and settings such as fpir."""
+
+    @property
+    def model(self) -> str:
+        return self.meta()["model"]
+
+    @property
+    def dim(self) -> int:
+        return int(self.meta()["dim"])
+
+    def fpir(self) -> float | None:
+        """The share of strangers `identify` may name by default, when the gallery sets one."""
+        value = self.meta().get("fpir")
+        return None if value is None else float(value)
+
+    @abstractmethod
+    def set_fpir(self, fpir: float | None) -> None:
+        """Store (or with None, forget) the gallery's FPIR target."""
+
+    # -- reading ------------------------------------------------------------------
+    @abstractmethod
+    def persons(self) -> list[PersonInfo]: ...
+
+    @abstractmethod
+    def person_count(self) -> int: ...
+
+    @abstractmethod
+    def has_person(self, name: str) -> bool: ...
+
+    @abstractmethod
+    def templates_of(self, name: str) -> list[dict[str, Any]]:
+        """One person's templates: id, source, sha256, box, created (no embeddings)."""
+
+    @abstractmethod
+    def embeddings_of(self, name: str) -> np.ndarray:
+        """(T, dim) float32: one person's templates."""
+
+    @abstractmethod
+    def template_matrix(self) -> TemplateMatrix:
+        """Every template in one matrix, rows grouped by person (read once, then reused)."""
+
+    @abstractmethod
+    def templates_by_id(self, ids: np.ndarray, whole_persons: bool = False) -> TemplateMatrix:
+        """The templates with these ids (or all templates of their persons) as a TemplateMatrix."""
+
+    @abstractmethod
+    def sources_of(self, ids: list[int]) -> dict[int, dict[str, Any]]:
+        """Template id -> its source photo, content hash and face box."""
+
+    @abstractmethod
+    def state(self) -> GalleryState: ...
+
+    @abstractmethod
+    def iter_embeddings(self, after_id: int = 0, chunk: int = 50_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(template ids, embeddings) in id order, ``chunk`` rows at a time, after ``after_id``."""
+
+    @abstractmethod
+    def unused_names(self, prefix: str, count: int) -> list[str]:
+        """``count`` names ``prefix1``, ``prefix2``… after the highest one already enrolled."""
+
+    @abstractmethod
+    def check(self) -> list[str]:
+        """Problems found in the stored data; [] when sound."""
+
+    @abstractmethod
+    def stats(self) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def searcher(self, mode: str = "auto", candidates: int = 64, log: Callable[[str], None] = lambda _m: None,
+                 whole_persons: bool = False) -> Searcher:
+        """What finds each face's candidate templates: all of them, or an index's proposals."""
+
+    # -- writing ------------------------------------------------------------------
+    @abstractmethod
+    def enroll(self, entries: Iterable[tuple[str, Template]]) -> list[bool]:
+        """Add (name, template) pairs in one transaction; per entry, whether it was new."""
+
+    @abstractmethod
+    def remove(self, name: str) -> int:
+        """Delete a person and their templates (one transaction); the number of templates removed."""
+
+    @abstractmethod
+    def rename(self, old: str, new: str) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Gallery:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- decisions ----------------------------------------------------------------
+    def threshold(self, tau: float | None = None, fpir: float | None = None) -> Threshold:
+        """The 1:N threshold for this gallery's size and stored FPIR (``decisions.identification_threshold``)."""
+        return decisions.identification_threshold(self.model, self.person_count(), tau, fpir, self.fpir())
+
+    def identify(self, faces: list[Face], threshold: Threshold | None = None, top_k: int = 1,
+                 templates: str = "mean", min_face: float = decisions.MIN_FACE, search: str = "auto",
+                 log: Callable[[str], None] = lambda _m: None) -> list[Decision]:
+        """1:K for embedded faces: each one's nearest person within the threshold, or nobody.
+
+        ``threshold`` defaults to ``self.threshold()`` (FPIR-calibrated for this
+        gallery's size). Faces smaller than ``min_face`` pixels are never named.
+        """
+        if not faces:
+            return []
+        self._check_embedded(faces)
+        threshold = threshold or self.threshold()
+        searcher = self._searcher(search, top_k, templates, log)
+        vectors = np.stack([f.embedding for f in faces])
+        found = matching.identify(vectors, searcher.templates_for(vectors), threshold, top_k, templates)
+        return decisions.too_small(faces, found, min_face)
+
+    def distance_to(self, faces: list[Face], name: str, templates: str = "mean") -> tuple[int, float]:
+        """Which of ``faces`` is nearest to the enrolled person ``name``, and its distance (1:1 against a claim)."""
+        if not self.has_person(name):
+            raise BadValue("claim", name, f"no such person in {self.location}")
+        self._check_embedded(faces)
+        reference = matching.person_references(self.embeddings_of(name), templates)
+        i, _, d = matching.closest_pair(np.stack([f.embedding for f in faces]), reference)
+        return i, d
+
+    def _changed(self) -> None:
+        """Called by a backend after each committed write: what was derived from the old content is gone."""
+        self.__dict__.pop("_searchers", None)
+
+    def _searcher(self, mode: str, top_k: int, templates: str, log: Callable[[str], None]) -> Searcher:
+        """One searcher per setting for the life of this object (an index is loaded once)."""
+        key = (mode, max(64, 8 * top_k), templates == "mean")
+        cache = self.__dict__.setdefault("_searchers", {})
+        if key not in cache:
+            cache[key] = self.searcher(mode, key[1], log, whole_persons=key[2])
+        return cache[key]
+
+    def _check_embedded(self, faces: list[Face]) -> None:
+        dims = {None if f.embedding is None else len(f.embedding) for f in faces}
+        if dims != {self.dim}:
+            raise GalleryError(self.location, f"holds {self.dim}-d {self.model} templates; these faces are "
+                                              f"embedded with {sorted(dims, key=str)}-d embeddings")

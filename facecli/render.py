@@ -1,0 +1,253 @@
+"""One render path per result type: a row (the JSON Lines object) and a view that shows rows to people.
+
+Every command builds its rows here and nowhere else, so a field added to a
+row appears in ``--json`` and, where its view shows it, in the table. The
+JSON fields are documented in the README ("JSON Lines schema").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from facecli.tracking import Event
+    from facecli.types import (
+        ClusteredFace,
+        Decision,
+        Detection,
+        EnrollResult,
+        Face,
+        ImageResult,
+        Match,
+        Threshold,
+        Verification,
+    )
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class View:
+    """How rows of one type are shown without ``--json``: a table (headers + cells) or one line per row."""
+
+    headers: tuple[str, ...] = ()
+    cells: Callable[[Row], tuple] | None = None  # one table row per kept row
+    keep: Callable[[Row], bool] = lambda _row: True
+    line: Callable[[Row], str] | None = None  # instead of a table
+    group: Callable[[list[Row]], list[tuple]] | None = None  # table rows made from all rows at once
+
+    def table(self, rows: list[Row]) -> list[tuple]:
+        if self.group is not None:
+            return self.group(rows) if rows else []
+        return [self.cells(r) for r in rows if self.keep(r)] if self.cells else []
+
+
+def rounded(x: float | None, digits: int = 4) -> float | None:
+    return None if x is None or not math.isfinite(x) else round(float(x), digits)
+
+
+def _box(row: Row, key: str = "box") -> Any:
+    return "-" if row.get(key) is None else [round(v) for v in row[key]]
+
+
+def _dist(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+# -- faces: detect, embed ------------------------------------------------------------------
+def face_fields(det: Detection) -> Row:
+    """The fields every face row carries: box, score, landmarks."""
+    return {
+        "box": [round(v, 1) for v in det.box],
+        "score": rounded(det.score),
+        "landmarks": None if det.landmarks is None else [[round(float(x), 1), round(float(y), 1)]
+                                                         for x, y in det.landmarks],
+    }
+
+
+def threshold_fields(t: Threshold) -> Row:
+    """How a 1:N decision was made: its tau, the gallery size it was chosen for, and the FPIR target."""
+    return {"tau": t.tau, "gallery_size": t.gallery_size, "fpir": t.fpir}
+
+
+def no_face_row(result: ImageResult) -> Row:
+    """An input that gave no face: every input is accounted for."""
+    return {"file": result.path, "face": None, "error": result.error.reason if result.error else "no face found"}
+
+
+def face_row(result: ImageResult, face: Face, model: str | None = None, provider: str | None = None,
+             crop: str | None = None, annotated: str | None = None) -> Row:
+    """A detected face (``detect``); with ``model``, also its embedding (``embed``)."""
+    row = {"file": result.path, "face": face.index, **face_fields(face.detection)}
+    if model is not None:
+        row |= {"model": model, "provider": provider, "embedding": [rounded(v, 6) for v in face.embedding]}
+    if crop is not None:
+        row["crop"] = crop
+    if annotated is not None:
+        row["annotated"] = annotated
+    return row
+
+
+def _face_extra(row: Row) -> str:
+    if "embedding" in row:
+        return f"{[round(v, 3) for v in row['embedding'][:3]]}…"
+    return "-" if row["landmarks"] is None else f"{len(row['landmarks'])} points"
+
+
+DETECTIONS = View(("file", "face", "box", "score", "landmarks"),
+                  lambda r: (r["file"], r["face"], _box(r), f"{r['score']:.3f}", _face_extra(r)),
+                  keep=lambda r: r["face"] is not None)
+EMBEDDINGS = View(("file", "face", "box", "score", "embedding"), DETECTIONS.cells, keep=DETECTIONS.keep)
+
+
+# -- enroll ----------------------------------------------------------------------------------
+def enroll_row(r: EnrollResult) -> Row:
+    return {"name": r.name, "file": r.path, "status": r.status, "error": r.error.reason if r.error else None,
+            "box": None if r.template is None else [round(v, 1) for v in r.template.box]}
+
+
+ENROLLMENTS = View(("name", "photo", "status"), lambda r: (r["name"], r["file"], r["status"]),
+                   keep=lambda r: r["error"] is None)
+
+
+# -- verify ----------------------------------------------------------------------------------
+def verification_row(v: Verification) -> Row:
+    if v.claim is not None:
+        against: Row = {"claim": v.claim}
+    else:
+        against = {"other": v.reference.path, "other_face": v.reference_face.index,
+                   "other_box": face_fields(v.reference_face.detection)["box"]}
+    return {"file": v.probe.path, "face": v.probe_face.index, "box": face_fields(v.probe_face.detection)["box"],
+            **against, "distance": rounded(v.distance), "tau": v.tau, "same": v.same,
+            "decision": "same" if v.same else "different"}
+
+
+VERIFICATIONS = View(line=lambda r: f"{r['decision']}: {r['file']} vs "
+                                    f"{('claimed ' + r['claim']) if 'claim' in r else r['other']}  "
+                                    f"distance {r['distance']:.3f}  tau {r['tau']:.3f}")
+
+
+# -- identify --------------------------------------------------------------------------------
+def identity_row(result: ImageResult, face: Face, d: Decision, top_k: int, annotated: str | None = None) -> Row:
+    row = {"file": result.path, "face": face.index, **face_fields(face.detection), "name": d.name,
+           "distance": rounded(d.distance), **threshold_fields(d.threshold), "decision": d.label,
+           "candidate": d.candidate,
+           "candidates": [{"name": c.name, "distance": rounded(c.distance)} for c in d.candidates[:top_k]]}
+    if annotated is not None:
+        row["annotated"] = annotated
+    return row
+
+
+def unidentified_row(result: ImageResult, threshold: Threshold) -> Row:
+    """An image that could not be identified at all: no face in it, or an error."""
+    reason = result.error.reason if result.error else "no face found"
+    return {"file": result.path, "face": None, "name": None, "distance": None, **threshold_fields(threshold),
+            "decision": "error" if result.error else "no face", "error": reason}
+
+
+def _identity_cells(r: Row) -> tuple:
+    if r["face"] is None:
+        return r["file"], "-", "-", r["error"], "-"
+    others = ", ".join(f"{c['name']} {c['distance']:.3f}" for c in r["candidates"][1:])
+    return (r["file"], r["face"], _box(r), r["name"] or r["decision"],
+            _dist(r["distance"]) + (f" (then {others})" if others else ""))
+
+
+IDENTITIES = View(("file", "face", "box", "identity", "distance"), _identity_cells)
+
+
+def threshold_title(t: Threshold) -> str:
+    target = f"FPIR {t.fpir:g} with {t.gallery_size} people" if t.fpir is not None else "--tau"
+    return f"tau {t.tau:.3f} ({target})"
+
+
+# -- cluster ---------------------------------------------------------------------------------
+def cluster_row(c: ClusteredFace, size: int, link: str | None = None, person: str | None = None) -> Row:
+    row = {"cluster": c.cluster, "size": size, "file": c.result.path, "face": c.face.index,
+           "box": face_fields(c.face.detection)["box"]}
+    if link is not None:
+        row["link"] = link
+    if person is not None:
+        row["person"] = person
+    return row
+
+
+def _cluster_table(rows: list[Row]) -> list[tuple]:
+    members: dict[int, list[Row]] = {}
+    for r in rows:
+        members.setdefault(r["cluster"], []).append(r)
+    return [(k, len(v), v[0].get("person", "-"), " ".join(f"{r['file']}#{r['face']}" for r in v))
+            for k, v in sorted(members.items())]
+
+
+CLUSTERS = View(("cluster", "faces", "person", "members"), group=_cluster_table)
+
+
+# -- search ----------------------------------------------------------------------------------
+def match_row(path: str, face: Face, m: Match) -> Row:
+    return {"file": path, "face": face.index, "rank": m.rank, "name": m.name, "distance": rounded(m.distance),
+            "template": m.template, "source": m.source}
+
+
+MATCHES = View(("rank", "name", "distance", "template", "source"),
+               lambda r: (r["rank"], r["name"], _dist(r["distance"]), r["template"], r["source"]))
+
+
+# -- watch -----------------------------------------------------------------------------------
+def event_row(e: Event, frame: int, threshold: Threshold) -> Row:
+    t = e.track
+    name = t.name if e.kind != "leave" else t.reported
+    return {"event": e.kind, "time": round(e.time, 3), "frame": frame, "track": t.id, "name": name,
+            "decision": t.label, "distance": rounded(t.best.get(name)), **threshold_fields(threshold),
+            "box": [round(v, 1) for v in t.box]}
+
+
+EVENTS = View(line=lambda r: f"{r['time']:8.2f} s  {r['event']:6}  track {r['track']}: {r['name'] or r['decision']}")
+
+
+# -- management ------------------------------------------------------------------------------
+MODELS = View(("model", "kind", "state", "source", "path"),
+              lambda r: (r["model"], r["kind"], r["state"], r["source"], r["path"]))
+PERSONS = View(("name", "templates"), lambda r: (r["name"], r["templates"]))
+TEMPLATES = View(("template", "source", "sha256", "box"),
+                 lambda r: (r["id"], r["source"], r["sha256"][:12], r["box"]))
+KEY_VALUES = View(("key", "value"), group=lambda rows: [kv for r in rows for kv in r.items()])
+CHECKS = View(line=lambda r: f"{r['gallery']}: ok" if r["ok"] else "\n".join(f"{r['gallery']}: {p}"
+                                                                              for p in r["problems"]))
+CALIBRATIONS = View(line=lambda r: f"tau {r['tau']:.3f} keeps strangers named at {r['fpir']:g} with "
+                                   f"{r['gallery_size']} people enrolled (use it with identify --tau {r['tau']:.3f})")
+
+
+# -- evaluation ------------------------------------------------------------------------------
+def _pair_metrics(rows: list[Row]) -> list[tuple]:
+    (r,) = rows
+    return [
+        ("pairs / images", f"{r['pairs']} / {r['images']}"),
+        ("accuracy (10-fold)", f"{r['accuracy'] * 100:.2f} % ± {r['accuracy_std'] * 100:.2f}"),
+        ("tau per fold", " ".join(f"{t:.2f}" for t in r["fold_tau"])),
+        ("tau on all pairs", f"{r['tau']:.2f} ({r['tau_accuracy'] * 100:.2f} %)"),
+        (f"VAL @ FAR={r['far_target']:g}", f"{r['val'] * 100:.2f} % ± {r['val_std'] * 100:.2f} (FAR {r['far']:.4f})"),
+        ("ROC AUC", f"{r['auc']:.5f}"),
+        ("no face found (centre crop used)", str(r["fallbacks"])),
+    ]
+
+
+def _openset_metrics(rows: list[Row]) -> list[tuple]:
+    (r,) = rows
+    out = [("enrolled / probes / strangers", f"{r['enrolled']} / {r['probes']} / {r['strangers']}"),
+           ("rank-1, closed set", f"{r['rank1_closed_set'] * 100:.2f} %")]
+    for name, p in r["at_fpir"].items():
+        out.append((f"at FPIR {float(name) * 100:g} %",
+                    f"rank-1 {p['rank1'] * 100:.2f} % (FNIR {p['fnir'] * 100:.2f} %), tau {p['tau']:.3f}"))
+    d = r["at_default_tau"]
+    how = f"default, FPIR target {d['fpir_target']:g}" if d["fpir_target"] is not None else "--tau"
+    out.append((f"at tau {d['tau']:.3f} ({how})", f"FPIR {d['fpir'] * 100:.2f} %, rank-1 {d['rank1'] * 100:.2f} %"))
+    out.append(("no face found (centre crop used)", str(r["fallbacks"])))
+    return out
+
+
+PAIR_REPORTS = View(("metric", "value"), group=_pair_metrics)
+OPENSET_REPORTS = View(("metric", "value"), group=_openset_metrics)

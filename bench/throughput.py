@@ -366,10 +366,10 @@ def _alternatives(gallery: np.ndarray, probes: np.ndarray, truth: list[int], row
 def gpu() -> None:
     import onnxruntime as ort
 
-    from facecli.runtime import _gpu_runtime_present
+    from facecli.runtime import gpu_runtime_present
 
     providers = ort.get_available_providers()
-    if "CUDAExecutionProvider" not in providers or not _gpu_runtime_present():
+    if "CUDAExecutionProvider" not in providers or not gpu_runtime_present():
         RESULTS["gpu"] = {"skipped": "no CUDA provider or no CUDA 13 / cuDNN 9 libraries", "providers": providers}
         print("5. GPU: skipped (no CUDA provider or no CUDA 13 / cuDNN 9 libraries on this machine)")
         return

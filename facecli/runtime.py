@@ -48,7 +48,7 @@ def _providers(device: str, available: list[str]) -> list[Any]:
 
 
 @cache
-def _gpu_runtime_present() -> bool:
+def gpu_runtime_present() -> bool:
     """Whether the CUDA 13 / cuDNN 9 libraries onnxruntime-gpu needs can be loaded.
 
     onnxruntime-gpu lists its GPU providers even where their libraries are
@@ -106,7 +106,7 @@ def create_session(path: Path, device: str = "auto", threads: int = 0, cache_key
 
     ort.set_default_logger_severity(3)
     available = ort.get_available_providers()
-    if device == "auto" and not _gpu_runtime_present():
+    if device == "auto" and not gpu_runtime_present():
         device = "cpu"
     providers = _providers(device, available)
 

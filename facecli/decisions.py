@@ -19,7 +19,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from facecli.calibration import DEFAULT_FPIR, tau_for
-from facecli.errors import BadValue
+from facecli.errors import BadValue, LooseThreshold
 from facecli.models import DEFAULT_MODEL, pipeline_spec
 from facecli.types import Decision, Face, Threshold
 
@@ -31,22 +31,29 @@ if TYPE_CHECKING:
 MIN_FACE = 20.0
 
 
-def check_tau(tau: float) -> float:
-    """A hand-given tau: squared L2 between unit vectors lies in 0-4."""
+#: From this tau on, faces whose embeddings are orthogonal (unrelated) or opposite count as the same person.
+LOOSE_TAU = 2.0
+
+
+def check_tau(tau: float, force: bool = False) -> float:
+    """A hand-given tau: squared L2 between unit vectors lies in 0-4, and below 2 unless ``force``."""
     if not 0.0 <= tau <= 4.0:
         raise BadValue("tau", tau, "must be between 0 and 4 (squared L2 of unit vectors)")
+    if tau >= LOOSE_TAU and not force:
+        raise LooseThreshold("tau", tau, f"at {LOOSE_TAU:g} or more, faces whose embeddings are unrelated "
+                                         "(orthogonal) count as the same person: nearly every stranger would match")
     return float(tau)
 
 
-def verification_threshold(model: str, tau: float | None = None) -> Threshold:
+def verification_threshold(model: str, tau: float | None = None, force: bool = False) -> Threshold:
     """The 1:1 threshold: ``tau`` if given, else the model's tau of best LFW pair accuracy."""
     if tau is not None:
-        return Threshold(check_tau(tau))
+        return Threshold(check_tau(tau, force))
     return Threshold(float(pipeline_spec(model).default_tau))
 
 
 def identification_threshold(model: str, gallery_size: int, tau: float | None = None, fpir: float | None = None,
-                             stored_fpir: float | None = None) -> Threshold:
+                             stored_fpir: float | None = None, force: bool = False) -> Threshold:
     """The 1:N threshold against ``gallery_size`` people.
 
     ``tau`` fixes it by hand (the threshold then has no FPIR); otherwise it is
@@ -55,7 +62,7 @@ def identification_threshold(model: str, gallery_size: int, tau: float | None = 
     watch, eval openset) uses exactly the same number.
     """
     if tau is not None:
-        return Threshold(check_tau(tau), gallery_size, None)
+        return Threshold(check_tau(tau, force), gallery_size, None)
     target = fpir if fpir is not None else stored_fpir if stored_fpir is not None else DEFAULT_FPIR
     return Threshold(round(tau_for(pipeline_spec(model), max(gallery_size, 1), target), 4), gallery_size, target)
 

@@ -25,8 +25,9 @@ import numpy as np
 
 from facecli import decisions, matching
 from facecli.detectors import DET_SIZE
-from facecli.errors import BadValue, FaceCliError, InputError, SeveralFaces
+from facecli.errors import BadValue, FaceCliError, FaceTooSmall, InputError, SeveralFaces
 from facecli.gallery import Gallery, open_gallery
+from facecli.inputs import check_person_name
 from facecli.models import DEFAULT_MODEL
 from facecli.pipeline import Pipeline
 from facecli.types import (
@@ -103,19 +104,21 @@ class Engine:
         return result.faces
 
     # -- 1:1 --------------------------------------------------------------------------
-    def verify(self, a: Image, b: Image, tau: float | None = None, all_faces: bool = False) -> Verification:
-        """Is the (largest) face of ``a`` the same person as that of ``b``? (``all_faces``: the closest pair.)"""
-        threshold = decisions.verification_threshold(self.model, tau)
+    def verify(self, a: Image, b: Image, tau: float | None = None, all_faces: bool = False,
+               force: bool = False) -> Verification:
+        """Is the (largest) face of ``a`` the same person as that of ``b``? (``all_faces``: the closest pair;
+        ``force``: accept a tau of 2 or more, ``decisions.check_tau``.)"""
+        threshold = decisions.verification_threshold(self.model, tau, force)
         ra, rb = self.run([a, b])
         fa, fb = _faces_of(ra, all_faces), _faces_of(rb, all_faces)
         i, j, d = matching.closest_pair(np.stack([f.embedding for f in fa]), np.stack([f.embedding for f in fb]))
         return Verification(ra, fa[i], d, threshold, rb, fb[j])
 
     def verify_claim(self, gallery: Gallery, image: Image, name: str, tau: float | None = None,
-                     all_faces: bool = False, templates: str = "mean") -> Verification:
+                     all_faces: bool = False, templates: str = "mean", force: bool = False) -> Verification:
         """Is the (largest) face of ``image`` the enrolled person ``name``?"""
         matching.check_templates(templates)
-        threshold = decisions.verification_threshold(self.model, tau)
+        threshold = decisions.verification_threshold(self.model, tau, force)
         if not gallery.has_person(name):  # before any image work
             raise BadValue("claim", name, f"no such person in {gallery.location}")
         result = self.analyse(image)
@@ -125,21 +128,28 @@ class Engine:
 
     # -- enrollment -------------------------------------------------------------------
     def enroll(self, gallery: str | Path, items: list[tuple[str, Image]], largest: bool = False,
-               on_image: Callable[[], None] = lambda: None) -> list[EnrollResult]:
+               min_face: float = decisions.MIN_FACE, on_image: Callable[[], None] = lambda: None,
+               ) -> list[EnrollResult]:
         """Embed every (name, photo), then write all good templates in one transaction.
 
-        A photo without a face, or with several unless ``largest``, is reported
-        and skipped. An existing gallery is checked before any work; a new one
-        is created only when there is something to write.
+        A photo without a face, with several unless ``largest``, with a face
+        smaller than ``min_face`` pixels (identify would never name it), or
+        already enrolled as someone else, is reported and skipped. An existing
+        gallery is checked before any work; a new one is created only when
+        there is something to write.
         """
-        existing = open_gallery(gallery, self.model) if Path(gallery).exists() else None
+        for name in {n for n, _ in items}:
+            check_person_name(name)
+        path = Path(gallery)
+        fresh = not os.path.lexists(path) or (path.is_file() and path.stat().st_size == 0)
+        existing = None if fresh else open_gallery(path, self.model, write=True)
         results: list[EnrollResult] = []
         names = iter([n for n, _ in items])
         for res in self.run(p for _, p in items):
             on_image()
             name = next(names)
             try:
-                face = self._enroll_face(res, largest)
+                face = self._enroll_face(res, largest, min_face)
             except FaceCliError as exc:
                 results.append(EnrollResult(name, res.path, "error", exc))
                 continue
@@ -151,17 +161,22 @@ class Engine:
                 existing.close()
             return results
         with existing or open_gallery(gallery, self.model, create=True) as g:
-            for r, added in zip(good, g.enroll([(r.name, r.template) for r in good])):
-                r.status = "added" if added else "present"
+            for r, stored in zip(good, g.enroll([(r.name, r.template) for r in good])):
+                r.status = stored.status if stored.status != "taken" else "error"
+                if stored.holder is not None:
+                    r.error = InputError(r.path, f"this photo is already enrolled as {stored.holder}")
         return results
 
     @staticmethod
-    def _enroll_face(result: ImageResult, largest: bool) -> Face:
+    def _enroll_face(result: ImageResult, largest: bool, min_face: float) -> Face:
         """The one face a photo contributes, or an InputError saying why there is none."""
         faces = _faces_of(result)
         if len(faces) > 1 and not largest:
             raise SeveralFaces(result.path, len(faces))
-        return faces[0]  # faces come largest first
+        face = faces[0]  # faces come largest first
+        if min(face.detection.width, face.detection.height) < min_face:
+            raise FaceTooSmall(result.path, face.detection.width, face.detection.height, min_face)
+        return face
 
     # -- 1:N --------------------------------------------------------------------------
     def identify(self, gallery: Gallery, images: Iterable[Image], threshold: Threshold | None = None,
@@ -209,12 +224,12 @@ class Engine:
 
     # -- clustering -------------------------------------------------------------------
     def cluster(self, images: Iterable[Image], tau: float | None = None, linkage: str = "average",
-                on_image: Callable[[], None] = lambda: None,
+                on_image: Callable[[], None] = lambda: None, force: bool = False,
                 ) -> tuple[list[ImageResult], list[ClusteredFace], Threshold]:
         """Every face of every image labelled with a cluster (0 = the largest), at the 1:1 threshold."""
         from facecli.clustering import cluster
 
-        threshold = decisions.verification_threshold(self.model, tau)
+        threshold = decisions.verification_threshold(self.model, tau, force)
         results = []
         for res in self.run(images):
             on_image()

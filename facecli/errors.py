@@ -38,6 +38,14 @@ class SeveralFaces(InputError):
         self.count = count
 
 
+class FaceTooSmall(InputError):
+    """A face smaller than identification needs: enrolled, it would be a template of a face never named."""
+
+    def __init__(self, path: str, width: float, height: float, min_face: float) -> None:
+        super().__init__(path, f"the face is {width:.0f}x{height:.0f} pixels, under the {min_face:g} px "
+                               "that identification needs")
+
+
 class ModelMismatch(GalleryError):
     """A gallery built with one model, opened for another: their embeddings cannot be compared."""
 
@@ -54,3 +62,7 @@ class BadValue(FaceCliError):
         super().__init__(f"{setting} {value}", reason)
         self.setting = setting
         self.value = value
+
+
+class LooseThreshold(BadValue):
+    """A tau so large that nearly every face would match: accepted only when forced."""

@@ -2,16 +2,22 @@
 
 Every name is made here (``<n>-<sanitised stem><suffix>``), unique per input
 number and free of separators, so no input name can make facecli write
-outside the folder it was given.
+outside the folder it was given; and nothing is written, replaced or deleted
+through a link that is already there (``facecli.private``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import secrets
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from facecli.errors import InputError
+from facecli.private import write_private
 
 if TYPE_CHECKING:
     from facecli.types import ClusteredFace, Detection, Face
@@ -20,7 +26,7 @@ if TYPE_CHECKING:
 def make_folder(folder: Path) -> None:
     """Create an output folder (and its parents), or say in one line why not."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(str(folder), f"cannot create the folder: {exc.strerror or exc}") from None
 
@@ -36,32 +42,66 @@ def write_crop(folder: Path, n: int, source: str, face: Face) -> Path:
     import cv2
 
     target = folder / safe_name(n, source, f"-face{face.index}")
-    cv2.imwrite(str(target), cv2.cvtColor(face.crop, cv2.COLOR_RGB2BGR))
+    _write_png(target, cv2.cvtColor(face.crop, cv2.COLOR_RGB2BGR))
     return target
 
 
 def write_annotated(folder: Path, n: int, source: str,
                     faces: list[tuple[Detection, str | None, bool | None]]) -> Path:
     """Decode ``source`` again, draw the faces on it (``annotate.draw``) and save it as a PNG in ``folder``."""
-    import cv2
-
     from facecli.annotate import draw
     from facecli.imageio import read_image
 
     target = folder / safe_name(n, source)
-    cv2.imwrite(str(target), draw(read_image(source), faces))
+    _write_png(target, draw(read_image(source), faces))
     return target
 
 
+def _write_png(target: Path, bgr) -> None:
+    """A lossless PNG at ``target``, 0600 (a face is biometric data), never written through a link."""
+    import cv2
+
+    ok, data = cv2.imencode(".png", bgr)
+    if not ok:
+        raise InputError(str(target), "OpenCV could not encode the picture")
+    write_private(target, data.tobytes(), InputError)
+
+
 def link_clusters(folder: Path, clustered: list[ClusteredFace], order: dict[str, int]) -> list[Path]:
-    """One sub-folder per cluster with a symbolic link per face to its photo; ``order`` numbers the photos."""
+    """One sub-folder per cluster with a symbolic link per face to its photo; ``order`` numbers the photos.
+
+    Sub-folders and links are made here, never followed: a link planted where
+    one of them goes is an error, so nothing outside ``folder`` is touched.
+    """
     links = []
     for c in clustered:
-        sub = folder / f"cluster-{c.cluster:04d}"
-        sub.mkdir(parents=True, exist_ok=True)
+        sub = _own_subfolder(folder / f"cluster-{c.cluster:04d}")
         link = sub / safe_name(order[c.result.path], c.result.path, f"-face{c.face.index}",
                                Path(c.result.path).suffix)
-        link.unlink(missing_ok=True)
-        link.symlink_to(Path(c.result.path).resolve())
+        _replace_link(link, Path(c.result.path).resolve())
         links.append(link)
     return links
+
+
+def _own_subfolder(sub: Path) -> Path:
+    """``sub``, created 0700 if missing; an existing one must be a real folder of yours, not a link."""
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(sub, 0o700)
+    st = os.lstat(sub)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+        raise InputError(str(sub), "is in the way (a link, a file, or someone else's folder): refusing to write "
+                                   "into it")
+    return sub
+
+
+def _replace_link(link: Path, target: Path) -> None:
+    """Make ``link`` point at ``target``: only a link of your own may be replaced, and atomically."""
+    try:
+        st = os.lstat(link)
+    except FileNotFoundError:
+        st = None
+    if st is not None and (not stat.S_ISLNK(st.st_mode) or st.st_uid != os.geteuid()):
+        raise InputError(str(link), "is in the way (not a link of yours): refusing to replace it")
+    tmp = link.with_name(f".{link.name}.{secrets.token_hex(8)}.tmp")
+    os.symlink(target, tmp)
+    os.replace(tmp, link)

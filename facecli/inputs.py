@@ -7,6 +7,7 @@ before any model is loaded.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -31,6 +32,15 @@ def image_files(paths: Iterable[str]) -> Iterator[str]:
             yield from images_in(Path(p))
         else:
             yield p
+
+
+def check_person_name(name: str) -> str:
+    """A name as it will be printed and stored: non-empty, no surrounding spaces, no control characters."""
+    if not name.strip() or name != name.strip():
+        raise InputError(repr(name), "a name must be non-empty, without leading or trailing spaces")
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in name):
+        raise InputError(repr(name), "a name cannot hold control or formatting characters")
+    return name
 
 
 def person_from_filename(path: Path) -> str:

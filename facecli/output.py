@@ -10,6 +10,7 @@ always sees clean JSON.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -21,6 +22,16 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     from facecli.render import View
+
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
+_C1 = re.compile("[\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Control characters shown as escapes (``\\n``, ``\\x1b``): a name or a path cannot clear or recolour
+    the terminal, move its cursor, or forge another line."""
+    return _CONTROLS.sub(lambda m: {"\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(m[0], f"\\x{ord(m[0]):02x}"),
+                         text)
 
 
 class Output:
@@ -45,7 +56,9 @@ class Output:
 
     def record(self, obj: dict[str, Any]) -> None:
         """One JSON Lines row on stdout, flushed so pipelines see it at once."""
-        sys.stdout.write(json.dumps(obj, ensure_ascii=False, allow_nan=False, separators=(",", ":")) + "\n")
+        text = json.dumps(obj, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        # JSON escapes C0 controls itself; C1 ones (a terminal reads \x9b as an escape) only when asked to
+        sys.stdout.write(_C1.sub(lambda m: f"\\u{ord(m[0]):04x}", text) + "\n")
         sys.stdout.flush()
 
     def table(self, title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
@@ -53,29 +66,29 @@ class Output:
         for col in columns:
             table.add_column(col)
         for row in rows:
-            table.add_row(*(escape(str(c)) for c in row))
+            table.add_row(*(escape(printable(str(c))) for c in row))
         self.out.print(table)
 
     def line(self, text: str) -> None:
         """A plain result line on stdout (human mode)."""
-        self.out.print(text, markup=False)
+        self.out.print(printable(text), markup=False)
 
     # -- everything else: stderr ------------------------------------------------------
     def error(self, message: str) -> None:
-        self.err.print(f"error: {message}", style="red", markup=False)
+        self.err.print(f"error: {printable(message)}", style="red", markup=False)
 
     def warn(self, message: str) -> None:
         if not self.quiet:
-            self.err.print(f"warning: {message}", style="yellow", markup=False)
+            self.err.print(f"warning: {printable(message)}", style="yellow", markup=False)
 
     def note(self, message: str) -> None:
         """Something the user should know about (a slow step starting): stderr, unless --quiet."""
         if not self.quiet:
-            self.err.print(message, style="dim", markup=False)
+            self.err.print(printable(message), style="dim", markup=False)
 
     def info(self, message: str) -> None:
         if self.verbose:
-            self.err.print(message, style="dim", markup=False)
+            self.err.print(printable(message), style="dim", markup=False)
 
     @contextmanager
     def progress(self, total: int | None, label: str) -> Iterator[Any]:
@@ -106,7 +119,9 @@ class Results:
             self.output.record(row)
         elif self.view.line is not None:
             if self.view.keep(row):
-                self.output.line(self.view.line(row))
+                lines = self.view.line(row)
+                for line in [lines] if isinstance(lines, str) else lines:
+                    self.output.line(line)
         else:
             self._rows.append(row)
 

@@ -36,7 +36,7 @@ class View:
     headers: tuple[str, ...] = ()
     cells: Callable[[Row], tuple] | None = None  # one table row per kept row
     keep: Callable[[Row], bool] = lambda _row: True
-    line: Callable[[Row], str] | None = None  # instead of a table
+    line: Callable[[Row], str | list[str]] | None = None  # instead of a table: one line (or several) per row
     group: Callable[[list[Row]], list[tuple]] | None = None  # table rows made from all rows at once
 
     def table(self, rows: list[Row]) -> list[tuple]:
@@ -215,8 +215,7 @@ PERSONS = View(("name", "templates"), lambda r: (r["name"], r["templates"]))
 TEMPLATES = View(("template", "source", "sha256", "box"),
                  lambda r: (r["id"], r["source"], r["sha256"][:12], r["box"]))
 KEY_VALUES = View(("key", "value"), group=lambda rows: [kv for r in rows for kv in r.items()])
-CHECKS = View(line=lambda r: f"{r['gallery']}: ok" if r["ok"] else "\n".join(f"{r['gallery']}: {p}"
-                                                                              for p in r["problems"]))
+CHECKS = View(line=lambda r: f"{r['gallery']}: ok" if r["ok"] else [f"{r['gallery']}: {p}" for p in r["problems"]])
 CALIBRATIONS = View(line=lambda r: f"tau {r['tau']:.3f} keeps strangers named at {r['fpir']:g} with "
                                    f"{r['gallery_size']} people enrolled (use it with identify --tau {r['tau']:.3f})")
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from facecli.errors import BadValue, ModelError
+from facecli.errors import BadValue, FaceCliError, ModelError
 from facecli.paths import cache_dir
+from facecli.private import check_private, make_private_dir, publish
+from facecli.sources import sha256_file
 from facecli.stamps import file_stamp, read_json, write_json
 
 DEVICES = ("auto", "cpu", "cuda", "tensorrt")
@@ -83,15 +86,21 @@ def _optimised_copy(path: Path, key: str) -> tuple[Path, bool]:
 
     Optimising FaceNet's graph at full level takes ~0.2 s per process; the
     result depends on this onnxruntime and this CPU (NCHWc layouts), so it
-    is cached per (model, onnxruntime version, CPU) and trusted only while
-    the file is exactly as written (same size, times and inode).
+    is cached per (model, onnxruntime version, CPU). Nothing vouches for it
+    as the manifest vouches for the model, so it is checked on every load:
+    yours and private, exactly as written (size, times, inode) and with the
+    content hash recorded when it was written; otherwise it is rebuilt.
     """
     import onnxruntime as ort
 
     target = cache_dir() / "ort-optimised" / f"{key}-ort{ort.__version__}-{_cpu_tag()}.onnx"
     try:
-        ok = read_json(target.with_suffix(".stamp")) == file_stamp(target)
-    except OSError:
+        check_private(target, "cached graph")
+        check_private(target.with_suffix(".stamp"), "cached graph's stamp")
+        stamp = read_json(target.with_suffix(".stamp"))
+        ok = (isinstance(stamp, dict) and stamp.get("stat") == file_stamp(target)
+              and stamp.get("sha256") == sha256_file(target))
+    except (OSError, FaceCliError):
         ok = False
     return target, ok
 
@@ -104,10 +113,14 @@ def create_session(path: Path, device: str = "auto", threads: int = 0, cache_key
     """
     import onnxruntime as ort
 
-    ort.set_default_logger_severity(3)
+    # onnxruntime's own log (multi-line, with colour codes) stays quiet: facecli reports failures itself
+    ort.set_default_logger_severity(4)
     available = ort.get_available_providers()
     if device == "auto" and not gpu_runtime_present():
         device = "cpu"
+    if device in ("cuda", "tensorrt") and not gpu_runtime_present():
+        raise BadValue("device", device, "needs CUDA 13 and cuDNN 9 (libcudart.so.13, libcublasLt.so.13, "
+                                         "libcudnn.so.9), which this machine does not have")
     providers = _providers(device, available)
 
     opts = ort.SessionOptions()
@@ -123,7 +136,7 @@ def create_session(path: Path, device: str = "auto", threads: int = 0, cache_key
     # so buffers are reused instead of reallocated per call.
     opts.enable_cpu_mem_arena = True
     opts.enable_mem_pattern = True
-    opts.log_severity_level = 3
+    opts.log_severity_level = 4
     source, written = path, None
     if cache_key and providers == ["CPUExecutionProvider"]:
         optimised, ok = _optimised_copy(path, cache_key)
@@ -132,17 +145,29 @@ def create_session(path: Path, device: str = "auto", threads: int = 0, cache_key
             opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC  # done already
         else:
             with contextlib.suppress(OSError):
-                optimised.parent.mkdir(parents=True, exist_ok=True)
-                written = optimised.with_name(f"{optimised.name}.{os.getpid()}.tmp")
+                make_private_dir(optimised.parent)
+                fd, name = tempfile.mkstemp(prefix=f".{optimised.name}.", suffix=".tmp", dir=optimised.parent)
+                os.close(fd)
+                written = Path(name)
                 opts.optimized_model_filepath = str(written)
     try:
-        session = ort.InferenceSession(str(source), sess_options=opts, providers=providers)
-    except Exception as exc:  # onnxruntime raises its own untyped errors
+        try:
+            session = ort.InferenceSession(str(source), sess_options=opts, providers=providers)
+        except Exception:  # onnxruntime raises its own untyped errors
+            if written is None:
+                raise
+            # saving the optimised copy failed (a full disk?): load without it, the cache only saves time
+            written.unlink(missing_ok=True)
+            written = None
+            opts.optimized_model_filepath = ""
+            session = ort.InferenceSession(str(source), sess_options=opts, providers=providers)
+    except Exception as exc:
         raise ModelError(str(path), f"onnxruntime cannot load it: {str(exc).splitlines()[0]}") from None
     if written is not None:
-        with contextlib.suppress(OSError):  # a cache that cannot be written costs time, not correctness
-            os.replace(written, optimised)
-            write_json(optimised.with_suffix(".stamp"), file_stamp(optimised))
+        with contextlib.suppress(OSError, FaceCliError):  # a cache not written costs time, not correctness
+            publish(written, optimised)
+            write_json(optimised.with_suffix(".stamp"), {"stat": file_stamp(optimised),
+                                                        "sha256": sha256_file(optimised)})
         written.unlink(missing_ok=True)
     if device in ("cuda", "tensorrt") and session.get_providers()[0] != _PROVIDER[device]:
         raise BadValue("device", device, f"{_PROVIDER[device]} failed to start (CUDA 13 and cuDNN 9 are required)")

@@ -16,7 +16,6 @@ rebuilt. It is derived data: deleting it only costs a rebuild.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -24,8 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from facecli.errors import BadValue
+from facecli.errors import BadValue, FaceCliError
 from facecli.modes import SEARCH_MODES
+from facecli.private import check_private, new_file, publish
 from facecli.stamps import file_stamp, read_json, write_json
 from facecli.types import TemplateMatrix
 
@@ -68,7 +68,7 @@ class TemplateIndex:
 
         index_path, meta_path = cls.paths(gallery.path)
         state = gallery.state()
-        meta = read_json(meta_path)
+        meta = read_json(meta_path) if _private(index_path) and _private(meta_path) else None
         meta = meta if isinstance(meta, dict) else None
         fresh = (meta is not None and index_path.exists() and meta.get("stamp") == file_stamp(index_path)
                  and meta.get("model") == state.model and meta.get("dim") == state.dim
@@ -100,6 +100,15 @@ class TemplateIndex:
         return np.unique(keys[keys != np.iinfo(np.uint64).max]).astype(np.int64)
 
 
+def _private(path: Path) -> bool:
+    """Whether a derived file can be trusted: yours and writable by you alone (else it is rebuilt)."""
+    try:
+        check_private(path, "search index")
+    except FaceCliError:
+        return False
+    return True
+
+
 def _new_index(dim: int) -> Any:
     from usearch.index import Index
 
@@ -108,17 +117,13 @@ def _new_index(dim: int) -> Any:
 
 def _save(index: Any, meta: dict[str, Any], index_path: Path, meta_path: Path) -> None:
     """Write the index, then the meta that vouches for it; a reader in between sees a stale index."""
-    tmp = index_path.with_name(f"{index_path.name}.{os.getpid()}.tmp")
     try:
-        index.save(str(tmp))
-        os.chmod(tmp, 0o600)  # derived from biometric templates: private like the gallery
-        os.replace(tmp, index_path)
+        with new_file(index_path.parent, index_path.name) as (_fd, tmp):  # 0600: derived from biometric templates
+            index.save(str(tmp))
+            publish(tmp, index_path)
         write_json(meta_path, {**meta, "stamp": file_stamp(index_path)})
-    except OSError:
-        pass  # a read-only folder: the index served this run from memory and is rebuilt next time
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+    except (OSError, FaceCliError):
+        pass  # a read-only folder, or something in the way: the index served this run and is rebuilt next time
 
 
 class Searcher:

@@ -9,11 +9,12 @@ search indexes, and trusts such a file only while its stamp is unchanged.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 from pathlib import Path
 from typing import Any
+
+from facecli.errors import FaceCliError
+from facecli.private import make_private_dir, write_private
 
 
 def file_stamp(path: Path) -> list[int]:
@@ -30,14 +31,11 @@ def read_json(path: Path) -> Any:
 
 
 def write_json(path: Path, obj: Any) -> bool:
-    """Replace ``path`` atomically (no reader sees half a file); False when it cannot be written."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    """Replace ``path`` atomically (no reader sees half a file, nothing is written through a link);
+    False when it cannot be written."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(obj))
-        os.replace(tmp, path)
+        make_private_dir(path.parent)
+        write_private(path, json.dumps(obj).encode())
         return True
-    except OSError:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+    except (OSError, FaceCliError):
         return False

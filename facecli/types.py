@@ -192,6 +192,15 @@ class Verification:
         return self.distance <= self.threshold.tau
 
 
+@dataclass(frozen=True)
+class Stored:
+    """What enrolling one template did: ``added``, ``present`` (that person has this photo already) or
+    ``taken`` (the same photo is enrolled as someone else: ``holder``)."""
+
+    status: str
+    holder: str | None = None
+
+
 @dataclass
 class EnrollResult:
     name: str

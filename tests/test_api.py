@@ -111,7 +111,8 @@ def _v1_gallery(path, embeddings: dict[str, np.ndarray]) -> None:
     conn.close()
 
 
-def test_a_v1_gallery_is_read_as_is_and_upgraded_in_one_transaction_on_write(engine, images, tmp_path):
+def test_a_v1_gallery_is_read_as_is_and_upgraded_in_one_transaction_on_write(engine, images, tmp_path,
+                                                                              monkeypatch):
     path = tmp_path / "v1.db"
     people = {n: engine.faces(images / f"{n}.jpg")[0].embedding for n in ("obama", "biden")}
     _v1_gallery(path, people)
@@ -121,12 +122,14 @@ def test_a_v1_gallery_is_read_as_is_and_upgraded_in_one_transaction_on_write(eng
 
     broken = tmp_path / "broken.db"
     _v1_gallery(broken, people)
-    with sqlite3.connect(broken) as conn:  # step 2 cannot complete: nothing of it may stay
-        conn.execute("CREATE INDEX templates_sha256 ON templates(source)")
-    with pytest.raises(GalleryError, match="already exists"):
+    # a step that fails after its first statements ran: nothing of it, nor of the enroll, may stay
+    monkeypatch.setitem(migrations.STEPS, 2, migrations.STEPS[2] + "; SELECT * FROM no_such_table")
+    with pytest.raises(GalleryError, match="no such table"):
         engine.enroll(broken, [("obama", str(images / "obama2.jpg"))])
+    monkeypatch.undo()
     with sqlite3.connect(broken) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("SELECT COUNT(*) FROM templates").fetchone()[0] == 2
         assert conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'schema_history'").fetchone()[0] == 0
 
     results = engine.enroll(path, [("obama", str(images / "obama2.jpg"))])

@@ -65,8 +65,11 @@ def test_stdin_path_list_and_stdout_is_pure_json(enrolled, images):
 
 
 def test_tau_option_changes_the_decision(enrolled, images):
-    proc = enrolled("identify", str(images / "biden.jpg"), "--tau", "3.9", "--json")
+    proc = enrolled("identify", str(images / "biden.jpg"), "--tau", "3.9", "--force", "--json")
     assert proc.returncode == 0 and json_rows(proc.stdout)[0]["name"] == "obama"
+    loose = enrolled("identify", str(images / "biden.jpg"), "--tau", "3.9")  # every stranger would match
+    assert loose.returncode == 2 and loose.stdout == ""
+    assert loose.stderr.startswith("error: --tau 3.9: ") and "--force" in loose.stderr and loose.stderr.count("\n") == 1
     assert enrolled("identify", str(images / "biden.jpg"), "--tau", "5").returncode == 2
 
 

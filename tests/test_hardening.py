@@ -8,10 +8,12 @@ from __future__ import annotations
 import os
 import random
 import resource
+import shutil
 import signal
 import sqlite3
 import struct
 import subprocess
+import tempfile
 import time
 import zlib
 from pathlib import Path
@@ -195,9 +197,10 @@ def test_sigkill_mid_enroll_leaves_each_photo_enrolled_or_absent(many_photos, tm
     gallery = tmp_path / "crash.db"
     rng = random.Random(7)
     trials = 20
-    batch = [str(p) for p in many_photos[:12]]
     outcomes = []
     for t in range(trials):
+        # distinct photos per trial: one photo belongs to one person (a second name is refused)
+        batch = [str(p) for p in many_photos[10 * t:10 * (t + 1)]]
         proc = _spawn(["enroll", f"t{t}", *batch, "--largest"], gallery)
         time.sleep(rng.uniform(0.3, 4.0))
         proc.send_signal(signal.SIGKILL)
@@ -307,3 +310,327 @@ def test_gallery_check_reports_damage(run, images):
     (row,) = json_rows(bad.stdout)
     assert bad.returncode == 1 and row["ok"] is False
     assert any("model sface" in p for p in row["problems"]) and any("norm" in p for p in row["problems"])
+
+
+# -- issue 15: a gallery nobody can backdoor --------------------------------------------------------
+def _one_line_exit_2(proc: subprocess.CompletedProcess, *words: str) -> None:
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith("error: ") and all(w in proc.stderr for w in words), proc.stderr
+
+
+@pytest.fixture
+def two_people(run, images):
+    assert run("enroll", "obama", str(images / "obama.jpg")).returncode == 0
+    assert run("enroll", "biden", str(images / "biden.jpg")).returncode == 0
+    return run
+
+
+def test_foreign_schema_objects_are_refused_and_named_by_check(two_people, images):
+    run, photo = two_people, str(images / "obama2.jpg")
+    with sqlite3.connect(run.gallery) as conn:  # every new template becomes a copy of obama's
+        conn.execute("CREATE TRIGGER backdoor AFTER INSERT ON templates BEGIN UPDATE templates SET embedding = "
+                     "(SELECT embedding FROM templates WHERE id = 1) WHERE id = NEW.id; END")
+    for args in (["identify", photo], ["verify", photo, "--claim", "obama"], ["gallery", "list"],
+                 ["enroll", "stranger", str(images / "obama3.jpg")]):
+        _one_line_exit_2(run(*args), "trigger backdoor was not created by facecli")
+    check = run("gallery", "check", "--json")
+    (row,) = json_rows(check.stdout)
+    assert check.returncode == 1 and row["problems"] == ["trigger backdoor was not created by facecli"]
+
+    with sqlite3.connect(run.gallery) as conn:  # a view standing in for the templates table
+        conn.execute("DROP TRIGGER backdoor")
+        conn.execute("ALTER TABLE templates RENAME TO real_templates")
+        conn.execute("CREATE VIEW templates AS SELECT * FROM real_templates")
+    _one_line_exit_2(run("identify", photo), "was not created by facecli")
+    problems = json_rows(run("gallery", "check", "--json").stdout)[0]["problems"]
+    assert {"view templates was not created by facecli", "table real_templates was not created by facecli",
+            "table templates is missing"} <= set(problems)
+
+
+@pytest.mark.parametrize("damage", ["scaled", "infinite", "misaligned", "odd", "box", "dropped"])
+def test_damaged_rows_are_an_error_naming_them_never_a_match(damage, two_people, images):
+    run, stranger = two_people, str(images / "obama_partial_face.jpg")
+    dim = 640
+    with sqlite3.connect(run.gallery) as conn:
+        (blob,) = conn.execute("SELECT embedding FROM templates WHERE id = 2").fetchone()
+        vec = np.frombuffer(blob, "<f4").copy()
+        if damage == "scaled":
+            conn.execute("UPDATE templates SET embedding = ? WHERE id = 2", ((vec * 1000).tobytes(),))
+        elif damage == "infinite":
+            vec[0] = np.inf
+            conn.execute("UPDATE templates SET embedding = ? WHERE id = 2", (vec.tobytes(),))
+        elif damage == "misaligned":  # 0 bytes and twice the size: the stack would still reshape
+            conn.execute("UPDATE templates SET embedding = ? WHERE id = 1", (b"",))
+            conn.execute("UPDATE templates SET embedding = ? WHERE id = 2", (blob * 2,))
+        elif damage == "odd":
+            conn.execute("UPDATE templates SET embedding = ? WHERE id = 2", (blob[:-3],))
+        elif damage == "box":
+            conn.execute("UPDATE templates SET box = 'not json' WHERE id = 2")
+        else:
+            conn.execute("DROP TABLE persons")
+    assert dim * 4 == len(blob)
+    if damage == "box":
+        _one_line_exit_2(run("gallery", "show", "biden"), "template 2 is damaged")
+    elif damage == "dropped":
+        for args in (["identify", stranger], ["gallery", "list"], ["gallery", "stats"]):
+            _one_line_exit_2(run(*args), "table persons is missing")
+    else:
+        for args in (["identify", stranger], ["identify", stranger, "--templates", "best"],
+                     ["verify", stranger, "--claim", "biden"], ["search", stranger]):
+            _one_line_exit_2(run(*args), "is damaged")
+    check = run("gallery", "check", "--json")
+    assert check.returncode == 1 and json_rows(check.stdout)[0]["problems"]
+
+
+def test_one_photo_one_person(run, images):
+    assert run("enroll", "obama", str(images / "obama.jpg")).returncode == 0
+    proc = run("enroll", "barack", str(images / "obama.jpg"), str(images / "obama2.jpg"), "--json")
+    assert proc.returncode == 2
+    assert [(r["file"].split("/")[-1], r["status"]) for r in json_rows(proc.stdout)] == [
+        ("obama.jpg", "error"), ("obama2.jpg", "added")]
+    assert "already enrolled as obama" in proc.stderr
+    listing = {p["name"]: p["templates"] for p in json_rows(run("gallery", "list", "--json").stdout)}
+    assert listing == {"obama": 1, "barack": 1}
+
+
+def _as_nobody(*cmd: str) -> None:
+    subprocess.run(["runuser", "-u", "nobody", "--", *cmd], check=True, capture_output=True)
+
+
+@pytest.fixture
+def sticky():
+    """A sticky, world-writable folder in /tmp where the user `nobody` plants things for us to trip on."""
+    if os.geteuid() != 0 or subprocess.run(["runuser", "-u", "nobody", "--", "true"]).returncode != 0:
+        pytest.skip("needs root and runuser to act as a second user (nobody)")
+    folder = Path(tempfile.mkdtemp(prefix="facecli-sticky-", dir="/tmp"))
+    folder.chmod(0o1777)
+    yield folder
+    shutil.rmtree(folder)
+
+
+def test_links_planted_by_another_user_are_never_followed(run, images, sticky, tmp_path):
+    loot = sticky / "loot"
+    _as_nobody("mkdir", "-m", "0777", str(loot))
+    planted = sticky / "g.db"
+    _as_nobody("ln", "-s", str(loot / "stolen.db"), str(planted))  # dangling, owned by nobody
+    _one_line_exit_2(run("enroll", "obama", str(images / "obama.jpg"), "--gallery", str(planted)),
+                     "symbolic link owned by nobody")
+    assert list(loot.iterdir()) == []
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    out = sticky / "out"
+    out.mkdir(mode=0o777)
+    out.chmod(0o777)
+    _as_nobody("ln", "-s", str(victim), str(out / "00000-obama2.png"))
+    _as_nobody("ln", "-s", str(victim), str(out / "00000-obama2-face0.png"))
+    gallery = tmp_path / "g.db"
+    assert run("enroll", "obama", str(images / "obama.jpg"), "--gallery", str(gallery)).returncode == 0
+    for args in (["identify", "--annotate", str(out), "--gallery", str(gallery)], ["detect", "--annotate", str(out)],
+                 ["detect", "--crops", str(out)]):
+        _one_line_exit_2(run(*args, str(images / "obama2.jpg")), "refusing to replace it")
+    assert victim.read_text() == "precious"
+
+    links = sticky / "links"
+    links.mkdir(mode=0o777)
+    links.chmod(0o777)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "00000-obama2-face0.jpg").write_text("precious")
+    _as_nobody("ln", "-s", str(elsewhere), str(links / "cluster-0000"))
+    proc = run("cluster", str(images / "obama2.jpg"), "--link", str(links))
+    _one_line_exit_2(proc, "is in the way")
+    assert (elsewhere / "00000-obama2-face0.jpg").read_text() == "precious"
+
+
+def test_a_gallery_that_is_not_yours_or_is_writable_by_others_is_refused(run, images, tmp_path):
+    assert run("enroll", "obama", str(images / "obama.jpg")).returncode == 0
+    photo = str(images / "obama2.jpg")
+    run.gallery.chmod(0o666)
+    _one_line_exit_2(run("identify", photo), "writable by everyone", "chmod 600")
+    run.gallery.chmod(0o660)
+    _one_line_exit_2(run("identify", photo), "writable by its group", "FACECLI_SHARED_GALLERY=1")
+    assert run("identify", photo, env={"FACECLI_SHARED_GALLERY": "1"}).returncode == 0
+    run.gallery.chmod(0o600)
+    if os.geteuid() == 0:  # root can hand the file to another user
+        os.chown(run.gallery, 65534, 65534)
+        _one_line_exit_2(run("identify", photo), "owned by nobody")
+        assert run("identify", photo, env={"FACECLI_SHARED_GALLERY": "1"}).returncode == 0
+        os.chown(run.gallery, 0, 0)
+    assert run("identify", photo).returncode == 0
+
+
+def test_galleries_are_private_from_the_first_byte(run, images, tmp_path):
+    os.umask(0o022)
+    assert run("enroll", "obama", str(images / "obama.jpg")).returncode == 0
+    assert (run.gallery.stat().st_mode & 0o777) == 0o600
+    assert not [p for p in run.gallery.parent.iterdir() if p.name.startswith(".gallery.db.")]  # no leftovers
+
+
+def test_a_failed_first_enroll_leaves_no_file_and_the_next_one_works(run, images, tmp_path):
+    gallery = tmp_path / "full" / "g.db"
+    gallery.parent.mkdir()
+
+    def full_disk() -> None:  # writes past 4 KiB fail with EFBIG, as on a full disk
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+    env = dict(os.environ, FACECLI_GALLERY=str(gallery), FACECLI_DEVICE="cpu")
+    proc = subprocess.run([FACECLI, "enroll", "obama", str(images / "obama.jpg")], env=env, capture_output=True,
+                          text=True, preexec_fn=full_disk, timeout=300)
+    _one_line_exit_2(proc, str(gallery))
+    assert list(gallery.parent.iterdir()) == []
+    assert run("enroll", "obama", str(images / "obama.jpg"), "--gallery", str(gallery)).returncode == 0
+
+
+def _chattr(flag: str, path: Path) -> bool:
+    return subprocess.run(["chattr", flag, str(path)], capture_output=True).returncode == 0
+
+
+def test_a_read_only_gallery_serves_every_read_and_refuses_writes_in_one_line(two_people, images):
+    run, photo = two_people, str(images / "obama2.jpg")
+    folder = run.gallery.parent
+    if os.geteuid() == 0:
+        if not _chattr("+i", folder):
+            pytest.skip("running as root on a file system without chattr +i")
+    else:
+        folder.chmod(0o500)
+    try:
+        for args in (["identify", photo], ["gallery", "list"], ["gallery", "check"], ["gallery", "stats"],
+                     ["verify", photo, "--claim", "obama"], ["search", photo]):
+            proc = run(*args)
+            assert proc.returncode == 0, (args, proc.stderr)
+        _one_line_exit_2(run("gallery", "rename", "obama", "barack"), "cannot write")
+        _one_line_exit_2(run("enroll", "obama", str(images / "obama3.jpg")), "cannot write")
+    finally:
+        if os.geteuid() == 0:
+            _chattr("-i", folder)
+        folder.chmod(0o700)
+    assert run("gallery", "rename", "obama", "barack").returncode == 0
+
+
+# -- issue 15: exit codes a script can trust --------------------------------------------------------
+_INJECT = """
+import importlib, sys
+target = importlib.import_module("facecli.{module}")
+def boom(*args, **kwargs):
+    raise RuntimeError("injected")
+setattr(target{attr}, "{name}", boom)
+from facecli.cli import main
+sys.argv = ["facecli", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.parametrize(("args", "where"), [
+    (["detect", "{photo}"], "pipeline.Pipeline.run"),
+    (["embed", "{photo}"], "pipeline.Pipeline.run"),
+    (["enroll", "x", "{photo}"], "engine.Engine.enroll"),
+    (["verify", "{photo}", "{photo}"], "matching.closest_pair"),
+    (["identify", "{photo}"], "matching.identify"),
+    (["cluster", "{photo}"], "clustering.cluster"),
+    (["search", "{photo}"], "engine.Engine.search"),
+    (["watch", "--video", "{video}"], "video.watch"),
+    (["calibrate", "--gallery-size", "5"], "calibration.tau_for"),
+    (["gallery", "list"], "gallery.sqlite.SqliteGallery.persons"),
+    (["gallery", "stats"], "gallery.sqlite.SqliteGallery.stats"),
+    (["gallery", "check"], "gallery.sqlite.SqliteGallery.check"),
+    (["gallery", "show", "obama"], "gallery.sqlite.SqliteGallery.templates_of"),
+    (["gallery", "remove", "obama"], "gallery.sqlite.SqliteGallery.remove"),
+    (["gallery", "set", "--fpir", "0.001"], "gallery.sqlite.SqliteGallery.set_fpir"),
+    (["models", "list"], "models.status"),
+    (["eval", "pairs", "--pairs", "{pairs}"], "evaluation.pairs.report"),
+])
+def test_an_internal_error_is_one_line_and_exit_2(args, where, run, images, tmp_path):
+    assert run("enroll", "obama", str(images / "obama.jpg")).returncode == 0
+    video = tmp_path / "v.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5, (64, 64))
+    writer.write(np.zeros((64, 64, 3), np.uint8))
+    writer.release()
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("".join(f"{images / a} {images / b} {s}\n" for a, b, s in [
+        ("obama.jpg", "obama2.jpg", 1), ("obama.jpg", "obama3.jpg", 1), ("obama.jpg", "biden.jpg", 0),
+        ("obama2.jpg", "biden.jpg", 0)]))
+    values = {"photo": str(images / "obama2.jpg"), "video": str(video), "pairs": str(pairs)}
+    module, *attrs = where.split(".")
+    if module in ("gallery", "evaluation"):
+        module, *attrs = f"{module}.{attrs[0]}", *attrs[1:]
+    code = _INJECT.format(module=module, attr="".join(f".{a}" for a in attrs[:-1]), name=attrs[-1])
+    env = dict(os.environ, FACECLI_GALLERY=str(run.gallery), FACECLI_DEVICE="cpu")
+    proc = subprocess.run([str(Path(FACECLI).with_name("python")), "-c", code, *[a.format(**values) for a in args]],
+                          env=env, capture_output=True, text=True, timeout=300)
+    command = " ".join(args[:2] if args[0] in ("gallery", "models", "eval") else args[:1])
+    _one_line_exit_2(proc, f"error: {command}: unexpected RuntimeError: injected")
+
+
+def test_names_and_paths_cannot_drive_the_terminal(run, images, tmp_path):
+    assert run("enroll", "evil\x1b[2J", str(images / "obama.jpg")).returncode == 2  # refused at the door
+    assert run("enroll", "obama", str(images / "obama.jpg")).returncode == 0
+    with sqlite3.connect(run.gallery) as conn:  # a name written by someone else's tool
+        conn.execute("UPDATE persons SET name = ?", ("ev\x1b]0;pwned\x07il\nerror: forged",))
+    listing = run("gallery", "list")
+    assert listing.returncode == 0 and "\x1b" not in listing.stdout and "\\x1b]0;pwned" in listing.stdout
+    assert "error: forged" not in listing.stdout.splitlines()[0] and "\\nerror: forged" in listing.stdout
+    row = json_rows(run("gallery", "list", "--json").stdout)[0]
+    assert row["name"] == "ev\x1b]0;pwned\x07il\nerror: forged"  # JSON keeps the data, escaped
+    missing = tmp_path / "a\nerror: forged\x1b[31m.jpg"
+    proc = run("detect", str(missing))
+    _one_line_exit_2(proc, "\\nerror: forged\\x1b[31m")
+
+
+def test_an_unavailable_gpu_is_one_line(run, images):
+    from facecli.runtime import gpu_runtime_present
+
+    if gpu_runtime_present():
+        pytest.skip("this machine has CUDA: the GPU path is checked by bench/throughput.py")
+    for device in ("cuda", "tensorrt"):
+        proc = run("detect", str(images / "obama.jpg"), "--device", device)
+        _one_line_exit_2(proc, f"--device {device}", "CUDA 13")
+        assert "\x1b" not in proc.stderr
+
+
+def test_eval_pairs_on_a_handful_of_pairs(run, images, tmp_path):
+    four = tmp_path / "four.txt"
+    four.write_text("obama.jpg obama2.jpg 1\nobama.jpg obama3.jpg 1\nobama.jpg biden.jpg 0\nobama2.jpg biden.jpg 0\n")
+    for name in ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg"):
+        (tmp_path / name).symlink_to(images / name)
+    proc = run("eval", "pairs", "--pairs", str(four), "--json")
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr and "Warning" not in proc.stderr, proc.stderr
+    assert "only 4 pairs" in proc.stderr
+    (rep,) = json_rows(proc.stdout)
+    figures = [rep[k] for k in ("accuracy", "accuracy_std", "tau", "val", "val_std", "far", "auc")]
+    assert all(isinstance(v, (int, float)) and 0 <= v <= 4 for v in figures)
+    three = tmp_path / "three.txt"
+    three.write_text("obama.jpg obama2.jpg 1\nobama.jpg biden.jpg 0\nobama2.jpg biden.jpg 0\n")
+    _one_line_exit_2(run("eval", "pairs", "--pairs", str(three)), "at least 2 same")
+
+
+def test_enroll_refuses_a_face_identify_would_call_too_small(run, images, tmp_path):
+    small = tmp_path / "small.png"
+    photo = cv2.imread(str(images / "obama.jpg"))
+    cv2.imwrite(str(small), cv2.resize(photo, None, fx=0.07, fy=0.07, interpolation=cv2.INTER_AREA))
+    _one_line_exit_2(run("enroll", "obama", str(small)), "under the 20 px", "--min-face 0")
+    assert not run.gallery.exists()
+    assert run("enroll", "obama", str(small), "--min-face", "0").returncode == 0
+
+
+def test_a_tampered_optimised_graph_is_rebuilt(run, images, tmp_path):
+    cache = tmp_path / "cache"
+    env = {"FACECLI_CACHE": str(cache)}
+    args = ("verify", str(images / "obama.jpg"), str(images / "obama2.jpg"), "--json", "--model", "sface")
+    first = json_rows(run(*args, env=env).stdout)[0]["distance"]
+    graphs = sorted((cache / "ort-optimised").glob("*.onnx"))
+    assert graphs
+    for graph in graphs:  # flip bytes in the weights, keep the size, then forge the stamp's file times
+        data = bytearray(graph.read_bytes())
+        for i in range(len(data) // 2, len(data) // 2 + 4096, 7):
+            data[i] ^= 0x5A
+        graph.write_bytes(bytes(data))
+        stamp = graph.with_suffix(".stamp")
+        from facecli.stamps import file_stamp, read_json, write_json
+
+        write_json(stamp, {**read_json(stamp), "stat": file_stamp(graph)})
+    again = run(*args, env=env)
+    assert again.returncode == 0, again.stderr
+    assert json_rows(again.stdout)[0]["distance"] == first

@@ -15,6 +15,7 @@ warnings and progress go to stderr.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -36,10 +37,12 @@ for group in (recognition, video, management, evaluation):
 
 
 def main() -> None:
-    """Entry point: one line on stderr and exit 2 for expected errors, never a traceback.
+    """Entry point: one line on stderr and exit 2 for every failure, never a traceback.
 
     Usage errors are typer's (exit 2 with the usage); a FaceCliError is any
-    failure the user can act on; anything else is a bug and keeps its traceback.
+    failure the user can act on. Anything else is a bug: it is still one line
+    and exit 2, since exit 1 means "not recognized" to a script;
+    ``FACECLI_DEBUG=1`` shows its traceback.
     """
     try:
         app()
@@ -48,7 +51,19 @@ def main() -> None:
         sys.exit(EXIT_ERROR)
     except BrokenPipeError:
         # the reader went away (e.g. `| head`): stop quietly
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(EXIT_ERROR)
+    except Exception as exc:
+        if os.environ.get("FACECLI_DEBUG"):
+            raise
+        reason = (str(exc).strip().splitlines() or [""])[0]
+        output().error(f"{_command()}: unexpected {type(exc).__name__}{': ' + reason if reason else ''} "
+                       "(a bug: FACECLI_DEBUG=1 shows where)")
+        sys.exit(EXIT_ERROR)
+
+
+def _command() -> str:
+    """The command being run, as typed (``identify``, ``gallery list``), to name what failed."""
+    words = [a for a in sys.argv[1:] if not a.startswith("-")]
+    groups = {name for name, cmd in typer.main.get_command(app).commands.items() if hasattr(cmd, "commands")}
+    return " ".join(words[:2] if words and words[0] in groups else words[:1]) or "facecli"

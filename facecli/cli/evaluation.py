@@ -12,6 +12,7 @@ from facecli.cli.options import (
     DetectorOpt,
     Device,
     Flip,
+    Force,
     Fpir,
     Json,
     ModelOpt,
@@ -58,6 +59,9 @@ def _run_pairs(pairs, title: str, detector: str | None, model: str | None, devic
     embedder = _embedder(out, model, detector, device, flip, margin, images)
     with out.progress(images, "embedding") as tick:
         rep, d = evaluate_pairs(pairs, embedder, far, on_image=tick)
+    if rep.pairs < 100:
+        out.warn(f"only {rep.pairs} pairs: every figure rests on a handful of pairs and may move by "
+                 f"{100 / rep.pairs:.0f} points or more with a few more")
     with out.results(render.PAIR_REPORTS, title) as results:
         results.add(rep.as_dict())
     if plot is not None:
@@ -114,7 +118,8 @@ def eval_openset(
         help="Enroll only K people drawn at random (--seed); the strangers stay the same.")] = None,
     seed: Annotated[int, typer.Option(help="Random draw of --gallery-size.")] = 0,
     detector: DetectorOpt = None, model: ModelOpt = None, device: Device = "auto", flip: Flip = None,
-    margin: Margin = None, tau: Tau = None, fpir: Fpir = None, plot: Annotated[Path | None, typer.Option(
+    margin: Margin = None, tau: Tau = None, force: Force = False, fpir: Fpir = None,
+    plot: Annotated[Path | None, typer.Option(
         help="Write the FNIR-FPIR trade-off (log axes) to this PNG (matplotlib).", show_default=False)] = None,
     json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False,
 ) -> None:
@@ -135,7 +140,7 @@ def eval_openset(
     openset = read_openset(images, enroll)
     if gallery_size is not None:
         openset = sub_gallery(openset, gallery_size, seed)
-    threshold = identification_threshold(model, len(openset.enrolled), tau, fpir)  # as identify would choose it
+    threshold = identification_threshold(model, len(openset.enrolled), tau, fpir, force=force)  # as identify would
     n_images = len({p for ps in openset.enrolled.values() for p in ps} | {p for p, _ in openset.probes}
                    | set(openset.strangers))
     embedder = _embedder(out, model, detector, device, flip, margin, n_images)

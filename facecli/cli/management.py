@@ -99,7 +99,7 @@ def gallery_remove(name: str, gallery: GalleryOpt = None) -> None:
 
     Example: [bold]facecli gallery remove alice[/]
     """
-    with open_existing_gallery(gallery) as g:
+    with open_existing_gallery(gallery, write=True) as g:
         n = g.remove(name)
     output().line(f"removed {name} ({n} templates)")
 
@@ -110,7 +110,7 @@ def gallery_rename(old: str, new: str, gallery: GalleryOpt = None) -> None:
 
     Example: [bold]facecli gallery rename unknown-3 bob[/]
     """
-    with open_existing_gallery(gallery) as g:
+    with open_existing_gallery(gallery, write=True) as g:
         g.rename(old, new)
     output().line(f"renamed {old} to {new}")
 
@@ -121,7 +121,7 @@ def gallery_check(gallery: GalleryOpt = None, json_lines: Json = False) -> None:
 
     Example: [bold]facecli gallery check && echo sound[/]
     """
-    with open_existing_gallery(gallery) as g:
+    with open_existing_gallery(gallery, strict=False) as g:
         problems = g.check()
         where = g.location
     with output(json_lines).results(render.CHECKS) as results:
@@ -163,7 +163,7 @@ def gallery_set(
 
     if (fpir is None) == (not reset):
         raise FaceCliError("gallery set", "give --fpir F or --reset")
-    with open_existing_gallery(gallery) as g:
+    with open_existing_gallery(gallery, write=True) as g:
         # computed first: it refuses a target the model's measurements cannot meet
         threshold = identification_threshold(g.model, g.person_count(), fpir=DEFAULT_FPIR if reset else fpir)
         g.set_fpir(None if reset else fpir)

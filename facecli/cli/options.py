@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 import typer
 
 from facecli.detectors import DET_SIZE, DETECTORS
-from facecli.errors import BadValue, FaceCliError, ModelMismatch, SeveralFaces
+from facecli.errors import BadValue, FaceCliError, FaceTooSmall, LooseThreshold, ModelMismatch, SeveralFaces
 from facecli.modes import LINKAGES, SEARCH_MODES, TEMPLATE_MODES
 from facecli.output import Output
 from facecli.runtime import DEVICES
@@ -62,6 +62,8 @@ SearchMode = Annotated[_choice(SEARCH_MODES), typer.Option(
 Linkage = Annotated[_choice(LINKAGES), typer.Option(
     help="average: clusters join while their mean distance is within tau (robust); "
          "single: connected components of distance <= tau (chains more).")]
+Force = Annotated[bool, typer.Option(
+    "--force", help="Accept a --tau of 2 or more, where unrelated faces count as the same person.")]
 MinFace = Annotated[float, typer.Option(
     "--min-face", min=0, metavar="PX",
     help="Faces with a box side under PX pixels are reported as too small to identify, never named.")]
@@ -112,19 +114,22 @@ def model_for(model: str | None, gallery: Path | None = None, uses_gallery: bool
     return gallery_model(model, gallery_location(gallery) if uses_gallery else None)
 
 
-def open_existing_gallery(path: Path | None, model: str | None = None):
-    """The gallery in use, for ``model`` (None: whatever model it was built with)."""
+def open_existing_gallery(path: Path | None, model: str | None = None, write: bool = False, strict: bool = True):
+    """The gallery in use, for ``model`` (None: whatever model it was built with); read-only unless ``write``."""
     from facecli.gallery import open_gallery
 
-    return open_gallery(gallery_location(path), model)
+    return open_gallery(gallery_location(path), model, write=write, strict=strict)
 
 
 def message(exc: FaceCliError) -> str:
     """A library error in the CLI's words: values become the options that set them."""
     if isinstance(exc, BadValue):
-        return f"--{exc.setting.replace('_', '-')} {exc.value}: {exc.reason}"
+        hint = "; add --force to use it anyway" if isinstance(exc, LooseThreshold) else ""
+        return f"--{exc.setting.replace('_', '-')} {exc.value}: {exc.reason}{hint}"
     if isinstance(exc, SeveralFaces):
         return f"{exc}; use --largest to enroll the largest"
+    if isinstance(exc, FaceTooSmall):
+        return f"{exc}; use --min-face 0 to enroll it anyway"
     if isinstance(exc, ModelMismatch):
         return f"{exc}: use --model {exc.built_with} or another --gallery"
     return str(exc)

@@ -17,6 +17,7 @@ from facecli.cli.options import (
     DetSize,
     Device,
     Flip,
+    Force,
     Fpir,
     GalleryOpt,
     Images,
@@ -39,7 +40,7 @@ from facecli.cli.options import (
 )
 from facecli.decisions import MIN_FACE
 from facecli.detectors import DET_SIZE
-from facecli.errors import FaceCliError, InputError
+from facecli.errors import FaceCliError
 
 app = typer.Typer()
 
@@ -144,6 +145,9 @@ def enroll(
         "--dir", help="Import a folder: one sub-folder per person, or files named after the person "
                       "(alice.jpg, alice_2.jpg).", show_default=False)] = None,
     largest: Annotated[bool, typer.Option(help="Enroll the largest face of a photo with several.")] = False,
+    min_face: Annotated[float, typer.Option(
+        "--min-face", min=0, metavar="PX",
+        help="Refuse faces with a box side under PX pixels: identify would never name them.")] = MIN_FACE,
     gallery: GalleryOpt = None, detector: DetectorOpt = None, model: ModelOpt = None,
     device: Device = "auto", flip: Flip = None,
     det_size: DetSize = DET_SIZE, json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False,
@@ -165,13 +169,11 @@ def enroll(
     else:
         if not name or not images:
             raise FaceCliError("enroll", "give a NAME and at least one photo, or --dir FOLDER")
-        if not name.strip() or name != name.strip():
-            raise InputError(repr(name), "a name must be non-empty, without leading or trailing spaces")
         items = [(name, p) for p in expand(images)]
     path = gallery_location(gallery)
     eng = engine(out, model, detector, device, flip, det_size)
     with out.progress(len(items), "enroll") as tick:
-        enrolled = eng.enroll(path, items, largest, on_image=tick)
+        enrolled = eng.enroll(path, items, largest, min_face, on_image=tick)
     with out.results(render.ENROLLMENTS, f"gallery {path}") as results:
         for r in enrolled:
             if r.error:
@@ -189,8 +191,8 @@ def verify(
     claim: Annotated[str | None, typer.Option(help="Compare with this enrolled person instead.",
                                                  show_default=False)] = None,
     all_faces: Annotated[bool, typer.Option(help="Use the closest pair of all faces, not the largest.")] = False,
-    templates: Templates = "mean", tau: Tau = None, gallery: GalleryOpt = None, detector: DetectorOpt = None,
-    model: ModelOpt = None, device: Device = "auto",
+    templates: Templates = "mean", tau: Tau = None, force: Force = False, gallery: GalleryOpt = None,
+    detector: DetectorOpt = None, model: ModelOpt = None, device: Device = "auto",
     flip: Flip = None, det_size: DetSize = DET_SIZE, json_lines: Json = False, quiet: Quiet = False,
     verbose: Verbose = False,
 ) -> None:
@@ -207,9 +209,9 @@ def verify(
     eng = engine(out, model, detector, device, flip, det_size)
     if claim is not None:
         with open_existing_gallery(gallery, eng.model) as g:
-            v = eng.verify_claim(g, photo, claim, tau, all_faces, templates)
+            v = eng.verify_claim(g, photo, claim, tau, all_faces, templates, force)
     else:
-        v = eng.verify(photo, other, tau, all_faces)
+        v = eng.verify(photo, other, tau, all_faces, force)
     with out.results(render.VERIFICATIONS) as results:
         results.add(render.verification_row(v))
     raise typer.Exit(EXIT_OK if v.same else EXIT_NO)
@@ -220,8 +222,8 @@ def identify(
     images: Images,
     top_k: Annotated[int, typer.Option(min=1, help="List the N nearest people per face.")] = 1,
     search: SearchMode = "auto", min_face: MinFace = MIN_FACE, templates: Templates = "mean",
-    tau: Tau = None, fpir: Fpir = None, gallery: GalleryOpt = None, detector: DetectorOpt = None,
-    model: ModelOpt = None, device: Device = "auto",
+    tau: Tau = None, force: Force = False, fpir: Fpir = None, gallery: GalleryOpt = None,
+    detector: DetectorOpt = None, model: ModelOpt = None, device: Device = "auto",
     flip: Flip = None, det_size: DetSize = DET_SIZE, annotate: Annotate = None, json_lines: Json = False,
     quiet: Quiet = False, verbose: Verbose = False,
 ) -> None:
@@ -241,7 +243,7 @@ def identify(
     recognised = failed = False
     with open_existing_gallery(gallery, eng.model) as g, out.progress(len(paths), "identify") as tick, \
             out.results(render.IDENTITIES) as results:
-        threshold = g.threshold(tau, fpir)
+        threshold = g.threshold(tau, fpir, force)
         results.title = render.threshold_title(threshold)
         out.info(f"gallery {g.location}: {threshold.gallery_size} people; tau {threshold.tau:.3f}"
                  + (f" for FPIR {threshold.fpir:g}" if threshold.fpir is not None else " (--tau)"))
@@ -272,8 +274,8 @@ def cluster(
     enroll_as_unknown: Annotated[bool, typer.Option(
         "--enroll-as-unknown", help="Enroll each cluster as a person unknown-N (name them later with "
                                     "`gallery rename`).")] = False,
-    tau: Tau = None, gallery: GalleryOpt = None, detector: DetectorOpt = None, model: ModelOpt = None,
-    device: Device = "auto",
+    tau: Tau = None, force: Force = False, gallery: GalleryOpt = None, detector: DetectorOpt = None,
+    model: ModelOpt = None, device: Device = "auto",
     det_size: DetSize = DET_SIZE, json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False,
 ) -> None:
     """Group the faces of a folder by person, without a gallery. Exit 0, 1 no face at all, 2 error.
@@ -291,7 +293,7 @@ def cluster(
     eng = engine(out, model, detector, device, det_size=det_size)
     _make_folders(link)
     with out.progress(len(paths), "cluster") as tick:
-        results, clustered, threshold = eng.cluster(paths, tau, linkage, on_image=tick)
+        results, clustered, threshold = eng.cluster(paths, tau, linkage, on_image=tick, force=force)
     failed = False
     for res in results:
         if res.error or not res.faces:

@@ -14,6 +14,7 @@ from facecli.cli.options import (
     DetectorOpt,
     DetSize,
     Device,
+    Force,
     Fpir,
     GalleryOpt,
     Json,
@@ -48,7 +49,8 @@ def watch(
         "--annotate", metavar="OUT.mp4", show_default=False,
         help="Write the analysed frames, boxes and names drawn, to a video (.mp4 or .avi).")] = None,
     show: Annotated[bool, typer.Option("--show", help="Show the annotated frames in a window (q quits).")] = False,
-    min_face: MinFace = MIN_FACE, tau: Tau = None, fpir: Fpir = None, gallery: GalleryOpt = None,
+    min_face: MinFace = MIN_FACE, tau: Tau = None, force: Force = False, fpir: Fpir = None,
+    gallery: GalleryOpt = None,
     detector: DetectorOpt = None, model: ModelOpt = None, device: Device = "auto",
     det_size: DetSize = DET_SIZE, json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False,
 ) -> None:
@@ -84,7 +86,7 @@ def watch(
     writer = None
     recognised = False
     with open_existing_gallery(gallery, eng.model) as g, out.results(render.EVENTS) as results:
-        threshold = g.threshold(tau, fpir)
+        threshold = g.threshold(tau, fpir, force)
         try:
             for frame in watch(eng, g, capture, video_fps, threshold, step, gap, live=camera is not None,
                                min_face=min_face):

@@ -10,8 +10,10 @@ its detections.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,9 +23,11 @@ import numpy as np
 from facecli.alignment import center_crop
 from facecli.detectors import create_detector
 from facecli.embedding import Embedder, FaceEmbedder
+from facecli.errors import InputError
 from facecli.imageio import decode, read_bytes
 from facecli.models import DEFAULT_MODEL
 from facecli.paths import cache_dir
+from facecli.private import check_private, make_private_dir
 from facecli.sources import sha256_bytes
 from facecli.types import Detection
 
@@ -49,7 +53,11 @@ class EmbeddingCache:
 
     def __init__(self, path: Path | None = None) -> None:
         path = path or cache_dir() / "eval-embeddings.sqlite"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(path.parent)
+        # embeddings of the user's own photos (eval pairs): private from the first byte, like a gallery
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        check_private(path, "cache of embeddings", InputError)
         self._conn = sqlite3.connect(path, timeout=60, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute("CREATE TABLE IF NOT EXISTS emb (setting TEXT, sha TEXT, vec BLOB, fallback INT, "

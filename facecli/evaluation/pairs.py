@@ -19,6 +19,8 @@ from facecli.errors import InputError
 from facecli.evaluation.embeddings import LabelledEmbedder
 
 THRESHOLDS = np.arange(0.0, 4.0, 0.01)
+#: The fewest same and different pairs the cross-validation can run on (two folds, each with one of each).
+MIN_PAIRS_PER_CLASS = 2
 
 
 @dataclass(frozen=True)
@@ -80,10 +82,17 @@ def read_labelled_pairs(pairs_file: Path, folds: int = 10) -> Pairs:
         b.append(str(base / parts[1].strip()))
         same.append(parts[2].strip() == "1")
     same_arr = np.array(same, dtype=bool)
-    if same_arr.all() or not same_arr.any():
-        raise InputError(str(pairs_file), "needs both same (1) and different (0) pairs")
-    k = max(2, min(folds, len(a) // 2))
-    return Pairs(a, b, same_arr, np.arange(len(a)) % k)
+    n_same, n_diff = int(same_arr.sum()), int((~same_arr).sum())
+    if min(n_same, n_diff) < MIN_PAIRS_PER_CLASS:
+        raise InputError(str(pairs_file), f"needs at least {MIN_PAIRS_PER_CLASS} same (1) and "
+                                          f"{MIN_PAIRS_PER_CLASS} different (0) pairs (found {n_same} and {n_diff})")
+    # folds stratified by label, so every fold trains and tests on both kinds of pair
+    k = min(folds, n_same, n_diff)
+    fold = np.empty(len(a), dtype=np.int64)
+    for label in (True, False):
+        where = np.flatnonzero(same_arr == label)
+        fold[where] = np.arange(len(where)) % k
+    return Pairs(a, b, same_arr, fold)
 
 
 # -- metrics ------------------------------------------------------------------------

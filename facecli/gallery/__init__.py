@@ -13,15 +13,19 @@ from pathlib import Path
 from facecli.gallery.base import Gallery
 
 
-def open_gallery(location: str | Path, model: str | None = None, create: bool = False) -> Gallery:
+def open_gallery(location: str | Path, model: str | None = None, create: bool = False, write: bool = False,
+                 strict: bool = True) -> Gallery:
     """Open the gallery at ``location`` for ``model`` embeddings (None: whatever model it was built with).
 
-    With ``create`` a missing gallery is created (``model`` is then required);
-    otherwise a missing one is an error that says how to make it.
+    It is opened read-only unless ``write`` (changing it) or ``create`` (a
+    missing gallery is created; ``model`` is then required; otherwise a
+    missing one is an error that says how to make it). A gallery whose
+    contents look tampered with is refused unless not ``strict`` (for
+    ``gallery check``, which reports what is wrong).
     """
     from facecli.gallery.sqlite import SqliteGallery
 
-    return SqliteGallery.open(Path(location), model, create)
+    return SqliteGallery.open(Path(location), model, create, write, strict)
 
 
 def model_of(location: str | Path) -> str | None:

@@ -19,10 +19,47 @@ import numpy as np
 
 from facecli import decisions, matching
 from facecli.errors import BadValue, GalleryError
-from facecli.types import Decision, Face, GalleryState, PersonInfo, Template, TemplateMatrix, Threshold
+from facecli.types import Decision, Face, GalleryState, PersonInfo, Stored, Template, TemplateMatrix, Threshold
 
 if TYPE_CHECKING:
     from facecli.search import Searcher
+
+#: How far from 1 a stored template's norm may be (float32 rounding is ~1e-7): anything else is damage.
+NORM_TOLERANCE = 1e-3
+
+
+def template_problem(blob: bytes, dim: int) -> str | None:
+    """Why a stored template cannot be matched against (wrong size, not finite, not unit length), or None."""
+    if len(blob) != 4 * dim:
+        return f"{len(blob)} bytes, expected {4 * dim}"
+    vector = np.frombuffer(blob, dtype="<f4")
+    if not np.isfinite(vector).all():
+        return "values that are not finite"
+    norm = float(np.linalg.norm(vector))
+    if not abs(norm - 1.0) < NORM_TOLERANCE:
+        return f"norm {norm:.4f}, expected 1"
+    return None
+
+
+def stack_templates(blobs: list[bytes], ids: list[int], dim: int, location: str) -> np.ndarray:
+    """Stored templates as a (T, dim) float32 matrix, each checked first: a damaged one is an error, never a match.
+
+    A template scaled by 1000, with an infinite component, or whose bytes are
+    misaligned would otherwise sit at distance 0 from strangers.
+    """
+    if not blobs:
+        return np.empty((0, dim), dtype=np.float32)
+    bad = [i for i, b in enumerate(blobs) if len(b) != 4 * dim]
+    if not bad:
+        matrix = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), dim).astype(np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):
+            sound = np.isfinite(matrix).all(axis=1) & (np.abs(np.linalg.norm(matrix, axis=1) - 1.0) < NORM_TOLERANCE)
+        if sound.all():
+            return matrix
+        bad = [int(np.argmin(sound))]
+    i = bad[0]
+    raise GalleryError(location, f"template {ids[i]} is damaged ({template_problem(blobs[i], dim)}); "
+                                 "see `facecli gallery check`")
 
 
 class Gallery(ABC):
@@ -107,15 +144,21 @@ class Gallery(ABC):
 
     # -- writing ------------------------------------------------------------------
     @abstractmethod
-    def enroll(self, entries: Iterable[tuple[str, Template]]) -> list[bool]:
-        """Add (name, template) pairs in one transaction; per entry, whether it was new."""
+    def enroll(self, entries: Iterable[tuple[str, Template]]) -> list[Stored]:
+        """Add (name, template) pairs in one transaction; per entry, what happened (``Stored``)."""
 
     @abstractmethod
     def remove(self, name: str) -> int:
         """Delete a person and their templates (one transaction); the number of templates removed."""
 
+    def rename(self, old: str, new: str) -> None:
+        """Give an enrolled person another name (one no one else has)."""
+        from facecli.inputs import check_person_name
+
+        self._rename(old, check_person_name(new))
+
     @abstractmethod
-    def rename(self, old: str, new: str) -> None: ...
+    def _rename(self, old: str, new: str) -> None: ...
 
     @abstractmethod
     def close(self) -> None: ...
@@ -127,9 +170,9 @@ class Gallery(ABC):
         self.close()
 
     # -- decisions ----------------------------------------------------------------
-    def threshold(self, tau: float | None = None, fpir: float | None = None) -> Threshold:
+    def threshold(self, tau: float | None = None, fpir: float | None = None, force: bool = False) -> Threshold:
         """The 1:N threshold for this gallery's size and stored FPIR (``decisions.identification_threshold``)."""
-        return decisions.identification_threshold(self.model, self.person_count(), tau, fpir, self.fpir())
+        return decisions.identification_threshold(self.model, self.person_count(), tau, fpir, self.fpir(), force)
 
     def identify(self, faces: list[Face], threshold: Threshold | None = None, top_k: int = 1,
                  templates: str = "mean", min_face: float = decisions.MIN_FACE, search: str = "auto",

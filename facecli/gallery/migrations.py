@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from functools import lru_cache
 
 from facecli import __version__
 
@@ -73,3 +74,36 @@ def upgrade(conn: sqlite3.Connection, version: int, to: int = SCHEMA_VERSION) ->
         conn.execute("INSERT INTO schema_history VALUES (?, ?, ?)", (target, time.time(), __version__))
         conn.execute(f"PRAGMA user_version = {target}")
 
+
+
+def _normal(sql: str | None) -> str:
+    return " ".join((sql or "").split())
+
+
+@lru_cache
+def expected_objects(version: int) -> dict[tuple[str, str], str]:
+    """(type, name) -> the CREATE statement of every schema object facecli makes at ``version``."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        create(conn, version)
+        return {(t, n): _normal(sql) for t, n, sql in
+                conn.execute("SELECT type, name, sql FROM sqlite_master WHERE name NOT GLOB 'sqlite_*'")}
+    finally:
+        conn.close()
+
+
+def foreign_objects(conn: sqlite3.Connection, version: int) -> list[str]:
+    """What the schema holds that facecli did not create at ``version`` (or lacks, or has changed): [] when none.
+
+    A trigger that copies a chosen embedding into every new template, or a
+    view named like a facecli table, would make strangers match; so would a
+    table redefined with other defaults.
+    """
+    expected = expected_objects(version)
+    found = {(t, n): _normal(sql) for t, n, sql in
+             conn.execute("SELECT type, name, sql FROM sqlite_master WHERE name NOT GLOB 'sqlite_*'")}
+    problems = [f"{t} {n} was not created by facecli" for (t, n) in sorted(found.keys() - expected.keys())]
+    problems += [f"{t} {n} is missing" for (t, n) in sorted(expected.keys() - found.keys())]
+    problems += [f"{t} {n} has been changed" for (t, n) in sorted(found.keys() & expected.keys())
+                 if found[(t, n)] != expected[(t, n)]]
+    return problems

@@ -2,10 +2,15 @@
 
 One file, standard library only, no pickle: embeddings are float32 blobs.
 Every change is a single transaction, so an interrupted or failed enroll
-leaves no half person. The file is created 0600 because it holds biometric
-templates. WAL mode and a busy timeout let readers run while one writer
-enrolls. ``PRAGMA application_id`` marks the file as facecli's, and
-``user_version`` holds the schema version (``migrations``).
+leaves no half person. A new gallery is built under a random name beside
+its path and linked into place once initialised, so there is never an empty
+or half-made gallery, and no link someone planted at the path is followed;
+it is mode 0600 from its first byte, because it holds biometric templates
+(``facecli.private``). WAL mode and a busy timeout let readers run while one
+writer enrolls; commands that only read open it read-only, so a gallery on
+read-only storage still serves them. ``PRAGMA application_id`` marks the file
+as facecli's, and ``user_version`` holds the schema version
+(``migrations``); a schema holding anything facecli did not create is refused.
 """
 
 from __future__ import annotations
@@ -18,73 +23,100 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 import numpy as np
 
 from facecli.errors import BadValue, GalleryError, ModelMismatch
 from facecli.gallery import migrations
-from facecli.gallery.base import Gallery
-from facecli.types import GalleryState, PersonInfo, Template, TemplateMatrix
+from facecli.gallery.base import Gallery, stack_templates, template_problem
+from facecli.private import check_link, check_private, make_private_dir, new_file, shared_gallery_allowed
+from facecli.types import GalleryState, PersonInfo, Stored, Template, TemplateMatrix
 
 if TYPE_CHECKING:
     from facecli.search import Searcher
 
 APPLICATION_ID = 0x46434C49  # "FCLI"
 BUSY_TIMEOUT_MS = 60_000
+SIDECARS = ("-wal", "-shm", "-journal")  # files SQLite keeps beside the gallery
 
 
 class SqliteGallery(Gallery):
     """A facecli gallery file, opened for one command."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+    def __init__(self, path: Path, conn: sqlite3.Connection, writable: bool) -> None:
         self.path = path
         self.location = str(path)
+        self.writable = writable
         self._conn = conn
         self._matrix: TemplateMatrix | None = None
+        self.foreign: list[str] = []  # schema objects facecli did not make (``check`` reports them)
 
     # -- opening ---------------------------------------------------------
     @classmethod
-    def open(cls, path: Path, model: str | None = None, create: bool = False) -> SqliteGallery:
-        """Open (or with ``create``, create) the gallery file for ``model`` (None: its own model).
+    def open(cls, path: Path, model: str | None = None, create: bool = False, write: bool = False,
+             strict: bool = True) -> SqliteGallery:
+        """Open the gallery file for ``model`` (None: its own model); ``create`` makes it if it is not there.
 
-        Refuses a file that is not a facecli gallery, one from a newer
-        schema, and one built with another model or embedding size. An older
+        ``write`` opens it to be changed (``create`` implies it); otherwise it
+        is opened read-only. Refuses a file that is not a facecli gallery, one
+        from a newer schema, one built with another model, one whose schema
+        holds foreign objects (unless not ``strict``: ``gallery check`` lists
+        them), and one that is not private (``facecli.private``). An older
         schema is read as it is, and upgraded by the first write.
         """
         if create and model is None:
             raise GalleryError(str(path), "a new gallery needs a model")
-        if path.is_dir():
-            raise GalleryError(str(path), "is a directory, not a gallery file")
+        shared = shared_gallery_allowed()
+        check_private(path, "gallery", GalleryError, shared)
+        size = path.stat().st_size if path.exists() else None
+        if not size:
+            # an empty file is a gallery an older facecli began and never finished: no gallery yet
+            if not create:
+                raise GalleryError(str(path), "no gallery here yet; enroll someone first (facecli enroll NAME PHOTO)")
+            if size is None:
+                cls._create(path, model)
+        for suffix in SIDECARS:
+            sidecar = path.with_name(path.name + suffix)
+            if suffix == "-shm":  # an index of the journal, no data; SQLite sets its mode itself
+                check_link(sidecar, GalleryError)
+            else:
+                check_private(sidecar, "gallery journal", GalleryError, shared)
+        gallery = cls(path, cls._connect(path, write or create), write or create)
         try:
-            size: int | None = path.stat().st_size
-        except FileNotFoundError:
-            size = None
-        # A 0-byte file is a gallery another process has just created and not
-        # yet initialised: for a reader it is "no gallery yet", not garbage.
-        if not size and not create:
-            raise GalleryError(str(path), "no gallery here yet; enroll someone first (facecli enroll NAME PHOTO)")
-        if size is None:
-            cls._create_file(path)
-        try:
-            conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise GalleryError(str(path), f"cannot open: {exc}") from None
-        gallery = cls(path, conn)
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA foreign_keys = ON")
-            if create:
+            if size == 0:
                 gallery._initialise(model)
-            gallery._check(model)
+            gallery._check(model, strict)
         except sqlite3.DatabaseError as exc:
-            conn.close()
-            if "file is not a database" in str(exc) or "malformed" in str(exc):
-                raise GalleryError(str(path), "not a facecli gallery (not an SQLite database)") from None
-            raise GalleryError(str(path), f"cannot use the gallery: {exc}") from None
+            gallery.close()
+            raise _database_error(path, exc, "cannot use the gallery") from None
         except GalleryError:
-            conn.close()
+            gallery.close()
             raise
         return gallery
+
+    @staticmethod
+    def _connect(path: Path, write: bool) -> sqlite3.Connection:
+        """A connection: read-write, or read-only — immutable where the file or its folder cannot be written
+        (a read-only mount, an immutable file), since SQLite cannot then keep its shared-memory file."""
+        uri = f"file:{quote(str(path))}?mode={'rw' if write else 'ro'}"
+        try:
+            conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            try:
+                conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            except sqlite3.OperationalError as exc:
+                conn.close()
+                if write:
+                    raise GalleryError(str(path), f"cannot write: {exc} (is the gallery or its folder read-only?)") \
+                        from None
+                # no journal index can be kept here (a read-only mount, an immutable file or folder): nobody can
+                # be writing, so the file is read as it stands
+                conn = sqlite3.connect(f"{uri}&immutable=1", uri=True, isolation_level=None)
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.Error as exc:
+            raise _database_error(path, exc, "cannot open") from None
+        return conn
 
     @staticmethod
     def model_of(path: Path) -> str | None:
@@ -92,31 +124,40 @@ class SqliteGallery(Gallery):
         if not path.is_file() or not path.stat().st_size:
             return None
         try:
-            with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as conn:
+            with contextlib.closing(SqliteGallery._connect(path, write=False)) as conn:
                 row = conn.execute("SELECT value FROM meta WHERE key = 'model'").fetchone()
-        except sqlite3.Error:
+        except (sqlite3.Error, GalleryError):
             return None
         return row[0] if row else None
 
-    @staticmethod
-    def _create_file(path: Path) -> None:
+    @classmethod
+    def _create(cls, path: Path, model: str) -> None:
+        """Build a new, initialised gallery under a random name beside ``path``, then link it into place.
+
+        The link is atomic and never follows a link planted at ``path``; when
+        another process got there first, its gallery stands and this one goes.
+        """
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            os.close(fd)
-        except FileExistsError:
-            pass  # another process created it first; _initialise is idempotent
+            make_private_dir(path.parent)
+            with new_file(path.parent, path.name) as (_fd, tmp):
+                conn = sqlite3.connect(tmp, isolation_level=None)
+                try:
+                    cls(path, conn, True)._initialise(model)
+                finally:
+                    conn.close()
+                with contextlib.suppress(FileExistsError):  # a concurrent enroll created it first
+                    os.link(tmp, path)
         except OSError as exc:
             raise GalleryError(str(path), f"cannot create the gallery: {exc.strerror or exc}") from None
 
     def _initialise(self, model: str) -> None:
-        """Create the schema in a new, empty database (idempotent across processes)."""
+        """Create the schema in a new, empty database."""
         from facecli.models import pipeline_spec
 
         dim = pipeline_spec(model).dim
         with self.transaction():
             if self._conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]:
-                return  # initialised already (perhaps by a concurrent enroll), or foreign: _check says
+                return  # initialised already (an older facecli's concurrent enroll), or foreign: _check says
             migrations.create(self._conn)
             meta = {"model": model, "dim": str(dim), "created": str(time.time())}
             self._conn.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
@@ -127,8 +168,8 @@ class SqliteGallery(Gallery):
     def schema_version(self) -> int:
         return self._conn.execute("PRAGMA user_version").fetchone()[0]
 
-    def _check(self, model: str | None) -> None:
-        """Refuse what is not a facecli gallery for ``model``."""
+    def _check(self, model: str | None, strict: bool = True) -> None:
+        """Refuse what is not a sound facecli gallery for ``model``."""
         app = self._conn.execute("PRAGMA application_id").fetchone()[0]
         version = self.schema_version()
         if app != APPLICATION_ID:
@@ -136,6 +177,12 @@ class SqliteGallery(Gallery):
         if version not in migrations.READABLE:
             raise GalleryError(str(self.path), f"written by a newer facecli (schema {version}; "
                                                f"this version reads up to {migrations.SCHEMA_VERSION})")
+        self.foreign = migrations.foreign_objects(self._conn, version)
+        if self.foreign and strict:
+            raise GalleryError(str(self.path), f"{self.foreign[0]}"
+                                               + (f" (and {len(self.foreign) - 1} more)" if len(self.foreign) > 1
+                                                  else "") + ": refusing a gallery that may have been tampered "
+                                                             "with; `facecli gallery check` lists what is wrong")
         if model is not None:
             from facecli.models import pipeline_spec
 
@@ -208,12 +255,12 @@ class SqliteGallery(Gallery):
         rows = self._conn.execute(
             "SELECT t.id, t.source, t.sha256, t.box, t.created FROM templates t "
             "JOIN persons p ON p.id = t.person_id WHERE p.name = ? ORDER BY t.id", (name,))
-        return [{"id": i, "source": s, "sha256": h, "box": json.loads(b), "created": c} for i, s, h, b, c in rows]
+        return [{"id": i, "source": s, "sha256": h, "box": self._box(i, b), "created": c} for i, s, h, b, c in rows]
 
     def embeddings_of(self, name: str) -> np.ndarray:
-        rows = self._conn.execute(
-            "SELECT t.embedding FROM templates t JOIN persons p ON p.id = t.person_id WHERE p.name = ?", (name,))
-        return self._stack([r[0] for r in rows])
+        rows = self._conn.execute("SELECT t.id, t.embedding FROM templates t JOIN persons p ON p.id = t.person_id "
+                                  "WHERE p.name = ?", (name,)).fetchall()
+        return self._stack([r[1] for r in rows], [r[0] for r in rows])
 
     def template_matrix(self) -> TemplateMatrix:
         """Every template in one matrix, read once per process and then reused."""
@@ -239,7 +286,8 @@ class SqliteGallery(Gallery):
                                       (after_id, chunk)).fetchall()
             if not rows:
                 return
-            yield np.array([r[0] for r in rows], dtype=np.int64), self._stack([r[1] for r in rows])
+            ids = [r[0] for r in rows]
+            yield np.array(ids, dtype=np.int64), self._stack([r[1] for r in rows], ids)
             after_id = rows[-1][0]
 
     def templates_by_id(self, ids: np.ndarray, whole_persons: bool = False) -> TemplateMatrix:
@@ -262,14 +310,15 @@ class SqliteGallery(Gallery):
             if not names or names[-1] != name:
                 names.append(name)
             index.append(len(names) - 1)
-        return TemplateMatrix(names, np.asarray(index, dtype=np.int64), self._stack([r[1] for r in rows]),
-                              np.array([r[2] for r in rows], dtype=np.int64))
+        ids = [r[2] for r in rows]
+        return TemplateMatrix(names, np.asarray(index, dtype=np.int64), self._stack([r[1] for r in rows], ids),
+                              np.array(ids, dtype=np.int64))
 
     def sources_of(self, ids: list[int]) -> dict[int, dict]:
         """Template id -> its source photo, content hash and face box."""
         rows = self._conn.execute("SELECT id, source, sha256, box FROM templates "
                                   "WHERE id IN (SELECT value FROM json_each(?))", (json.dumps(ids),))
-        return {i: {"source": s, "sha256": h, "box": json.loads(b)} for i, s, h, b in rows}
+        return {i: {"source": s, "sha256": h, "box": self._box(i, b)} for i, s, h, b in rows}
 
     def unused_names(self, prefix: str, count: int) -> list[str]:
         """``count`` names ``prefix1``, ``prefix2``… after the highest one already enrolled."""
@@ -278,27 +327,35 @@ class SqliteGallery(Gallery):
         start = max([int(t) for t in taken if t.isdigit()], default=0)
         return [f"{prefix}{start + k}" for k in range(1, count + 1)]
 
-    def _stack(self, blobs: list[bytes]) -> np.ndarray:
-        dim = int(self.meta()["dim"])
-        if not blobs:
-            return np.empty((0, dim), dtype=np.float32)
-        matrix = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), -1)
-        if matrix.shape[1] != dim:
-            raise GalleryError(str(self.path), f"templates of {matrix.shape[1]} values, expected {dim}")
-        return matrix.astype(np.float32)
+    def _stack(self, blobs: list[bytes], ids: list[int]) -> np.ndarray:
+        return stack_templates(blobs, ids, self.dim, str(self.path))
+
+    def _box(self, template: int, text: str) -> list[float]:
+        """A stored face box, or an error naming the template whose box is not what facecli writes."""
+        problem = _box_problem(text)
+        if problem is not None:
+            raise GalleryError(str(self.path), f"template {template} is damaged ({problem}); "
+                                               "see `facecli gallery check`")
+        return json.loads(text)
 
     # -- writing ---------------------------------------------------------
-    def enroll(self, entries: Iterable[tuple[str, Template]]) -> list[bool]:
+    def enroll(self, entries: Iterable[tuple[str, Template]]) -> list[Stored]:
         """Add (name, template) pairs in one transaction; new names become persons.
 
-        Returns, per entry, whether it was added: a photo with the same
-        content hash already enrolled for that person is skipped, not duplicated.
+        A photo (by content hash) already enrolled for that person is skipped,
+        not duplicated; one enrolled under another name is refused (``taken``):
+        one photo, one person.
         """
-        added = []
+        stored = []
         model = self.model
         now = time.time()
         with self.transaction() as conn:
             for name, t in entries:
+                holder = conn.execute("SELECT p.name FROM templates t JOIN persons p ON p.id = t.person_id "
+                                      "WHERE t.sha256 = ? AND p.name != ? LIMIT 1", (t.sha256, name)).fetchone()
+                if holder is not None:
+                    stored.append(Stored("taken", holder[0]))
+                    continue
                 conn.execute("INSERT OR IGNORE INTO persons (name, created) VALUES (?, ?)", (name, now))
                 (person_id,) = conn.execute("SELECT id FROM persons WHERE name = ?", (name,)).fetchone()
                 blob = np.asarray(t.embedding, dtype="<f4").tobytes()
@@ -306,8 +363,8 @@ class SqliteGallery(Gallery):
                     "INSERT OR IGNORE INTO templates (person_id, model, embedding, source, sha256, box, created) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (person_id, model, blob, t.source, t.sha256, json.dumps([round(v, 1) for v in t.box]), now))
-                added.append(cur.rowcount == 1)
-        return added
+                stored.append(Stored("added" if cur.rowcount == 1 else "present"))
+        return stored
 
     def remove(self, name: str) -> int:
         """Delete a person and their templates; returns the number of templates removed."""
@@ -322,7 +379,7 @@ class SqliteGallery(Gallery):
                          "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1")
         return n
 
-    def rename(self, old: str, new: str) -> None:
+    def _rename(self, old: str, new: str) -> None:
         with self.transaction() as conn:
             if conn.execute("SELECT 1 FROM persons WHERE name = ?", (new,)).fetchone():
                 raise GalleryError(new, "a person with this name is already enrolled")
@@ -330,23 +387,24 @@ class SqliteGallery(Gallery):
                 raise GalleryError(old, f"no such person in {self.path}")
 
     def check(self) -> list[str]:
-        """Problems found by SQLite's integrity check and by a model-consistency check; [] when sound."""
+        """Everything wrong with the file: SQLite's integrity check, foreign schema objects, templates that do
+        not fit the model or cannot be matched against, malformed rows; [] when sound."""
         problems = [row[0] for row in self._conn.execute("PRAGMA integrity_check") if row[0] != "ok"]
         problems += [f"foreign key violation in {row[0]}" for row in self._conn.execute("PRAGMA foreign_key_check")]
+        problems += self.foreign
+        if any(p.startswith("table") and p.endswith("is missing") for p in self.foreign):
+            return problems  # the rows cannot be read
         meta = self.meta()
         dim = int(meta["dim"])
         for model, n in self._conn.execute("SELECT model, COUNT(*) FROM templates GROUP BY model"):
             if model != meta["model"]:
                 problems.append(f"{n} templates from model {model}, the gallery is for {meta['model']}")
-        rows = self._conn.execute("SELECT t.id, p.name, t.embedding FROM templates t "
+        rows = self._conn.execute("SELECT t.id, p.name, t.embedding, t.box FROM templates t "
                                   "JOIN persons p ON p.id = t.person_id")
-        for tid, name, blob in rows:
-            if len(blob) != 4 * dim:
-                problems.append(f"template {tid} of {name}: {len(blob)} bytes, expected {4 * dim}")
-                continue
-            norm = float(np.linalg.norm(np.frombuffer(blob, dtype="<f4")))
-            if not abs(norm - 1.0) < 1e-3:
-                problems.append(f"template {tid} of {name}: norm {norm:.4f}, expected 1")
+        for tid, name, blob, box in rows:
+            for problem in (template_problem(blob if isinstance(blob, bytes) else b"", dim), _box_problem(box)):
+                if problem is not None:
+                    problems.append(f"template {tid} of {name}: {problem}")
         empty = self._conn.execute("SELECT name FROM persons p WHERE NOT EXISTS "
                                    "(SELECT 1 FROM templates t WHERE t.person_id = p.id)").fetchall()
         problems += [f"person {name} has no template" for (name,) in empty]
@@ -364,3 +422,20 @@ class SqliteGallery(Gallery):
             "templates": n_templates,
             "bytes": self.path.stat().st_size,
         }
+
+
+def _database_error(path: Path, exc: sqlite3.Error, doing: str) -> GalleryError:
+    if "file is not a database" in str(exc) or "malformed" in str(exc):
+        return GalleryError(str(path), "not a facecli gallery (not an SQLite database)")
+    return GalleryError(str(path), f"{doing}: {exc}")
+
+
+def _box_problem(text: object) -> str | None:
+    """Why a stored box is not the JSON list of four numbers facecli writes, or None."""
+    try:
+        box = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        box = None
+    if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) for v in box)):
+        return f"box {str(text)[:40]!r} is not four numbers"
+    return None

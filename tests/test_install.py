@@ -6,7 +6,8 @@ a new virtual environment in a temporary folder. Its third-party dependencies ar
 again (onnxruntime-gpu alone is ~340 MB installed): the new environment sees, through a .pth
 file, links to exactly the distributions facecli's metadata requires, transitively, taken from
 this test's environment (not facecli itself, nor its editable finder, nor anything undeclared),
-and pip installs the wheel with --no-index, so a requirement those do not satisfy fails here.
+plus pip, shared as pipx shares it; pip installs the wheel with --no-index, so a requirement
+those do not satisfy fails here.
 The commands run from a folder outside the checkout with no PYTHONPATH, no FACECLI_MODELS and a
 private XDG_DATA_HOME; `facecli models build` may reuse the build cache (downloads and converted
 files), and every file it places is verified by sha256, here too.
@@ -96,9 +97,9 @@ def installed(tmp_path_factory, images: Path) -> Installed:
     tmp = tmp_path_factory.mktemp("install")
     wheel = _build_wheel(tmp)
     venv = tmp / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=300)
     site = venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
-    _dependency_links(_requirements(wheel), tmp / "dependencies")
+    _dependency_links([*_requirements(wheel), "pip"], tmp / "dependencies")
     (site / "dependencies.pth").write_text(f"{tmp / 'dependencies'}\n")
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("FACECLI_") and k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}

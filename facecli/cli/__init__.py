@@ -44,7 +44,7 @@ def root(
         help="With --version: also onnxruntime's, OpenCV's and the models' versions and the execution "
              "providers.")] = False,
 ) -> None:
-    """Face verification and identification: FaceNet and SFace on ONNX Runtime."""
+    """facecli's own options; each command has its --help."""
     if version:
         print_version(verbose)
         raise typer.Exit()

@@ -195,18 +195,21 @@ def test_version_and_verbose_version(installed):
         assert re.search(rf"^  {re.escape(spec.name)} .*{spec.sha256[:12]}", verbose.stdout, flags=re.M), spec.name
 
 
-def test_shell_completion_in_bash_zsh_and_fish(installed):
-    """bash itself, with the script facecli prints, completes a command, a sub-command and a choice;
-    zsh's and fish's scripts call facecli the same way, with their own variables."""
-    path = f"{installed.venv / 'bin'}:{os.environ['PATH']}"
-    probe = ('source <(facecli --show-completion)\n'  # the shell is detected: bash, the parent process
+def test_shell_completion_in_bash_zsh_and_fish(installed, tmp_path):
+    """--install-completion, run from bash, installs bash's script; bash itself, with that script,
+    completes a command, a sub-command and a choice. zsh's and fish's scripts call facecli the same
+    way, with their own variables."""
+    env = {**installed.env, "HOME": str(tmp_path), "PATH": f"{installed.venv / 'bin'}:{os.environ['PATH']}"}
+    probe = ('facecli --install-completion >&2; true\n'  # the shell is detected: bash, the parent process
+             'source ~/.bash_completions/facecli.sh\n'
              'for words in "facecli ident" "facecli models b" "facecli identify --device cu"; do\n'
              '  COMP_WORDS=($words); COMP_CWORD=$((${#COMP_WORDS[@]} - 1))\n'
              '  _facecli_completion facecli; echo "${COMPREPLY[*]}"\n'
              'done\n')
     bash = subprocess.run(["bash", "--norc", "-c", probe], cwd=installed.work, capture_output=True, text=True,
-                          env={**installed.env, "PATH": path})
+                          env=env)
     assert bash.stdout.splitlines() == ["identify", "build", "cuda"], bash.stderr
+    assert "source" in (tmp_path / ".bashrc").read_text() and "facecli.sh" in (tmp_path / ".bashrc").read_text()
     zsh = installed.run(env={"_FACECLI_COMPLETE": "complete_zsh", "_TYPER_COMPLETE_ARGS": "facecli ident"})
     assert '"identify"' in zsh.stdout
     fish = installed.run(env={"_FACECLI_COMPLETE": "complete_fish", "_TYPER_COMPLETE_ARGS": "facecli ident",

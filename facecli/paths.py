@@ -6,10 +6,12 @@ import os
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+#: What each model is and how it is built and fed: package data, the same for every install.
+MANIFEST = PACKAGE_DIR / "manifest.json"
 
 
 def cache_dir() -> Path:
-    """Downloads and the build-only environment: safe to delete, rebuilt on demand."""
+    """Downloads, the build-only environment, converted models, optimised graphs: safe to delete, rebuilt on demand."""
     if env := os.environ.get("FACECLI_CACHE"):
         return Path(env)
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
@@ -17,20 +19,21 @@ def cache_dir() -> Path:
 
 
 def data_dir() -> Path:
-    """Per-user data (the default gallery)."""
+    """Per-user data: the default gallery and the built models."""
     base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
     return Path(base) / "facecli"
 
 
 def models_dir() -> Path:
-    """The folder holding ``manifest.json`` and the built model files.
+    """The folder of the built model files: ``FACECLI_MODELS``, else ``$XDG_DATA_HOME/facecli/models``.
 
-    ``FACECLI_MODELS`` wins; otherwise the checkout's ``models/`` next to the
-    package (the supported editable install).
+    One rule for every install (pipx, pip, editable): the files are per-user
+    data, built by ``facecli models build``, never package data. The checkout's
+    Makefile and test suite set ``FACECLI_MODELS`` to its git-ignored ``models/``.
     """
     if env := os.environ.get("FACECLI_MODELS"):
         return Path(env)
-    return PACKAGE_DIR.parent / "models"
+    return data_dir() / "models"
 
 
 def default_gallery() -> Path:

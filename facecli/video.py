@@ -84,6 +84,7 @@ class Video:
         self.delay = delay
         self.log = log
         self.index = -1  # of the last frame read
+        self._reader: threading.Thread | None = None
         if not self.url and isinstance(source, str):
             _check_file(source)
         self._capture = self._open()
@@ -134,9 +135,41 @@ class Video:
 
         A stream URL that stops giving frames before its end (a live stream
         has none) is reopened; after ``attempts`` failed attempts in a row it
-        raises ``StreamLost``.
+        raises ``StreamLost``. A live source is read in real time by a thread
+        of its own, which keeps only the newest due frame: when analysing a
+        frame takes longer than the stream takes to bring the next due one,
+        frames are skipped rather than queued, so events never fall behind.
         """
         stop = stop or threading.Event()
+        if not self.live:
+            yield from self._read(step, stop)
+            return
+        newest, halt = _Newest(), threading.Event()
+
+        def read() -> None:
+            try:
+                for item in self._read(step, halt):
+                    newest.put(item)
+                newest.finish()
+            except BaseException as exc:  # StreamLost (or a bug): raised again in the consumer's thread
+                newest.finish(exc)
+            finally:
+                self._capture.release()
+
+        self._reader = threading.Thread(target=read, name="facecli-video", daemon=True)
+        self._reader.start()
+        try:
+            while not stop.is_set():
+                item = newest.take(0.1)
+                if item is _END:
+                    return
+                if item is not None:
+                    yield item
+        finally:
+            halt.set()
+            self._reader.join(STREAM_TIMEOUT_MS / 1000 + 1)  # a grab waits at most the stream timeout
+
+    def _read(self, step: int, stop: threading.Event) -> Iterator[tuple[int, float, np.ndarray]]:
         failures = 0
         while not stop.is_set():
             ok = self._pending or self._capture.grab()
@@ -187,7 +220,43 @@ class Video:
         return True
 
     def close(self) -> None:
-        self._capture.release()
+        if self._reader is None or not self._reader.is_alive():  # else the reader releases it when its grab returns
+            self._capture.release()
+
+
+_END = object()
+
+
+class _Newest:
+    """The newest frame a reader thread offered that the consumer has not taken yet (older ones are dropped)."""
+
+    def __init__(self) -> None:
+        self._ready = threading.Condition()
+        self._item: object = None
+        self._done = False
+        self._error: BaseException | None = None
+
+    def put(self, item: object) -> None:
+        with self._ready:
+            self._item = item
+            self._ready.notify()
+
+    def finish(self, error: BaseException | None = None) -> None:
+        with self._ready:
+            self._done, self._error = True, error
+            self._ready.notify()
+
+    def take(self, timeout: float) -> Any:
+        """The newest frame; None if none came within ``timeout``; ``_END`` after the last (or the reader's error)."""
+        with self._ready:
+            if self._item is None and not self._done:
+                self._ready.wait(timeout)
+            item, self._item = self._item, None
+            if item is None and self._done:
+                if self._error is not None:
+                    raise self._error
+                return _END
+            return item
 
 
 class _Closed:

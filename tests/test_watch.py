@@ -57,9 +57,19 @@ def test_tracks_follow_overlapping_boxes_and_leave_after_the_gap():
     # one blurred frame does not rename alice: the majority name stands
     assert [e.kind for e in _step(t, 0.4, (_face(_walk(10)), _said(None, 1.5)))] == []
     assert t.live[0].name == "alice"
-    left = _step(t, 2.0)
-    assert [(e.kind, e.time) for e in left] == [("leave", 1.2), ("leave", 1.4)]  # last seen + gap, in order
-    assert t.finish(2.0) == []
+    # the stranger was missing at 0.4: gone at last seen + gap; Alice has not been missed by a frame yet
+    assert [(e.kind, e.track.id, e.time) for e in _step(t, 2.0)] == [("leave", 2, 1.2)]
+    # missed at 2.0, seen last at 0.4: she left at 1.4, but events already went out for 2.0
+    assert [(e.kind, e.track.id, e.time) for e in _step(t, 2.2)] == [("leave", 1, 2.0)]
+    assert t.finish(2.2) == []
+
+
+def test_a_face_only_not_looked_at_has_not_left():
+    """Analysis slower than --gap (a live source on a slow machine): present in every analysed frame, one track."""
+    t = Tracker(tau=1.3, sure=1.1, max_gap=1.0)
+    events = [e for k in range(4) for e in _step(t, 1.5 * k, (_face(_walk(300 * k), ALICE), _said("alice")))]
+    assert [e.kind for e in events] == ["appear"]
+    assert [(e.kind, e.time) for e in t.finish(5.0)] == [("leave", 5.0)]  # the end came before last seen + gap
 
 
 def test_a_walker_whose_boxes_never_overlap_is_one_track():

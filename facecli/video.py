@@ -90,7 +90,7 @@ class Video:
         self._capture = self._open()
         if self._capture is None:
             raise InputError(self.label, "cannot open the stream (unreachable, refused, or not a video)" if self.url
-                             else "cannot open this camera" if isinstance(source, int)
+                             else "cannot open it (no such camera, or it is in use)" if isinstance(source, int)
                              else "cannot open it as a video (not a video, or a format this OpenCV cannot read)")
         import cv2
 

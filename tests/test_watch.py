@@ -7,8 +7,10 @@ from __future__ import annotations
 import math
 import os
 import re
+import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -406,15 +408,18 @@ class _LiveHandler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def _serve(handler: type[BaseHTTPRequestHandler], **state) -> Iterator[tuple[str, type]]:
-    """An HTTP server on 127.0.0.1 in a thread; yields its base URL and the handler class holding its state."""
+def _serve(handler: type[BaseHTTPRequestHandler], tls: ssl.SSLContext | None = None,
+           **state) -> Iterator[tuple[str, type]]:
+    """An HTTP(S) server on 127.0.0.1 in a thread; yields its base URL and the handler class holding its state."""
     cls = type("Handler", (handler,), state)
     server = ThreadingHTTPServer(("127.0.0.1", 0), cls)
     server.daemon_threads = True
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", cls
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{server.server_address[1]}", cls
     finally:
         server.shutdown()
         server.server_close()
@@ -432,18 +437,43 @@ def _same_events(a: list[dict], b: list[dict]) -> bool:
     return [[e[k] for k in keys] for e in a] == [[e[k] for k in keys] for e in b]
 
 
-def test_a_video_served_over_http_with_range_requests(gallery, walk):
-    _, local = _watch(gallery, str(walk))
+@pytest.fixture(scope="module")
+def local_events(gallery, walk) -> list[dict]:
+    """The walk's events read from the file itself."""
+    return _watch(gallery, str(walk))[1]
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory) -> ssl.SSLContext:
+    """A server context with a self-signed certificate for 127.0.0.1 (made by the openssl command)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl command to make a certificate with")
+    d = tmp_path_factory.mktemp("tls")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(d / "key.pem"),
+                    "-out", str(d / "cert.pem"), "-days", "1", "-subj", "/CN=127.0.0.1"], check=True,
+                   capture_output=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(d / "cert.pem", d / "key.pem")
+    return context
+
+
+def test_a_video_served_over_http_with_range_requests(gallery, walk, local_events):
     with _serve(_FileHandler, data=walk.read_bytes(), requests=[]) as (url, server):
         proc, events = _watch(gallery, f"{url}/walk.mp4")
     assert proc.returncode == 0, proc.stderr
-    assert _same_events(events, local) and proc.stderr == ""
+    assert _same_events(events, local_events) and proc.stderr == ""
     # the MP4 index is at the end: FFmpeg came back for the frames with a range request
     assert any(re.fullmatch(r"bytes=[1-9]\d*-\d*", r) for r in server.requests), server.requests
 
 
-def test_a_dropped_http_connection_is_resumed_where_it_stopped(gallery, walk):
-    _, local = _watch(gallery, str(walk))
+def test_a_video_served_over_https(gallery, walk, local_events, tls):
+    with _serve(_FileHandler, tls, data=walk.read_bytes(), requests=[]) as (url, _):
+        proc, events = _watch(gallery, f"{url}/walk.mp4")
+    assert url.startswith("https://") and proc.returncode == 0, proc.stderr
+    assert _same_events(events, local_events) and proc.stderr == ""
+
+
+def test_a_dropped_http_connection_is_resumed_where_it_stopped(gallery, walk, local_events):
     data = walk.read_bytes()
     with _serve(_FileHandler, data=data, drop_at=len(data) * 6 // 10, requests=[]) as (url, server):
         proc, events = _watch(gallery, f"{url}/walk.mp4", "--reconnect-delay", "0.1")
@@ -452,7 +482,7 @@ def test_a_dropped_http_connection_is_resumed_where_it_stopped(gallery, walk):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 2 and "stream dropped after frame" in lines[0] and "attempt 1 of 5" in lines[0], lines
     assert "reconnected at frame" in lines[1]
-    assert _same_events(events, local)  # no frame lost or repeated: the same events at the same times
+    assert _same_events(events, local_events)  # no frame lost or repeated: the same events at the same times
 
 
 def test_a_live_stream_that_drops_is_retried_then_lost(gallery, walk):

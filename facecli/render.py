@@ -198,11 +198,12 @@ MATCHES = View(("rank", "name", "distance", "template", "source"),
 
 # -- watch -----------------------------------------------------------------------------------
 def event_row(e: Event, frame: int, threshold: Threshold) -> Row:
+    """One watch event; ``time`` never decreases from one row to the next (a leave is timed last seen + gap)."""
     t = e.track
     name = t.name if e.kind != "leave" else t.reported
     return {"event": e.kind, "time": round(e.time, 3), "frame": frame, "track": t.id, "name": name,
             "decision": t.label, "distance": rounded(t.best.get(name)), **threshold_fields(threshold),
-            "box": [round(v, 1) for v in t.box]}
+            "box": [round(v, 1) for v in t.box], "first_seen": round(t.start, 3), "last_seen": round(t.last_seen, 3)}
 
 
 EVENTS = View(line=lambda r: f"{r['time']:8.2f} s  {r['event']:6}  track {r['track']}: {r['name'] or r['decision']}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 from pathlib import Path
 
@@ -120,70 +119,3 @@ def test_detect_annotate_and_a_bad_folder(run, images, tmp_path):
     blocker.write_text("x")
     bad = run("detect", str(images / "biden.jpg"), "--annotate", str(blocker / "sub"))
     assert bad.returncode == 2 and "cannot create the folder" in bad.stderr and "Traceback" not in bad.stderr
-
-
-@pytest.fixture(scope="module")
-def clip(images, tmp_path_factory) -> Path:
-    """A 4.5 s, 10 fps video built from the photos: Obama 1.5 s, nobody 1.5 s, Biden 1.5 s."""
-    def frame(photo: str | None) -> np.ndarray:
-        canvas = np.full((480, 640, 3), 90, np.uint8)
-        if photo:
-            im = cv2.imread(str(images / photo))
-            im = cv2.resize(im, (round(im.shape[1] * 480 / im.shape[0]), 480))[:, :640]
-            x = (640 - im.shape[1]) // 2
-            canvas[:, x:x + im.shape[1]] = im
-        return canvas
-
-    path = tmp_path_factory.mktemp("video") / "door.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 480))
-    for photo in ["obama2.jpg", None, "biden.jpg"]:
-        picture = frame(photo)
-        for _ in range(15):
-            writer.write(picture)
-    writer.release()
-    return path
-
-
-def test_watch_reports_each_appearance_once(run, images, clip, tmp_path):
-    assert run("enroll", "obama", str(images / "obama.jpg")).returncode == 0
-    out = tmp_path / "annotated.mp4"
-    proc = run("watch", "--video", str(clip), "--json", "--every", "2", "--annotate", str(out))
-    assert proc.returncode == 0, proc.stderr
-    events = json_rows(proc.stdout)
-    appear = [e for e in events if e["event"] == "appear"]
-    assert [e["name"] for e in appear] == ["obama", None]  # Biden is not enrolled
-    assert appear[0]["time"] < 1.5 <= appear[1]["time"] and appear[1]["decision"] == "not recognized"
-    assert sorted(e["track"] for e in events if e["event"] == "leave") == [1, 2]
-    assert [e["time"] for e in events] == sorted(e["time"] for e in events)
-    video = cv2.VideoCapture(str(out))
-    assert video.get(cv2.CAP_PROP_FRAME_COUNT) == 23 and video.get(cv2.CAP_PROP_FRAME_WIDTH) == 640
-    ok, first = video.read()
-    video.release()
-    assert ok and first.shape == (480, 640, 3)
-
-
-def test_watch_faces_below_min_face_do_not_vote(run, images, clip):
-    assert run("enroll", "obama", str(images / "obama.jpg")).returncode == 0
-    proc = run("watch", "--video", str(clip), "--json", "--every", "2", "--min-face", "5000")
-    assert proc.returncode == 1, proc.stderr  # nobody recognised
-    appear = [e for e in json_rows(proc.stdout) if e["event"] == "appear"]
-    assert len(appear) == 2 and all(e["name"] is None for e in appear)
-    assert {e["decision"] for e in appear} == {"too small to identify"}
-
-
-def test_watch_refuses_what_it_cannot_use(run, images, clip, tmp_path):
-    assert run("enroll", "obama", str(images / "obama.jpg")).returncode == 0
-    cases = {
-        ("--video", str(tmp_path / "missing.mp4")): "no such video file",
-        ("--video", str(images / "obama.jpg"), "--camera", "0"): "exactly one",
-        ("--video", str(clip), "--annotate", str(tmp_path / "out.gif")): ".mp4 or .avi",
-    }
-    if re.search(r"GUI:\s+NONE", cv2.getBuildInformation()):  # the headless build this project installs
-        cases[("--video", str(clip), "--show")] = "no GUI"
-    text = tmp_path / "notes.avi"
-    text.write_text("not a video")
-    cases[("--video", str(text))] = "cannot open it as a video"
-    for args, message in cases.items():
-        proc = run("watch", *args)
-        assert proc.returncode == 2, args
-        assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr

@@ -13,7 +13,8 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 FACE = {"file", "face", "box", "score", "landmarks"}
 VERIFY = {"file", "face", "box", "distance", "tau", "same", "decision"}
-EVENT = {"event", "time", "frame", "track", "name", "decision", "distance", "tau", "gallery_size", "fpir", "box"}
+EVENT = {"event", "time", "frame", "track", "name", "decision", "distance", "tau", "gallery_size", "fpir", "box",
+         "first_seen", "last_seen"}
 
 
 def _identify_fields() -> set[str]:

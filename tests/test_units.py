@@ -11,7 +11,6 @@ from facecli.clustering import cluster
 from facecli.errors import BadValue
 from facecli.matching import identify, person_distances, sq_distances
 from facecli.models import pipeline_spec
-from facecli.tracking import Tracker
 from facecli.types import Decision, Detection, TemplateMatrix, Threshold
 
 
@@ -94,17 +93,3 @@ def test_average_linkage_does_not_chain_where_single_linkage_does():
         cluster(x, tau, "ward")
 
 
-def test_tracks_follow_overlapping_boxes_and_leave_after_the_gap():
-    t = Tracker(max_gap=1.0)
-    alice = Decision("alice", 0.3, [], Threshold(1.0))
-    nobody = Decision(None, 1.5, [], Threshold(1.0))
-    events = t.update(0.0, [(Detection((0, 0, 100, 100), 0.9), alice)])
-    assert [(e.kind, e.track.id) for e in events] == [("appear", 1)]
-    assert t.update(0.2, [(Detection((5, 0, 105, 100), 0.9), alice),
-                          (Detection((400, 0, 500, 100), 0.9), nobody)])[0].kind == "appear"
-    # one blurred frame does not rename alice: the majority name stands
-    assert [e.kind for e in t.update(0.4, [(Detection((10, 0, 110, 100), 0.9), nobody)])] == []
-    assert t.live[0].name == "alice"
-    left = t.update(2.0, [])
-    assert sorted(e.kind for e in left) == ["leave", "leave"]
-    assert t.finish() == []

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -31,20 +35,27 @@ from facecli.cli.options import (
 from facecli.decisions import MIN_FACE
 from facecli.detectors import DET_SIZE
 from facecli.errors import FaceCliError, InputError
+from facecli.video import ATTEMPTS, DELAY
 
 app = typer.Typer()
 
 
 @app.command()
 def watch(
-    video: Annotated[str | None, typer.Option("--video", metavar="FILE", show_default=False,
-                                              help="A video file.")] = None,
+    video: Annotated[str | None, typer.Option(
+        "--video", metavar="FILE|URL", show_default=False,
+        help="A video file, or a stream URL that FFmpeg reads (rtsp://, http://, https://...).")] = None,
     camera: Annotated[int | None, typer.Option("--camera", metavar="N", show_default=False,
                                                help="A camera by index (0 = the first).")] = None,
     fps: Annotated[float, typer.Option(min=0.1, help="Frames per second to analyse (others are skipped).")] = 5.0,
     every: Annotated[int | None, typer.Option(min=1, show_default=False,
                                               help="Analyse every Nth frame instead of --fps.")] = None,
     gap: Annotated[float, typer.Option(min=0.0, help="Seconds unseen after which a face has left.")] = 1.0,
+    reconnect: Annotated[int, typer.Option(
+        min=0, metavar="N", help="Attempts to reopen a stream URL that drops, in a row (0: none).")] = ATTEMPTS,
+    reconnect_delay: Annotated[float, typer.Option(
+        min=0.0, metavar="SECONDS", help="Wait before the first attempt; doubled for each next one, at most 30 s.")
+    ] = DELAY,
     annotate: Annotated[Path | None, typer.Option(
         "--annotate", metavar="OUT.mp4", show_default=False,
         help="Write the analysed frames, boxes and names drawn, to a video (.mp4 or .avi).")] = None,
@@ -54,14 +65,17 @@ def watch(
     detector: DetectorOpt = None, model: ModelOpt = None, device: Device = "auto",
     det_size: DetSize = DET_SIZE, json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False,
 ) -> None:
-    """Identify faces in a video or camera stream; one event per appearance. Exit 0 someone recognised, 1 nobody.
+    """Identify faces in a video, a camera or a stream; one event per appearance. Exit 0 someone recognised, 1 nobody.
 
     Events: appear (a new face, with its name or "not recognized"), update (its name changed as more
-    frames came in), leave (unseen for --gap seconds). Works headless; a window only with --show.
+    frames came in), leave (unseen for --gap seconds). A stream URL that drops is reopened (--reconnect);
+    Ctrl-C ends the session (every face leaves), a second Ctrl-C at once. Works headless; a window only
+    with --show.
 
     Examples:
       [bold]facecli watch --video door.mp4 --json | jq 'select(.event == "appear")'[/]
       [bold]facecli watch --camera 0 --fps 10 --annotate out.mp4[/]
+      [bold]facecli watch --video rtsp://user:pass@camera/stream --json[/]
     """
     import cv2
 
@@ -71,7 +85,7 @@ def watch(
     out = output(json_lines, quiet, verbose)
     model = model_for(model, gallery, uses_gallery=True)
     if (video is None) == (camera is None):
-        raise FaceCliError("watch", "give --video FILE or --camera N (exactly one of them)")
+        raise FaceCliError("watch", "give --video FILE|URL or --camera N (exactly one of them)")
     if annotate is not None and annotate.suffix.lower() not in (".mp4", ".avi"):
         raise InputError(str(annotate), "the annotated video must end in .mp4 or .avi")
     if show:
@@ -80,36 +94,51 @@ def watch(
         except cv2.error:
             raise FaceCliError("--show", "this OpenCV build has no GUI (opencv-python-headless); "
                                          "use --annotate OUT.mp4, or install opencv-python") from None
-    capture, video_fps = open_video(video if video is not None else camera)
-    step = every or max(1, round(video_fps / fps))
-    eng = engine(out, model, detector, device, det_size=det_size)
-    writer = None
-    recognised = False
-    with open_existing_gallery(gallery, eng.model) as g, out.results(render.EVENTS) as results:
-        threshold = g.threshold(tau, fpir, force)
-        try:
-            for frame in watch(eng, g, capture, video_fps, threshold, step, gap, live=camera is not None,
-                               min_face=min_face):
-                for e in frame.events:
-                    row = render.event_row(e, frame.index, threshold)
-                    recognised |= row["name"] is not None
-                    results.add(row)
-                if frame.image is None or (annotate is None and not show):
-                    continue
-                picture = drawing.draw(frame.image, drawing.labelled(frame.faces, frame.decisions))
-                if annotate is not None:
-                    writer = writer or _video_writer(annotate, video_fps / step, picture.shape)
-                    writer.write(picture)
-                if show:
-                    cv2.imshow("facecli", picture)
-                    if cv2.waitKey(1) & 0xFF == ord("q"):
-                        break
-        except KeyboardInterrupt:
-            pass  # Ctrl-C ends a camera session like the end of a video
-        finally:
-            if writer is not None:
-                writer.release()
+    stop = threading.Event()
+    with _stop_on_interrupt(stop):  # from here on, Ctrl-C ends the session cleanly
+        source = open_video(video if video is not None else camera, reconnect, reconnect_delay, out.warn)
+        length = f"{source.length} frames" if source.length is not None else "live"
+        out.info(f"{source.label}: {source.fps:g} fps, {length}")
+        step = every or max(1, round(source.fps / fps))
+        eng = engine(out, model, detector, device, det_size=det_size)
+        writer = None
+        recognised = False
+        with open_existing_gallery(gallery, eng.model) as g, out.results(render.EVENTS) as results:
+            threshold = g.threshold(tau, fpir, force)
+            try:
+                for frame in watch(eng, g, source, threshold, step, gap, min_face, stop):
+                    for e in frame.events:
+                        row = render.event_row(e, frame.index, threshold)
+                        recognised |= row["name"] is not None
+                        results.add(row)
+                    if frame.image is None or (annotate is None and not show):
+                        continue
+                    picture = drawing.draw(frame.image, drawing.labelled(frame.faces, frame.decisions))
+                    if annotate is not None:
+                        writer = writer or _video_writer(annotate, source.fps / step, picture.shape)
+                        writer.write(picture)
+                    if show:
+                        cv2.imshow("facecli", picture)
+                        if cv2.waitKey(1) & 0xFF == ord("q"):
+                            stop.set()  # the next frame ends the session: every face leaves
+            finally:
+                if writer is not None:
+                    writer.release()
     raise typer.Exit(EXIT_OK if recognised else EXIT_NO)
+
+
+@contextmanager
+def _stop_on_interrupt(stop: threading.Event) -> Iterator[None]:
+    """The first Ctrl-C sets ``stop`` (the session ends after this frame, every face leaving); a second one kills."""
+    def first(_signum: int, _frame: object) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        stop.set()
+
+    previous = signal.signal(signal.SIGINT, first)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _video_writer(path: Path, fps: float, shape: tuple[int, ...]):

@@ -283,7 +283,9 @@ def event_row(e: Event, frame: int, threshold: Threshold) -> Row:
             "box": [round(v, 1) for v in t.box]}
 
 
-EVENTS = View(line=lambda r: f"{r['time']:8.2f} s  {r['event']:6}  track {r['track']}: {r['name'] or r['decision']}")
+EVENTS = View(line=lambda r: f"{r['time']:8.2f} s  {r['event']:6}  track {r['track']}: {r['name'] or r['decision']}",
+              fields=("event", "time", "frame", "track", "name", "decision", "distance", "tau", "gallery_size", "fpir",
+                      "box"))
 
 
 # -- management ------------------------------------------------------------------------------

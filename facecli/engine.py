@@ -55,8 +55,9 @@ def load(model: str | None = None, device: str = "auto", detector: str | None = 
     return Engine(Pipeline(detector, model or DEFAULT_MODEL, device, flip, embed=embed, det_size=det_size))
 
 
-def _source(image: Image) -> str | np.ndarray:
-    return image if isinstance(image, np.ndarray) else os.fspath(image)
+def _source(image: Image | FaceCliError) -> str | np.ndarray | FaceCliError:
+    """What the pipeline reads: pixels or a path; an error (an input already found bad) passes through."""
+    return image if isinstance(image, (np.ndarray, FaceCliError)) else os.fspath(image)
 
 
 def _faces_of(result: ImageResult, all_faces: bool = True) -> list[Face]:
@@ -88,8 +89,13 @@ class Engine:
         return self.pipeline.provider
 
     # -- images -> faces ----------------------------------------------------------
-    def run(self, images: Iterable[Image]) -> Iterator[ImageResult]:
-        """Every image's faces, embedded, in input order; a bad image carries its error instead."""
+    def run(self, images: Iterable[Image | FaceCliError]) -> Iterator[ImageResult]:
+        """Every image's faces, embedded, in input order; a bad image carries its error instead.
+
+        ``images`` may be a slow stream (paths arriving on a pipe): each result
+        comes out as soon as it is ready, without waiting for the next input.
+        An input given as a ``FaceCliError`` comes back as that error's result.
+        """
         return self.pipeline.run(_source(i) for i in images)
 
     def analyse(self, image: Image) -> ImageResult:
@@ -117,14 +123,28 @@ class Engine:
     def verify_claim(self, gallery: Gallery, image: Image, name: str, tau: float | None = None,
                      all_faces: bool = False, templates: str = "mean", force: bool = False) -> Verification:
         """Is the (largest) face of ``image`` the enrolled person ``name``?"""
+        (v,) = self.verify_claims(gallery, [image], name, tau, all_faces, templates, force)
+        if isinstance(v, FaceCliError):
+            raise v
+        return v
+
+    def verify_claims(self, gallery: Gallery, images: Iterable[Image | FaceCliError], name: str,
+                      tau: float | None = None, all_faces: bool = False, templates: str = "mean",
+                      force: bool = False) -> Iterator[Verification | FaceCliError]:
+        """``verify_claim`` for each image of a stream, in input order: its Verification, or the error
+        (unreadable, no face) that kept it from one, so that the rest goes on."""
         matching.check_templates(templates)
         threshold = decisions.verification_threshold(self.model, tau, force)
         if not gallery.has_person(name):  # before any image work
             raise BadValue("claim", name, f"no such person in {gallery.location}")
-        result = self.analyse(image)
-        faces = _faces_of(result, all_faces)
-        i, d = gallery.distance_to(faces, name, templates)
-        return Verification(result, faces[i], d, threshold, claim=name)
+        for result in self.run(images):
+            try:
+                faces = _faces_of(result, all_faces)
+            except FaceCliError as exc:
+                yield exc
+                continue
+            i, d = gallery.distance_to(faces, name, templates)
+            yield Verification(result, faces[i], d, threshold, claim=name)
 
     # -- enrollment -------------------------------------------------------------------
     def enroll(self, gallery: str | Path, items: list[tuple[str, Image]], largest: bool = False,
@@ -180,35 +200,25 @@ class Engine:
 
     # -- 1:N --------------------------------------------------------------------------
     def identify(self, gallery: Gallery, images: Iterable[Image], threshold: Threshold | None = None,
-                 top_k: int = 1, batch_faces: int = 64, search: str = "auto", min_face: float = decisions.MIN_FACE,
+                 top_k: int = 1, search: str = "auto", min_face: float = decisions.MIN_FACE,
                  templates: str = "mean", log: Callable[[str], None] = lambda _m: None,
                  ) -> Iterator[tuple[ImageResult, list[Decision]]]:
         """1:K for every face of every image: (result, one decision per face), in input order.
 
-        Faces of consecutive images are decided together, ``batch_faces`` at a
-        time, in one matrix product against the gallery (``Gallery.identify``).
+        The faces of each group the pipeline embeds together are decided
+        together, in one matrix product against the gallery
+        (``Gallery.identify``), and handed out at once: on a slow stream, an
+        image's decisions do not wait for the next image.
         """
         matching.check_templates(templates)
         threshold = threshold or gallery.threshold()
-        pending: list[ImageResult] = []
-
-        def flush() -> Iterator[tuple[ImageResult, list[Decision]]]:
-            faces = [f for r in pending for f in r.faces]
+        for batch in self.pipeline.batches(_source(i) for i in images):
+            faces = [f for r in batch for f in r.faces]
             found = gallery.identify(faces, threshold, top_k, templates, min_face, search, log)
             start = 0
-            for r in pending:
+            for r in batch:
                 yield r, found[start:start + len(r.faces)]
                 start += len(r.faces)
-            pending.clear()
-
-        n_faces = 0
-        for res in self.run(images):
-            pending.append(res)
-            n_faces += len(res.faces)
-            if n_faces >= batch_faces:
-                yield from flush()
-                n_faces = 0
-        yield from flush()
 
     def search(self, gallery: Gallery, image: Image, top_k: int = 10) -> tuple[Face, list[Match]]:
         """The ``top_k`` templates nearest to the largest face of ``image``, across all persons."""

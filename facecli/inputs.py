@@ -1,4 +1,4 @@
-"""Which files a command reads: image suffixes, folders searched recursively, people folders.
+"""Which files a command reads: image suffixes, folders searched recursively, people folders, stdin.
 
 Light on purpose (no numpy, no OpenCV): the CLI expands its arguments here
 before any model is loaded.
@@ -6,7 +6,9 @@ before any model is loaded.
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 import unicodedata
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -25,13 +27,52 @@ def images_in(folder: Path) -> list[str]:
     return [str(f) for f in sorted(folder.rglob("*")) if f.is_file() and is_image_name(f)]
 
 
-def image_files(paths: Iterable[str]) -> Iterator[str]:
-    """The paths, with each folder replaced by the image files under it; files are kept as given."""
-    for p in paths:
-        if Path(p).is_dir():
-            yield from images_in(Path(p))
+def folder_images(folder: str) -> list[str] | InputError:
+    """The image files under ``folder`` (recursively, sorted), or the error saying it has none."""
+    found = images_in(Path(folder))
+    return found or InputError(folder, "no image files in this folder (searched recursively)")
+
+
+def stdin_paths() -> Iterator[str]:
+    """The paths listed on stdin, one per line (blank lines skipped), each as soon as its line is complete.
+
+    Read from the file descriptor with ``os.read``, not through Python's
+    buffered ``sys.stdin``: a producer that keeps the pipe open (``tail -f``,
+    ``inotifywait -m``) gets each path processed as it arrives, and a reader
+    blocked here holds no lock that could stall the interpreter's exit. Bytes
+    become paths as the command line's do (``os.fsdecode``).
+    """
+    try:
+        fd = sys.stdin.fileno()
+    except (AttributeError, OSError, ValueError):  # stdin replaced by an object without a descriptor
+        yield from (line.rstrip("\r\n") for line in sys.stdin if line.strip())
+        return
+    pending = b""
+    while chunk := os.read(fd, 1 << 16):
+        *lines, pending = (pending + chunk).split(b"\n")
+        yield from (os.fsdecode(line.rstrip(b"\r")) for line in lines if line.strip())
+    if pending.strip():
+        yield os.fsdecode(pending.rstrip(b"\r"))
+
+
+def expand(args: Iterable[str], folders: bool = True) -> Iterator[str | InputError]:
+    """The inputs named by command-line arguments, lazily: '-' is the paths on stdin, and (with ``folders``)
+    a folder is the image files under it, or an ``InputError`` when it has none.
+
+    Folders are expanded only when named on the command line: a line of stdin is one image path,
+    taken as it is (``find photos`` lists the folders as well as their files).
+    """
+    for arg in args:
+        if arg == "-":
+            yield from stdin_paths()
+        elif folders and os.path.isdir(arg):
+            found = folder_images(arg)
+            if isinstance(found, InputError):
+                yield found
+            else:
+                yield from found
         else:
-            yield p
+            yield arg
 
 
 def check_person_name(name: str) -> str:

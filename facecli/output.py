@@ -2,13 +2,16 @@
 
 Results are rows (dicts). Each result type has one ``render.View`` that turns
 its rows into a table or lines for people; with ``--json`` the rows
-themselves go out as JSON Lines, one per line, flushed as they come. Logs,
-warnings and progress bars go to stderr only, so ``facecli ... --json | jq``
-always sees clean JSON.
+themselves go out as JSON Lines, and with ``--csv`` as CSV (a header, then one
+flat row per row: ``render.flat``), each flushed as it comes. stdout holds
+results only, in every mode: a table's title (the tau in use, the gallery
+written to), logs, warnings and progress bars go to stderr, so
+``facecli ... > out.txt`` and ``facecli ... --json | jq`` see data alone.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import sys
@@ -37,8 +40,10 @@ def printable(text: str) -> str:
 class Output:
     """The printing policy of one command run."""
 
-    def __init__(self, json_lines: bool = False, quiet: bool = False, verbose: bool = False) -> None:
+    def __init__(self, json_lines: bool = False, quiet: bool = False, verbose: bool = False,
+                 csv_rows: bool = False) -> None:
         self.json = json_lines
+        self.csv = csv_rows
         self.quiet = quiet
         self.verbose = verbose
         self.out = Console(highlight=False, soft_wrap=True)
@@ -47,10 +52,20 @@ class Output:
         self.err = Console(stderr=True, highlight=False, soft_wrap=True)
 
     # -- results ------------------------------------------------------------------
+    @property
+    def machine(self) -> bool:
+        """Rows for programs (--json, --csv) rather than a view for people."""
+        return self.json or self.csv
+
     @contextmanager
-    def results(self, view: View, title: str | None = None) -> Iterator[Results]:
-        """Collect a command's rows; a table is printed when the block ends (with ``results.title``)."""
-        results = Results(self, view, title)
+    def results(self, view: View, title: str | None = None, fields: Sequence[str] | None = None,
+                sizes: dict[str, int] | None = None) -> Iterator[Results]:
+        """Collect a command's rows; a table is printed when the block ends, ``results.title`` on stderr.
+
+        ``fields`` (default: the view's) and ``sizes`` (the length of list fields such as
+        ``candidates``) fix the CSV columns before the first row.
+        """
+        results = Results(self, view, title, fields, sizes)
         yield results
         results.close()
 
@@ -61,8 +76,9 @@ class Output:
         sys.stdout.write(_C1.sub(lambda m: f"\\u{ord(m[0]):04x}", text) + "\n")
         sys.stdout.flush()
 
-    def table(self, title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-        table = Table(title=title, title_justify="left")
+    def table(self, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """A table on stdout, without a title: a command's summary is a note on stderr."""
+        table = Table()
         for col in columns:
             table.add_column(col)
         for row in rows:
@@ -92,8 +108,12 @@ class Output:
 
     @contextmanager
     def progress(self, total: int | None, label: str) -> Iterator[Any]:
-        """A progress callback; a visible bar only on a terminal and for more than one image."""
-        show = self.err.is_terminal and not self.quiet and (total is None or total > 1)
+        """A progress callback; a visible bar only on a terminal and for more than one image.
+
+        None: a stream of unknown length (paths on stdin), which gets no bar: it may never end, and
+        its rows on the same terminal would tear it.
+        """
+        show = self.err.is_terminal and not self.quiet and total is not None and total > 1
         if not show:
             yield lambda: None
             return
@@ -106,17 +126,23 @@ class Output:
 
 
 class Results:
-    """The rows of one command, rendered by one view: JSON Lines at once, or a table at the end."""
+    """The rows of one command, rendered by one view: JSON Lines or CSV at once, or a table at the end."""
 
-    def __init__(self, output: Output, view: View, title: str | None = None) -> None:
+    def __init__(self, output: Output, view: View, title: str | None = None, fields: Sequence[str] | None = None,
+                 sizes: dict[str, int] | None = None) -> None:
         self.output = output
         self.view = view
         self.title = title
+        self._fields = view.fields if fields is None else tuple(fields)
+        self._sizes = sizes or {}
+        self._csv: csv.DictWriter | None = None
         self._rows: list[dict[str, Any]] = []
 
     def add(self, row: dict[str, Any]) -> None:
         if self.output.json:
             self.output.record(row)
+        elif self.output.csv:
+            self._csv_row(row)
         elif self.view.line is not None:
             if self.view.keep(row):
                 lines = self.view.line(row)
@@ -125,8 +151,32 @@ class Results:
         else:
             self._rows.append(row)
 
+    def _csv_row(self, row: dict[str, Any] | None) -> None:
+        """One CSV row on stdout (the header first), flushed; None: only the header."""
+        from facecli.render import csv_columns, flat
+
+        cells = None if row is None else flat(row)
+        if self._csv is None:
+            if self._fields:
+                columns = csv_columns(self._fields, self._sizes)
+            elif cells is not None:  # a view without declared fields: one row of its own keys (gallery stats)
+                columns = list(cells)
+            else:
+                return
+            self._csv = csv.DictWriter(sys.stdout, columns, extrasaction="raise")  # RFC 4180: excel dialect
+            self._csv.writeheader()
+        if cells is not None:
+            self._csv.writerow(cells)
+        sys.stdout.flush()
+
     def close(self) -> None:
+        if self.output.csv and self._csv is None:
+            self._csv_row(None)  # no rows: still the header, so that a reader sees the columns
+        if self.output.machine:
+            return
         table = self.view.table(self._rows)
-        if table:
-            self.output.table(self.title, self.view.headers, table)
+        if table:  # the title comes with its table: for people, on stderr
+            if self.title:
+                self.output.note(self.title)
+            self.output.table(self.view.headers, table)
         self._rows = []

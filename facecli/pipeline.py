@@ -13,9 +13,11 @@ more memory than a folder of ten.
 from __future__ import annotations
 
 import os
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from queue import Empty, SimpleQueue
 
 import numpy as np
 
@@ -121,31 +123,89 @@ class Pipeline:
             for face, vector in zip(faces, emb):
                 face.embedding = vector
 
-    def run(self, images: Iterable[str | np.ndarray]) -> Iterator[ImageResult]:
+    def run(self, images: Iterable[str | np.ndarray | FaceCliError]) -> Iterator[ImageResult]:
         """Analyse and embed each image (a path or a BGR array) in input order.
 
+        An input given as a ``FaceCliError`` (one the caller already found bad,
+        such as an empty folder) comes back in its place as that error's result.
         Memory stays bounded by ``prefetch`` and ``batch_size``.
         """
-        with ThreadPoolExecutor(self.workers) as pool:
-            queue: deque[Future] = deque()
-            pending: list[ImageResult] = []
-            n_faces = 0
-            it = iter(images)
-            exhausted = False
-            while True:
-                while not exhausted and len(queue) < self.prefetch:
-                    try:
-                        queue.append(pool.submit(self.analyse, next(it)))
-                    except StopIteration:
-                        exhausted = True
-                if not queue:
-                    break
-                result = queue.popleft().result()
-                pending.append(result)
-                n_faces += len(result.faces)
-                if n_faces >= self.batch_size or len(pending) >= self.prefetch:  # faceless runs still flow
-                    self._embed([f for r in pending for f in r.faces])
-                    yield from pending
-                    pending, n_faces = [], 0
-            self._embed([f for r in pending for f in r.faces])
-            yield from pending
+        for batch in self.batches(images):
+            yield from batch
+
+    def batches(self, images: Iterable[str | np.ndarray | FaceCliError]) -> Iterator[list[ImageResult]]:
+        """``run``'s results, in the groups that were embedded together.
+
+        The input is read by a thread of its own, so a slow source never holds
+        back what is ready: while paths keep coming, up to ``prefetch`` images
+        are in flight and a group is embedded once it has ``batch_size`` faces;
+        when nothing is in flight and the next input has not arrived (a pipe
+        fed by ``tail -f``), what is done is embedded and handed out at once.
+        """
+        inbox: SimpleQueue = SimpleQueue()
+        room = threading.Semaphore(self.prefetch)  # inputs read ahead of the workers: bounded
+        stop = threading.Event()
+
+        def feed() -> None:
+            try:
+                for item in images:
+                    while not room.acquire(timeout=0.1):
+                        if stop.is_set():
+                            return
+                    inbox.put(item)
+                inbox.put(_END)
+            except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
+                inbox.put(_Failed(exc))
+
+        threading.Thread(target=feed, name="facecli-inputs", daemon=True).start()
+        try:
+            with ThreadPoolExecutor(self.workers) as pool:
+                queue: deque[Future] = deque()
+                pending: list[ImageResult] = []
+                n_faces = 0
+                exhausted = False
+                while True:
+                    while not exhausted and len(queue) < self.prefetch:
+                        try:  # wait for input only when there is nothing else to do
+                            item = inbox.get(block=not queue and not pending)
+                        except Empty:
+                            break
+                        if item is _END:
+                            exhausted = True
+                        elif isinstance(item, _Failed):
+                            raise item.exc
+                        else:
+                            room.release()
+                            queue.append(pool.submit(_failed, item) if isinstance(item, FaceCliError)
+                                         else pool.submit(self.analyse, item))
+                    if not queue:
+                        if pending:  # the input is slow (or over): hand out what is done
+                            self._embed([f for r in pending for f in r.faces])
+                            yield pending
+                            pending, n_faces = [], 0
+                        if exhausted:
+                            break
+                        continue
+                    result = queue.popleft().result()
+                    pending.append(result)
+                    n_faces += len(result.faces)
+                    if n_faces >= self.batch_size or len(pending) >= self.prefetch:  # faceless runs still flow
+                        self._embed([f for r in pending for f in r.faces])
+                        yield pending
+                        pending, n_faces = [], 0
+        finally:
+            stop.set()
+
+
+_END = object()  # the end of the input
+
+
+class _Failed:
+    """The exception the input raised, carried to the consumer."""
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+def _failed(error: FaceCliError) -> ImageResult:
+    return ImageResult(error.subject, error=error)

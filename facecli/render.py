@@ -1,8 +1,10 @@
 """One render path per result type: a row (the JSON Lines object) and a view that shows rows to people.
 
 Every command builds its rows here and nowhere else, so a field added to a
-row appears in ``--json`` and, where its view shows it, in the table. The
-JSON fields are documented in the README ("JSON Lines schema").
+row appears in ``--json`` and ``--csv`` and, where its view shows it, in the
+table. The JSON fields are documented in the README ("JSON Lines schema");
+``flat`` turns a row into its CSV cells and ``csv_columns`` names them, by one
+rule (README, "CSV").
 """
 
 from __future__ import annotations
@@ -31,13 +33,18 @@ Row = dict[str, Any]
 
 @dataclass(frozen=True)
 class View:
-    """How rows of one type are shown without ``--json``: a table (headers + cells) or one line per row."""
+    """How rows of one type are shown without ``--json``: a table (headers + cells) or one line per row.
+
+    ``fields`` are the row's JSON fields in the README's order: the CSV columns
+    (fields that only some options add are passed by the command).
+    """
 
     headers: tuple[str, ...] = ()
     cells: Callable[[Row], tuple] | None = None  # one table row per kept row
     keep: Callable[[Row], bool] = lambda _row: True
     line: Callable[[Row], str | list[str]] | None = None  # instead of a table: one line (or several) per row
     group: Callable[[list[Row]], list[tuple]] | None = None  # table rows made from all rows at once
+    fields: tuple[str, ...] = ()
 
     def table(self, rows: list[Row]) -> list[tuple]:
         if self.group is not None:
@@ -47,6 +54,68 @@ class View:
 
 def rounded(x: float | None, digits: int = 4) -> float | None:
     return None if x is None or not math.isfinite(x) else round(float(x), digits)
+
+
+# -- CSV: one flat row per JSON row ------------------------------------------------------------
+LANDMARKS = 5
+_CORNERS = ("x1", "y1", "x2", "y2")
+#: JSON fields holding a list of points or of objects: the suffix of each item's cells
+_ITEMS = {"landmarks": ("x", "y"), "candidates": ("name", "distance")}
+_SIZES = {"landmarks": LANDMARKS}
+
+
+def _is_box(field: str) -> bool:
+    return field == "box" or field.endswith("_box")
+
+
+def _is_list(field: str) -> bool:
+    """A field whose value is a list (or null): it has one CSV column per cell, never one of its own."""
+    return _is_box(field) or field in _ITEMS or field == "embedding"
+
+
+def _columns(field: str, n: int) -> list[str]:
+    """The CSV columns of a JSON field whose value is a list of ``n`` items."""
+    if _is_box(field):
+        return [f"{field}_{c}" for c in _CORNERS]
+    if field in _ITEMS:
+        return [f"{field}_{i}_{k}" for i in range(n) for k in _ITEMS[field]]
+    return [f"{field}_{i}" for i in range(n)]  # a vector: embedding_0, embedding_1, ...
+
+
+def _cells(field: str, value: list) -> list:
+    if field in _ITEMS:
+        keys = _ITEMS[field]
+        return [item[k] if isinstance(item, dict) else item[j] for item in value for j, k in enumerate(keys)]
+    return value
+
+
+def _cell(value: Any) -> Any:
+    """A scalar as CSV writes it: JSON's true/false, an empty cell for null."""
+    return ("true" if value else "false") if isinstance(value, bool) else value
+
+
+def flat(row: Row) -> Row:
+    """A JSON row as CSV cells: a box becomes ``box_x1 … box_y2``, landmarks ``landmarks_0_x …
+    landmarks_4_y``, candidates ``candidates_0_name, candidates_0_distance, …``, an embedding
+    ``embedding_0 …``; a null list leaves its cells empty."""
+    cells: Row = {}
+    for field, value in row.items():
+        if isinstance(value, list):
+            cells.update(zip(_columns(field, len(value)), map(_cell, _cells(field, value))))
+        elif value is not None or not _is_list(field):
+            cells[field] = _cell(value)
+    return cells
+
+
+def csv_columns(fields: tuple[str, ...], sizes: dict[str, int]) -> list[str]:
+    """The CSV header for rows with these JSON fields; ``sizes`` gives the length of list fields
+    (``candidates``: --top-k, ``embedding``: the model's dimension)."""
+    sizes = _SIZES | sizes
+    out: list[str] = []
+    for field in fields:
+        n = 4 if _is_box(field) else sizes.get(field)
+        out += [field] if n is None else _columns(field, n)
+    return out
 
 
 def _box(row: Row, key: str = "box") -> Any:
@@ -97,10 +166,12 @@ def _face_extra(row: Row) -> str:
     return "-" if row["landmarks"] is None else f"{len(row['landmarks'])} points"
 
 
+FACE_FIELDS = ("file", "face", "box", "score", "landmarks")
 DETECTIONS = View(("file", "face", "box", "score", "landmarks"),
                   lambda r: (r["file"], r["face"], _box(r), f"{r['score']:.3f}", _face_extra(r)),
-                  keep=lambda r: r["face"] is not None)
-EMBEDDINGS = View(("file", "face", "box", "score", "embedding"), DETECTIONS.cells, keep=DETECTIONS.keep)
+                  keep=lambda r: r["face"] is not None, fields=(*FACE_FIELDS, "error"))
+EMBEDDINGS = View(("file", "face", "box", "score", "embedding"), DETECTIONS.cells, keep=DETECTIONS.keep,
+                  fields=(*FACE_FIELDS, "model", "provider", "error", "embedding"))
 
 
 # -- enroll ----------------------------------------------------------------------------------
@@ -110,7 +181,7 @@ def enroll_row(r: EnrollResult) -> Row:
 
 
 ENROLLMENTS = View(("name", "photo", "status"), lambda r: (r["name"], r["file"], r["status"]),
-                   keep=lambda r: r["error"] is None)
+                   keep=lambda r: r["error"] is None, fields=("name", "file", "status", "error", "box"))
 
 
 # -- verify ----------------------------------------------------------------------------------
@@ -127,7 +198,10 @@ def verification_row(v: Verification) -> Row:
 
 VERIFICATIONS = View(line=lambda r: f"{r['decision']}: {r['file']} vs "
                                     f"{('claimed ' + r['claim']) if 'claim' in r else r['other']}  "
-                                    f"distance {r['distance']:.3f}  tau {r['tau']:.3f}")
+                                    f"distance {r['distance']:.3f}  tau {r['tau']:.3f}",
+                     fields=("file", "face", "box", "other", "other_face", "other_box", "distance", "tau", "same",
+                             "decision"))
+CLAIM_FIELDS = ("file", "face", "box", "claim", "distance", "tau", "same", "decision")  # verify --claim
 
 
 # -- identify --------------------------------------------------------------------------------
@@ -156,7 +230,9 @@ def _identity_cells(r: Row) -> tuple:
             _dist(r["distance"]) + (f" (then {others})" if others else ""))
 
 
-IDENTITIES = View(("file", "face", "box", "identity", "distance"), _identity_cells)
+IDENTITIES = View(("file", "face", "box", "identity", "distance"), _identity_cells,
+                  fields=(*FACE_FIELDS, "name", "distance", "tau", "gallery_size", "fpir", "decision", "candidate",
+                          "candidates", "error"))
 
 
 def threshold_title(t: Threshold) -> str:
@@ -183,7 +259,8 @@ def _cluster_table(rows: list[Row]) -> list[tuple]:
             for k, v in sorted(members.items())]
 
 
-CLUSTERS = View(("cluster", "faces", "person", "members"), group=_cluster_table)
+CLUSTERS = View(("cluster", "faces", "person", "members"), group=_cluster_table,
+                fields=("cluster", "size", "file", "face", "box"))
 
 
 # -- search ----------------------------------------------------------------------------------
@@ -193,7 +270,8 @@ def match_row(path: str, face: Face, m: Match) -> Row:
 
 
 MATCHES = View(("rank", "name", "distance", "template", "source"),
-               lambda r: (r["rank"], r["name"], _dist(r["distance"]), r["template"], r["source"]))
+               lambda r: (r["rank"], r["name"], _dist(r["distance"]), r["template"], r["source"]),
+               fields=("file", "face", "rank", "name", "distance", "template", "source"))
 
 
 # -- watch -----------------------------------------------------------------------------------
@@ -206,19 +284,24 @@ def event_row(e: Event, frame: int, threshold: Threshold) -> Row:
             "box": [round(v, 1) for v in t.box], "first_seen": round(t.start, 3), "last_seen": round(t.last_seen, 3)}
 
 
-EVENTS = View(line=lambda r: f"{r['time']:8.2f} s  {r['event']:6}  track {r['track']}: {r['name'] or r['decision']}")
+EVENTS = View(line=lambda r: f"{r['time']:8.2f} s  {r['event']:6}  track {r['track']}: {r['name'] or r['decision']}",
+              fields=("event", "time", "frame", "track", "name", "decision", "distance", "tau", "gallery_size", "fpir",
+                      "box"))
 
 
 # -- management ------------------------------------------------------------------------------
 MODELS = View(("model", "kind", "state", "source", "path"),
-              lambda r: (r["model"], r["kind"], r["state"], r["source"], r["path"]))
-PERSONS = View(("name", "templates"), lambda r: (r["name"], r["templates"]))
+              lambda r: (r["model"], r["kind"], r["state"], r["source"], r["path"]),
+              fields=("model", "kind", "state", "path", "source"))
+PERSONS = View(("name", "templates"), lambda r: (r["name"], r["templates"]), fields=("name", "templates", "created"))
 TEMPLATES = View(("template", "source", "sha256", "box"),
-                 lambda r: (r["id"], r["source"], r["sha256"][:12], r["box"]))
-KEY_VALUES = View(("key", "value"), group=lambda rows: [kv for r in rows for kv in r.items()])
+                 lambda r: (r["id"], r["source"], r["sha256"][:12], r["box"]),
+                 fields=("name", "id", "source", "sha256", "box", "created"))
+KEY_VALUES = View(("key", "value"), group=lambda rows: [kv for r in rows for kv in r.items()])  # CSV: the row's keys
 CHECKS = View(line=lambda r: f"{r['gallery']}: ok" if r["ok"] else [f"{r['gallery']}: {p}" for p in r["problems"]])
 CALIBRATIONS = View(line=lambda r: f"tau {r['tau']:.3f} keeps strangers named at {r['fpir']:g} with "
-                                   f"{r['gallery_size']} people enrolled (use it with identify --tau {r['tau']:.3f})")
+                                   f"{r['gallery_size']} people enrolled (use it with identify --tau {r['tau']:.3f})",
+                    fields=("tau", "fpir", "gallery_size", "model"))
 
 
 # -- evaluation ------------------------------------------------------------------------------

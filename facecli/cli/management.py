@@ -17,6 +17,7 @@ from facecli.cli.options import (
     EXIT_ERROR,
     EXIT_NO,
     EXIT_OK,
+    Csv,
     GalleryOpt,
     Json,
     ModelOpt,
@@ -75,7 +76,7 @@ def _build_progress(out: Output, total: int) -> Iterator[Callable[[], None]]:
 
 
 @models_app.command("list")
-def models_list(json_lines: Json = False) -> None:
+def models_list(json_lines: Json = False, csv_rows: Csv = False) -> None:
     """Show each model, its source package, where it is and whether it verifies. Exit 2 if any is not ok.
 
     Example: [bold]facecli models list --json[/]
@@ -83,8 +84,9 @@ def models_list(json_lines: Json = False) -> None:
     from facecli import models
     from facecli.paths import models_dir
 
+    out = output(json_lines, csv_rows=csv_rows)
     rows = models.status()
-    with output(json_lines).results(render.MODELS, f"models in {models_dir()}") as results:
+    with out.results(render.MODELS, f"models in {models_dir()}") as results:
         for r in rows:
             results.add({"model": r.name, "kind": r.kind, "state": r.state, "path": str(r.path),
                          "source": r.source})
@@ -95,55 +97,62 @@ def models_list(json_lines: Json = False) -> None:
 
 # -- gallery ---------------------------------------------------------------------------
 @gallery_app.command("list")
-def gallery_list(gallery: GalleryOpt = None, json_lines: Json = False) -> None:
+def gallery_list(gallery: GalleryOpt = None, json_lines: Json = False, csv_rows: Csv = False) -> None:
     """List enrolled people and their number of templates.
 
     Example: [bold]facecli gallery list --json[/]
     """
+    out = output(json_lines, csv_rows=csv_rows)
     with open_existing_gallery(gallery) as g:
         people = g.persons()
-    with output(json_lines).results(render.PERSONS) as results:
+    with out.results(render.PERSONS) as results:
         for p in people:
             results.add({"name": p.name, "templates": p.templates, "created": p.created})
 
 
 @gallery_app.command("show")
-def gallery_show(name: str, gallery: GalleryOpt = None, json_lines: Json = False) -> None:
+def gallery_show(name: str, gallery: GalleryOpt = None, json_lines: Json = False, csv_rows: Csv = False,
+                 quiet: Quiet = False) -> None:
     """Show one person's templates: source photo, content hash, face box.
 
     Example: [bold]facecli gallery show alice[/]
     """
     from facecli.errors import InputError
 
+    out = output(json_lines, quiet, csv_rows=csv_rows)
     with open_existing_gallery(gallery) as g:
         if not g.has_person(name):
             raise InputError(name, f"no such person in {g.location}")
         templates = g.templates_of(name)
-    with output(json_lines).results(render.TEMPLATES, name) as results:
+    with out.results(render.TEMPLATES, f"templates of {name}") as results:
         for t in templates:
             results.add({"name": name, **t})
 
 
+# remove, rename and set change the gallery and have no result to print: like git, they say what they
+# did on stderr (not with --quiet) and leave stdout empty; the exit status says whether it worked.
 @gallery_app.command("remove")
-def gallery_remove(name: str, gallery: GalleryOpt = None) -> None:
+def gallery_remove(name: str, gallery: GalleryOpt = None, quiet: Quiet = False) -> None:
     """Remove a person and all their templates.
 
     Example: [bold]facecli gallery remove alice[/]
     """
+    out = output(quiet=quiet)
     with open_existing_gallery(gallery, write=True) as g:
         n = g.remove(name)
-    output().line(f"removed {name} ({n} templates)")
+    out.note(f"removed {name} ({n} templates)")
 
 
 @gallery_app.command("rename")
-def gallery_rename(old: str, new: str, gallery: GalleryOpt = None) -> None:
+def gallery_rename(old: str, new: str, gallery: GalleryOpt = None, quiet: Quiet = False) -> None:
     """Rename a person.
 
     Example: [bold]facecli gallery rename unknown-3 bob[/]
     """
+    out = output(quiet=quiet)
     with open_existing_gallery(gallery, write=True) as g:
         g.rename(old, new)
-    output().line(f"renamed {old} to {new}")
+    out.note(f"renamed {old} to {new}")
 
 
 @gallery_app.command("check")
@@ -161,19 +170,20 @@ def gallery_check(gallery: GalleryOpt = None, json_lines: Json = False) -> None:
 
 
 @gallery_app.command("stats")
-def gallery_stats(gallery: GalleryOpt = None, json_lines: Json = False) -> None:
+def gallery_stats(gallery: GalleryOpt = None, json_lines: Json = False, csv_rows: Csv = False) -> None:
     """Size of the gallery: people, templates, model, file, and the thresholds identify and verify use.
 
     Example: [bold]facecli gallery stats --json[/]
     """
     from facecli.decisions import verification_threshold
 
+    out = output(json_lines, csv_rows=csv_rows)
     with open_existing_gallery(gallery) as g:
         stats = g.stats()
         threshold = g.threshold()
     stats |= {"fpir": threshold.fpir, "identify_tau": threshold.tau,
               "verify_tau": verification_threshold(stats["model"]).tau}
-    with output(json_lines).results(render.KEY_VALUES) as results:
+    with out.results(render.KEY_VALUES) as results:
         results.add(stats)
 
 
@@ -183,7 +193,7 @@ def gallery_set(
         "--fpir", show_default=False,
         help="Share of strangers identify may name; its tau then follows the gallery's size.")] = None,
     reset: Annotated[bool, typer.Option("--reset", help="Forget the gallery's FPIR (back to 0.01).")] = False,
-    gallery: GalleryOpt = None,
+    gallery: GalleryOpt = None, quiet: Quiet = False,
 ) -> None:
     """Store a default for everyone using this gallery.
 
@@ -192,14 +202,14 @@ def gallery_set(
     from facecli.calibration import DEFAULT_FPIR
     from facecli.decisions import identification_threshold
 
+    out = output(quiet=quiet)
     if (fpir is None) == (not reset):
         raise FaceCliError("gallery set", "give --fpir F or --reset")
     with open_existing_gallery(gallery, write=True) as g:
         # computed first: it refuses a target the model's measurements cannot meet
         threshold = identification_threshold(g.model, g.person_count(), fpir=DEFAULT_FPIR if reset else fpir)
         g.set_fpir(None if reset else fpir)
-    output().line(f"FPIR {threshold.fpir:g}: identify uses tau {threshold.tau:.3f} with "
-                  f"{threshold.gallery_size} people")
+    out.note(f"FPIR {threshold.fpir:g}: identify uses tau {threshold.tau:.3f} with {threshold.gallery_size} people")
 
 
 # -- calibrate ----------------------------------------------------------------------------
@@ -209,7 +219,7 @@ def calibrate(
     gallery_size: Annotated[int | None, typer.Option(
         "--gallery-size", min=1, show_default=False,
         help="Number of enrolled people (default: the gallery's).")] = None,
-    gallery: GalleryOpt = None, model: ModelOpt = None, json_lines: Json = False,
+    gallery: GalleryOpt = None, model: ModelOpt = None, json_lines: Json = False, csv_rows: Csv = False,
 ) -> None:
     """The tau that keeps strangers named at --fpir against a gallery of K people.
 
@@ -220,6 +230,7 @@ def calibrate(
     """
     from facecli.decisions import identification_threshold
 
+    out = output(json_lines, csv_rows=csv_rows)
     model = model_for(model, gallery, uses_gallery=gallery_size is None)
     if gallery_size is None:
         with open_existing_gallery(gallery) as g:
@@ -227,5 +238,5 @@ def calibrate(
         if gallery_size == 0:
             raise FaceCliError(str(gallery_location(gallery)), "no one is enrolled; give --gallery-size")
     threshold = identification_threshold(model, gallery_size, fpir=fpir)
-    with output(json_lines).results(render.CALIBRATIONS) as results:
+    with out.results(render.CALIBRATIONS) as results:
         results.add({"tau": threshold.tau, "fpir": fpir, "gallery_size": gallery_size, "model": model})

@@ -3,14 +3,22 @@ the engine and gallery they open, and how a library error becomes one line."""
 
 from __future__ import annotations
 
-import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
 
 from facecli.detectors import DET_SIZE, DETECTORS
-from facecli.errors import BadValue, FaceCliError, FaceTooSmall, LooseThreshold, ModelMismatch, SeveralFaces
+from facecli.errors import (
+    BadValue,
+    FaceCliError,
+    FaceTooSmall,
+    InputError,
+    LooseThreshold,
+    ModelMismatch,
+    SeveralFaces,
+)
 from facecli.modes import LINKAGES, SEARCH_MODES, TEMPLATE_MODES
 from facecli.output import Output
 from facecli.runtime import DEVICES
@@ -24,6 +32,9 @@ def _choice(values) -> type:
 
 
 Json = Annotated[bool, typer.Option("--json", help="JSON Lines on stdout, one object per row.")]
+Csv = Annotated[bool, typer.Option(
+    "--csv", help="CSV on stdout: a header, then one row per JSON Lines object, nested fields flattened "
+                  "(box_x1 ... box_y2).")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only results and errors.")]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Also report models, provider and timings on stderr.")]
 Device = Annotated[_choice(DEVICES), typer.Option(help="Where the networks run (auto: the GPU when there is one).",
@@ -72,17 +83,23 @@ Fpir = Annotated[float | None, typer.Option(
     help="Share of strangers allowed to be given a name; sets tau for the gallery's size "
          "(default: the gallery's setting, else 0.01). --tau overrides it.")]
 Images = Annotated[list[str], typer.Argument(
-    metavar="IMAGE", help="Image files; '-' reads one path per line from stdin.", show_default=False)]
+    metavar="IMAGE", show_default=False,
+    help="Image files, or folders (their images, recursively, in sorted order); '-' reads one image path "
+         "per line from stdin, each processed as it arrives.")]
 
-def expand(paths: list[str]) -> list[str]:
-    """Replace '-' with the paths listed on stdin (one per line, blanks skipped)."""
-    out: list[str] = []
-    for p in paths:
-        if p == "-":
-            out += [line.rstrip("\r\n") for line in sys.stdin if line.strip()]
-        else:
-            out.append(p)
-    return out
+
+def expand(args: list[str], folders: bool = True) -> list[str | InputError] | Iterator[str | InputError]:
+    """The inputs the arguments name (``facecli.inputs.expand``): a list when they are all known now
+    (its length sizes the progress bar), a stream when '-' reads stdin."""
+    from facecli.inputs import expand as inputs
+
+    found = inputs(args, folders)
+    return found if "-" in args else list(found)
+
+
+def total(inputs: list | Iterator) -> int | None:
+    """How many inputs there are, when known (not for a stream from stdin)."""
+    return len(inputs) if isinstance(inputs, list) else None
 
 
 def gallery_location(path: Path | None) -> Path:
@@ -91,8 +108,11 @@ def gallery_location(path: Path | None) -> Path:
     return path if path is not None else default_gallery()
 
 
-def output(json_lines: bool = False, quiet: bool = False, verbose: bool = False) -> Output:
-    return Output(json_lines, quiet, verbose)
+def output(json_lines: bool = False, quiet: bool = False, verbose: bool = False, csv_rows: bool = False) -> Output:
+    """The printing policy of a command; --json and --csv together are a usage error (exit 2)."""
+    if json_lines and csv_rows:
+        raise typer.BadParameter("cannot be used with --json", param_hint="--csv")
+    return Output(json_lines, quiet, verbose, csv_rows)
 
 
 def engine(out: Output, model: str, detector: str | None = None, device: str = "auto", flip: bool | None = None,

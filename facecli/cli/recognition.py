@@ -13,6 +13,7 @@ from facecli.cli.options import (
     EXIT_NO,
     EXIT_OK,
     Annotate,
+    Csv,
     DetectorOpt,
     DetSize,
     Device,
@@ -37,10 +38,11 @@ from facecli.cli.options import (
     model_for,
     open_existing_gallery,
     output,
+    total,
 )
 from facecli.decisions import MIN_FACE
 from facecli.detectors import DET_SIZE
-from facecli.errors import FaceCliError
+from facecli.errors import FaceCliError, InputError
 
 app = typer.Typer()
 
@@ -72,10 +74,15 @@ def _make_folders(*folders: Path | None) -> None:
 
 
 # -- detect / embed -------------------------------------------------------------------
+def _optional(**fields: object) -> tuple[str, ...]:
+    """The row fields that options add (``annotated`` with --annotate): CSV columns only when asked for."""
+    return tuple(name for name, given in fields.items() if given)
+
+
 def _faces(command: str, images: list[str], detector: str | None, model: str | None, device: str,
-           flip: bool | None, det_size: int, json_lines: bool, quiet: bool, verbose: bool,
+           flip: bool | None, det_size: int, json_lines: bool, csv_rows: bool, quiet: bool, verbose: bool,
            crops: Path | None = None, npy: Path | None = None, annotate: Path | None = None) -> None:
-    out = output(json_lines, quiet, verbose)
+    out = output(json_lines, quiet, verbose, csv_rows)
     paths = expand(images)
     embedding = command == "embed"
     eng = engine(out, model_for(model), detector, device, flip, det_size, embed=embedding)
@@ -83,7 +90,9 @@ def _faces(command: str, images: list[str], detector: str | None, model: str | N
     failed = no_face = False
     vectors = []
     view = render.EMBEDDINGS if embedding else render.DETECTIONS
-    with out.progress(len(paths), command) as tick, out.results(view) as results:
+    fields = view.fields + _optional(crop=crops, annotated=annotate)
+    with out.progress(total(paths), command) as tick, \
+            out.results(view, fields=fields, sizes={"embedding": eng.dim} if embedding else {}) as results:
         for n, res in enumerate(eng.run(paths)):
             tick()
             drawn = _annotate(annotate, n, res, [(f.detection, None, None) for f in res.faces])
@@ -114,25 +123,28 @@ def _faces(command: str, images: list[str], detector: str | None, model: str | N
 def detect(images: Images, detector: DetectorOpt = None, model: ModelOpt = None, device: Device = "auto",
            det_size: DetSize = DET_SIZE, annotate: Annotate = None,
            crops: Annotated[Path | None, typer.Option(help="Write each face's model input crop here (PNG).")] = None,
-           json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False) -> None:
+           json_lines: Json = False, csv_rows: Csv = False, quiet: Quiet = False, verbose: Verbose = False) -> None:
     """Find faces: box, score and 5 landmarks per face.
 
-    Example: [bold]facecli detect group.jpg --json | jq .box[/]
+    Examples:
+      [bold]facecli detect group.jpg --json | jq .box[/]
+      [bold]facecli detect photos/ --csv > faces.csv[/]
     """
-    _faces("detect", images, detector, model, device, False, det_size, json_lines, quiet, verbose, crops=crops,
-           annotate=annotate)
+    _faces("detect", images, detector, model, device, False, det_size, json_lines, csv_rows, quiet, verbose,
+           crops=crops, annotate=annotate)
 
 
 @app.command()
 def embed(images: Images, detector: DetectorOpt = None, model: ModelOpt = None, device: Device = "auto",
           det_size: DetSize = DET_SIZE, flip: Flip = None,
           npy: Annotated[Path | None, typer.Option(help="Also save all embeddings as an (N, dim) .npy.")] = None,
-          json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False) -> None:
+          json_lines: Json = False, csv_rows: Csv = False, quiet: Quiet = False, verbose: Verbose = False) -> None:
     """Embed every face: a unit vector per face (512-d FaceNet, 128-d SFace, 640-d fusion).
 
     Example: [bold]ls *.jpg | facecli embed - --json --npy faces.npy[/]
     """
-    _faces("embed", images, detector, model, device, flip, det_size, json_lines, quiet, verbose, npy=npy)
+    _faces("embed", images, detector, model, device, flip, det_size, json_lines, csv_rows, quiet, verbose,
+           npy=npy)
 
 
 # -- enroll / verify / identify ------------------------------------------------------------
@@ -150,7 +162,8 @@ def enroll(
         help="Refuse faces with a box side under PX pixels: identify would never name them.")] = MIN_FACE,
     gallery: GalleryOpt = None, detector: DetectorOpt = None, model: ModelOpt = None,
     device: Device = "auto", flip: Flip = None,
-    det_size: DetSize = DET_SIZE, json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False,
+    det_size: DetSize = DET_SIZE, json_lines: Json = False, csv_rows: Csv = False, quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
     """Enroll a person from one or more photos (one is enough).
 
@@ -160,7 +173,7 @@ def enroll(
     """
     from facecli.inputs import scan_people_dir
 
-    out = output(json_lines, quiet, verbose)
+    out = output(json_lines, quiet, verbose, csv_rows)
     model = model_for(model, gallery, uses_gallery=True)
     if directory is not None:
         if name or images:
@@ -169,7 +182,7 @@ def enroll(
     else:
         if not name or not images:
             raise FaceCliError("enroll", "give a NAME and at least one photo, or --dir FOLDER")
-        items = [(name, p) for p in expand(images)]
+        items = [(name, p) for p in expand(images, folders=False)]
     path = gallery_location(gallery)
     eng = engine(out, model, detector, device, flip, det_size)
     with out.progress(len(items), "enroll") as tick:
@@ -178,14 +191,16 @@ def enroll(
         for r in enrolled:
             if r.error:
                 out.error(message(r.error))
-            if json_lines or not quiet:
+            if out.machine or not quiet:
                 results.add(render.enroll_row(r))
     raise typer.Exit(EXIT_ERROR if any(r.error for r in enrolled) else EXIT_OK)
 
 
 @app.command()
 def verify(
-    photo: Annotated[str, typer.Argument(help="The photo to check.", show_default=False)],
+    photo: Annotated[str, typer.Argument(
+        metavar="PHOTO", show_default=False,
+        help="The photo to check; with --claim also a folder (its images, recursively) or '-' (paths on stdin).")],
     other: Annotated[str | None, typer.Argument(help="A second photo to compare with.",
                                                    show_default=False)] = None,
     claim: Annotated[str | None, typer.Option(help="Compare with this enrolled person instead.",
@@ -193,28 +208,42 @@ def verify(
     all_faces: Annotated[bool, typer.Option(help="Use the closest pair of all faces, not the largest.")] = False,
     templates: Templates = "mean", tau: Tau = None, force: Force = False, gallery: GalleryOpt = None,
     detector: DetectorOpt = None, model: ModelOpt = None, device: Device = "auto",
-    flip: Flip = None, det_size: DetSize = DET_SIZE, json_lines: Json = False, quiet: Quiet = False,
-    verbose: Verbose = False,
+    flip: Flip = None, det_size: DetSize = DET_SIZE, json_lines: Json = False, csv_rows: Csv = False,
+    quiet: Quiet = False, verbose: Verbose = False,
 ) -> None:
-    """1:1 — same person or not? Exit 0 same, 1 different, 2 error.
+    """1:1 — same person or not? Exit 0 same (every photo, for a folder), 1 different, 2 error.
 
     Examples:
       [bold]facecli verify a.jpg b.jpg[/]
       [bold]facecli verify door-cam.jpg --claim alice --json[/]
+      [bold]facecli verify door-cam/ --claim alice --csv[/]
     """
-    out = output(json_lines, quiet, verbose)
+    out = output(json_lines, quiet, verbose, csv_rows)
     if (other is None) == (claim is None):
         raise FaceCliError("verify", "give a second photo or --claim NAME (exactly one of them)")
     model = model_for(model, gallery, uses_gallery=claim is not None)
-    eng = engine(out, model, detector, device, flip, det_size)
-    if claim is not None:
-        with open_existing_gallery(gallery, eng.model) as g:
-            v = eng.verify_claim(g, photo, claim, tau, all_faces, templates, force)
-    else:
+    if claim is None:
+        for p in (photo, other):
+            if p == "-" or Path(p).is_dir():
+                raise InputError(p, "a folder or '-' is verified against an enrolled person: use --claim NAME")
+        eng = engine(out, model, detector, device, flip, det_size)
         v = eng.verify(photo, other, tau, all_faces, force)
-    with out.results(render.VERIFICATIONS) as results:
-        results.add(render.verification_row(v))
-    raise typer.Exit(EXIT_OK if v.same else EXIT_NO)
+        with out.results(render.VERIFICATIONS) as results:
+            results.add(render.verification_row(v))
+        raise typer.Exit(EXIT_OK if v.same else EXIT_NO)
+    photos = expand([photo])
+    eng = engine(out, model, detector, device, flip, det_size)
+    failed = different = False
+    with open_existing_gallery(gallery, eng.model) as g, \
+            out.results(render.VERIFICATIONS, fields=render.CLAIM_FIELDS) as results:
+        for v in eng.verify_claims(g, photos, claim, tau, all_faces, templates, force):
+            if isinstance(v, FaceCliError):  # reported, and the other photos still verified
+                out.error(message(v))
+                failed = True
+                continue
+            different |= not v.same
+            results.add(render.verification_row(v))
+    raise typer.Exit(EXIT_ERROR if failed else EXIT_NO if different else EXIT_OK)
 
 
 @app.command()
@@ -225,24 +254,26 @@ def identify(
     tau: Tau = None, force: Force = False, fpir: Fpir = None, gallery: GalleryOpt = None,
     detector: DetectorOpt = None, model: ModelOpt = None, device: Device = "auto",
     flip: Flip = None, det_size: DetSize = DET_SIZE, annotate: Annotate = None, json_lines: Json = False,
-    quiet: Quiet = False, verbose: Verbose = False,
+    csv_rows: Csv = False, quiet: Quiet = False, verbose: Verbose = False,
 ) -> None:
     """1:K — who is each face, or "not recognized". Exit 0 someone recognised, 1 nobody, 2 error.
 
     Examples:
       [bold]facecli identify party.jpg --top-k 3 --annotate out/[/]
+      [bold]facecli identify photos/ --csv > who.csv[/]
       [bold]find photos -name '*.jpg' | facecli identify - --json | jq 'select(.name)'[/]
     """
     from facecli.annotate import labelled
 
-    out = output(json_lines, quiet, verbose)
+    out = output(json_lines, quiet, verbose, csv_rows)
     model = model_for(model, gallery, uses_gallery=True)
     paths = expand(images)
     _make_folders(annotate)
     eng = engine(out, model, detector, device, flip, det_size)
     recognised = failed = False
-    with open_existing_gallery(gallery, eng.model) as g, out.progress(len(paths), "identify") as tick, \
-            out.results(render.IDENTITIES) as results:
+    fields = render.IDENTITIES.fields + _optional(annotated=annotate)
+    with open_existing_gallery(gallery, eng.model) as g, out.progress(total(paths), "identify") as tick, \
+            out.results(render.IDENTITIES, fields=fields, sizes={"candidates": top_k}) as results:
         threshold = g.threshold(tau, fpir, force)
         results.title = render.threshold_title(threshold)
         out.info(f"gallery {g.location}: {threshold.gallery_size} people; tau {threshold.tau:.3f}"
@@ -265,7 +296,8 @@ def identify(
 @app.command()
 def cluster(
     images: Annotated[list[str], typer.Argument(
-        metavar="DIR|IMAGE", help="Folders (searched recursively) and image files; '-' reads paths from stdin.",
+        metavar="DIR|IMAGE", help="Folders (searched recursively) and image files; '-' reads image paths from "
+                                  "stdin.",
         show_default=False)],
     linkage: Linkage = "average",
     link: Annotated[Path | None, typer.Option(
@@ -276,7 +308,8 @@ def cluster(
                                     "`gallery rename`).")] = False,
     tau: Tau = None, force: Force = False, gallery: GalleryOpt = None, detector: DetectorOpt = None,
     model: ModelOpt = None, device: Device = "auto",
-    det_size: DetSize = DET_SIZE, json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False,
+    det_size: DetSize = DET_SIZE, json_lines: Json = False, csv_rows: Csv = False, quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
     """Group the faces of a folder by person, without a gallery. Exit 0, 1 no face at all, 2 error.
 
@@ -285,11 +318,10 @@ def cluster(
       [bold]facecli cluster holiday/ --enroll-as-unknown && facecli gallery rename unknown-1 alice[/]
     """
     from facecli.files import link_clusters
-    from facecli.inputs import image_files
 
-    out = output(json_lines, quiet, verbose)
+    out = output(json_lines, quiet, verbose, csv_rows)
     model = model_for(model, gallery, uses_gallery=True)
-    paths = list(image_files(expand(images)))
+    paths = list(expand(images))
     eng = engine(out, model, detector, device, det_size=det_size)
     _make_folders(link)
     with out.progress(len(paths), "cluster") as tick:
@@ -305,7 +337,8 @@ def cluster(
     for c in clustered:
         sizes[c.cluster] = sizes.get(c.cluster, 0) + 1
     title = f"{len(sizes)} clusters of {len(clustered)} faces (tau {threshold.tau:.3f}, {linkage} linkage)"
-    with out.results(render.CLUSTERS, title) as rows:
+    fields = render.CLUSTERS.fields + _optional(link=link, person=enroll_as_unknown)
+    with out.results(render.CLUSTERS, title, fields) as rows:
         for c, symlink in zip(clustered, links):
             rows.add(render.cluster_row(c, sizes[c.cluster], symlink and str(symlink), names.get(c.cluster)))
     raise typer.Exit(EXIT_ERROR if failed else EXIT_OK if clustered else EXIT_NO)
@@ -316,13 +349,14 @@ def search(
     photo: Annotated[str, typer.Argument(help="The photo whose largest face is searched.", show_default=False)],
     top_k: Annotated[int, typer.Option(min=1, help="How many templates to list.")] = 10,
     gallery: GalleryOpt = None, detector: DetectorOpt = None, model: ModelOpt = None, device: Device = "auto",
-    det_size: DetSize = DET_SIZE, json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False,
+    det_size: DetSize = DET_SIZE, json_lines: Json = False, csv_rows: Csv = False, quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
     """The most similar enrolled templates to a face, across all persons, nearest first.
 
     Example: [bold]facecli search stranger.jpg --top-k 10 --json[/]
     """
-    out = output(json_lines, quiet, verbose)
+    out = output(json_lines, quiet, verbose, csv_rows)
     model = model_for(model, gallery, uses_gallery=True)
     eng = engine(out, model, detector, device, det_size=det_size)
     with open_existing_gallery(gallery, eng.model) as g:

@@ -5,9 +5,9 @@ Usage: python bench/cohort_cost.py [--size 100000] [--dim 640] [--repeats 30] [-
 Random unit vectors stand for the templates (one per person) and the queries. The reference is the exact
 search itself (matching.sq_distances against every template, then the nearest: what identify does up to
 100,000 templates); each variant adds its statistic to one such search. The variants are timed in
-alternation, median of --repeats, so a busy machine slows them alike. The last row is the library's
-whole matching.identify, whose per-person mean templates (np.add.reduceat over every row) cost far more
-than the search at this size.
+alternation (a new random order each round), median of --repeats, so a busy machine slows them alike.
+The last row is the library's whole matching.identify, whose per-person mean templates (np.add.reduceat
+over every row) cost far more than the search at this size.
 Prints a table and writes bench/results/cohort-cost.json.
 """
 
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from facecli.gallery import TemplateMatrix
 from facecli.matching import identify, sq_distances
+from facecli.types import TemplateMatrix, Threshold
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,7 +48,7 @@ def main() -> None:
     # the T-norm over all K without the distances: mean from the gallery's mean, spread from its second moment
     second = (raw.T @ raw / args.size).astype(np.float32)
     queries = [unit(rng.standard_normal((args.batch, args.dim))) for _ in range(args.repeats)]
-    tau = 1.0
+    tau = Threshold(1.0)
 
     def library(q: np.ndarray) -> object:
         return identify(q, gallery, tau)
@@ -100,11 +100,12 @@ def main() -> None:
     for fn in variants.values():  # warm up
         fn(queries[0])
     times: dict[str, list[float]] = {name: [] for name in variants}
+    names = list(variants)
     for q in queries:
-        for name, fn in variants.items():
+        for i in rng.permutation(len(names)):  # a fresh order each round: no variant always follows another
             t0 = time.perf_counter()
-            fn(q)
-            times[name].append(time.perf_counter() - t0)
+            variants[names[i]](q)
+            times[names[i]].append(time.perf_counter() - t0)
     base = float(np.median(times[next(iter(variants))]))
     print(f"{args.size:,} templates, dim {args.dim}, {args.batch} face(s) per search, median of {args.repeats}:\n")
     print("| variant | ms per search | relative to the exact search |")

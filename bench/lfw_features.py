@@ -26,18 +26,18 @@ from pathlib import Path
 import numpy as np
 
 from facecli.alignment import center_crop
-from facecli.api import IMAGE_SUFFIXES
-from facecli.detection import create_detector
+from facecli.detectors import create_detector
 from facecli.embedding import Embedder, FaceEmbedder
-from facecli.evaluation import EmbeddingCache, central_face, detector_setting, embed_for_eval
+from facecli.evaluation import LabelledEmbedder
+from facecli.evaluation.embeddings import EmbeddingCache, central_face
 from facecli.imageio import decode, read_bytes
+from facecli.inputs import is_image_name
 from facecli.models import DEFAULT_MODEL
 
 
 def list_images(root: Path) -> list[str]:
     """Paths relative to ``root``: ``<person>/<photo>``, sorted."""
-    return sorted(str(f.relative_to(root)) for f in root.glob("*/*")
-                  if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(str(f.relative_to(root)) for f in root.glob("*/*") if f.is_file() and is_image_name(f))
 
 
 class RawRecorder:
@@ -129,12 +129,9 @@ def check(root: Path, dumped: Path, n: int, seed: int = 0) -> float:
     model = str(data["model"])
     pick = np.sort(np.random.default_rng(seed).choice(len(data["path"]), min(n, len(data["path"])), replace=False))
     rels = [str(data["path"][i]) for i in pick]
-    embedder = FaceEmbedder(model)
-    name = embedder.spec.detector
-    detector = create_detector(name)
     with tempfile.TemporaryDirectory() as tmp:
-        emb, fallbacks = embed_for_eval([str(root / r) for r in rels], detector, embedder,
-                                        detector_setting(name, detector), cache=EmbeddingCache(Path(tmp) / "c.sqlite"))
+        emb, fallbacks = LabelledEmbedder(model).embed([str(root / r) for r in rels],
+                                                       cache=EmbeddingCache(Path(tmp) / "c.sqlite"))
     ref = np.stack([emb[str(root / r)] for r in rels])
     diff = float(np.abs(ref - data["fused"][pick]).max())
     print(f"{len(rels)} images: max |fused - embed_for_eval| = {diff:.2e}; fallbacks {fallbacks} "

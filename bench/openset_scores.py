@@ -34,7 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from facecli import evaluation
-from facecli.evaluation import OpenSet, _tau_at_fpir
+from facecli.evaluation import OpenSet
+from facecli.evaluation.openset import tau_at_fpir
 from facecli.matching import sq_distances
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -165,7 +166,7 @@ class Search:
 
     def rank1(self, score: np.ndarray, fpir: float) -> float:
         """Share of probes named right at the threshold that names at most ``fpir`` of the strangers."""
-        tau = _tau_at_fpir(score[~self.mated], fpir)
+        tau = tau_at_fpir(score[~self.mated], fpir)
         return float(np.mean((self.correct & (score <= tau))[self.mated]))
 
     def cohort_mean(self, k: int) -> np.ndarray:
@@ -426,7 +427,7 @@ def closest_strangers(f: Features, full: OpenSet) -> dict:
         stranger = score[~s.mated]
         order = np.argsort(stranger)[:6]
         keep = np.array([Path(p).parent.name not in ALIASES for p in full.strangers])
-        tau = _tau_at_fpir(stranger[keep], 0.001)
+        tau = tau_at_fpir(stranger[keep], 0.001)
         out[name] = {"closest": [(full.strangers[i], round(float(stranger[i]), 4)) for i in order],
                      "rank1_0.001": s.rank1(score, 0.001),
                      "rank1_0.001_without_aliases": float(np.mean((s.correct & (score <= tau))[s.mated]))}

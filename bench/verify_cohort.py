@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from openset_scores import FEATURES, IMAGES, ROOT, Features
 
-from facecli.evaluation import THRESHOLDS, distances, kfold_accuracy, read_lfw_pairs, roc_auc, val_at_far
+from facecli.evaluation.pairs import THRESHOLDS, distances, kfold_accuracy, read_lfw_pairs, roc_auc, val_at_far
 from facecli.matching import sq_distances
 
 PAIRS = IMAGES.parent / "pairs.txt"

@@ -1,6 +1,6 @@
 """Dump every LFW image's features as `facecli eval` computes them for a model (default: fusion).
 
-One row per image, sorted by path: the central face (``evaluation.central_face``) of the model's
+One row per image, sorted by path: the central face (``evaluation.embeddings.central_face``) of the model's
 detector, or the centre-crop fallback; each model's unit embedding on the crop its manifest asks for;
 the fused embedding (``FaceEmbedder.fuse``); and what a quality-aware decision could use: the
 detector's score, box, landmarks, how many faces it found, and the L2 norm of each model's raw

@@ -7,7 +7,7 @@ detector's score, box, landmarks, how many faces it found, and the L2 norm of ea
 output before normalisation (for the crop and, with flip, its mirror). Research on the open set
 (bench/openset_scores.py) then runs on this file in seconds instead of re-embedding for ~15 min.
 
-    nice -n 10 python bench/lfw_features.py --images ../shared/lfw/images --out /work/cache/lfw-features.npz
+    nice -n 10 python bench/lfw_features.py --images ../shared/lfw/images --out ~/.cache/facecli/lfw-features.npz
     python bench/lfw_features.py --check 300     # fused == what `facecli eval` computes, on 300 images
 
 Arrays: path, person, <model> (N, dim) per component, fused (N, D), <model>_raw_norm and, with flip,
@@ -33,34 +33,14 @@ from facecli.evaluation.embeddings import EmbeddingCache, central_face
 from facecli.imageio import decode, read_bytes
 from facecli.inputs import is_image_name
 from facecli.models import DEFAULT_MODEL
+from facecli.paths import cache_dir
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def list_images(root: Path) -> list[str]:
     """Paths relative to ``root``: ``<person>/<photo>``, sorted."""
     return sorted(str(f.relative_to(root)) for f in root.glob("*/*") if f.is_file() and is_image_name(f))
-
-
-class RawRecorder:
-    """Keeps the raw outputs of an ``Embedder`` while its own ``embed`` runs (no second forward pass)."""
-
-    def __init__(self, part: Embedder) -> None:
-        self.outputs: list[np.ndarray] = []
-        self._run = part._run
-        part._run = self  # type: ignore[method-assign]
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        out = self._run(batch)
-        self.outputs.append(np.asarray(out, dtype=np.float32))
-        return out
-
-    def norms(self, flip: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        """L2 norms of the raw outputs recorded since the last call: plain crops, and mirrored ones with flip."""
-        outs, self.outputs = self.outputs, []
-        plain = outs[0::2] if flip else outs
-        norms = np.concatenate([np.linalg.norm(o, axis=1) for o in plain])
-        if not flip:
-            return norms, None
-        return norms, np.concatenate([np.linalg.norm(o, axis=1) for o in outs[1::2]])
 
 
 def analyse(root: Path, rel: str, detector, parts: list[Embedder]) -> dict:
@@ -83,7 +63,6 @@ def analyse(root: Path, rel: str, detector, parts: list[Embedder]) -> dict:
 def dump(root: Path, model: str, out: Path, limit: int | None = None, workers: int = 2) -> dict[str, np.ndarray]:
     embedder = FaceEmbedder(model)
     detector = create_detector(embedder.spec.detector)
-    recorders = [RawRecorder(p) for p in embedder.parts]
     paths = list_images(root)[:limit]
     batch = embedder.batch_size
     rows: dict[str, list] = {k: [] for k in ("box", "score", "landmarks", "fallback", "n_faces", "hw")}
@@ -96,12 +75,12 @@ def dump(root: Path, model: str, out: Path, limit: int | None = None, workers: i
             chunk = list(pool.map(lambda r: analyse(root, r, detector, embedder.parts), paths[lo:lo + batch]))
             for key in rows:
                 rows[key] += [a["hw" if key == "hw" else key] for a in chunk]
-            for i, (part, rec) in enumerate(zip(embedder.parts, recorders)):
-                emb[i].append(part.embed(np.stack([a["crops"][i] for a in chunk])))
-                plain, mirrored = rec.norms(part.flip)
-                norms[i].append(plain)
-                if mirrored is not None:
-                    norms_flip[i].append(mirrored)
+            for i, part in enumerate(embedder.parts):
+                unit, raw_norms = part.embed_with_norms(np.stack([a["crops"][i] for a in chunk]))
+                emb[i].append(unit)
+                norms[i].append(raw_norms[:, 0])
+                if part.flip:
+                    norms_flip[i].append(raw_norms[:, 1])
             done = lo + len(chunk)
             if done % (batch * 20) == 0 or done == len(paths):
                 print(f"{done}/{len(paths)} images, {time.time() - start:.0f} s", file=sys.stderr, flush=True)
@@ -141,9 +120,9 @@ def check(root: Path, dumped: Path, n: int, seed: int = 0) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--images", type=Path, default=Path("/work/shared/lfw/images"))
+    ap.add_argument("--images", type=Path, default=ROOT.parent / "shared" / "lfw" / "images")
     ap.add_argument("--model", default=DEFAULT_MODEL)
-    ap.add_argument("--out", type=Path, default=Path("/work/cache/lfw-features.npz"))
+    ap.add_argument("--out", type=Path, default=cache_dir() / "lfw-features.npz")
     ap.add_argument("--limit", type=int, default=None, help="only the first N images (a quick try)")
     ap.add_argument("--check", type=int, default=0, metavar="N",
                     help="do not dump: compare N images of --out with what `facecli eval` computes")

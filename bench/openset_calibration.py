@@ -1,6 +1,6 @@
 """Does the default 1:N threshold keep its promise (FPIR 1 %) for a new score? Checked on held-out people.
 
-Usage: python bench/openset_calibration.py [--features /work/cache/lfw-features.npz] [--images DIR]
+Usage: python bench/openset_calibration.py [--features ~/.cache/facecli/lfw-features.npz] [--images DIR]
                                            [--draws 10] [--seed 20] [--splits 5]
 
 Today's rule (calibration.tau_for): a stranger compared with K people is named with probability

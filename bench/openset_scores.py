@@ -1,6 +1,6 @@
 """Open-set scores (issue 20): gallery-cohort normalisation, mean centring and face quality, person-disjoint.
 
-Usage: python bench/openset_scores.py [--features /work/cache/lfw-features.npz] [--images ../shared/lfw/images]
+Usage: python bench/openset_scores.py [--features ~/.cache/facecli/lfw-features.npz] [--images ../shared/lfw/images]
                                       [--draws 10] [--seed 20] [--splits 5]
 
 Runs on the feature dump of bench/lfw_features.py (pure numpy: two minutes per split on two busy cores). The protocol is
@@ -37,9 +37,10 @@ from facecli import evaluation
 from facecli.evaluation import OpenSet
 from facecli.evaluation.openset import tau_at_fpir
 from facecli.matching import sq_distances
+from facecli.paths import cache_dir
 
 ROOT = Path(__file__).resolve().parents[1]
-FEATURES = Path("/work/cache/lfw-features.npz")
+FEATURES = cache_dir() / "lfw-features.npz"  # written by bench/lfw_features.py
 IMAGES = next((p / "shared" / "lfw" / "images" for p in ROOT.parents if (p / "shared" / "lfw").is_dir()),
               Path("../shared/lfw/images"))
 TARGETS = (0.01, 0.001)

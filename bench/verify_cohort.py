@@ -1,6 +1,6 @@
 """`verify --claim` with the gallery as a cohort (issue 20): does normalising a pair's distance help 1:1?
 
-Usage: python bench/verify_cohort.py [--features /work/cache/lfw-features.npz] [--pairs ../shared/lfw/pairs.txt]
+Usage: python bench/verify_cohort.py [--features ~/.cache/facecli/lfw-features.npz] [--pairs ../shared/lfw/pairs.txt]
 
 LFW's pair protocol (evaluation.read_lfw_pairs, 10 person-disjoint folds). A pair (a, b) stands for a
 claim: a is the claimed person's enrolled photo, b the photo presented. The "gallery" of a pair in fold k

@@ -112,17 +112,23 @@ class Embedder:
         With ``flip`` the embedding of each crop and of its mirror image are
         summed and re-normalised (test-time augmentation).
         """
+        return self.embed_with_norms(crops)[0]
+
+    def embed_with_norms(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``embed``, and the length of the network's raw output for each crop (and its mirror, with ``flip``):
+        (N, dim) unit vectors, (N, 1 or 2) norms. For a margin-trained embedder such as SFace the raw
+        norm is a measure of face quality (bench/ACCURACY.md, issue 20)."""
+        views = 2 if self.flip else 1
         if len(crops) == 0:
-            return np.empty((0, self.dim), dtype=np.float32)
-        out = []
+            return np.empty((0, self.dim), dtype=np.float32), np.empty((0, views), dtype=np.float32)
+        out, norms = [], []
         for start in range(0, len(crops), self.batch_size):
             batch = crops[start:start + self.batch_size]
-            emb = self._run(batch)
-            if self.flip:
-                emb = emb + self._run(batch[:, :, ::-1])
-            out.append(emb)
+            raw = [self._run(batch)] + ([self._run(batch[:, :, ::-1])] if self.flip else [])
+            norms.append(np.stack([np.linalg.norm(r, axis=1) for r in raw], axis=1))
+            out.append(sum(raw))
         emb = np.concatenate(out).astype(np.float32, copy=False)
-        return emb / np.linalg.norm(emb, axis=1, keepdims=True)
+        return emb / np.linalg.norm(emb, axis=1, keepdims=True), np.concatenate(norms).astype(np.float32)
 
 
 def fuse(parts: list[np.ndarray], weights: list[float]) -> np.ndarray:

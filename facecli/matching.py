@@ -36,8 +36,19 @@ def closest_pair(a: np.ndarray, b: np.ndarray) -> tuple[int, int, float]:
 
 def mean_templates(templates: np.ndarray, starts: np.ndarray | None = None) -> np.ndarray:
     """One unit vector per person standing for their templates: the rows from each of ``starts``
-    (the first row of each person; default: all rows are one person's), averaged, unit length."""
-    sums = np.add.reduceat(np.asarray(templates, dtype=np.float32), [0] if starts is None else starts, axis=0)
+    (the first row of each person; default: all rows are one person's), averaged, unit length.
+
+    Summed one template rank at a time across all persons (the k-th template of
+    everyone who has k): as many vector steps as the most templates anyone has,
+    where ``np.add.reduceat`` over 100 000 one-row persons takes seconds.
+    """
+    rows = np.asarray(templates, dtype=np.float32)
+    starts = np.zeros(1, dtype=np.int64) if starts is None else np.asarray(starts)
+    counts = np.diff(np.r_[starts, len(rows)])
+    sums = rows[starts].copy()
+    for k in range(1, int(counts.max(initial=1))):
+        more = counts > k
+        sums[more] += rows[starts[more] + k]
     return sums / np.linalg.norm(sums, axis=1, keepdims=True)
 
 
@@ -52,11 +63,10 @@ def person_distances(faces: np.ndarray, gallery: TemplateMatrix, templates: str 
     check_templates(templates)
     if gallery.matrix.shape[0] == 0:
         return np.empty((len(faces), 0), dtype=np.float32)
-    # rows of the matrix are grouped by person: reduce each run of rows
-    starts = np.flatnonzero(np.r_[True, np.diff(gallery.person_of_row) != 0])
     if templates == "mean":
-        return sq_distances(faces, mean_templates(gallery.matrix, starts))
-    return np.minimum.reduceat(sq_distances(faces, gallery.matrix), starts, axis=1)
+        return sq_distances(faces, gallery.means)
+    # rows of the matrix are grouped by person: the nearest of each run of rows
+    return np.minimum.reduceat(sq_distances(faces, gallery.matrix), gallery.starts, axis=1)
 
 
 def identify(faces: np.ndarray, gallery: TemplateMatrix, threshold: Threshold, top_k: int = 1,

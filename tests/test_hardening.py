@@ -307,3 +307,292 @@ def test_gallery_check_reports_damage(run, images):
     (row,) = json_rows(bad.stdout)
     assert bad.returncode == 1 and row["ok"] is False
     assert any("model sface" in p for p in row["problems"]) and any("norm" in p for p in row["problems"])
+
+
+# -- resource bombs and one bad file in a batch (issue 15) ---------------------------------------
+import io  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+
+import bombs  # noqa: E402  (tests/ is on sys.path: conftest puts it there)
+
+LIMIT_SIDE = (12600, 9500)  # 119.7 MP: just under the 120 MP limit
+
+
+@pytest.fixture(scope="module")
+def hostile(images: Path, tmp_path_factory) -> dict[str, Path]:
+    """Hostile files, each built from bytes or from the real photos, and what facecli must say of each.
+
+    The first group is issue 15's: small files declaring far more than the
+    pixel limit, the 20 000-scan JPEG, the 671-byte 100 MP JPEG, a 2 GB
+    sparse file. The second is the worst that passes every check: files of a
+    few hundred bytes or KB that decode to 119.7 MP in full (or that are
+    refused only for the memory their decoder would need).
+    """
+    d = tmp_path_factory.mktemp("hostile")
+    bgr = cv2.imread(str(images / "obama.jpg"))
+    progressive = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1].tobytes()
+    webp = cv2.imencode(".webp", cv2.resize(bgr, (64, 80)), [cv2.IMWRITE_WEBP_QUALITY, 80])[1].tobytes()
+    w, h = LIMIT_SIDE
+    built = {
+        "rle_bmp_240mp.bmp": bombs.rle_bmp(),
+        "bmp_32000x32000.bmp": bombs.huge_bmp(),
+        "tiff_225mp.tif": bombs.tiff_bomb(),
+        "webp_lossless_268mp.webp": bombs.webp_lossless_bomb(),
+        "webp_extended_268mp.webp": bombs.webp_extended_bomb(),
+        "webp_lossy_268mp.webp": bombs.webp_lossy_declaring(webp),
+        "jpeg_20000_empty_scans.jpg": bombs.empty_scans(progressive),
+        "jpeg_100mp_671_bytes.jpg": bombs.thin_jpeg((images / "obama2.jpg").read_bytes()),
+        "limit_rle_bmp.bmp": bombs.rle_bmp(w, h),
+        "limit_tiff_deflate.tif": bombs.tiff(w, h, bombs.deflate_zeros(w * h * 3), compression=8),
+        "limit_tiff_16bit_rgba.tif": bombs.tiff(w, h, bombs.deflate_zeros(w * h * 8), compression=8, samples=4,
+                                                bits=16),
+        "limit_webp_lossless.webp": bombs.webp_lossless_bomb(10940, 10940),
+        "limit_png_16bit_rgba.png": bombs.flat_png(w, h, bits=16, channels=4),
+        "limit_jpeg_64_scans.jpg": bombs.flat_jpeg(w, h, colour=True, progressive=True, scans=64, restart=1),
+        "limit_jpeg_square.jpg": bombs.flat_jpeg(10940, 10940, colour=True),
+        "limit_jpeg_progressive_444.jpg": bombs.flat_jpeg(w, h, colour=True, progressive=True, subsampled=False),
+    }
+    files = {}
+    for name, data in built.items():
+        files[name] = d / name
+        files[name].write_bytes(data)
+    files["sparse_2gb.jpg"] = d / "sparse_2gb.jpg"
+    with open(files["sparse_2gb.jpg"], "wb") as fh:
+        fh.write((images / "obama2.jpg").read_bytes())
+        fh.truncate(2 << 30)
+    return files
+
+
+#: what facecli says of each hostile file: the reason it is refused, or None (decoded: no face in it)
+HOSTILE = {
+    "rle_bmp_240mp.bmp": "16000x15000 pixels is above the limit",
+    "bmp_32000x32000.bmp": "32000x32000 pixels is above the limit",
+    "tiff_225mp.tif": "15000x15000 pixels is above the limit",
+    "webp_lossless_268mp.webp": "16384x16384 pixels is above the limit",
+    "webp_extended_268mp.webp": "16384x16384 pixels is above the limit",
+    "webp_lossy_268mp.webp": "16383x16383 pixels is above the limit",
+    "jpeg_20000_empty_scans.jpg": "more than 64 scans",
+    "jpeg_100mp_671_bytes.jpg": "carries 671 bytes of image data, fewer than the 1171875",
+    "sparse_2gb.jpg": "2147483648 bytes is above the limit of 268435456 (FACECLI_MAX_BYTES)",
+    "limit_rle_bmp.bmp": None,
+    "limit_tiff_deflate.tif": None,
+    "limit_tiff_16bit_rgba.tif": "would take about 1317 MB, above the 900 MB allowed",
+    "limit_webp_lossless.webp": None,
+    "limit_png_16bit_rgba.png": None,
+    "limit_jpeg_64_scans.jpg": None,
+    "limit_jpeg_square.jpg": None,
+    # at full size its coefficients (720 MB) and its output (360 MB) are too much; at 1/8 (the
+    # default detection size) libjpeg still keeps the coefficients but writes 1/64 of the output
+    "limit_jpeg_progressive_444.jpg": {"default": None,
+                                       "det-size 0, mtcnn": "would take about 1078 MB, above the 900 MB allowed"},
+}
+
+
+def _measured(args: list[str], env: dict | None = None, address_space: int | None = None) -> dict:
+    """Run ``facecli args`` in a fresh process: its exit code, output, peak RSS (bytes) and CPU seconds.
+
+    ``os.wait4`` gives the resources of that one child (RUSAGE_CHILDREN would
+    keep the largest of all children); ``address_space`` caps its virtual
+    memory (RLIMIT_AS).
+    """
+    def limit() -> None:
+        if address_space:
+            resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+
+    full_env = dict(os.environ, FACECLI_DEVICE="cpu", **(env or {}))
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen([FACECLI, *args], env=full_env, stdout=out, stderr=err, preexec_fn=limit)
+        watchdog = threading.Timer(300, proc.kill)
+        watchdog.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            watchdog.cancel()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return {"rc": proc.returncode, "stdout": out.read().decode(), "stderr": err.read().decode(),
+                "rss": usage.ru_maxrss * 1024, "cpu": usage.ru_utime + usage.ru_stime}
+
+
+#: the commands each hostile file is measured with: the default, and the costliest settings
+#: (full-size decoding, the working size at its cap, MTCNN: the detector with the most memory per pixel)
+BOMB_RUNS = {"default": ["detect", "--json"],
+             "det-size 0, mtcnn": ["detect", "--json", "--det-size", "0", "--model", "facenet"]}
+
+
+@pytest.mark.parametrize("run_name", list(BOMB_RUNS))
+def test_no_hostile_file_costs_more_than_1gb_or_5s(run_name, hostile, images):
+    """Each hostile file in a fresh process: refused before decoding, or decoded within 1 GB and 5 s of CPU.
+
+    The cost of a file is the process's peak RSS and CPU time less those of
+    the same command on a real photo (the models, the interpreter).
+    """
+    args = BOMB_RUNS[run_name]
+    base = _measured([*args, str(images / "obama2.jpg")])
+    assert base["rc"] == 0, base["stderr"]
+    rows: list[str] = []
+    print(f"\n{run_name}: baseline (obama2.jpg) peak {base['rss'] / 1e6:.0f} MB, cpu {base['cpu']:.2f} s")
+    for name, reason in HOSTILE.items():
+        reason = reason[run_name] if isinstance(reason, dict) else reason
+        path = str(hostile[name])
+        got = _measured([*args, path])
+        extra_mb, extra_cpu = (got["rss"] - base["rss"]) / 1e6, got["cpu"] - base["cpu"]
+        rows.append(f"{name:32s} {hostile[name].stat().st_size:>11,d} B  exit {got['rc']}  "
+                    f"peak {got['rss'] / 1e6:6.0f} MB (+{extra_mb:4.0f})  cpu {got['cpu']:5.2f} s (+{extra_cpu:4.2f})")
+        print(rows[-1])
+        assert "Traceback" not in got["stderr"], got["stderr"]
+        if reason is None:  # decoded in full: a flat image, no face in it
+            assert got["rc"] == 1 and "no face" in got["stderr"], (name, got["stderr"])
+        else:
+            lines = got["stderr"].strip().splitlines()
+            assert got["rc"] == 2 and len(lines) == 1, (name, got["stderr"])
+            assert lines[0].startswith(f"error: {path}: ") and reason in lines[0], (name, lines)
+        assert extra_mb < 1000 and extra_cpu < 5.0, (name, rows[-1])
+
+
+def test_bombs_under_a_memory_cap_never_stop_the_valid_photo(run, images, hostile):
+    """Issue 15: under a memory cap, a batch of bombs followed by a valid photo still identifies the photo.
+
+    The cap (RLIMIT_AS) is the smallest, in steps of 128 MB, under which the
+    photo alone is identified (models included), plus 256 MB: room for the
+    photo, not for the first 359 MB buffer of a 120 MP image, so the files
+    that pass the checks fail for memory, each with its own line, while the
+    rest of the batch goes on.
+    """
+    assert run("enroll", "obama", str(images / "obama.jpg")).returncode == 0
+    env = {"FACECLI_GALLERY": str(run.gallery)}
+    args = ["identify", "--json", "--det-size", "0"]
+    valid = str(images / "obama2.jpg")
+    cap = 768 << 20
+    while _measured([*args, valid], env, cap)["rc"] != 0:
+        cap += 128 << 20
+        assert cap < 8 << 30, "the models do not load under 8 GB of address space"
+    batch = [str(hostile[name]) for name in HOSTILE] + [valid]
+    got = _measured([*args, *batch], env, cap + (256 << 20))
+    assert got["rc"] == 2 and "Traceback" not in got["stderr"], got["stderr"]
+    rows = json_rows(got["stdout"])
+    assert [r["file"] for r in rows] == batch
+    assert rows[-1]["name"] == "obama" and rows[-1]["decision"] == "recognized", rows[-1]
+    errors = [line for line in got["stderr"].splitlines() if line.startswith("error: ")]
+    assert sorted(line.split(": ")[1] for line in errors) == sorted(r["file"] for r in rows if r["decision"] == "error")
+    assert any("memory" in line for line in errors), errors  # the cap did bite
+
+
+def test_an_image_failing_inside_detection_or_embedding_fails_alone(pipeline, images, monkeypatch):
+    """An unexpected exception in one image's detection or embedding is that image's error; the rest go on.
+
+    A real failure of the detector or of onnxruntime cannot be had on demand
+    for one chosen image, so one is raised (MemoryError, as an exhausted
+    allocator raises) for obama.jpg's detection and for biden.jpg's crop.
+    """
+    paths = [str(images / n) for n in ("obama.jpg", "biden.jpg", "obama2.jpg", "obama3.jpg")]
+    expected = {r.path: [f.embedding for f in r.faces] for r in pipeline.run(paths)}
+    (biden_face,) = pipeline.analyse(paths[1]).faces
+    detect, embed = pipeline.detector.detect, pipeline.embedder.embed
+    calls = []
+
+    def failing_detect(image: np.ndarray):
+        if image.shape[:2] == (1137, 910):  # obama.jpg
+            raise MemoryError
+        return detect(image)
+
+    def failing_embed(crops):
+        calls.append(len(crops))
+        if any(np.array_equal(c[0], biden_face.crops[0]) for c in crops):
+            raise MemoryError
+        return embed(crops)
+
+    monkeypatch.setattr(pipeline.detector, "detect", failing_detect)
+    monkeypatch.setattr(pipeline.embedder, "embed", failing_embed)
+    results = list(pipeline.run(paths))
+    assert [r.path for r in results] == paths
+    assert str(results[0].error) == f"{paths[0]}: detecting failed: out of memory"
+    assert str(results[1].error) == f"{paths[1]}: embedding failed: out of memory" and results[1].faces == []
+    for r in results[2:]:
+        assert r.error is None
+        assert np.abs(np.stack([f.embedding for f in r.faces]) - np.stack(expected[r.path])).max() < 1e-5
+    assert calls[0] == 3 and len(calls) == 4  # one batch of 3 faces, then one retry per image
+
+
+def test_jpeg_with_a_trailer_decodes_and_a_cut_one_is_refused(run, images, tmp_path):
+    """Data after the end-of-image marker (a motion photo's video) is ignored; a JPEG cut anywhere is refused.
+
+    The old check looked for an end marker in the last 4 KB: it refused
+    motion photos, and took a file cut just after the EXIF thumbnail (whose
+    own end marker is in the header) for a whole one.
+    """
+    from facecli.imageio import decode
+
+    data = (images / "obama2.jpg").read_bytes()
+    motion = tmp_path / "motion.jpg"
+    motion.write_bytes(data + b"\x00\x00\x00\x18ftypmp42" + random.Random(3).randbytes(100_000))
+    assert np.array_equal(decode(motion.read_bytes(), "motion"), decode(data, "photo"))
+    assert run("enroll", "obama", str(images / "obama.jpg")).returncode == 0
+    proc = run("identify", str(motion), "--json")
+    assert proc.returncode == 0 and json_rows(proc.stdout)[0]["name"] == "obama", proc.stderr
+    thumbnail_end = data.index(b"\xff\xd9") + 2  # inside APP1: the thumbnail's own end marker
+    for cut in (thumbnail_end, thumbnail_end + 1000, 20_940, 21_000, len(data) // 2, len(data) - 2):
+        with pytest.raises(FaceCliError, match="truncated JPEG"):
+            decode(data[:cut], f"cut at {cut}")
+
+
+def test_jpeg_entropy_floor_is_exact_and_real_flat_images_pass():
+    """The smallest valid JPEG of a size (1-bit codes) passes; one byte less is refused; flat encodes pass."""
+    from PIL import Image
+
+    from facecli.imageio import decode
+
+    for kind in ({}, {"progressive": True}, {"colour": True}, {"colour": True, "progressive": True}):
+        decoded = decode(bombs.flat_jpeg(640, 480, **kind), "least")
+        assert decoded.shape == (480, 640, 3) and (decoded == 128).all()
+        if not kind.get("colour"):  # 1 grey component, no MCU padding: exactly at the floor
+            with pytest.raises(FaceCliError, match="bytes of image data, fewer than"):
+                decode(bombs.flat_jpeg(640, 480, trim=1, **kind), "one byte short")
+    for value in (0, 128, 255):
+        flat = np.full((3000, 4000, 3), value, np.uint8)
+        for params in ([cv2.IMWRITE_JPEG_OPTIMIZE, 1], [cv2.IMWRITE_JPEG_PROGRESSIVE, 1, cv2.IMWRITE_JPEG_OPTIMIZE, 1],
+                       [cv2.IMWRITE_JPEG_QUALITY, 5]):
+            assert decode(cv2.imencode(".jpg", flat, params)[1].tobytes(), "flat").shape == flat.shape
+        for options in ({"optimize": True}, {"optimize": True, "progressive": True}, {"subsampling": 0}):
+            buf = io.BytesIO()
+            Image.fromarray(flat[:300, :400]).save(buf, "JPEG", quality=1, **options)
+            assert decode(buf.getvalue(), "flat").shape == (300, 400, 3)
+
+
+def test_jpeg_scans_are_bounded(images):
+    from facecli.imageio import MAX_SCANS, decode
+
+    real = cv2.imencode(".jpg", cv2.imread(str(images / "obama2.jpg")), [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1]
+    assert decode(real.tobytes(), "progressive").shape == (1200, 626, 3)  # libjpeg's script: 10 scans
+    assert decode(bombs.flat_jpeg(64, 64, progressive=True, scans=MAX_SCANS), "at the bound").shape == (64, 64, 3)
+    with pytest.raises(FaceCliError, match=f"more than {MAX_SCANS} scans"):
+        decode(bombs.flat_jpeg(64, 64, progressive=True, scans=MAX_SCANS + 1), "one more")
+
+
+def test_byte_limit_is_checked_before_reading(run, images):
+    size = (images / "obama2.jpg").stat().st_size
+    proc = run("detect", str(images / "obama2.jpg"), env={"FACECLI_MAX_BYTES": str(size - 1)})
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (f"error: {images / 'obama2.jpg'}: {size} bytes is above the limit of {size - 1} "
+                                   "(FACECLI_MAX_BYTES)")
+    assert run("detect", str(images / "obama2.jpg"), env={"FACECLI_MAX_BYTES": str(size)}).returncode == 0
+
+
+def test_formats_opencv_decodes_but_facecli_does_not_are_refused_by_signature(run, images, tmp_path):
+    """OpenCV here decodes 9 more formats by their content; facecli never hands them to it."""
+    bgr = cv2.resize(cv2.imread(str(images / "obama2.jpg")), (160, 300))
+    grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    as_float = bgr.astype(np.float32) / 255
+    others = {".ppm": bgr, ".pgm": grey, ".pam": bgr, ".ras": bgr, ".hdr": as_float, ".pfm": as_float, ".jp2": bgr,
+              ".avif": bgr, ".gif": bgr}
+    paths = []
+    for ext, image in others.items():
+        ok, buf = cv2.imencode(ext, image)
+        assert ok and cv2.imdecode(buf, cv2.IMREAD_COLOR) is not None  # OpenCV would decode it
+        paths.append(tmp_path / f"photo{ext.replace('.', '_')}.jpg")
+        paths[-1].write_bytes(buf.tobytes())
+    proc = run("detect", *map(str, paths))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"error: {p}: not an image (unknown file signature)" for p in paths]

@@ -53,9 +53,9 @@ def failure(subject: str, stage: str, exc: BaseException) -> InputError:
 class Pipeline:
     """Detector + embedder with their settings, created once per command.
 
-    ``det_size`` is the longest side detection works at (0: the image's, up
-    to ``MAX_DET_SIZE``); JPEGs larger than twice that are decoded straight
-    at 1/2, 1/4 or 1/8 scale. A face is cropped from the decoded image when
+    ``det_size`` is the longest side detection works at (0: the image's),
+    never more than ``MAX_DET_SIZE``; JPEGs larger than twice that are
+    decoded straight at 1/2, 1/4 or 1/8 scale. A face is cropped from the decoded image when
     it is at least as large there as the embedder's input, and otherwise from
     a full-resolution decode, so the crop is never blurrier than the photo
     allows.
@@ -69,8 +69,8 @@ class Pipeline:
         self._croppers = self.embedder.parts if embed else self.embedder.parts[:1]
         if embed:
             self.embedder.preload()  # the big model loads while the first images are detected
-        self.detector = create_detector(detector or self.embedder.spec.detector, device,
-                                        min(det_size, MAX_DET_SIZE) if det_size else MAX_DET_SIZE)
+        det_size = min(det_size, MAX_DET_SIZE) if det_size else MAX_DET_SIZE
+        self.detector = create_detector(detector or self.embedder.spec.detector, device, det_size)
         if not self.detector.landmarks and any(p.alignment == "five-point" for p in self._croppers):
             raise BadValue("detector", self.detector.name,
                            f"gives no landmarks, and model {model} aligns faces by their five landmarks: "
@@ -99,7 +99,7 @@ class Pipeline:
                 return self._analyse_array(image, name)
             data = read_bytes(image)
             stage = "decoding"
-            shrink = jpeg_shrink(data, self.det_size) if self.det_size else 1
+            shrink = jpeg_shrink(data, self.det_size)
             decoded = decode(data, image, shrink)
             stage = "detecting"
             return self._analyse_decoded(image, data, decoded, shrink)

@@ -31,7 +31,7 @@ import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from facecli.errors import BadValue, InputError
+from facecli.errors import FaceCliError, InputError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 #: Largest image accepted, in pixels (a decompression-bomb guard); FACECLI_MAX_PIXELS overrides it.
 MAX_PIXELS = 120_000_000
 #: Largest file read, in bytes (checked with stat before reading); FACECLI_MAX_BYTES overrides it.
-#: 256 MiB holds any camera's JPEG (a 100 MP one is 30-60 MB) and PNG or TIFF photos up to about 80 MP.
+#: 256 MiB holds any camera's JPEG (a 100 MP one is 30-60 MB) and an uncompressed 8-bit RGB TIFF of 85 MP.
 MAX_BYTES = 256 * 1024 * 1024
 #: Decoding may use this many bytes per pixel of the pixel limit (900 MB at the default):
 #: 6 for an 8-bit BGR image and OpenCV's copy of it into numpy, the rest for the decoder's buffers.
@@ -68,7 +68,7 @@ def _limit(variable: str, default: int) -> int:
     except ValueError:
         value = 0
     if value <= 0:
-        raise BadValue(variable, raw, "expected a positive whole number")
+        raise FaceCliError(variable, f"{raw!r} is not a positive whole number")
     return value
 
 

@@ -33,8 +33,8 @@ from facecli.sources import sha256_bytes
 from facecli.types import Detection, Face, ImageResult
 
 #: Longest side detection ever works at, whatever ``det_size`` says (0 = full size included):
-#: the detectors' networks take 40-65 bytes per pixel of their input, so a 120 MP photo at full
-#: size would take 5-8 GB. 2048 px (4.2 MP when square) keeps any one image within 1 GB.
+#: the detectors' networks take 40-65 bytes per pixel of their input (a 96 MP photo at full size
+#: took 5-5.6 GB); at 2048 px (4.2 MP when square) any one image stays within 1 GB.
 MAX_DET_SIZE = 2048
 
 
@@ -55,10 +55,10 @@ class Pipeline:
 
     ``det_size`` is the longest side detection works at (0: the image's),
     never more than ``MAX_DET_SIZE``; JPEGs larger than twice that are
-    decoded straight at 1/2, 1/4 or 1/8 scale. A face is cropped from the decoded image when
-    it is at least as large there as the embedder's input, and otherwise from
-    a full-resolution decode, so the crop is never blurrier than the photo
-    allows.
+    decoded straight at 1/2, 1/4 or 1/8 scale. A face is cropped from the
+    decoded image when it is at least as large there as the embedder's
+    input, and otherwise from a full-resolution decode, so the crop is never
+    blurrier than the photo allows.
     """
 
     def __init__(self, detector: str | None = None, model: str = DEFAULT_MODEL, device: str = "auto",

@@ -13,7 +13,7 @@ from functools import cached_property
 import numpy as np
 
 from facecli.alignment import align_five_points, crop_face
-from facecli.errors import BadValue
+from facecli.errors import BadValue, ModelError
 from facecli.models import DEFAULT_MODEL, ModelSpec, PipelineSpec, pipeline_spec, spec, verified_path
 from facecli.runtime import create_session, provider_name
 from facecli.types import Detection
@@ -52,8 +52,17 @@ class Embedder:
 
     @cached_property
     def session(self):
-        """Created on first use (or by ``preload``), so `facecli detect` never loads the embedding model."""
-        return self._loading.result() if self._loading is not None else self._create()
+        """Created on first use (or by ``preload``), so `facecli detect` never loads the embedding model.
+
+        A background load that failed (onnxruntime's bad_alloc while a large
+        image was being decoded beside it) is tried once more here.
+        """
+        if self._loading is not None:
+            try:
+                return self._loading.result()
+            except ModelError:
+                self._loading = None
+        return self._create()
 
     @property
     def provider(self) -> str:

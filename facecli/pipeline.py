@@ -8,6 +8,11 @@ input order, one ``ImageResult`` per input, with the error instead of faces
 when an input is bad, so a caller can report it and carry on. At most
 ``prefetch`` images are in flight, so a folder of 10 000 photos takes no
 more memory than a folder of ten.
+
+One image never stops the others: anything that goes wrong with it (an
+unreadable file, an OpenCV or onnxruntime failure, running out of memory)
+becomes that image's error, and an embedding batch that fails is retried
+image by image so that only the culprit fails.
 """
 
 from __future__ import annotations
@@ -23,21 +28,39 @@ import numpy as np
 
 from facecli.detectors import DET_SIZE, create_detector
 from facecli.embedding import FaceEmbedder
-from facecli.errors import BadValue, FaceCliError, InputError
-from facecli.imageio import decode, jpeg_shrink, read_bytes
+from facecli.errors import BadValue, FaceCliError, InputError, ModelError
+from facecli.imageio import cv_reason, decode, jpeg_shrink, read_bytes
 from facecli.models import DEFAULT_MODEL
 from facecli.sources import sha256_bytes
 from facecli.types import Detection, Face, ImageResult
+
+#: Longest side detection ever works at, whatever ``det_size`` says (0 = full size included):
+#: the detectors' networks take 40-65 bytes per pixel of their input (a 96 MP photo at full size
+#: took 5-5.6 GB); at 2048 px (4.2 MP when square) any one image stays within 1 GB.
+MAX_DET_SIZE = 2048
+
+
+def failure(subject: str, stage: str, exc: BaseException) -> InputError:
+    """An unexpected exception while handling one image, as that image's one-line error."""
+    if isinstance(exc, MemoryError):
+        reason = "out of memory"
+    elif type(exc).__module__.startswith("cv2"):
+        reason = f"OpenCV: {cv_reason(exc)}"
+    else:
+        text = " ".join(str(exc).split())[:300]
+        reason = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return InputError(subject, f"{stage} failed: {reason}")
 
 
 class Pipeline:
     """Detector + embedder with their settings, created once per command.
 
-    ``det_size`` is the longest side detection works at; JPEGs larger than
-    twice that are decoded straight at 1/2, 1/4 or 1/8 scale. A face is
-    cropped from the decoded image when it is at least as large there as the
-    embedder's input, and otherwise from a full-resolution decode, so the
-    crop is never blurrier than the photo allows.
+    ``det_size`` is the longest side detection works at (0: the image's),
+    never more than ``MAX_DET_SIZE``; JPEGs larger than twice that are
+    decoded straight at 1/2, 1/4 or 1/8 scale. A face is cropped from the
+    decoded image when it is at least as large there as the embedder's
+    input, and otherwise from a full-resolution decode, so the crop is never
+    blurrier than the photo allows.
     """
 
     def __init__(self, detector: str | None = None, model: str = DEFAULT_MODEL, device: str = "auto",
@@ -48,6 +71,7 @@ class Pipeline:
         self._croppers = self.embedder.parts if embed else self.embedder.parts[:1]
         if embed:
             self.embedder.preload()  # the big model loads while the first images are detected
+        det_size = min(det_size, MAX_DET_SIZE) if det_size else MAX_DET_SIZE
         self.detector = create_detector(detector or self.embedder.spec.detector, device, det_size)
         if not self.detector.landmarks and any(p.alignment == "five-point" for p in self._croppers):
             raise BadValue("detector", self.detector.name,
@@ -69,15 +93,24 @@ class Pipeline:
 
         ``image`` is a path, or a decoded uint8 array in OpenCV's BGR order.
         """
-        if isinstance(image, np.ndarray):
-            return self._analyse_array(image)
-        path = image
+        name = "<array>" if isinstance(image, np.ndarray) else image
+        stage = "reading"
         try:
-            data = read_bytes(path)
-            shrink = jpeg_shrink(data, self.det_size) if self.det_size else 1
-            decoded = decode(data, path, shrink)
+            if isinstance(image, np.ndarray):
+                stage = "detecting"
+                return self._analyse_array(image, name)
+            data = read_bytes(image)
+            stage = "decoding"
+            shrink = jpeg_shrink(data, self.det_size)
+            decoded = decode(data, image, shrink)
+            stage = "detecting"
+            return self._analyse_decoded(image, data, decoded, shrink)
         except FaceCliError as exc:
-            return ImageResult(path, error=exc)
+            return ImageResult(name, error=exc)
+        except Exception as exc:  # noqa: BLE001 - whatever it is, it is this image's failure alone
+            return ImageResult(name, error=failure(name, stage, exc))
+
+    def _analyse_decoded(self, path: str, data: bytes, decoded: np.ndarray, shrink: int) -> ImageResult:
         sha = sha256_bytes(data)
         full = None
         faces = []
@@ -122,6 +155,26 @@ class Pipeline:
             emb = self.embedder.embed([f.crops for f in faces])
             for face, vector in zip(faces, emb):
                 face.embedding = vector
+
+    def _embed_results(self, results: list[ImageResult]) -> None:
+        """Embed the faces of several images in one batch; if it fails, image by image.
+
+        An image whose own faces cannot be embedded gets the error and loses
+        its faces; the others keep theirs. A model that cannot be loaded even
+        then is no image's fault: its error stops the run.
+        """
+        try:
+            self._embed([f for r in results for f in r.faces])
+            return
+        except Exception:  # noqa: BLE001 - retried below to find the image it belongs to
+            pass
+        for r in results:
+            try:
+                self._embed(r.faces)
+            except ModelError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                r.error, r.faces = failure(r.path, "embedding", exc), []
 
     def run(self, images: Iterable[str | np.ndarray | FaceCliError]) -> Iterator[ImageResult]:
         """Analyse and embed each image (a path or a BGR array) in input order.
@@ -180,7 +233,7 @@ class Pipeline:
                                          else pool.submit(self.analyse, item))
                     if not queue:
                         if pending:  # the input is slow (or over): hand out what is done
-                            self._embed([f for r in pending for f in r.faces])
+                            self._embed_results(pending)
                             yield pending
                             pending, n_faces = [], 0
                         if exhausted:
@@ -190,7 +243,7 @@ class Pipeline:
                     pending.append(result)
                     n_faces += len(result.faces)
                     if n_faces >= self.batch_size or len(pending) >= self.prefetch:  # faceless runs still flow
-                        self._embed([f for r in pending for f in r.faces])
+                        self._embed_results(pending)
                         yield pending
                         pending, n_faces = [], 0
         finally:

@@ -50,7 +50,7 @@ def test_reduced_jpeg_decoding_finds_the_same_face_in_photo_pixels(pipeline, ima
     path = str(images / "obama3.jpg")
     full = read_image(path)
     (res,) = pipeline.run([path])
-    exact = Pipeline(model="facenet", device="cpu", det_size=0)  # no reduced decode, no working-size bound
+    exact = Pipeline(model="facenet", device="cpu", det_size=0)  # no reduced decode; detection at 2048 px
     (ref,) = exact.run([path])
     a, b = np.array(res.faces[0].detection.box), np.array(ref.faces[0].detection.box)
     inter = np.prod(np.clip(np.minimum(a[2:], b[2:]) - np.maximum(a[:2], b[:2]), 0, None))

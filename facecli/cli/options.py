@@ -53,7 +53,7 @@ Flip = Annotated[bool | None, typer.Option(
 DetSize = Annotated[int, typer.Option(
     "--det-size", min=0, envvar="FACECLI_DET_SIZE",
     help="Longest side, in pixels, that detection works at; faces under ~3 % of it are missed "
-         "(raise for crowd photos, 0 = full size).")]
+         "(raise for crowd photos; 0 = full size; never more than 2048).")]
 Annotate = Annotated[Path | None, typer.Option(
     "--annotate", show_default=False, metavar="DIR",
     help="Also write each image with boxes, landmarks and names drawn on it, as DIR/<n>-<name>.png.")]

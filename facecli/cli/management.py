@@ -189,10 +189,10 @@ def gallery_stats(gallery: GalleryOpt = None, json_lines: Json = False, csv_rows
 
 @gallery_app.command("copy")
 def gallery_copy(
-    source: Annotated[str, typer.Argument(help="The gallery to copy: a file, or postgresql://...",
+    source: Annotated[str, typer.Argument(metavar="SRC", help="The gallery to copy: a file, or postgresql://...",
                                           show_default=False)],
-    destination: Annotated[str, typer.Argument(help="A new or empty gallery: a file, or postgresql://...",
-                                               show_default=False)],
+    destination: Annotated[str, typer.Argument(metavar="DST", help="A new or empty gallery: a file, or "
+                                                                   "postgresql://...", show_default=False)],
     json_lines: Json = False, csv_rows: Csv = False,
 ) -> None:
     """Copy a gallery between files and PostgreSQL databases, either way, into a new or empty gallery of the

@@ -59,7 +59,7 @@ Annotate = Annotated[Path | None, typer.Option(
     help="Also write each image with boxes, landmarks and names drawn on it, as DIR/<n>-<name>.png.")]
 # text, not a Path: a Path would turn postgresql://host/db into postgresql:/host/db (gallery_location reads it)
 GalleryOpt = Annotated[str | None, typer.Option(
-    "--gallery", envvar="FACECLI_GALLERY", show_default=False,
+    "--gallery", envvar="FACECLI_GALLERY", show_default=False, metavar="PATH|URL",
     help="Gallery file, or a PostgreSQL database postgresql://user@host:port/dbname "
          "(default: $XDG_DATA_HOME/facecli/gallery.db).")]
 Tau = Annotated[float | None, typer.Option(

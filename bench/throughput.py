@@ -225,7 +225,7 @@ def cold_start(anchor: Path | None, runs: int, models: list[str]) -> None:
 
 
 # -- 4. 1:N search -------------------------------------------------------------------
-def synthetic(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def synthetic(n: int, rng: np.random.Generator, dim: int = 512) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gallery vectors shaped like FaceNet's, and genuine probes of random members.
 
     FaceNet 20180408 embeddings of LFW span ~128 of their 512 dimensions
@@ -233,8 +233,9 @@ def synthetic(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray,
     mean has norm ~0.19); uniform random vectors have no such structure and
     no index handles them as it handles faces. Probes are members plus noise
     in the same subspace, at squared distance ~0.5, like genuine pairs.
+    Another ``dim`` keeps the same shape: a subspace of a quarter of the dimensions.
     """
-    dim, rank = 512, 128
+    rank = dim // 4
     basis = np.linalg.qr(rng.standard_normal((dim, rank)))[0].astype(np.float32)
     scale = np.sqrt(np.exp(-np.arange(rank) / 30.0)).astype(np.float32)
     mean = rng.standard_normal(dim).astype(np.float32)

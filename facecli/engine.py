@@ -26,7 +26,7 @@ import numpy as np
 from facecli import decisions, matching
 from facecli.detectors import DET_SIZE
 from facecli.errors import BadValue, FaceCliError, FaceTooSmall, InputError, SeveralFaces
-from facecli.gallery import Gallery, open_gallery
+from facecli.gallery import DatabaseURL, Gallery, is_new, open_gallery
 from facecli.inputs import check_person_name
 from facecli.models import DEFAULT_MODEL
 from facecli.pipeline import Pipeline
@@ -147,7 +147,7 @@ class Engine:
             yield Verification(result, faces[i], d, threshold, claim=name)
 
     # -- enrollment -------------------------------------------------------------------
-    def enroll(self, gallery: str | Path, items: list[tuple[str, Image]], largest: bool = False,
+    def enroll(self, gallery: str | Path | DatabaseURL, items: list[tuple[str, Image]], largest: bool = False,
                min_face: float = decisions.MIN_FACE, on_image: Callable[[], None] = lambda: None,
                ) -> list[EnrollResult]:
         """Embed every (name, photo), then write all good templates in one transaction.
@@ -160,9 +160,7 @@ class Engine:
         """
         for name in {n for n, _ in items}:
             check_person_name(name)
-        path = Path(gallery)
-        fresh = not os.path.lexists(path) or (path.is_file() and path.stat().st_size == 0)
-        existing = None if fresh else open_gallery(path, self.model, write=True)
+        existing = None if is_new(gallery) else open_gallery(gallery, self.model, write=True)
         results: list[EnrollResult] = []
         names = iter([n for n, _ in items])
         for res in self.run(p for _, p in items):
@@ -251,7 +249,7 @@ class Engine:
                          threshold.tau, linkage)
         return results, [ClusteredFace(r, f, int(k)) for (r, f), k in zip(faces, labels)], threshold
 
-    def enroll_clusters(self, gallery: str | Path, clustered: list[ClusteredFace]) -> dict[int, str]:
+    def enroll_clusters(self, gallery: str | Path | DatabaseURL, clustered: list[ClusteredFace]) -> dict[int, str]:
         """Enroll each cluster as a new person ``unknown-N`` (one transaction); cluster -> name."""
         if not clustered:
             return {}

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from facecli.gallery.copy import Copied
     from facecli.tracking import Event
     from facecli.types import (
         ClusteredFace,
@@ -299,6 +300,17 @@ TEMPLATES = View(("template", "source", "sha256", "box"),
                  fields=("name", "id", "source", "sha256", "box", "created"))
 KEY_VALUES = View(("key", "value"), group=lambda rows: [kv for r in rows for kv in r.items()])  # CSV: the row's keys
 CHECKS = View(line=lambda r: f"{r['gallery']}: ok" if r["ok"] else [f"{r['gallery']}: {p}" for p in r["problems"]])
+COPIES = View(line=lambda r: f"copied {r['persons']} people, {r['templates']} templates from {r['source']} to "
+                             f"{r['destination']} (verified: counts and checksum {r['checksum'][:16]})",
+              fields=("source", "destination", "persons", "templates", "checksum", "verified"))
+
+
+def copy_row(c: Copied) -> Row:
+    """``gallery copy``: where from and to (passwords masked), what was copied, and its checksum."""
+    return {"source": c.source, "destination": c.destination, "persons": c.content.persons,
+            "templates": c.content.templates, "checksum": c.content.checksum, "verified": True}
+
+
 CALIBRATIONS = View(line=lambda r: f"tau {r['tau']:.3f} keeps strangers named at {r['fpir']:g} with "
                                    f"{r['gallery_size']} people enrolled (use it with identify --tau {r['tau']:.3f})",
                     fields=("tau", "fpir", "gallery_size", "model"))

@@ -1,5 +1,9 @@
 """1:N search over a gallery: exact for small galleries, an HNSW index for large ones.
 
+``Searcher`` works on any backend: each gallery says up to what size it is
+searched exactly (``Gallery.exact_max``) and provides its own index
+(``Gallery.search_index``); ``TemplateIndex`` below is the file's.
+
 Up to ``EXACT_MAX`` templates (100 000), every face is scored against every
 template with one matrix product: exact, and under 15 ms per query there.
 Above that an approximate index (usearch's HNSW graph, with vectors stored
@@ -30,6 +34,7 @@ from facecli.stamps import file_stamp, read_json, write_json
 from facecli.types import TemplateMatrix
 
 if TYPE_CHECKING:
+    from facecli.gallery.base import CandidateIndex, Gallery
     from facecli.gallery.sqlite import SqliteGallery
 
 #: Largest gallery searched exactly by default (FACECLI_EXACT_MAX overrides).
@@ -129,7 +134,7 @@ def _save(index: Any, meta: dict[str, Any], index_path: Path, meta_path: Path) -
 class Searcher:
     """Finds, for a batch of faces, the templates that can be their nearest persons."""
 
-    def __init__(self, gallery: SqliteGallery, mode: str = "auto", candidates: int = 64,
+    def __init__(self, gallery: Gallery, mode: str = "auto", candidates: int = 64,
                  log: Callable[[str], None] = lambda _m: None, whole_persons: bool = False) -> None:
         if mode not in SEARCH_MODES:
             raise BadValue("search", mode, f"choose from {', '.join(SEARCH_MODES)}")
@@ -137,8 +142,9 @@ class Searcher:
         self.candidates = candidates
         self.whole_persons = whole_persons  # candidates bring all their person's templates (mean templates)
         count = gallery.state().count
-        self.exact = mode == "exact" or (mode == "auto" and count <= EXACT_MAX)
-        self._index = None if self.exact else TemplateIndex.for_gallery(gallery, log)
+        self.exact = mode == "exact" or (mode == "auto" and count <= gallery.exact_max)
+        # the gallery's own index: usearch beside a file, pgvector's inside a database
+        self._index: CandidateIndex | None = None if self.exact else gallery.search_index(log)
 
     def templates_for(self, faces: np.ndarray) -> TemplateMatrix:
         """All templates (exact search) or the union of the faces' candidates (index search)."""

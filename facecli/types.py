@@ -88,6 +88,7 @@ class Template:
     source: str
     sha256: str
     box: tuple[float, float, float, float]
+    created: float | None = None  # when it was first enrolled (kept by `gallery copy`); None: now
 
 
 @dataclass(frozen=True)

@@ -187,6 +187,30 @@ def gallery_stats(gallery: GalleryOpt = None, json_lines: Json = False, csv_rows
         results.add(stats)
 
 
+@gallery_app.command("copy")
+def gallery_copy(
+    source: Annotated[str, typer.Argument(metavar="SRC", help="The gallery to copy: a file, or postgresql://...",
+                                          show_default=False)],
+    destination: Annotated[str, typer.Argument(metavar="DST", help="A new or empty gallery: a file, or "
+                                                                   "postgresql://...", show_default=False)],
+    json_lines: Json = False, csv_rows: Csv = False,
+) -> None:
+    """Copy a gallery between files and PostgreSQL databases, either way, into a new or empty gallery of the
+    same model; verified at the end by counts and a content checksum.
+
+    Examples:
+      [bold]facecli gallery copy gallery.db postgresql://facecli@db.example.org/faces[/]
+      [bold]facecli gallery copy postgresql://facecli@db.example.org/faces backup.db --json[/]
+    """
+    from facecli.gallery.copy import copy_gallery
+
+    out = output(json_lines, csv_rows=csv_rows)
+    with open_existing_gallery(source) as src:
+        copied = copy_gallery(src, gallery_location(destination))
+    with out.results(render.COPIES) as results:
+        results.add(render.copy_row(copied))
+
+
 @gallery_app.command("set")
 def gallery_set(
     fpir: Annotated[float | None, typer.Option(

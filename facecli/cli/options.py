@@ -57,9 +57,11 @@ DetSize = Annotated[int, typer.Option(
 Annotate = Annotated[Path | None, typer.Option(
     "--annotate", show_default=False, metavar="DIR",
     help="Also write each image with boxes, landmarks and names drawn on it, as DIR/<n>-<name>.png.")]
-GalleryOpt = Annotated[Path | None, typer.Option(
-    "--gallery", envvar="FACECLI_GALLERY", show_default=False,
-    help="Gallery file (default: $XDG_DATA_HOME/facecli/gallery.db).")]
+# text, not a Path: a Path would turn postgresql://host/db into postgresql:/host/db (gallery_location reads it)
+GalleryOpt = Annotated[str | None, typer.Option(
+    "--gallery", envvar="FACECLI_GALLERY", show_default=False, metavar="PATH|URL",
+    help="Gallery file, or a PostgreSQL database postgresql://user@host:port/dbname "
+         "(default: $XDG_DATA_HOME/facecli/gallery.db).")]
 Tau = Annotated[float | None, typer.Option(
     help="Decision threshold on squared L2 distance (0-4). Default: for identify and watch, the tau for "
          "--fpir with the gallery's number of people; otherwise the model's 1:1 tau from LFW.",
@@ -102,10 +104,13 @@ def total(inputs: list | Iterator) -> int | None:
     return len(inputs) if isinstance(inputs, list) else None
 
 
-def gallery_location(path: Path | None) -> Path:
+def gallery_location(value: str | None):
+    """The one place a --gallery value (or a gallery argument) becomes a location: a Path, or a
+    ``DatabaseURL`` that prints with its password masked (``facecli.gallery.as_location``)."""
+    from facecli.gallery.locations import as_location
     from facecli.paths import default_gallery
 
-    return path if path is not None else default_gallery()
+    return as_location(value) if value is not None else default_gallery()
 
 
 def output(json_lines: bool = False, quiet: bool = False, verbose: bool = False, csv_rows: bool = False) -> Output:
@@ -127,14 +132,14 @@ def engine(out: Output, model: str, detector: str | None = None, device: str = "
     return eng
 
 
-def model_for(model: str | None, gallery: Path | None = None, uses_gallery: bool = False) -> str:
+def model_for(model: str | None, gallery: str | None = None, uses_gallery: bool = False) -> str:
     """--model, else the model of the gallery in use (``decisions.gallery_model``)."""
     from facecli.decisions import gallery_model
 
     return gallery_model(model, gallery_location(gallery) if uses_gallery else None)
 
 
-def open_existing_gallery(path: Path | None, model: str | None = None, write: bool = False, strict: bool = True):
+def open_existing_gallery(path: str | None, model: str | None = None, write: bool = False, strict: bool = True):
     """The gallery in use, for ``model`` (None: whatever model it was built with); read-only unless ``write``."""
     from facecli.gallery import open_gallery
 

@@ -11,9 +11,10 @@ the same way.
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -50,16 +51,51 @@ def stack_templates(blobs: list[bytes], ids: list[int], dim: int, location: str)
     if not blobs:
         return np.empty((0, dim), dtype=np.float32)
     bad = [i for i, b in enumerate(blobs) if len(b) != 4 * dim]
-    if not bad:
-        matrix = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), dim).astype(np.float32)
-        with np.errstate(over="ignore", invalid="ignore"):
-            sound = np.isfinite(matrix).all(axis=1) & (np.abs(np.linalg.norm(matrix, axis=1) - 1.0) < NORM_TOLERANCE)
-        if sound.all():
-            return matrix
-        bad = [int(np.argmin(sound))]
-    i = bad[0]
-    raise GalleryError(location, f"template {ids[i]} is damaged ({template_problem(blobs[i], dim)}); "
-                                 "see `facecli gallery check`")
+    if bad:
+        raise _damaged(location, ids[bad[0]], template_problem(blobs[bad[0]], dim))
+    matrix = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), dim).astype(np.float32)
+    return checked_matrix(matrix, ids, location)
+
+
+def checked_matrix(matrix: np.ndarray, ids: list[int] | np.ndarray, location: str) -> np.ndarray:
+    """``matrix`` (T, dim) float32 itself when every row is finite and of unit length; else an error naming the
+    first damaged template (a backend that reads vectors natively checks them here, as ``stack_templates`` does)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        sound = np.isfinite(matrix).all(axis=1) & (np.abs(np.linalg.norm(matrix, axis=1) - 1.0) < NORM_TOLERANCE)
+    if sound.all():
+        return matrix
+    i = int(np.argmin(sound))
+    raise _damaged(location, int(ids[i]), template_problem(np.asarray(matrix[i], "<f4").tobytes(), matrix.shape[1]))
+
+
+def _damaged(location: str, template: int, problem: str | None) -> GalleryError:
+    return GalleryError(location, f"template {template} is damaged ({problem}); see `facecli gallery check`")
+
+
+def box_problem(text: object) -> str | None:
+    """Why a stored box is not the JSON list of four numbers facecli writes, or None."""
+    try:
+        box = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        box = None
+    if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) for v in box)):
+        return f"box {str(text)[:40]!r} is not four numbers"
+    return None
+
+
+def stored_box(text: object, template: int, location: str) -> list[float]:
+    """A stored face box, or an error naming the template whose box is not what facecli writes."""
+    problem = box_problem(text)
+    if problem is not None:
+        raise _damaged(location, template, problem)
+    return json.loads(text)  # type: ignore[arg-type]
+
+
+class CandidateIndex(Protocol):
+    """What proposes, for a batch of faces, the templates that may be their nearest (``Gallery.search_index``)."""
+
+    def candidates(self, faces: np.ndarray, count: int) -> np.ndarray:
+        """Template ids of the ``count`` nearest templates of each face (their union)."""
 
 
 class Gallery(ABC):
@@ -117,7 +153,7 @@ class Gallery(ABC):
 
     @abstractmethod
     def sources_of(self, ids: list[int]) -> dict[int, dict[str, Any]]:
-        """Template id -> its source photo, content hash and face box."""
+        """Template id -> its source photo, content hash, face box and when it was enrolled."""
 
     @abstractmethod
     def state(self) -> GalleryState: ...
@@ -137,10 +173,24 @@ class Gallery(ABC):
     @abstractmethod
     def stats(self) -> dict[str, Any]: ...
 
+    # -- search -------------------------------------------------------------------
+    @property
+    def exact_max(self) -> int:
+        """The largest gallery searched exactly by default (``search.EXACT_MAX``); above it, ``search_index``."""
+        from facecli.search import EXACT_MAX
+
+        return EXACT_MAX
+
     @abstractmethod
+    def search_index(self, log: Callable[[str], None] = lambda _m: None) -> CandidateIndex:
+        """The approximate index that proposes candidates above ``exact_max``, brought up to date if needed."""
+
     def searcher(self, mode: str = "auto", candidates: int = 64, log: Callable[[str], None] = lambda _m: None,
                  whole_persons: bool = False) -> Searcher:
         """What finds each face's candidate templates: all of them, or an index's proposals."""
+        from facecli.search import Searcher
+
+        return Searcher(self, mode, candidates, log, whole_persons)
 
     # -- writing ------------------------------------------------------------------
     @abstractmethod

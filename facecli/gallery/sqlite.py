@@ -29,12 +29,12 @@ import numpy as np
 
 from facecli.errors import BadValue, GalleryError, ModelMismatch
 from facecli.gallery import migrations
-from facecli.gallery.base import Gallery, stack_templates, template_problem
+from facecli.gallery.base import Gallery, box_problem, stack_templates, stored_box, template_problem
 from facecli.private import check_link, check_private, make_private_dir, new_file, shared_gallery_allowed
 from facecli.types import GalleryState, PersonInfo, Stored, Template, TemplateMatrix
 
 if TYPE_CHECKING:
-    from facecli.search import Searcher
+    from facecli.search import TemplateIndex
 
 APPLICATION_ID = 0x46434C49  # "FCLI"
 BUSY_TIMEOUT_MS = 60_000
@@ -223,11 +223,11 @@ class SqliteGallery(Gallery):
     def meta(self) -> dict[str, str]:
         return dict(self._conn.execute("SELECT key, value FROM meta"))
 
-    def searcher(self, mode: str = "auto", candidates: int = 64, log: Callable[[str], None] = lambda _m: None,
-                 whole_persons: bool = False) -> Searcher:
-        from facecli.search import Searcher
+    def search_index(self, log: Callable[[str], None] = lambda _m: None) -> TemplateIndex:
+        """The usearch index beside the file (``search.TemplateIndex``), extended or rebuilt first if stale."""
+        from facecli.search import TemplateIndex
 
-        return Searcher(self, mode, candidates, log, whole_persons)
+        return TemplateIndex.for_gallery(self, log)
 
     def set_fpir(self, fpir: float | None) -> None:
         """Store (or with None, forget) the gallery's FPIR target."""
@@ -315,10 +315,10 @@ class SqliteGallery(Gallery):
                               np.array(ids, dtype=np.int64))
 
     def sources_of(self, ids: list[int]) -> dict[int, dict]:
-        """Template id -> its source photo, content hash and face box."""
-        rows = self._conn.execute("SELECT id, source, sha256, box FROM templates "
-                                  "WHERE id IN (SELECT value FROM json_each(?))", (json.dumps(ids),))
-        return {i: {"source": s, "sha256": h, "box": self._box(i, b)} for i, s, h, b in rows}
+        """Template id -> its source photo, content hash, face box and when it was enrolled."""
+        rows = self._conn.execute("SELECT id, source, sha256, box, created FROM templates "
+                                  "WHERE id IN (SELECT value FROM json_each(?))", (json.dumps([int(i) for i in ids]),))
+        return {i: {"source": s, "sha256": h, "box": self._box(i, b), "created": c} for i, s, h, b, c in rows}
 
     def unused_names(self, prefix: str, count: int) -> list[str]:
         """``count`` names ``prefix1``, ``prefix2``… after the highest one already enrolled."""
@@ -331,12 +331,7 @@ class SqliteGallery(Gallery):
         return stack_templates(blobs, ids, self.dim, str(self.path))
 
     def _box(self, template: int, text: str) -> list[float]:
-        """A stored face box, or an error naming the template whose box is not what facecli writes."""
-        problem = _box_problem(text)
-        if problem is not None:
-            raise GalleryError(str(self.path), f"template {template} is damaged ({problem}); "
-                                               "see `facecli gallery check`")
-        return json.loads(text)
+        return stored_box(text, template, str(self.path))
 
     # -- writing ---------------------------------------------------------
     def enroll(self, entries: Iterable[tuple[str, Template]]) -> list[Stored]:
@@ -356,13 +351,14 @@ class SqliteGallery(Gallery):
                 if holder is not None:
                     stored.append(Stored("taken", holder[0]))
                     continue
-                conn.execute("INSERT OR IGNORE INTO persons (name, created) VALUES (?, ?)", (name, now))
+                created = now if t.created is None else t.created
+                conn.execute("INSERT OR IGNORE INTO persons (name, created) VALUES (?, ?)", (name, created))
                 (person_id,) = conn.execute("SELECT id FROM persons WHERE name = ?", (name,)).fetchone()
                 blob = np.asarray(t.embedding, dtype="<f4").tobytes()
                 cur = conn.execute(
                     "INSERT OR IGNORE INTO templates (person_id, model, embedding, source, sha256, box, created) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (person_id, model, blob, t.source, t.sha256, json.dumps([round(v, 1) for v in t.box]), now))
+                    (person_id, model, blob, t.source, t.sha256, json.dumps([round(v, 1) for v in t.box]), created))
                 stored.append(Stored("added" if cur.rowcount == 1 else "present"))
         return stored
 
@@ -402,7 +398,7 @@ class SqliteGallery(Gallery):
         rows = self._conn.execute("SELECT t.id, p.name, t.embedding, t.box FROM templates t "
                                   "JOIN persons p ON p.id = t.person_id")
         for tid, name, blob, box in rows:
-            for problem in (template_problem(blob if isinstance(blob, bytes) else b"", dim), _box_problem(box)):
+            for problem in (template_problem(blob if isinstance(blob, bytes) else b"", dim), box_problem(box)):
                 if problem is not None:
                     problems.append(f"template {tid} of {name}: {problem}")
         empty = self._conn.execute("SELECT name FROM persons p WHERE NOT EXISTS "
@@ -428,14 +424,3 @@ def _database_error(path: Path, exc: sqlite3.Error, doing: str) -> GalleryError:
     if "file is not a database" in str(exc) or "malformed" in str(exc):
         return GalleryError(str(path), "not a facecli gallery (not an SQLite database)")
     return GalleryError(str(path), f"{doing}: {exc}")
-
-
-def _box_problem(text: object) -> str | None:
-    """Why a stored box is not the JSON list of four numbers facecli writes, or None."""
-    try:
-        box = json.loads(text) if isinstance(text, str) else None
-    except ValueError:
-        box = None
-    if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) for v in box)):
-        return f"box {str(text)[:40]!r} is not four numbers"
-    return None

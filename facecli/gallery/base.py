@@ -219,6 +219,23 @@ class Gallery(ABC):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # -- what the backends share -------------------------------------------------
+    @abstractmethod
+    def _stack(self, blobs: list[bytes], ids: list[int]) -> np.ndarray:
+        """Stored embeddings (as the backend reads them) -> a checked (T, dim) float32 matrix."""
+
+    def _matrix_of(self, rows: list[tuple[str, bytes, int]]) -> TemplateMatrix:
+        """(name, stored embedding, template id) rows, grouped by person, as a TemplateMatrix."""
+        names: list[str] = []
+        index: list[int] = []
+        for name, _, _ in rows:
+            if not names or names[-1] != name:
+                names.append(name)
+            index.append(len(names) - 1)
+        ids = [r[2] for r in rows]
+        return TemplateMatrix(names, np.asarray(index, dtype=np.int64), self._stack([r[1] for r in rows], ids),
+                              np.array(ids, dtype=np.int64))
+
     # -- decisions ----------------------------------------------------------------
     def threshold(self, tau: float | None = None, fpir: float | None = None, force: bool = False) -> Threshold:
         """The 1:N threshold for this gallery's size and stored FPIR (``decisions.identification_threshold``)."""

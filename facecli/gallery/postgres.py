@@ -445,17 +445,6 @@ class PostgresGallery(Gallery):
             f'WHERE {chosen} ORDER BY p.name COLLATE "C", t.id', ([int(i) for i in ids],), binary=True).fetchall()
         return self._matrix_of(rows)
 
-    def _matrix_of(self, rows: list[tuple[str, bytes, int]]) -> TemplateMatrix:
-        names: list[str] = []
-        index: list[int] = []
-        for name, _, _ in rows:
-            if not names or names[-1] != name:
-                names.append(name)
-            index.append(len(names) - 1)
-        ids = [r[2] for r in rows]
-        return TemplateMatrix(names, np.asarray(index, dtype=np.int64), self._stack([r[1] for r in rows], ids),
-                              np.array(ids, dtype=np.int64))
-
     @_database_errors
     def sources_of(self, ids: list[int]) -> dict[int, dict]:
         """Template id -> its source photo, content hash, face box and when it was enrolled."""

@@ -19,7 +19,7 @@ from facecli.calibration import tau_for
 from facecli.errors import FaceCliError, HeadMismatch, ModelError
 from facecli.gallery import open_gallery
 from facecli.models import pipeline_spec
-from facecli.modes import HEADS
+from facecli.modes import HEADS, LOSSES, MININGS
 from facecli.tune import (
     Labelled,
     TuneConfig,
@@ -242,6 +242,10 @@ def test_library_settings_are_refused_by_value_and_the_command_names_the_option(
     folder.mkdir()
     proc = run("tune", str(folder), "--out", str(tmp_path / "h.onnx"), "--val-fraction", "1.5")
     assert proc.returncode == 2 and proc.stderr.strip() == "error: --val-fraction 1.5: must be between 0 and 1"
+    text = " ".join(run("tune", "--help", env={"COLUMNS": "400"}).stdout.split())  # the library's choices
+    for values in (HEADS, LOSSES, MININGS):
+        assert "<" + "|".join(values) + ">" in text
+    assert f"[default: {TuneConfig.epochs}]" in text and f"[default: {TuneConfig.people_per_batch}]" in text
 
 
 # -- the command, end to end on real photos ------------------------------------------------------------
@@ -286,7 +290,9 @@ def test_tune_writes_a_head_deterministically(run, people_dir, tmp_path):
 @pytest.fixture(scope="module")
 def head_files(tmp_path_factory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("heads")
-    return heads.write_head(folder, "head.onnx", seed=0), heads.write_head(folder, "other.onnx", seed=1)
+    found = heads.write_head(folder, "head.onnx", seed=0), heads.write_head(folder, "other.onnx", seed=3)
+    assert all(load_head(h).metadata["epochs"] > 0 for h in found)  # trained: not their starting point
+    return found
 
 
 def _one_line(proc, *words: str) -> str:
@@ -343,8 +349,10 @@ def test_a_gallery_set_to_use_a_head(run, images, head_files):
     tuned = facecli.load(device="cpu", head=head)
     probe = tuned.faces(images / "obama2.jpg")[0]
     with open_gallery(run.gallery) as g:
-        expected = float(np.sum((loaded.apply(probe.embedding) - loaded.apply(g.embeddings_of("obama"))) ** 2))
+        stored = g.embeddings_of("obama")
+    expected = float(np.sum((loaded.apply(probe.embedding) - loaded.apply(stored)) ** 2))
     assert rows[0]["distance"] == pytest.approx(expected, abs=2e-4)
+    assert abs(expected - float(np.sum((probe.embedding - stored) ** 2))) > 1e-3  # the head changed it
 
     claim = json_rows(run("verify", img["obama3.jpg"], "--claim", "obama", "--head", str(head), "--json").stdout)
     pair = json_rows(run("verify", img["obama.jpg"], img["obama2.jpg"], "--head", str(head), "--json").stdout)

@@ -176,7 +176,7 @@ def message(exc: FaceCliError) -> str:
         hint = "; add --force to use it anyway" if isinstance(exc, LooseThreshold) else ""
         return f"--{exc.setting.replace('_', '-')} {exc.value}: {exc.reason}{hint}"
     if isinstance(exc, SeveralFaces):
-        return f"{exc}; use --largest to enroll the largest"
+        return f"{exc}; use --largest to take the largest"
     if isinstance(exc, FaceTooSmall):
         return f"{exc}; use --min-face 0 to enroll it anyway"
     if isinstance(exc, ModelMismatch):

@@ -43,5 +43,14 @@ def tau_for(spec: PipelineSpec, gallery_size: int, fpir: float = 0.01) -> float:
     if target < p[0]:
         raise BadValue("fpir", f"{fpir} with {gallery_size} people",
                        f"needs impostor distances rarer than 1 in {1 / 10 ** p[0]:.0e} comparisons, "
-                       "beyond what the model's measurements cover")
+                       f"beyond what the measurements of {spec.name} cover (give a tau)")
     return float(np.interp(target, p, d))
+
+
+def largest_gallery(spec: PipelineSpec, fpir: float = DEFAULT_FPIR) -> int:
+    """The most people ``tau_for`` can calibrate a gallery for at ``fpir`` from ``spec``'s impostor quantiles
+    (their rarest probability); 0 when it has none."""
+    table = spec.impostor
+    if not table or not table.get("p"):
+        return 0
+    return int(math.floor(math.log1p(-fpir) / math.log1p(-min(table["p"])) + 1e-9))

@@ -11,6 +11,10 @@ row says how it was decided.
   tau whose expected share of strangers given a name (FPIR) is the requested
   one, else the gallery's stored one, else ``DEFAULT_FPIR``, against the
   gallery's number of people (``calibration.tau_for``).
+
+With a projection head (``facecli tune``), distances are between the head's
+outputs, so both defaults come from the head's own measurements on its
+validation people (its metadata): its 1:1 tau and its impostor quantiles.
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ from facecli.types import Decision, Face, Threshold
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from facecli.models import PipelineSpec
+    from facecli.tune import LoadedHead
 
 #: Pixels: faces whose box is narrower or shorter are never named; below it fewer than half of
 #: enrolled faces are named (bench/ACCURACY.md, "Small faces").
@@ -45,30 +52,41 @@ def check_tau(tau: float, force: bool = False) -> float:
     return float(tau)
 
 
-def verification_threshold(model: str, tau: float | None = None, force: bool = False) -> Threshold:
-    """The 1:1 threshold: ``tau`` if given, else the model's tau of best LFW pair accuracy."""
+def calibration(model: str, head: LoadedHead | None = None) -> PipelineSpec:
+    """What the default taus are read from: the model's manifest entry, or with a head, the head's measurements."""
+    spec = pipeline_spec(model)
+    return spec if head is None else head.calibration(spec)
+
+
+def verification_threshold(model: str, tau: float | None = None, force: bool = False,
+                           head: LoadedHead | None = None) -> Threshold:
+    """The 1:1 threshold: ``tau`` if given, else the model's tau of best LFW pair accuracy (with a ``head``, the
+    head's best tau on its validation people)."""
     if tau is not None:
         return Threshold(check_tau(tau, force))
-    return Threshold(float(pipeline_spec(model).default_tau))
+    return Threshold(float(calibration(model, head).default_tau))
 
 
 def identification_threshold(model: str, gallery_size: int, tau: float | None = None, fpir: float | None = None,
-                             stored_fpir: float | None = None, force: bool = False) -> Threshold:
+                             stored_fpir: float | None = None, force: bool = False,
+                             head: LoadedHead | None = None) -> Threshold:
     """The 1:N threshold against ``gallery_size`` people.
 
     ``tau`` fixes it by hand (the threshold then has no FPIR); otherwise it is
     the tau whose expected FPIR is ``fpir``, else the gallery's ``stored_fpir``,
     else ``DEFAULT_FPIR``, rounded to 4 decimals so that every caller (identify,
-    watch, eval openset) uses exactly the same number.
+    watch, eval openset) uses exactly the same number; with a ``head``, from the
+    head's impostor quantiles.
     """
     if tau is not None:
         return Threshold(check_tau(tau, force), gallery_size, None)
     target = fpir if fpir is not None else stored_fpir if stored_fpir is not None else DEFAULT_FPIR
-    return Threshold(round(tau_for(pipeline_spec(model), max(gallery_size, 1), target), 4), gallery_size, target)
+    return Threshold(round(tau_for(calibration(model, head), max(gallery_size, 1), target), 4), gallery_size, target)
 
 
-def gallery_model(requested: str | None, gallery: str | Path | None = None) -> str:
-    """The model a command uses: the one asked for, else the model of the gallery in use, else the default.
+def gallery_model(requested: str | None, gallery: str | Path | None = None, default: str = DEFAULT_MODEL) -> str:
+    """The model a command uses: the one asked for, else the model of the gallery in use, else ``default`` (the
+    default model, or a projection head's base model).
 
     A gallery keeps the model it was built with, so its users need not repeat
     it; a request for another model is refused when the gallery is opened.
@@ -78,8 +96,8 @@ def gallery_model(requested: str | None, gallery: str | Path | None = None) -> s
     if gallery is not None:
         from facecli.gallery import model_of
 
-        return model_of(gallery) or DEFAULT_MODEL
-    return DEFAULT_MODEL
+        return model_of(gallery) or default
+    return default
 
 
 def too_small(faces: list[Face], decisions: list[Decision], min_face: float) -> list[Decision]:

@@ -9,6 +9,14 @@
         for d in gallery.identify(faces):          # d.name (None: not recognized), d.distance, d.tau
             ...
 
+    tuned = facecli.load(head="head.onnx")         # a projection head from `facecli tune`
+
+A head is part of the engine like its models: every face it embeds keeps
+the base model's embedding (what a gallery stores) and names the head it is
+matched through (``Face.head``), so distances, thresholds and galleries all
+use the head's space, and a gallery used with another head (or none) refuses
+the faces.
+
 The CLI is built on these methods: it parses arguments, calls them and
 renders what they return. Errors that the caller can act on are
 ``FaceCliError``s; a bad image in a stream is returned in its
@@ -28,8 +36,9 @@ from facecli.detectors import DET_SIZE
 from facecli.errors import BadValue, FaceCliError, FaceTooSmall, InputError, SeveralFaces
 from facecli.gallery import DatabaseURL, Gallery, is_new, open_gallery
 from facecli.inputs import check_person_name
-from facecli.models import DEFAULT_MODEL
+from facecli.models import DEFAULT_MODEL, pipeline_spec
 from facecli.pipeline import Pipeline
+from facecli.tune.apply import LoadedHead
 from facecli.types import (
     ClusteredFace,
     Decision,
@@ -46,13 +55,23 @@ Image = str | os.PathLike | np.ndarray  # a path, or decoded pixels in BGR order
 
 
 def load(model: str | None = None, device: str = "auto", detector: str | None = None, flip: bool | None = None,
-         det_size: int = DET_SIZE, embed: bool = True) -> Engine:
-    """An engine for ``model`` (default: fusion) on ``device`` (auto: the GPU when there is one).
+         det_size: int = DET_SIZE, embed: bool = True, head: str | os.PathLike | LoadedHead | None = None) -> Engine:
+    """An engine for ``model`` (default: fusion, or with a head, the head's base model) on ``device`` (auto: the
+    GPU when there is one).
 
     ``detector`` defaults to the model's own; ``flip`` to where the manifest
     measured the mirror image to help; ``embed=False`` loads only the detector.
+    ``head``: a projection head file from ``facecli tune`` (checked by its
+    sha256 sidecar: ``tune.load_head``), or one loaded already.
     """
-    return Engine(Pipeline(detector, model or DEFAULT_MODEL, device, flip, embed=embed, det_size=det_size))
+    if head is not None and not isinstance(head, LoadedHead):
+        from facecli.tune.apply import load_head
+
+        head = load_head(head)
+    model = model or (head.base_model if head is not None else DEFAULT_MODEL)
+    if head is not None:
+        head.check_model(model, pipeline_spec(model).dim)
+    return Engine(Pipeline(detector, model, device, flip, embed=embed, det_size=det_size, head=head))
 
 
 def _source(image: Image | FaceCliError) -> str | np.ndarray | FaceCliError:
@@ -70,7 +89,8 @@ def _faces_of(result: ImageResult, all_faces: bool = True) -> list[Face]:
 
 
 class Engine:
-    """A detector and an embedder with their settings; create it once, use it for many images."""
+    """A detector, an embedder and optionally a projection head, with their settings; create it once, use it for
+    many images."""
 
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
@@ -81,7 +101,18 @@ class Engine:
 
     @property
     def dim(self) -> int:
+        """The base model's embedding size (what ``Face.embedding`` and a gallery hold)."""
         return self.pipeline.embedder.dim
+
+    @property
+    def head(self) -> LoadedHead | None:
+        """The projection head faces are matched through (``facecli tune``), or None."""
+        return self.pipeline.head
+
+    @property
+    def vector_dim(self) -> int:
+        """The size of what faces are compared by: the head's output, else the embedding."""
+        return self.head.out_dim if self.head is not None else self.dim
 
     @property
     def provider(self) -> str:
@@ -114,10 +145,10 @@ class Engine:
                force: bool = False) -> Verification:
         """Is the (largest) face of ``a`` the same person as that of ``b``? (``all_faces``: the closest pair;
         ``force``: accept a tau of 2 or more, ``decisions.check_tau``.)"""
-        threshold = decisions.verification_threshold(self.model, tau, force)
+        threshold = decisions.verification_threshold(self.model, tau, force, self.head)
         ra, rb = self.run([a, b])
         fa, fb = _faces_of(ra, all_faces), _faces_of(rb, all_faces)
-        i, j, d = matching.closest_pair(np.stack([f.embedding for f in fa]), np.stack([f.embedding for f in fb]))
+        i, j, d = matching.closest_pair(matching.face_vectors(fa), matching.face_vectors(fb))
         return Verification(ra, fa[i], d, threshold, rb, fb[j])
 
     def verify_claim(self, gallery: Gallery, image: Image, name: str, tau: float | None = None,
@@ -134,8 +165,9 @@ class Engine:
         """``verify_claim`` for each image of a stream, in input order: its Verification, or the error
         (unreadable, no face) that kept it from one, so that the rest goes on."""
         matching.check_templates(templates)
-        threshold = decisions.verification_threshold(self.model, tau, force)
-        if not gallery.has_person(name):  # before any image work
+        threshold = decisions.verification_threshold(self.model, tau, force, self.head)
+        gallery.check_head(self.head)  # before any image work
+        if not gallery.has_person(name):
             raise BadValue("claim", name, f"no such person in {gallery.location}")
         for result in self.run(images):
             try:
@@ -155,19 +187,21 @@ class Engine:
         A photo without a face, with several unless ``largest``, with a face
         smaller than ``min_face`` pixels (identify would never name it), or
         already enrolled as someone else, is reported and skipped. An existing
-        gallery is checked before any work; a new one is created only when
-        there is something to write.
+        gallery is checked before any work (its model, and the head it is used
+        with); a new one is created only when there is something to write, and
+        with this engine's head it records that head. Templates are the base
+        model's embeddings, whatever the head.
         """
         for name in {n for n, _ in items}:
             check_person_name(name)
-        existing = None if is_new(gallery) else open_gallery(gallery, self.model, write=True)
+        existing = None if is_new(gallery) else self._existing(gallery)
         results: list[EnrollResult] = []
         names = iter([n for n, _ in items])
         for res in self.run(p for _, p in items):
             on_image()
             name = next(names)
             try:
-                face = self._enroll_face(res, largest, min_face)
+                face = self.enroll_face(res, largest, min_face)
             except FaceCliError as exc:
                 results.append(EnrollResult(name, res.path, "error", exc))
                 continue
@@ -178,16 +212,39 @@ class Engine:
             if existing:
                 existing.close()
             return results
-        with existing or open_gallery(gallery, self.model, create=True) as g:
+        with existing or self._created(gallery) as g:
             for r, stored in zip(good, g.enroll([(r.name, r.template) for r in good])):
                 r.status = stored.status if stored.status != "taken" else "error"
                 if stored.holder is not None:
                     r.error = InputError(r.path, f"this photo is already enrolled as {stored.holder}")
         return results
 
+    def _existing(self, gallery: str | Path | DatabaseURL) -> Gallery:
+        """An existing gallery opened to be written, refused unless its model and head are this engine's."""
+        g = open_gallery(gallery, self.model, write=True)
+        try:
+            g.check_head(self.head)
+        except FaceCliError:
+            g.close()
+            raise
+        return g
+
+    def _created(self, gallery: str | Path | DatabaseURL) -> Gallery:
+        """The gallery at ``gallery``, created if missing; a new one records this engine's head."""
+        g = open_gallery(gallery, self.model, create=True)
+        try:
+            if self.head is not None and g.head() is None and not g.person_count():
+                g.set_head(self.head.record)
+            g.check_head(self.head)
+        except FaceCliError:
+            g.close()
+            raise
+        return g
+
     @staticmethod
-    def _enroll_face(result: ImageResult, largest: bool, min_face: float) -> Face:
-        """The one face a photo contributes, or an InputError saying why there is none."""
+    def enroll_face(result: ImageResult, largest: bool = False, min_face: float = decisions.MIN_FACE) -> Face:
+        """The one face a photo contributes (to a gallery, or to a tuning set), or an InputError saying why there
+        is none: no face, several unless ``largest``, or one under ``min_face`` pixels."""
         faces = _faces_of(result)
         if len(faces) > 1 and not largest:
             raise SeveralFaces(result.path, len(faces))
@@ -209,7 +266,8 @@ class Engine:
         image's decisions do not wait for the next image.
         """
         matching.check_templates(templates)
-        threshold = threshold or gallery.threshold()
+        gallery.check_head(self.head)  # before any image work
+        threshold = threshold or gallery.threshold(head=self.head)
         for batch in self.pipeline.batches(_source(i) for i in images):
             faces = [f for r in batch for f in r.faces]
             found = gallery.identify(faces, threshold, top_k, templates, min_face, search, log)
@@ -220,9 +278,10 @@ class Engine:
 
     def search(self, gallery: Gallery, image: Image, top_k: int = 10) -> tuple[Face, list[Match]]:
         """The ``top_k`` templates nearest to the largest face of ``image``, across all persons."""
+        gallery.check_head(self.head)  # before any image work
         (face,) = _faces_of(self.analyse(image), all_faces=False)
-        probe = face.embedding[None]
-        templates = gallery.searcher("auto", candidates=max(64, top_k)).templates_for(probe)
+        probe = matching.face_vectors([face])
+        templates = gallery.candidates_for(probe, self.head, "auto", max(64, top_k))
         d = matching.sq_distances(probe, templates.matrix)[0]
         top = np.argsort(d, kind="stable")[:top_k]
         ids = [int(templates.ids[i]) for i in top]
@@ -234,10 +293,11 @@ class Engine:
     def cluster(self, images: Iterable[Image], tau: float | None = None, linkage: str = "average",
                 on_image: Callable[[], None] = lambda: None, force: bool = False,
                 ) -> tuple[list[ImageResult], list[ClusteredFace], Threshold]:
-        """Every face of every image labelled with a cluster (0 = the largest), at the 1:1 threshold."""
+        """Every face of every image labelled with a cluster (0 = the largest), at the 1:1 threshold (through the
+        head, with one)."""
         from facecli.clustering import cluster
 
-        threshold = decisions.verification_threshold(self.model, tau, force)
+        threshold = decisions.verification_threshold(self.model, tau, force, self.head)
         results = []
         for res in self.run(images):
             on_image()
@@ -245,7 +305,7 @@ class Engine:
                 f.crops = ()  # the crops are no longer needed: keep memory at one embedding per face
             results.append(res)
         faces = [(r, f) for r in results for f in r.faces]
-        labels = cluster(np.stack([f.embedding for _, f in faces]) if faces else np.empty((0, self.dim)),
+        labels = cluster(matching.face_vectors([f for _, f in faces]) if faces else np.empty((0, self.vector_dim)),
                          threshold.tau, linkage)
         return results, [ClusteredFace(r, f, int(k)) for (r, f), k in zip(faces, labels)], threshold
 
@@ -253,7 +313,7 @@ class Engine:
         """Enroll each cluster as a new person ``unknown-N`` (one transaction); cluster -> name."""
         if not clustered:
             return {}
-        with open_gallery(gallery, self.model, create=True) as g:
+        with self._created(gallery) as g:
             ids = sorted({c.cluster for c in clustered})
             names = dict(zip(ids, g.unused_names("unknown-", len(ids))))
             g.enroll([(names[c.cluster], Template(c.face.embedding, c.result.path, c.result.sha256,

@@ -55,6 +55,23 @@ class ModelMismatch(GalleryError):
         self.built_with = built_with
 
 
+class HeadMismatch(GalleryError):
+    """Faces matched through another projection head (or none) than the one the gallery is used with.
+
+    ``expected`` is the path of the gallery's head (None: it is used without
+    one), ``given`` that of the faces' head (None: they have none).
+    """
+
+    def __init__(self, location: str, expected: str | None, expected_sha256: str | None, given: str | None,
+                 given_sha256: str | None) -> None:
+        gallery = f"used with the head {expected} (sha256 {expected_sha256[:12]})" if expected is not None \
+            else "used without a head"
+        faces = "without a head" if given is None else f"with the head {given} (sha256 {given_sha256[:12]})"
+        super().__init__(location, f"{gallery}; these faces are embedded {faces}")
+        self.expected = expected
+        self.given = given
+
+
 class BadValue(FaceCliError):
     """A setting outside what the library accepts: ``setting`` names it (``tau``, ``gallery_size``)."""
 

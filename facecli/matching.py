@@ -1,7 +1,8 @@
 """Distances and 1:N decisions: squared L2 between unit embeddings, against tau.
 
 For unit vectors ``||a - b||^2 = 2 - 2 a.b``, so all faces of a batch are
-scored against all templates with one matrix product. A person with several
+scored against all templates with one matrix product (through a projection
+head when the faces have one: ``face_vectors``). A person with several
 templates is represented by their mean, scaled back to unit length (``mean``,
 the default), or by whichever template is nearest (``best``): on LFW with two
 photos enrolled per person the mean names more people at the same FPIR
@@ -12,9 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from facecli.errors import BadValue
+from facecli.errors import BadValue, FaceCliError
 from facecli.modes import TEMPLATE_MODES
-from facecli.types import Candidate, Decision, TemplateMatrix, Threshold
+from facecli.types import Candidate, Decision, Face, TemplateMatrix, Threshold
 
 
 def check_templates(mode: str) -> None:
@@ -25,6 +26,16 @@ def check_templates(mode: str) -> None:
 def sq_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(N, D) x (M, D) unit rows -> (N, M) squared L2 distances in [0, 4]."""
     return np.clip(2.0 - 2.0 * (a @ b.T), 0.0, 4.0)
+
+
+def face_vectors(faces: list[Face]) -> np.ndarray:
+    """(F, D): what these faces are compared by: their embeddings, through their projection head when they have
+    one (``Face.head``: every face of one engine has the same)."""
+    heads = {None if f.head is None else f.head.sha256 for f in faces}
+    if len(heads) > 1:
+        raise FaceCliError("faces", "embedded through different projection heads: they cannot be compared")
+    vectors = np.stack([f.embedding for f in faces])
+    return vectors if faces[0].head is None else faces[0].head.apply(vectors)
 
 
 def closest_pair(a: np.ndarray, b: np.ndarray) -> tuple[int, int, float]:

@@ -7,3 +7,9 @@ SEARCH_MODES = ("auto", "exact", "index")
 TEMPLATE_MODES = ("mean", "best")
 #: How `cluster` joins groups of faces: by their mean distance, or by their closest pair.
 LINKAGES = ("average", "single")
+#: The projection heads `facecli tune` learns: one matrix, or two with a ReLU between them.
+HEADS = ("linear", "two-layer")
+#: Its losses: FaceNet's triplet loss, or the contrastive loss on pairs.
+LOSSES = ("triplet", "contrastive")
+#: Which negatives of a mini-batch train it: FaceNet's semi-hard ones, the hardest, or every one.
+MININGS = ("semi-hard", "hard", "all")

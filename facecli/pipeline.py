@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from queue import Empty, SimpleQueue
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,6 +34,9 @@ from facecli.imageio import cv_reason, decode, jpeg_shrink, read_bytes
 from facecli.models import DEFAULT_MODEL
 from facecli.sources import sha256_bytes
 from facecli.types import Detection, Face, ImageResult
+
+if TYPE_CHECKING:
+    from facecli.tune import LoadedHead
 
 #: Longest side detection ever works at, whatever ``det_size`` says (0 = full size included):
 #: the detectors' networks take 40-65 bytes per pixel of their input (a 96 MP photo at full size
@@ -65,8 +69,10 @@ class Pipeline:
 
     def __init__(self, detector: str | None = None, model: str = DEFAULT_MODEL, device: str = "auto",
                  flip: bool | None = None, batch_size: int = 32, embed: bool = True, det_size: int = DET_SIZE,
-                 workers: int | None = None, prefetch: int = 16) -> None:
+                 workers: int | None = None, prefetch: int = 16, head: LoadedHead | None = None) -> None:
         self.embedder = FaceEmbedder(model, device, batch_size, flip)
+        #: the projection head every face this pipeline embeds is matched through (``Face.head``); None: none
+        self.head = head
         # without embedding (detect), only the first model's crop is made: what --crops writes
         self._croppers = self.embedder.parts if embed else self.embedder.parts[:1]
         if embed:
@@ -155,6 +161,7 @@ class Pipeline:
             emb = self.embedder.embed([f.crops for f in faces])
             for face, vector in zip(faces, emb):
                 face.embedding = vector
+                face.head = self.head
 
     def _embed_results(self, results: list[ImageResult]) -> None:
         """Embed the faces of several images in one batch; if it fails, image by image.

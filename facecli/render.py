@@ -15,8 +15,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from facecli.gallery.copy import Copied
     from facecli.tracking import Event
+    from facecli.tune import TuneResult
     from facecli.types import (
         ClusteredFace,
         Decision,
@@ -149,11 +152,16 @@ def no_face_row(result: ImageResult) -> Row:
 
 
 def face_row(result: ImageResult, face: Face, model: str | None = None, provider: str | None = None,
-             crop: str | None = None, annotated: str | None = None) -> Row:
-    """A detected face (``detect``); with ``model``, also its embedding (``embed``)."""
+             crop: str | None = None, annotated: str | None = None, vector: np.ndarray | None = None,
+             head: str | None = None) -> Row:
+    """A detected face (``detect``); with ``model``, also its embedding (``embed``): ``vector`` when given (the
+    face through a projection head, whose sha256 ``head`` then is), else the face's own."""
     row = {"file": result.path, "face": face.index, **face_fields(face.detection)}
     if model is not None:
-        row |= {"model": model, "provider": provider, "embedding": [rounded(v, 6) for v in face.embedding]}
+        vector = face.embedding if vector is None else vector
+        row |= {"model": model, "provider": provider, "embedding": [rounded(v, 6) for v in vector]}
+    if head is not None:
+        row["head"] = head
     if crop is not None:
         row["crop"] = crop
     if annotated is not None:
@@ -346,3 +354,38 @@ def _openset_metrics(rows: list[Row]) -> list[tuple]:
 
 PAIR_REPORTS = View(("metric", "value"), group=_pair_metrics)
 OPENSET_REPORTS = View(("metric", "value"), group=_openset_metrics)
+
+
+# -- tune ------------------------------------------------------------------------------------
+def tune_row(result: TuneResult, file: str, sha256: str, skipped: int, calibrated_up_to: int) -> Row:
+    """`facecli tune`'s report: the head file and everything its metadata records (how it was trained, the
+    validation figures of the base model and of the head), the photos left out, and the largest gallery its
+    impostor quantiles calibrate identify's default tau for (FPIR 1 %)."""
+    return {"file": file, "sha256": sha256, **result.metadata(), "skipped": skipped,
+            "calibrated_up_to": calibrated_up_to}
+
+
+def _tune_metrics(rows: list[Row]) -> list[tuple]:
+    (r,) = rows
+    val = r["validation"]
+
+    def figures(key: str, name: str) -> str:
+        base, head = val["base"]["at_fpir"].get(key), val["head"]["at_fpir"].get(key)
+        return "-" if base is None else f"{base[name] * 100:.2f} % -> {head[name] * 100:.2f} %"
+
+    return [
+        ("head file", f"{r['file']} (sha256 {r['sha256'][:12]})"),
+        ("head", f"{r['head']}, {r['base_model']} {r['input_dim']}-d -> {r['output_dim']}-d"),
+        ("training", f"{r['loss']} loss, margin {r['margin']:g}, {r['mining']} mining"),
+        ("people: training / validation", f"{r['train_people']} / {r['val_people']}"),
+        ("photos: training / validation / left out", f"{r['train_images']} / {r['val_images']} / {r['skipped']}"),
+        ("epochs", f"kept {r['epochs']} of {r['epochs_run']} run"),
+        ("validation FNIR at FPIR 1 %: base -> head", figures("0.01", "fnir")),
+        ("validation rank-1 at FPIR 0.1 %: base -> head", figures("0.001", "rank1")),
+        ("1:1 tau (verify, cluster)", f"{r['default_tau']:.2f}"),
+        ("1:N default tau calibrated up to", f"{r['calibrated_up_to']} people at FPIR 1 % "
+                                             f"({r['impostor']['pairs']} impostor pairs measured)"),
+    ]
+
+
+TUNE_REPORTS = View(("metric", "value"), group=_tune_metrics)

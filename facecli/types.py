@@ -16,6 +16,8 @@ from facecli.errors import FaceCliError
 if TYPE_CHECKING:
     import numpy as np
 
+    from facecli.tune import LoadedHead
+
 
 # -- image -> faces ---------------------------------------------------------------
 @dataclass(frozen=True)
@@ -53,7 +55,9 @@ class Face:
     index: int  # in its image, largest first
     detection: Detection
     crops: tuple[np.ndarray, ...]  # one per model of the embedder
-    embedding: np.ndarray | None = None
+    embedding: np.ndarray | None = None  # the base model's, always (what a gallery stores)
+    #: the projection head (``facecli tune``) its embedding is matched through; None: the embedding itself
+    head: LoadedHead | None = None
 
     @property
     def box(self) -> tuple[float, float, float, float]:
@@ -89,6 +93,14 @@ class Template:
     sha256: str
     box: tuple[float, float, float, float]
     created: float | None = None  # when it was first enrolled (kept by `gallery copy`); None: now
+
+
+@dataclass(frozen=True)
+class HeadRecord:
+    """The projection head a gallery is used with: its sha256, and where it was found when it was set."""
+
+    sha256: str
+    path: str
 
 
 @dataclass(frozen=True)

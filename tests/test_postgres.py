@@ -29,6 +29,7 @@ import pg_server  # noqa: E402
 from facecli.gallery import open_gallery  # noqa: E402
 from facecli.gallery.copy import gallery_content  # noqa: E402
 from facecli.gallery.locations import mask_url  # noqa: E402
+from facecli.tune import sidecar  # noqa: E402
 
 ROLE, PASSWORD = "facecli", "Pw-only-for-tests-7f3a"
 READER, READER_PASSWORD = "reader", "Rd-only-for-tests-2b9c"
@@ -192,6 +193,36 @@ def test_cluster_enroll_as_unknown_and_watch(both, images, tmp_path):
     writer.release()
     events = json_rows(both("watch", "--video", str(clip), "--json", "--every", "2").stdout)
     assert [e["name"] for e in events if e["event"] == "appear"][0] == "obama"
+
+
+def test_a_head_is_recorded_used_and_refused_as_in_the_file(both, images, tmp_path):
+    """A projection head (facecli tune) recorded in meta, applied at match time, removed without re-enrolling,
+    and copied with the gallery: the same answers as the file."""
+    import heads
+
+    head = heads.write_head(tmp_path, "head.onnx")
+    img = {n: str(images / n) for n in ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg")}
+    assert both("enroll", "obama", img["obama.jpg"], "--model", "sface").returncode == 0
+    assert both("enroll", "biden", img["biden.jpg"]).returncode == 0
+    base = both("identify", img["obama2.jpg"], img["obama3.jpg"], img["biden.jpg"], "--json")
+    assert both("identify", img["obama2.jpg"], "--head", str(head)).returncode == 2  # not told to use it
+    assert both("gallery", "set", "--head", str(head)).returncode == 0
+    with open_gallery(both.url) as g:
+        meta, record = g.meta(), g.head()
+    assert record.path == str(head) and record.sha256 == meta["head_sha256"] == sidecar(head).read_text().split()[0]
+    assert json_rows(both("gallery", "stats", "--json").stdout)[0]["head"] == str(head)
+    refused = both("identify", img["obama2.jpg"])
+    assert refused.returncode == 2 and f"--head {head}" in refused.stderr
+    rows = json_rows(both("identify", img["obama2.jpg"], img["biden.jpg"], "--head", str(head), "--json").stdout)
+    assert [r["name"] for r in rows] == ["obama", "biden"]
+    assert both("verify", img["obama3.jpg"], "--claim", "obama", "--head", str(head)).returncode == 0
+    copied = tmp_path / "copy.db"
+    assert facecli(both.url, "gallery", "copy", both.url, str(copied)).returncode == 0
+    with open_gallery(copied) as g:
+        assert g.head() == record
+    assert both("gallery", "set", "--no-head").returncode == 0
+    again = both("identify", img["obama2.jpg"], img["obama3.jpg"], img["biden.jpg"], "--json")
+    assert again.stdout == base.stdout
 
 
 def test_the_index_path_gives_the_exact_answers(db, images):

@@ -2,8 +2,8 @@
 
 One module per command group, each with its own ``typer.Typer`` joined here:
 ``recognition`` (detect, embed, enroll, verify, identify, cluster, search),
-``video`` (watch), ``management`` (models, gallery, calibrate) and
-``evaluation`` (eval). Shared options live in ``options``; rows and their
+``video`` (watch), ``management`` (models, gallery, calibrate),
+``evaluation`` (eval) and ``tuning`` (tune). Shared options live in ``options``; rows and their
 tables in ``facecli.render``.
 
 Exit codes (all commands): 0 success / positive decision, 1 negative
@@ -21,7 +21,7 @@ from typing import Annotated
 
 import typer
 
-from facecli.cli import evaluation, management, recognition, video
+from facecli.cli import evaluation, management, recognition, tuning, video
 from facecli.cli.options import EXIT_ERROR, message, output
 from facecli.errors import FaceCliError
 
@@ -32,7 +32,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
 )
-for group in (recognition, video, management, evaluation):
+for group in (recognition, video, management, evaluation, tuning):
     app.add_typer(group.app)
 
 

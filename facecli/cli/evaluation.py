@@ -14,12 +14,14 @@ from facecli.cli.options import (
     Flip,
     Force,
     Fpir,
+    HeadOpt,
     Json,
     ModelOpt,
     Quiet,
     Tau,
     Templates,
     Verbose,
+    load_head,
     model_for,
     output,
 )
@@ -37,26 +39,35 @@ Plot = Annotated[Path | None, typer.Option(help="Write ROC and distance histogra
 
 
 def _embedder(out, model: str, detector: str | None, device: str, flip: bool | None, margin: float | None,
-              images: int):
+              images: int, head=None):
     from facecli.evaluation import LabelledEmbedder
 
-    embedder = LabelledEmbedder(model, detector, device, flip, margin)
+    embedder = LabelledEmbedder(model, detector, device, flip, margin, head)
     if out.verbose:  # naming the provider loads the model, which a fully cached run never needs
-        out.info(f"{images} images; model {model}, detector {embedder.detector_name}, "
+        through = f", head {head.label}" if head is not None else ""
+        out.info(f"{images} images; model {model}{through}, detector {embedder.detector_name}, "
                  f"flip {embedder.setting['flip']}, provider {embedder.provider}")
     return embedder
 
 
+def _named(model: str, head) -> str:
+    """How a report's title names what was measured: the model, and the head's file."""
+    return model if head is None else f"{model} + head {head.path.name}"
+
+
 def _run_pairs(pairs, title: str, detector: str | None, model: str | None, device: str, flip: bool | None,
                margin: float | None, far: float, json_lines: bool, quiet: bool, verbose: bool,
-               plot: Path | None) -> None:
+               plot: Path | None, head: Path | None, model_in_title: bool = False) -> None:
     from facecli.evaluation import evaluate_pairs
 
     out = output(json_lines, quiet, verbose)
-    model = model_for(model)
+    tuned = load_head(head)
+    model = model_for(model, head=tuned)
+    if model_in_title or tuned is not None:
+        title = f"{title}, {_named(model, tuned)}"
     images = len(set(pairs.a) | set(pairs.b))
     out.info(f"{len(pairs.a)} pairs, {images} images")
-    embedder = _embedder(out, model, detector, device, flip, margin, images)
+    embedder = _embedder(out, model, detector, device, flip, margin, images, tuned)
     with out.progress(images, "embedding") as tick:
         rep, d = evaluate_pairs(pairs, embedder, far, on_image=tick)
     if rep.pairs < 100:
@@ -77,7 +88,7 @@ def eval_lfw(
     images: Annotated[Path, typer.Option(help="LFW images folder (<Name>/<Name>_NNNN.jpg).")] =
     Path("../shared/lfw/images"),
     detector: DetectorOpt = None, model: ModelOpt = None,
-    device: Device = "auto", flip: Flip = None, margin: Margin = None,
+    device: Device = "auto", flip: Flip = None, head: HeadOpt = None, margin: Margin = None,
     far: Far = 1e-3, plot: Plot = None, json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False,
 ) -> None:
     """LFW verification, 10-fold as FaceNet's validate_on_lfw: accuracy, tau, VAL@FAR, AUC.
@@ -86,8 +97,8 @@ def eval_lfw(
     """
     from facecli.evaluation import read_lfw_pairs
 
-    _run_pairs(read_lfw_pairs(pairs, images), f"LFW, {model_for(model)}", detector, model, device, flip, margin,
-               far, json_lines, quiet, verbose, plot)
+    _run_pairs(read_lfw_pairs(pairs, images), "LFW", detector, model, device, flip, margin,
+               far, json_lines, quiet, verbose, plot, head, model_in_title=True)
 
 
 @eval_app.command("pairs")
@@ -95,7 +106,7 @@ def eval_pairs(
     pairs: Annotated[Path, typer.Option(help="Lines 'a.jpg b.jpg 1|0' (1 = same person), paths relative "
                                              "to the file.", show_default=False)],
     detector: DetectorOpt = None, model: ModelOpt = None,
-    device: Device = "auto", flip: Flip = None, margin: Margin = None,
+    device: Device = "auto", flip: Flip = None, head: HeadOpt = None, margin: Margin = None,
     far: Far = 1e-3, plot: Plot = None, json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False,
 ) -> None:
     """Calibrate tau on your own labelled pairs (your cameras, your people).
@@ -105,7 +116,7 @@ def eval_pairs(
     from facecli.evaluation import read_labelled_pairs
 
     _run_pairs(read_labelled_pairs(pairs), str(pairs), detector, model, device, flip, margin, far, json_lines,
-               quiet, verbose, plot)
+               quiet, verbose, plot, head)
 
 
 @eval_app.command("openset")
@@ -118,7 +129,7 @@ def eval_openset(
         help="Enroll only K people drawn at random (--seed); the strangers stay the same.")] = None,
     seed: Annotated[int, typer.Option(help="Random draw of --gallery-size.")] = 0,
     detector: DetectorOpt = None, model: ModelOpt = None, device: Device = "auto", flip: Flip = None,
-    margin: Margin = None, tau: Tau = None, force: Force = False, fpir: Fpir = None,
+    head: HeadOpt = None, margin: Margin = None, tau: Tau = None, force: Force = False, fpir: Fpir = None,
     plot: Annotated[Path | None, typer.Option(
         help="Write the FNIR-FPIR trade-off (log axes) to this PNG (matplotlib).", show_default=False)] = None,
     json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False,
@@ -136,21 +147,24 @@ def eval_openset(
     from facecli.evaluation import evaluate_openset, read_openset, sub_gallery
 
     out = output(json_lines, quiet, verbose)
-    model = model_for(model)
+    tuned = load_head(head)
+    model = model_for(model, head=tuned)
     openset = read_openset(images, enroll)
     if gallery_size is not None:
         openset = sub_gallery(openset, gallery_size, seed)
-    threshold = identification_threshold(model, len(openset.enrolled), tau, fpir, force=force)  # as identify would
+    # as identify would: with a head, from the head's impostor quantiles
+    threshold = identification_threshold(model, len(openset.enrolled), tau, fpir, force=force, head=tuned)
     n_images = len({p for ps in openset.enrolled.values() for p in ps} | {p for p, _ in openset.probes}
                    | set(openset.strangers))
-    embedder = _embedder(out, model, detector, device, flip, margin, n_images)
+    embedder = _embedder(out, model, detector, device, flip, margin, n_images, tuned)
     with out.progress(n_images, "embedding") as tick:
         rep = evaluate_openset(openset, embedder, threshold, templates, seed if gallery_size is not None else None,
                                on_image=tick)
-    with out.results(render.OPENSET_REPORTS, f"open set: {images}, {model}") as results:
+    with out.results(render.OPENSET_REPORTS, f"open set: {images}, {_named(model, tuned)}") as results:
         results.add(rep.as_dict())
     if plot is not None:
         from facecli.evaluation.plots import plot_openset
 
-        plot_openset(rep, plot, f"{images.name}, {model}: {rep.enrolled} enrolled, {rep.strangers} strangers")
+        plot_openset(rep, plot, f"{images.name}, {_named(model, tuned)}: {rep.enrolled} enrolled, "
+                                f"{rep.strangers} strangers")
         out.info(f"wrote {plot}")

@@ -1,14 +1,16 @@
 """Commands that manage what facecli runs on: models, the gallery, calibrate.
 
 The gallery commands neither embed nor detect: they import neither OpenCV
-nor onnxruntime.
+nor onnxruntime (except to read the calibration of a projection head the
+gallery is used with: ``gallery stats``, ``gallery set``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -19,16 +21,23 @@ from facecli.cli.options import (
     EXIT_OK,
     Csv,
     GalleryOpt,
+    HeadOpt,
     Json,
     ModelOpt,
     Quiet,
     gallery_location,
+    load_head,
+    message,
     model_for,
     open_existing_gallery,
     output,
 )
 from facecli.errors import FaceCliError
 from facecli.output import Output
+
+if TYPE_CHECKING:
+    from facecli.gallery import Gallery
+    from facecli.tune import LoadedHead
 
 app = typer.Typer()
 models_app = typer.Typer(help="Build and list the model files.", no_args_is_help=True)
@@ -175,16 +184,43 @@ def gallery_stats(gallery: GalleryOpt = None, json_lines: Json = False, csv_rows
 
     Example: [bold]facecli gallery stats --json[/]
     """
+    from facecli.calibration import DEFAULT_FPIR
     from facecli.decisions import verification_threshold
 
     out = output(json_lines, csv_rows=csv_rows)
     with open_existing_gallery(gallery) as g:
         stats = g.stats()
-        threshold = g.threshold()
-    stats |= {"fpir": threshold.fpir, "identify_tau": threshold.tau,
-              "verify_tau": verification_threshold(stats["model"]).tau}
+        record = g.head()
+        tuned, problem = _recorded_head(g)
+        threshold = None
+        if problem is None:
+            try:
+                threshold = g.threshold(head=tuned)
+            except FaceCliError as exc:  # a head's measurements may not reach this gallery's size
+                out.warn(f"identify needs --tau here: {message(exc)}")
+        stored_fpir = g.fpir()
+    if problem:
+        out.warn(f"{problem}: the taus with that head are unknown")
+    stats |= {"fpir": threshold.fpir if threshold else stored_fpir or DEFAULT_FPIR,
+              "identify_tau": threshold.tau if threshold else None,
+              "verify_tau": None if problem else verification_threshold(stats["model"], head=tuned).tau,
+              "head": record.path if record else None, "head_sha256": record.sha256 if record else None}
     with out.results(render.KEY_VALUES) as results:
         results.add(stats)
+
+
+def _recorded_head(g: Gallery) -> tuple[LoadedHead | None, str | None]:
+    """The head the gallery is used with, from where it was found and checked against the sha256 recorded
+    (None: none), or why it cannot be read now (moved, changed)."""
+    record = g.head()
+    if record is None:
+        return None, None
+    from facecli.tune.apply import load_head as load
+
+    try:
+        return load(record.path, expected_sha256=record.sha256), None
+    except FaceCliError as exc:
+        return None, f"the gallery's head cannot be read: {message(exc)}"
 
 
 @gallery_app.command("copy")
@@ -217,23 +253,60 @@ def gallery_set(
         "--fpir", show_default=False,
         help="Share of strangers identify may name; its tau then follows the gallery's size.")] = None,
     reset: Annotated[bool, typer.Option("--reset", help="Forget the gallery's FPIR (back to 0.01).")] = False,
+    head: Annotated[Path | None, typer.Option(
+        "--head", metavar="FILE", show_default=False,
+        help="Use the gallery with this projection head from `facecli tune`: every command matching against it "
+             "then needs --head FILE. Nobody is enrolled again (the gallery keeps base-model embeddings).")] = None,
+    no_head: Annotated[bool, typer.Option("--no-head", help="Use the gallery without a head again.")] = False,
     gallery: GalleryOpt = None, quiet: Quiet = False,
 ) -> None:
-    """Store a default for everyone using this gallery.
+    """Store a default for everyone using this gallery: its FPIR, or the projection head it is used with.
 
-    Example: [bold]facecli gallery set --fpir 0.001[/]   (a door where a false accept is costly)
+    Examples:
+      [bold]facecli gallery set --fpir 0.001[/]   (a door where a false accept is costly)
+      [bold]facecli gallery set --head head.onnx[/]   (then: facecli identify photo.jpg --head head.onnx)
     """
     from facecli.calibration import DEFAULT_FPIR
-    from facecli.decisions import identification_threshold
+    from facecli.decisions import identification_threshold, verification_threshold
 
     out = output(quiet=quiet)
-    if (fpir is None) == (not reset):
-        raise FaceCliError("gallery set", "give --fpir F or --reset")
+    if fpir is not None and reset or head is not None and no_head \
+            or fpir is None and not reset and head is None and not no_head:
+        raise FaceCliError("gallery set", "give --fpir F or --reset, and/or --head FILE or --no-head")
+    tuned = load_head(head)
     with open_existing_gallery(gallery, write=True) as g:
-        # computed first: it refuses a target the model's measurements cannot meet
-        threshold = identification_threshold(g.model, g.person_count(), fpir=DEFAULT_FPIR if reset else fpir)
-        g.set_fpir(None if reset else fpir)
-    out.note(f"FPIR {threshold.fpir:g}: identify uses tau {threshold.tau:.3f} with {threshold.gallery_size} people")
+        if tuned is not None:
+            tuned.check_model(g.model, g.dim)
+        changing_head = head is not None or no_head
+        kept, problem = (None, None) if changing_head else _recorded_head(g)
+        target = DEFAULT_FPIR if reset else fpir if fpir is not None else g.fpir()
+        using = tuned if changing_head else kept
+        threshold = verify = None
+        if problem is None:
+            verify = verification_threshold(g.model, head=using)
+            try:
+                # computed first: it refuses a target the model's (or the head's) measurements cannot meet
+                threshold = identification_threshold(g.model, g.person_count(), fpir=target, head=using)
+            except FaceCliError as exc:
+                if fpir is not None or reset or not changing_head:
+                    raise
+                problem = f"identify needs --tau: {message(exc)}"  # a head is set all the same: said, not refused
+        if fpir is not None or reset:
+            g.set_fpir(None if reset else fpir)
+        if changing_head:
+            g.set_head(None if tuned is None else tuned.record)
+    what = "no head" if tuned is None else f"head {tuned.label}"
+    if threshold is None and changing_head:
+        out.note(f"{what}: verify tau {verify.tau:.3f}; no one needs enrolling again")
+        out.warn(problem)
+    elif threshold is None:
+        out.note(f"FPIR {target:g} stored; {problem}")
+    elif changing_head:
+        out.note(f"{what}: identify uses tau {threshold.tau:.3f} with {threshold.gallery_size} people "
+                 f"(FPIR {threshold.fpir:g}), verify tau {verify.tau:.3f}; no one needs enrolling again")
+    else:
+        out.note(f"FPIR {threshold.fpir:g}: identify uses tau {threshold.tau:.3f} with {threshold.gallery_size} "
+                 "people")
 
 
 # -- calibrate ----------------------------------------------------------------------------
@@ -243,24 +316,31 @@ def calibrate(
     gallery_size: Annotated[int | None, typer.Option(
         "--gallery-size", min=1, show_default=False,
         help="Number of enrolled people (default: the gallery's).")] = None,
-    gallery: GalleryOpt = None, model: ModelOpt = None, json_lines: Json = False, csv_rows: Csv = False,
+    gallery: GalleryOpt = None, model: ModelOpt = None, head: HeadOpt = None, json_lines: Json = False,
+    csv_rows: Csv = False,
 ) -> None:
     """The tau that keeps strangers named at --fpir against a gallery of K people.
 
     A stranger gets K chances to fall within tau, so tau must shrink as the gallery grows; the
-    model's manifest holds its impostor distances (measured on LFW) to compute it.
+    model's manifest holds its impostor distances (measured on LFW) to compute it (with --head, the
+    head's own, measured on its validation people).
 
     Example: [bold]facecli calibrate --fpir 0.001 --gallery-size 5000 --json[/]
     """
     from facecli.decisions import identification_threshold
+    from facecli.models import pipeline_spec
 
     out = output(json_lines, csv_rows=csv_rows)
-    model = model_for(model, gallery, uses_gallery=gallery_size is None)
+    tuned = load_head(head)
+    model = model_for(model, gallery, uses_gallery=gallery_size is None, head=tuned)
+    if tuned is not None:
+        tuned.check_model(model, pipeline_spec(model).dim)
     if gallery_size is None:
         with open_existing_gallery(gallery) as g:
+            g.check_head(tuned)  # the tau identify would use with this gallery
             gallery_size = g.person_count()
         if gallery_size == 0:
             raise FaceCliError(str(gallery_location(gallery)), "no one is enrolled; give --gallery-size")
-    threshold = identification_threshold(model, gallery_size, fpir=fpir)
+    threshold = identification_threshold(model, gallery_size, fpir=fpir, head=tuned)
     with out.results(render.CALIBRATIONS) as results:
         results.add({"tau": threshold.tau, "fpir": fpir, "gallery_size": gallery_size, "model": model})

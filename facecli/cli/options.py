@@ -3,9 +3,10 @@ the engine and gallery they open, and how a library error becomes one line."""
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
@@ -14,6 +15,7 @@ from facecli.errors import (
     BadValue,
     FaceCliError,
     FaceTooSmall,
+    HeadMismatch,
     InputError,
     LooseThreshold,
     ModelMismatch,
@@ -23,10 +25,13 @@ from facecli.modes import LINKAGES, SEARCH_MODES, TEMPLATE_MODES
 from facecli.output import Output
 from facecli.runtime import DEVICES
 
+if TYPE_CHECKING:
+    from facecli.tune import LoadedHead
+
 EXIT_OK, EXIT_NO, EXIT_ERROR = 0, 1, 2
 
 
-def _choice(values) -> type:
+def choice(values) -> type:
     """A typer choice of these values: --help lists them, any other value is a usage error (exit 2)."""
     return Literal.__getitem__(tuple(values))  # type: ignore[attr-defined]
 
@@ -37,9 +42,9 @@ Csv = Annotated[bool, typer.Option(
                   "(box_x1 ... box_y2).")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only results and errors.")]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Also report models, provider and timings on stderr.")]
-Device = Annotated[_choice(DEVICES), typer.Option(help="Where the networks run (auto: the GPU when there is one).",
+Device = Annotated[choice(DEVICES), typer.Option(help="Where the networks run (auto: the GPU when there is one).",
                                                   envvar="FACECLI_DEVICE")]
-DetectorOpt = Annotated[_choice(DETECTORS) | None, typer.Option(
+DetectorOpt = Annotated[choice(DETECTORS) | None, typer.Option(
     "--detector", show_default=False,
     help="mtcnn or yunet (boxes and 5 landmarks), or haar (boxes only, frontal) (default: the model's own).")]
 ModelOpt = Annotated[str | None, typer.Option(
@@ -66,13 +71,13 @@ Tau = Annotated[float | None, typer.Option(
     help="Decision threshold on squared L2 distance (0-4). Default: for identify and watch, the tau for "
          "--fpir with the gallery's number of people; otherwise the model's 1:1 tau from LFW.",
     show_default=False)]
-Templates = Annotated[_choice(TEMPLATE_MODES), typer.Option(
+Templates = Annotated[choice(TEMPLATE_MODES), typer.Option(
     help="A person enrolled with several photos is matched by their mean template (mean) or by the "
          "nearest one (best).")]
-SearchMode = Annotated[_choice(SEARCH_MODES), typer.Option(
+SearchMode = Annotated[choice(SEARCH_MODES), typer.Option(
     help="exact (every template), index (HNSW index beside the gallery, built or updated as needed) "
          "or auto (exact up to 100 000 templates).")]
-Linkage = Annotated[_choice(LINKAGES), typer.Option(
+Linkage = Annotated[choice(LINKAGES), typer.Option(
     help="average: clusters join while their mean distance is within tau (robust); "
          "single: connected components of distance <= tau (chains more).")]
 Force = Annotated[bool, typer.Option(
@@ -84,6 +89,10 @@ Fpir = Annotated[float | None, typer.Option(
     "--fpir", show_default=False,
     help="Share of strangers allowed to be given a name; sets tau for the gallery's size "
          "(default: the gallery's setting, else 0.01). --tau overrides it.")]
+HeadOpt = Annotated[Path | None, typer.Option(
+    "--head", metavar="FILE", show_default=False,
+    help="Match faces through this projection head from `facecli tune` (FILE.sha256 beside it). A gallery set to "
+         "use a head (`facecli gallery set --head`) needs it and refuses any other.")]
 Images = Annotated[list[str], typer.Argument(
     metavar="IMAGE", show_default=False,
     help="Image files, or folders (their images, recursively, in sorted order); '-' reads one image path "
@@ -121,22 +130,37 @@ def output(json_lines: bool = False, quiet: bool = False, verbose: bool = False,
 
 
 def engine(out: Output, model: str, detector: str | None = None, device: str = "auto", flip: bool | None = None,
-           det_size: int = DET_SIZE, embed: bool = True):
+           det_size: int = DET_SIZE, embed: bool = True, head: LoadedHead | None = None):
     """The engine of one command; with --verbose it says what runs where."""
     from facecli.engine import load
 
-    eng = load(model, device, detector, flip, det_size, embed)
+    eng = load(model, device, detector, flip, det_size, embed, head)
     if out.verbose:  # naming the provider waits for the model to load: only when asked
         parts = f", embedder {eng.model} ({eng.dim}-d)" if embed else ""
+        if head is not None:
+            parts += f", head {head.label} ({head.out_dim}-d)"
         out.info(f"detector {eng.pipeline.detector.name}{parts} on {eng.provider}")
     return eng
 
 
-def model_for(model: str | None, gallery: str | None = None, uses_gallery: bool = False) -> str:
-    """--model, else the model of the gallery in use (``decisions.gallery_model``)."""
-    from facecli.decisions import gallery_model
+def load_head(path: Path | None) -> LoadedHead | None:
+    """The --head file, checked by its sha256 sidecar (``facecli.tune.load_head``); None without --head."""
+    if path is None:
+        return None
+    from facecli.tune.apply import load_head as load
 
-    return gallery_model(model, gallery_location(gallery) if uses_gallery else None)
+    return load(path)
+
+
+def model_for(model: str | None, gallery: str | None = None, uses_gallery: bool = False,
+              head: LoadedHead | None = None) -> str:
+    """--model, else the model of the gallery in use, else the --head's base model, else the default
+    (``decisions.gallery_model``)."""
+    from facecli.decisions import gallery_model
+    from facecli.models import DEFAULT_MODEL
+
+    return gallery_model(model, gallery_location(gallery) if uses_gallery else None,
+                         head.base_model if head is not None else DEFAULT_MODEL)
 
 
 def open_existing_gallery(path: str | None, model: str | None = None, write: bool = False, strict: bool = True):
@@ -152,9 +176,13 @@ def message(exc: FaceCliError) -> str:
         hint = "; add --force to use it anyway" if isinstance(exc, LooseThreshold) else ""
         return f"--{exc.setting.replace('_', '-')} {exc.value}: {exc.reason}{hint}"
     if isinstance(exc, SeveralFaces):
-        return f"{exc}; use --largest to enroll the largest"
+        return f"{exc}; use --largest to take the largest"
     if isinstance(exc, FaceTooSmall):
         return f"{exc}; use --min-face 0 to enroll it anyway"
     if isinstance(exc, ModelMismatch):
         return f"{exc}: use --model {exc.built_with} or another --gallery"
+    if isinstance(exc, HeadMismatch):
+        if exc.expected is not None:
+            return f"{exc}: use --head {shlex.quote(exc.expected)}"
+        return f"{exc}: drop --head, or make the gallery use it: facecli gallery set --head {shlex.quote(exc.given)}"
     return str(exc)

@@ -21,6 +21,7 @@ from facecli.cli.options import (
     Force,
     Fpir,
     GalleryOpt,
+    HeadOpt,
     Images,
     Json,
     Linkage,
@@ -34,6 +35,7 @@ from facecli.cli.options import (
     engine,
     expand,
     gallery_location,
+    load_head,
     message,
     model_for,
     open_existing_gallery,
@@ -81,18 +83,22 @@ def _optional(**fields: object) -> tuple[str, ...]:
 
 def _faces(command: str, images: list[str], detector: str | None, model: str | None, device: str,
            flip: bool | None, det_size: int, json_lines: bool, csv_rows: bool, quiet: bool, verbose: bool,
-           crops: Path | None = None, npy: Path | None = None, annotate: Path | None = None) -> None:
+           crops: Path | None = None, npy: Path | None = None, annotate: Path | None = None,
+           head: Path | None = None) -> None:
+    from facecli.matching import face_vectors
+
     out = output(json_lines, quiet, verbose, csv_rows)
     paths = expand(images)
     embedding = command == "embed"
-    eng = engine(out, model_for(model), detector, device, flip, det_size, embed=embedding)
+    tuned = load_head(head)
+    eng = engine(out, model_for(model, head=tuned), detector, device, flip, det_size, embed=embedding, head=tuned)
     _make_folders(crops, annotate)
     failed = no_face = False
     vectors = []
     view = render.EMBEDDINGS if embedding else render.DETECTIONS
-    fields = view.fields + _optional(crop=crops, annotated=annotate)
+    fields = view.fields + _optional(head=tuned, crop=crops, annotated=annotate)
     with out.progress(total(paths), command) as tick, \
-            out.results(view, fields=fields, sizes={"embedding": eng.dim} if embedding else {}) as results:
+            out.results(view, fields=fields, sizes={"embedding": eng.vector_dim} if embedding else {}) as results:
         for n, res in enumerate(eng.run(paths)):
             tick()
             drawn = _annotate(annotate, n, res, [(f.detection, None, None) for f in res.faces])
@@ -101,20 +107,22 @@ def _faces(command: str, images: list[str], detector: str | None, model: str | N
                 no_face |= res.error is None
                 results.add(render.no_face_row(res))
                 continue
-            for face in res.faces:
+            matched = face_vectors(res.faces) if embedding else [None] * len(res.faces)  # through the head
+            for face, vector in zip(res.faces, matched):
                 crop = None
                 if crops is not None:
                     from facecli.files import write_crop
 
                     crop = str(write_crop(crops, n, res.path, face))
                 if embedding:
-                    vectors.append(face.embedding)
+                    vectors.append(vector)
                 results.add(render.face_row(res, face, eng.model if embedding else None,
-                                            eng.provider if embedding else None, crop, drawn))
+                                            eng.provider if embedding else None, crop, drawn, vector,
+                                            tuned.sha256 if tuned is not None else None))
     if npy is not None:
         import numpy as np
 
-        np.save(npy, np.stack(vectors) if vectors else np.empty((0, eng.dim), np.float32))
+        np.save(npy, np.stack(vectors) if vectors else np.empty((0, eng.vector_dim), np.float32))
         out.info(f"wrote {len(vectors)} embeddings to {npy}")
     raise typer.Exit(EXIT_ERROR if failed else EXIT_NO if no_face else EXIT_OK)
 
@@ -136,15 +144,16 @@ def detect(images: Images, detector: DetectorOpt = None, model: ModelOpt = None,
 
 @app.command()
 def embed(images: Images, detector: DetectorOpt = None, model: ModelOpt = None, device: Device = "auto",
-          det_size: DetSize = DET_SIZE, flip: Flip = None,
+          det_size: DetSize = DET_SIZE, flip: Flip = None, head: HeadOpt = None,
           npy: Annotated[Path | None, typer.Option(help="Also save all embeddings as an (N, dim) .npy.")] = None,
           json_lines: Json = False, csv_rows: Csv = False, quiet: Quiet = False, verbose: Verbose = False) -> None:
-    """Embed every face: a unit vector per face (512-d FaceNet, 128-d SFace, 640-d fusion).
+    """Embed every face: a unit vector per face (512-d FaceNet, 128-d SFace, 640-d fusion; with --head, the
+    head's output).
 
     Example: [bold]ls *.jpg | facecli embed - --json --npy faces.npy[/]
     """
     _faces("embed", images, detector, model, device, flip, det_size, json_lines, csv_rows, quiet, verbose,
-           npy=npy)
+           npy=npy, head=head)
 
 
 # -- enroll / verify / identify ------------------------------------------------------------
@@ -161,11 +170,12 @@ def enroll(
         "--min-face", min=0, metavar="PX",
         help="Refuse faces with a box side under PX pixels: identify would never name them.")] = MIN_FACE,
     gallery: GalleryOpt = None, detector: DetectorOpt = None, model: ModelOpt = None,
-    device: Device = "auto", flip: Flip = None,
+    device: Device = "auto", flip: Flip = None, head: HeadOpt = None,
     det_size: DetSize = DET_SIZE, json_lines: Json = False, csv_rows: Csv = False, quiet: Quiet = False,
     verbose: Verbose = False,
 ) -> None:
-    """Enroll a person from one or more photos (one is enough).
+    """Enroll a person from one or more photos (one is enough). Templates are the base model's embeddings, so a
+    head (--head: a new gallery records it) can be added, changed or removed later without enrolling again.
 
     Examples:
       [bold]facecli enroll alice alice.jpg[/]
@@ -174,7 +184,8 @@ def enroll(
     from facecli.inputs import scan_people_dir
 
     out = output(json_lines, quiet, verbose, csv_rows)
-    model = model_for(model, gallery, uses_gallery=True)
+    tuned = load_head(head)
+    model = model_for(model, gallery, uses_gallery=True, head=tuned)
     if directory is not None:
         if name or images:
             raise FaceCliError("--dir", "give either --dir or NAME and photos, not both")
@@ -184,7 +195,7 @@ def enroll(
             raise FaceCliError("enroll", "give a NAME and at least one photo, or --dir FOLDER")
         items = [(name, p) for p in expand(images, folders=False)]
     path = gallery_location(gallery)
-    eng = engine(out, model, detector, device, flip, det_size)
+    eng = engine(out, model, detector, device, flip, det_size, head=tuned)
     with out.progress(len(items), "enroll") as tick:
         enrolled = eng.enroll(path, items, largest, min_face, on_image=tick)
     with out.results(render.ENROLLMENTS, f"gallery {path}") as results:
@@ -208,8 +219,8 @@ def verify(
     all_faces: Annotated[bool, typer.Option(help="Use the closest pair of all faces, not the largest.")] = False,
     templates: Templates = "mean", tau: Tau = None, force: Force = False, gallery: GalleryOpt = None,
     detector: DetectorOpt = None, model: ModelOpt = None, device: Device = "auto",
-    flip: Flip = None, det_size: DetSize = DET_SIZE, json_lines: Json = False, csv_rows: Csv = False,
-    quiet: Quiet = False, verbose: Verbose = False,
+    flip: Flip = None, head: HeadOpt = None, det_size: DetSize = DET_SIZE, json_lines: Json = False,
+    csv_rows: Csv = False, quiet: Quiet = False, verbose: Verbose = False,
 ) -> None:
     """1:1 — same person or not? Exit 0 same (every photo, for a folder), 1 different, 2 error.
 
@@ -221,18 +232,19 @@ def verify(
     out = output(json_lines, quiet, verbose, csv_rows)
     if (other is None) == (claim is None):
         raise FaceCliError("verify", "give a second photo or --claim NAME (exactly one of them)")
-    model = model_for(model, gallery, uses_gallery=claim is not None)
+    tuned = load_head(head)
+    model = model_for(model, gallery, uses_gallery=claim is not None, head=tuned)
     if claim is None:
         for p in (photo, other):
             if p == "-" or Path(p).is_dir():
                 raise InputError(p, "a folder or '-' is verified against an enrolled person: use --claim NAME")
-        eng = engine(out, model, detector, device, flip, det_size)
+        eng = engine(out, model, detector, device, flip, det_size, head=tuned)
         v = eng.verify(photo, other, tau, all_faces, force)
         with out.results(render.VERIFICATIONS) as results:
             results.add(render.verification_row(v))
         raise typer.Exit(EXIT_OK if v.same else EXIT_NO)
     photos = expand([photo])
-    eng = engine(out, model, detector, device, flip, det_size)
+    eng = engine(out, model, detector, device, flip, det_size, head=tuned)
     failed = different = False
     with open_existing_gallery(gallery, eng.model) as g, \
             out.results(render.VERIFICATIONS, fields=render.CLAIM_FIELDS) as results:
@@ -253,8 +265,8 @@ def identify(
     search: SearchMode = "auto", min_face: MinFace = MIN_FACE, templates: Templates = "mean",
     tau: Tau = None, force: Force = False, fpir: Fpir = None, gallery: GalleryOpt = None,
     detector: DetectorOpt = None, model: ModelOpt = None, device: Device = "auto",
-    flip: Flip = None, det_size: DetSize = DET_SIZE, annotate: Annotate = None, json_lines: Json = False,
-    csv_rows: Csv = False, quiet: Quiet = False, verbose: Verbose = False,
+    flip: Flip = None, head: HeadOpt = None, det_size: DetSize = DET_SIZE, annotate: Annotate = None,
+    json_lines: Json = False, csv_rows: Csv = False, quiet: Quiet = False, verbose: Verbose = False,
 ) -> None:
     """1:K — who is each face, or "not recognized". Exit 0 someone recognised, 1 nobody, 2 error.
 
@@ -266,15 +278,16 @@ def identify(
     from facecli.annotate import labelled
 
     out = output(json_lines, quiet, verbose, csv_rows)
-    model = model_for(model, gallery, uses_gallery=True)
+    tuned = load_head(head)
+    model = model_for(model, gallery, uses_gallery=True, head=tuned)
     paths = expand(images)
     _make_folders(annotate)
-    eng = engine(out, model, detector, device, flip, det_size)
+    eng = engine(out, model, detector, device, flip, det_size, head=tuned)
     recognised = failed = False
     fields = render.IDENTITIES.fields + _optional(annotated=annotate)
     with open_existing_gallery(gallery, eng.model) as g, out.progress(total(paths), "identify") as tick, \
             out.results(render.IDENTITIES, fields=fields, sizes={"candidates": top_k}) as results:
-        threshold = g.threshold(tau, fpir, force)
+        threshold = g.threshold(tau, fpir, force, head=tuned)
         results.title = render.threshold_title(threshold)
         out.info(f"gallery {g.location}: {threshold.gallery_size} people; tau {threshold.tau:.3f}"
                  + (f" for FPIR {threshold.fpir:g}" if threshold.fpir is not None else " (--tau)"))
@@ -307,7 +320,7 @@ def cluster(
         "--enroll-as-unknown", help="Enroll each cluster as a person unknown-N (name them later with "
                                     "`gallery rename`).")] = False,
     tau: Tau = None, force: Force = False, gallery: GalleryOpt = None, detector: DetectorOpt = None,
-    model: ModelOpt = None, device: Device = "auto",
+    model: ModelOpt = None, device: Device = "auto", head: HeadOpt = None,
     det_size: DetSize = DET_SIZE, json_lines: Json = False, csv_rows: Csv = False, quiet: Quiet = False,
     verbose: Verbose = False,
 ) -> None:
@@ -320,9 +333,10 @@ def cluster(
     from facecli.files import link_clusters
 
     out = output(json_lines, quiet, verbose, csv_rows)
-    model = model_for(model, gallery, uses_gallery=True)
+    tuned = load_head(head)
+    model = model_for(model, gallery, uses_gallery=True, head=tuned)
     paths = list(expand(images))
-    eng = engine(out, model, detector, device, det_size=det_size)
+    eng = engine(out, model, detector, device, det_size=det_size, head=tuned)
     _make_folders(link)
     with out.progress(len(paths), "cluster") as tick:
         results, clustered, threshold = eng.cluster(paths, tau, linkage, on_image=tick, force=force)
@@ -349,16 +363,17 @@ def search(
     photo: Annotated[str, typer.Argument(help="The photo whose largest face is searched.", show_default=False)],
     top_k: Annotated[int, typer.Option(min=1, help="How many templates to list.")] = 10,
     gallery: GalleryOpt = None, detector: DetectorOpt = None, model: ModelOpt = None, device: Device = "auto",
-    det_size: DetSize = DET_SIZE, json_lines: Json = False, csv_rows: Csv = False, quiet: Quiet = False,
-    verbose: Verbose = False,
+    head: HeadOpt = None, det_size: DetSize = DET_SIZE, json_lines: Json = False, csv_rows: Csv = False,
+    quiet: Quiet = False, verbose: Verbose = False,
 ) -> None:
     """The most similar enrolled templates to a face, across all persons, nearest first.
 
     Example: [bold]facecli search stranger.jpg --top-k 10 --json[/]
     """
     out = output(json_lines, quiet, verbose, csv_rows)
-    model = model_for(model, gallery, uses_gallery=True)
-    eng = engine(out, model, detector, device, det_size=det_size)
+    tuned = load_head(head)
+    model = model_for(model, gallery, uses_gallery=True, head=tuned)
+    eng = engine(out, model, detector, device, det_size=det_size, head=tuned)
     with open_existing_gallery(gallery, eng.model) as g:
         face, matches = eng.search(g, photo, top_k)
     with out.results(render.MATCHES, f"nearest templates to {photo}") as results:

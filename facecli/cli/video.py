@@ -21,6 +21,7 @@ from facecli.cli.options import (
     Force,
     Fpir,
     GalleryOpt,
+    HeadOpt,
     Json,
     MinFace,
     ModelOpt,
@@ -28,6 +29,7 @@ from facecli.cli.options import (
     Tau,
     Verbose,
     engine,
+    load_head,
     model_for,
     open_existing_gallery,
     output,
@@ -62,7 +64,7 @@ def watch(
     show: Annotated[bool, typer.Option("--show", help="Show the annotated frames in a window (q quits).")] = False,
     min_face: MinFace = MIN_FACE, tau: Tau = None, force: Force = False, fpir: Fpir = None,
     gallery: GalleryOpt = None,
-    detector: DetectorOpt = None, model: ModelOpt = None, device: Device = "auto",
+    detector: DetectorOpt = None, model: ModelOpt = None, device: Device = "auto", head: HeadOpt = None,
     det_size: DetSize = DET_SIZE, json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False,
 ) -> None:
     """Identify faces in a video, a camera or a stream; one event per appearance. Exit 0 someone recognised, 1 nobody.
@@ -83,7 +85,8 @@ def watch(
     from facecli.video import open_video, watch
 
     out = output(json_lines, quiet, verbose)
-    model = model_for(model, gallery, uses_gallery=True)
+    tuned = load_head(head)
+    model = model_for(model, gallery, uses_gallery=True, head=tuned)
     if (video is None) == (camera is None):
         raise FaceCliError("watch", "give --video FILE|URL or --camera N (exactly one of them)")
     if annotate is not None and annotate.suffix.lower() not in (".mp4", ".avi"):
@@ -100,11 +103,11 @@ def watch(
         length = f"{source.length} frames" if source.length is not None else "live"
         out.info(f"{source.label}: {source.fps:g} fps, {length}")
         step = every or max(1, round(source.fps / fps))
-        eng = engine(out, model, detector, device, det_size=det_size)
+        eng = engine(out, model, detector, device, det_size=det_size, head=tuned)
         writer = None
         recognised = False
         with open_existing_gallery(gallery, eng.model) as g, out.results(render.EVENTS) as results:
-            threshold = g.threshold(tau, fpir, force)
+            threshold = g.threshold(tau, fpir, force, head=tuned)
             try:
                 for frame in watch(eng, g, source, threshold, step, gap, min_face, stop):
                     for e in frame.events:

@@ -5,7 +5,8 @@ penalised by its distance from the centre), or by a centre crop when no face
 is found (counted as a fallback). Each model's embeddings are cached on their
 own per image sha256 and pipeline setting, and detections per detector
 setting, so a re-run costs nothing and variants that share a detector share
-its detections.
+its detections. With a projection head, the cached base embeddings are
+mapped through it (the cache never holds a head's outputs).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -30,6 +32,9 @@ from facecli.paths import cache_dir
 from facecli.private import check_private, make_private_dir
 from facecli.sources import sha256_bytes
 from facecli.types import Detection
+
+if TYPE_CHECKING:
+    from facecli.tune import LoadedHead
 
 
 def central_face(faces: Sequence[Detection], shape: tuple[int, ...]) -> Detection:
@@ -172,16 +177,22 @@ def embed_for_eval(paths: Sequence[str], detector, embedder: FaceEmbedder, detec
 
 
 class LabelledEmbedder:
-    """A model, its detector and their settings, embedding labelled images for an evaluation."""
+    """A model, its detector and their settings (and a projection head), embedding labelled images for an
+    evaluation."""
 
     def __init__(self, model: str = DEFAULT_MODEL, detector: str | None = None, device: str = "auto",
-                 flip: bool | None = None, margin: float | None = None) -> None:
+                 flip: bool | None = None, margin: float | None = None, head: LoadedHead | None = None) -> None:
         self.embedder = FaceEmbedder(model, device, flip=flip, margin=margin)
+        if head is not None:
+            head.check_model(model, self.embedder.dim)
+        self.head = head
         self.detector_name = detector or self.embedder.spec.detector
         self.detector = create_detector(self.detector_name, device)
         self.setting = {"model": model, "detector": self.detector_name,
                         "flip": [p.name for p in self.embedder.parts if p.flip],
                         "margin": {p.name: p.margin for p in self.embedder.parts if p.alignment == "box-margin"}}
+        if head is not None:
+            self.setting["head"] = head.sha256
 
     @property
     def provider(self) -> str:
@@ -190,6 +201,10 @@ class LabelledEmbedder:
 
     def embed(self, paths: Sequence[str], on_image: Callable[[], None] = lambda: None,
               cache: EmbeddingCache | None = None) -> tuple[dict[str, np.ndarray], int]:
-        """Each image's embedding, and how many images fell back to the centre crop."""
-        return embed_for_eval(paths, self.detector, self.embedder, detector_setting(self.detector_name, self.detector),
-                              on_image, cache)
+        """Each image's embedding (through the head, with one), and how many images fell back to the centre crop."""
+        emb, fallbacks = embed_for_eval(paths, self.detector, self.embedder,
+                                        detector_setting(self.detector_name, self.detector), on_image, cache)
+        if self.head is not None and emb:
+            keys = list(emb)
+            emb = dict(zip(keys, self.head.apply(np.stack([emb[k] for k in keys]))))
+        return emb, fallbacks

@@ -13,8 +13,8 @@ if TYPE_CHECKING:
     from facecli.evaluation.openset import OpensetReport
 
 
-def _pyplot(out: Path):
-    """matplotlib's pyplot, drawing off-screen, or an InputError saying how to install it."""
+def pyplot(out: Path):
+    """matplotlib's pyplot, drawing off-screen (every facecli plot), or a BadValue saying how to install it."""
     try:
         import matplotlib
 
@@ -27,7 +27,7 @@ def _pyplot(out: Path):
 
 def plot_pairs(d: np.ndarray, same: np.ndarray, tau: float, out: Path, title: str) -> None:
     """ROC curve and the genuine/impostor distance histograms with tau marked."""
-    plt = _pyplot(out)
+    plt = pyplot(out)
     order = np.argsort(d, kind="stable")  # every distance is a threshold: the exact ROC
     tpr = np.cumsum(same[order]) / same.sum()
     fpr = np.cumsum(~same[order]) / (~same).sum()
@@ -55,7 +55,7 @@ def plot_pairs(d: np.ndarray, same: np.ndarray, tau: float, out: Path, title: st
 
 def plot_openset(rep: OpensetReport, out: Path, title: str) -> None:
     """FNIR against FPIR (log axes), the default tau and the FPIR targets marked."""
-    plt = _pyplot(out)
+    plt = pyplot(out)
     fpir = np.array([c["fpir"] for c in rep.curve])
     fnir = np.array([c["fnir"] for c in rep.curve])
     fig, ax = plt.subplots(figsize=(6, 4.5))

@@ -7,11 +7,20 @@ person, a search index's candidates. On top of that, this class decides:
 ``identify`` (1:N with the threshold that follows the gallery's size) and
 ``distance_to`` (1:1 against an enrolled person), so every backend decides
 the same way.
+
+A gallery may be used with a projection head (``facecli tune``): meta records
+its sha256 and where it was found (``head_sha256``, ``head_path``). Templates
+stay the base model's embeddings whatever the head; faces matched against the
+gallery must come through that head (``Face.head``) or are refused, and the
+head is applied at match time to them and to the templates (every template,
+exactly: an index holds base-model embeddings). So a head is added, changed or
+removed (``set_head``) without re-enrolling anyone.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
@@ -19,11 +28,23 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from facecli import decisions, matching
-from facecli.errors import BadValue, GalleryError
-from facecli.types import Decision, Face, GalleryState, PersonInfo, Stored, Template, TemplateMatrix, Threshold
+from facecli.errors import BadValue, GalleryError, HeadMismatch
+from facecli.modes import SEARCH_MODES
+from facecli.types import (
+    Decision,
+    Face,
+    GalleryState,
+    HeadRecord,
+    PersonInfo,
+    Stored,
+    Template,
+    TemplateMatrix,
+    Threshold,
+)
 
 if TYPE_CHECKING:
     from facecli.search import Searcher
+    from facecli.tune import LoadedHead
 
 #: How far from 1 a stored template's norm may be (float32 rounding is ~1e-7): anything else is damage.
 NORM_TOLERANCE = 1e-3
@@ -70,6 +91,24 @@ def checked_matrix(matrix: np.ndarray, ids: list[int] | np.ndarray, location: st
 
 def _damaged(location: str, template: int, problem: str | None) -> GalleryError:
     return GalleryError(location, f"template {template} is damaged ({problem}); see `facecli gallery check`")
+
+
+def head_problem(meta: dict[str, str]) -> str | None:
+    """Why meta's head record is not what facecli writes (both keys, a sha256 and a path), or None."""
+    sha, path = meta.get("head_sha256"), meta.get("head_path")
+    if sha is None and path is None:
+        return None
+    if sha is None or not path or not re.fullmatch(r"[0-9a-f]{64}", sha):
+        return f"meta head_sha256 {str(sha)[:40]!r}, head_path {str(path)[:40]!r} is not a head record facecli writes"
+    return None
+
+
+def head_record(meta: dict[str, str], location: str) -> HeadRecord | None:
+    """The head meta records (None: none), or an error when the record is damaged."""
+    problem = head_problem(meta)
+    if problem is not None:
+        raise GalleryError(location, f"{problem}; see `facecli gallery check`")
+    return None if "head_sha256" not in meta else HeadRecord(meta["head_sha256"], meta["head_path"])
 
 
 def box_problem(text: object) -> str | None:
@@ -124,6 +163,25 @@ class Gallery(ABC):
     @abstractmethod
     def set_fpir(self, fpir: float | None) -> None:
         """Store (or with None, forget) the gallery's FPIR target."""
+
+    def head(self) -> HeadRecord | None:
+        """The projection head this gallery is used with (its sha256 and path), or None; read once (and again
+        after each write), as the templates are."""
+        if "_head" not in self.__dict__:
+            self.__dict__["_head"] = head_record(self.meta(), self.location)
+        return self.__dict__["_head"]
+
+    @abstractmethod
+    def set_head(self, head: HeadRecord | None) -> None:
+        """Record (or with None, forget) the head this gallery is used with; the templates stay as they are."""
+
+    def check_head(self, head: LoadedHead | None) -> None:
+        """Refuse faces that come through another head (or none) than the one this gallery is used with."""
+        record = self.head()
+        if (None if record is None else record.sha256) != (None if head is None else head.sha256):
+            raise HeadMismatch(self.location, None if record is None else record.path,
+                               None if record is None else record.sha256,
+                               None if head is None else str(head.path), None if head is None else head.sha256)
 
     # -- reading ------------------------------------------------------------------
     @abstractmethod
@@ -237,9 +295,13 @@ class Gallery(ABC):
                               np.array(ids, dtype=np.int64))
 
     # -- decisions ----------------------------------------------------------------
-    def threshold(self, tau: float | None = None, fpir: float | None = None, force: bool = False) -> Threshold:
-        """The 1:N threshold for this gallery's size and stored FPIR (``decisions.identification_threshold``)."""
-        return decisions.identification_threshold(self.model, self.person_count(), tau, fpir, self.fpir(), force)
+    def threshold(self, tau: float | None = None, fpir: float | None = None, force: bool = False,
+                  head: LoadedHead | None = None) -> Threshold:
+        """The 1:N threshold for this gallery's size and stored FPIR (``decisions.identification_threshold``),
+        for faces through ``head`` (the one this gallery is used with, or an error)."""
+        self.check_head(head)
+        return decisions.identification_threshold(self.model, self.person_count(), tau, fpir, self.fpir(), force,
+                                                  head)
 
     def identify(self, faces: list[Face], threshold: Threshold | None = None, top_k: int = 1,
                  templates: str = "mean", min_face: float = decisions.MIN_FACE, search: str = "auto",
@@ -251,36 +313,66 @@ class Gallery(ABC):
         """
         if not faces:
             return []
-        self._check_embedded(faces)
-        threshold = threshold or self.threshold()
-        searcher = self._searcher(search, top_k, templates, log)
-        vectors = np.stack([f.embedding for f in faces])
-        found = matching.identify(vectors, searcher.templates_for(vectors), threshold, top_k, templates)
+        head = self._check_embedded(faces)
+        threshold = threshold or self.threshold(head=head)
+        vectors = matching.face_vectors(faces)
+        candidates = self.candidates_for(vectors, head, search, max(64, 8 * top_k), templates == "mean", log)
+        found = matching.identify(vectors, candidates, threshold, top_k, templates)
         return decisions.too_small(faces, found, min_face)
 
     def distance_to(self, faces: list[Face], name: str, templates: str = "mean") -> tuple[int, float]:
         """Which of ``faces`` is nearest to the enrolled person ``name``, and its distance (1:1 against a claim)."""
         if not self.has_person(name):
             raise BadValue("claim", name, f"no such person in {self.location}")
-        self._check_embedded(faces)
-        reference = matching.person_references(self.embeddings_of(name), templates)
-        i, _, d = matching.closest_pair(np.stack([f.embedding for f in faces]), reference)
+        head = self._check_embedded(faces)
+        stored = self.embeddings_of(name)
+        reference = matching.person_references(stored if head is None else head.apply(stored), templates)
+        i, _, d = matching.closest_pair(matching.face_vectors(faces), reference)
         return i, d
+
+    def candidates_for(self, vectors: np.ndarray, head: LoadedHead | None = None, search: str = "auto",
+                       candidates: int = 64, whole_persons: bool = False,
+                       log: Callable[[str], None] = lambda _m: None) -> TemplateMatrix:
+        """The templates that probe ``vectors`` are scored against: every template, or above ``exact_max`` (or
+        with ``search`` "index") an index's ``candidates`` nearest (``whole_persons``: with all their person's
+        templates). With a ``head``, every template through it: the index holds base-model embeddings, so a
+        gallery used with a head is searched exactly ("index" is refused)."""
+        self.check_head(head)
+        if head is not None:
+            if search not in SEARCH_MODES:
+                raise BadValue("search", search, f"choose from {', '.join(SEARCH_MODES)}")
+            if search == "index":
+                raise BadValue("search", search, "a gallery used with a projection head is searched exactly: its "
+                                                 "index holds the base model's embeddings")
+            return self.projected(head)
+        key = (search, candidates, whole_persons)
+        cache = self.__dict__.setdefault("_searchers", {})
+        if key not in cache:  # one searcher per setting for the life of this object (an index is loaded once)
+            cache[key] = self.searcher(search, candidates, log, whole_persons)
+        return cache[key].templates_for(vectors)
+
+    def projected(self, head: LoadedHead) -> TemplateMatrix:
+        """Every template through ``head``, computed once per head for the life of this object (and after each
+        write); mean templates are then the means of the head's outputs."""
+        cache = self.__dict__.setdefault("_projected", {})
+        if head.sha256 not in cache:
+            cache[head.sha256] = head.apply_templates(self.template_matrix())
+        return cache[head.sha256]
 
     def _changed(self) -> None:
         """Called by a backend after each committed write: what was derived from the old content is gone."""
-        self.__dict__.pop("_searchers", None)
+        for derived in ("_searchers", "_projected", "_head"):
+            self.__dict__.pop(derived, None)
 
-    def _searcher(self, mode: str, top_k: int, templates: str, log: Callable[[str], None]) -> Searcher:
-        """One searcher per setting for the life of this object (an index is loaded once)."""
-        key = (mode, max(64, 8 * top_k), templates == "mean")
-        cache = self.__dict__.setdefault("_searchers", {})
-        if key not in cache:
-            cache[key] = self.searcher(mode, key[1], log, whole_persons=key[2])
-        return cache[key]
-
-    def _check_embedded(self, faces: list[Face]) -> None:
+    def _check_embedded(self, faces: list[Face]) -> LoadedHead | None:
+        """Refuse faces of another embedding size, or through another head than the gallery's; their head."""
         dims = {None if f.embedding is None else len(f.embedding) for f in faces}
         if dims != {self.dim}:
             raise GalleryError(self.location, f"holds {self.dim}-d {self.model} templates; these faces are "
                                               f"embedded with {sorted(dims, key=str)}-d embeddings")
+        head = faces[0].head
+        if any((f.head is None) != (head is None) or (head is not None and f.head.sha256 != head.sha256)
+               for f in faces):
+            raise GalleryError(self.location, "these faces come through different projection heads")
+        self.check_head(head)
+        return head

@@ -5,8 +5,9 @@ even while others write to it; every template checked as it is read), written
 to a new or empty destination of the same model in one enroll (one
 transaction: all or nothing), then read back from the destination and
 compared: number of persons, number of templates and a content checksum.
-Names, embeddings, source paths, photo hashes, face boxes, enrollment times
-and the gallery's FPIR setting are copied; template ids are numbered anew.
+Names, embeddings, source paths, photo hashes, face boxes, enrollment times,
+the gallery's FPIR setting and the projection head it is used with (its
+record: sha256 and path) are copied; template ids are numbered anew.
 
 The checksum is backend-independent: SHA-256 over the model and embedding
 size, then, persons in code-point order of their names and each person's
@@ -103,7 +104,9 @@ def copy_gallery(source: Gallery, destination: str | os.PathLike | DatabaseURL) 
         if dst.person_count():
             raise GalleryError(dst.location, f"already holds {dst.person_count()} people: "
                                              "copy only into a new or empty gallery")
-        dst.set_fpir(source.fpir())  # first: a failed enroll leaves an empty gallery, which a new copy accepts
+        # first: a failed enroll leaves an empty gallery, which a new copy accepts
+        dst.set_fpir(source.fpir())
+        dst.set_head(source.head())
         entries = []
         for r, tid in enumerate(matrix.ids):
             t = info[int(tid)]

@@ -49,9 +49,9 @@ import psycopg
 
 from facecli.errors import BadValue, GalleryError, ModelMismatch
 from facecli.gallery import pgschema
-from facecli.gallery.base import Gallery, box_problem, checked_matrix, stack_templates, stored_box
+from facecli.gallery.base import Gallery, box_problem, checked_matrix, head_problem, stack_templates, stored_box
 from facecli.gallery.locations import DatabaseURL, as_location
-from facecli.types import GalleryState, PersonInfo, Stored, Template, TemplateMatrix
+from facecli.types import GalleryState, HeadRecord, PersonInfo, Stored, Template, TemplateMatrix
 
 #: Advisory locks (per database): (LOCK_KEY, SCHEMA_LOCK) serialises creating and upgrading the schema,
 #: (LOCK_KEY, ENROLL_LOCK) enrolls ("FCLI").
@@ -373,6 +373,16 @@ class PostgresGallery(Gallery):
                              "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", (repr(float(fpir)),))
 
     @_database_errors
+    def set_head(self, head: HeadRecord | None) -> None:
+        """Record (or with None, forget) the head this gallery is used with: two meta rows, one transaction."""
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM facecli.meta WHERE key IN ('head_sha256', 'head_path')")
+            if head is not None:
+                with conn.cursor() as cur:
+                    cur.executemany("INSERT INTO facecli.meta VALUES (%s, %s)",
+                                    [("head_sha256", head.sha256), ("head_path", head.path)])
+
+    @_database_errors
     def persons(self) -> list[PersonInfo]:
         rows = self._conn.execute(
             "SELECT p.name, COUNT(t.id), p.created FROM facecli.persons p "
@@ -606,6 +616,8 @@ class PostgresGallery(Gallery):
             if any(p.startswith(("table", "column")) and p.endswith(("is missing", "has been changed"))
                    for p in self.foreign):
                 return problems  # the rows cannot be read as facecli wrote them
+            if (problem := head_problem(self.meta())) is not None:
+                problems.append(problem)
             orphans = conn.execute("SELECT COUNT(*) FROM facecli.templates t WHERE NOT EXISTS "
                                    "(SELECT 1 FROM facecli.persons p WHERE p.id = t.person_id)").fetchone()[0]
             if orphans:

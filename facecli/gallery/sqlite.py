@@ -29,9 +29,16 @@ import numpy as np
 
 from facecli.errors import BadValue, GalleryError, ModelMismatch
 from facecli.gallery import migrations
-from facecli.gallery.base import Gallery, box_problem, stack_templates, stored_box, template_problem
+from facecli.gallery.base import (
+    Gallery,
+    box_problem,
+    head_problem,
+    stack_templates,
+    stored_box,
+    template_problem,
+)
 from facecli.private import check_link, check_private, make_private_dir, new_file, shared_gallery_allowed
-from facecli.types import GalleryState, PersonInfo, Stored, Template, TemplateMatrix
+from facecli.types import GalleryState, HeadRecord, PersonInfo, Stored, Template, TemplateMatrix
 
 if TYPE_CHECKING:
     from facecli.search import TemplateIndex
@@ -239,6 +246,14 @@ class SqliteGallery(Gallery):
             else:
                 conn.execute("INSERT OR REPLACE INTO meta VALUES ('fpir', ?)", (repr(float(fpir)),))
 
+    def set_head(self, head: HeadRecord | None) -> None:
+        """Record (or with None, forget) the head this gallery is used with: two meta rows, one transaction."""
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM meta WHERE key IN ('head_sha256', 'head_path')")
+            if head is not None:
+                conn.executemany("INSERT INTO meta VALUES (?, ?)",
+                                 [("head_sha256", head.sha256), ("head_path", head.path)])
+
     def persons(self) -> list[PersonInfo]:
         rows = self._conn.execute(
             "SELECT p.name, COUNT(t.id), p.created FROM persons p "
@@ -381,6 +396,8 @@ class SqliteGallery(Gallery):
             return problems  # the rows cannot be read
         meta = self.meta()
         dim = int(meta["dim"])
+        if (problem := head_problem(meta)) is not None:
+            problems.append(problem)
         for model, n in self._conn.execute("SELECT model, COUNT(*) FROM templates GROUP BY model"):
             if model != meta["model"]:
                 problems.append(f"{n} templates from model {model}, the gallery is for {meta['model']}")

@@ -34,15 +34,10 @@ the file gallery never load this module (``pip install 'facecli[postgres]'``).
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
-import os
-import re
-import struct
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
-from urllib.parse import unquote
 
 import numpy as np
 import psycopg
@@ -51,108 +46,18 @@ from facecli.errors import BadValue, GalleryError, ModelMismatch
 from facecli.gallery import pgschema
 from facecli.gallery.base import Gallery, box_problem, checked_matrix, head_problem, stack_templates, stored_box
 from facecli.gallery.locations import DatabaseURL, as_location
+from facecli.gallery.pgconnect import connect, database_errors, one_line, register_vector
 from facecli.types import GalleryState, HeadRecord, PersonInfo, Stored, Template, TemplateMatrix
 
 #: Advisory locks (per database): (LOCK_KEY, SCHEMA_LOCK) serialises creating and upgrading the schema,
 #: (LOCK_KEY, ENROLL_LOCK) enrolls ("FCLI").
 LOCK_KEY, SCHEMA_LOCK, ENROLL_LOCK = 0x46434C49, 0, 1
-CONNECT_TIMEOUT_S = 10  # libpq waits forever by default; the URL or PGCONNECT_TIMEOUT overrides
 #: HNSW index settings of a new gallery (bench/pgvector_search.py measured them; see bench/RESULTS.md): the
 #: vectors the graph holds (``halfvec``: float16, half the size of ``vector``'s float32), its degree and its
 #: build breadth. A gallery keeps its own in meta (``set_index`` changes them).
 HNSW = {"kind": "halfvec", "m": 16, "ef_construction": 64}
 #: Breadth of each query's graph walk (never below the number of candidates asked for).
 EF_SEARCH = 256
-
-
-# -- messages without secrets ------------------------------------------------------------------
-def _secrets(url: str) -> list[str]:
-    """Passwords that must never appear in a message: the URL's (as written and decoded) and PGPASSWORD."""
-    found = [m.group(1) for m in re.finditer(r"[?&]password=([^&]*)", url)]
-    rest = url.partition("://")[2]
-    stop = re.search(r"[@/]", rest)
-    if stop and stop.group() == "@" and ":" in rest[:stop.start()]:
-        found.append(rest[:stop.start()].partition(":")[2])
-    found += [unquote(s) for s in found]
-    if os.environ.get("PGPASSWORD"):
-        found.append(os.environ["PGPASSWORD"])
-    return sorted({s for s in found if len(s) >= 3}, key=len, reverse=True)
-
-
-def _one_line(exc: BaseException, url: str) -> str:
-    """A driver message as one line, with any password in it masked."""
-    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
-    for secret in _secrets(url):
-        text = text.replace(secret, "***")
-    return text
-
-
-def _database_errors(method: Callable) -> Callable:
-    """A driver error inside a gallery method becomes one GalleryError line naming the (masked) location."""
-
-    @functools.wraps(method)
-    def wrapper(self: PostgresGallery, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(self, *args, **kwargs)
-        except psycopg.Error as exc:
-            raise GalleryError(self.location, f"database error: {_one_line(exc, self.url.url)}") from None
-
-    return wrapper
-
-
-# -- the connection ------------------------------------------------------------------------------
-def _connect(url: DatabaseURL, write: bool) -> psycopg.Connection:
-    """An autocommit connection (transactions are explicit), read-only unless ``write``; or one GalleryError line."""
-    from psycopg.conninfo import conninfo_to_dict
-
-    try:
-        given = conninfo_to_dict(url.url)
-    except psycopg.Error as exc:
-        raise GalleryError(str(url), f"not a valid PostgreSQL URL: {_one_line(exc, url.url)}") from None
-    extra: dict[str, Any] = {}
-    if "connect_timeout" not in given and "PGCONNECT_TIMEOUT" not in os.environ:
-        extra["connect_timeout"] = CONNECT_TIMEOUT_S
-    if "application_name" not in given and "PGAPPNAME" not in os.environ:
-        extra["application_name"] = "facecli"
-    try:
-        conn = psycopg.connect(url.url, autocommit=True, **extra)
-    except psycopg.Error as exc:
-        raise GalleryError(str(url), f"cannot connect: {_one_line(exc, url.url)}") from None
-    if not write:  # every statement of a reader runs in a read-only transaction
-        try:
-            conn.execute("SET default_transaction_read_only = on")
-        except psycopg.Error as exc:
-            conn.close()
-            raise GalleryError(str(url), f"cannot connect: {_one_line(exc, url.url)}") from None
-    return conn
-
-
-def _register_vector(conn: psycopg.Connection, oid: int) -> None:
-    """numpy arrays travel as pgvector's binary ``vector``; fetched vectors come back as raw bytes for _stack.
-
-    The binary form is a 16-bit size, 16 unused bits, then big-endian float32s:
-    twenty lines here instead of a dependency on the ``pgvector`` package.
-    """
-    from psycopg.adapt import Dumper, Loader
-    from psycopg.pq import Format
-
-    class VectorDumper(Dumper):
-        format = Format.BINARY
-
-        def dump(self, obj: np.ndarray) -> bytes:
-            v = np.asarray(obj, dtype=">f4").ravel()
-            return struct.pack(">HH", v.size, 0) + v.tobytes()
-
-    VectorDumper.oid = oid
-
-    class VectorLoader(Loader):
-        format = Format.BINARY
-
-        def load(self, data: Any) -> bytes:
-            return bytes(data)
-
-    conn.adapters.register_dumper(np.ndarray, VectorDumper)
-    conn.adapters.register_loader(oid, VectorLoader)
 
 
 # -- the gallery ------------------------------------------------------------------------------
@@ -192,7 +97,7 @@ class PostgresGallery(Gallery):
             raise GalleryError(str(location), "not a PostgreSQL URL (postgresql://user@host:port/dbname)")
         if create and model is None:
             raise GalleryError(str(url), "a new gallery needs a model")
-        gallery = cls(url, _connect(url, write or create), write or create)
+        gallery = cls(url, connect(url, write or create), write or create)
         try:
             gallery._open(model, create, strict)
         except BaseException:
@@ -200,7 +105,7 @@ class PostgresGallery(Gallery):
             raise
         return gallery
 
-    @_database_errors
+    @database_errors
     def _open(self, model: str | None, create: bool, strict: bool) -> None:
         if not self._exists():
             if not create:
@@ -233,7 +138,7 @@ class PostgresGallery(Gallery):
         # named facecli.*, and pg_catalog comes first anyway
         self._conn.execute("SELECT pg_catalog.set_config('search_path', pg_catalog.quote_ident(%s), false)",
                            (schema,))
-        _register_vector(self._conn, oid)
+        register_vector(self._conn, oid)
 
     def _create(self, model: str) -> None:
         """Create the extension (where allowed and missing) and the schema; idempotent across processes."""
@@ -255,10 +160,10 @@ class PostgresGallery(Gallery):
         except psycopg.errors.InsufficientPrivilege as exc:
             hint = ("the pgvector extension is not installed and this role may not install it "
                     "(a superuser runs: CREATE EXTENSION vector)" if "extension" in str(exc)
-                    else f"cannot create the gallery: {_one_line(exc, self.url.url)}")
+                    else f"cannot create the gallery: {one_line(exc, self.url.url)}")
             raise GalleryError(self.location, hint) from None
         except (psycopg.errors.FeatureNotSupported, psycopg.errors.UndefinedFile) as exc:
-            raise GalleryError(self.location, f"cannot create the gallery: {_one_line(exc, self.url.url)}") \
+            raise GalleryError(self.location, f"cannot create the gallery: {one_line(exc, self.url.url)}") \
                 from None
 
     def _check(self, model: str | None, strict: bool) -> None:
@@ -296,7 +201,7 @@ class PostgresGallery(Gallery):
         """The model the database's gallery was built with, or None (none there, or unreachable: ``open`` says why)."""
         url = as_location(location)
         try:
-            conn = _connect(url, write=False)  # type: ignore[arg-type]
+            conn = connect(url, write=False)  # type: ignore[arg-type]
         except GalleryError:
             return None
         try:
@@ -313,9 +218,9 @@ class PostgresGallery(Gallery):
     def exists(location: DatabaseURL | str) -> bool:
         """Whether the database holds a gallery already (an unreachable database is a GalleryError)."""
         url = as_location(location)
-        probe = PostgresGallery(url, _connect(url, write=False), False)  # type: ignore[arg-type]
+        probe = PostgresGallery(url, connect(url, write=False), False)  # type: ignore[arg-type]
         with probe:
-            return _database_errors(PostgresGallery._exists)(probe)
+            return database_errors(PostgresGallery._exists)(probe)
 
     def close(self) -> None:
         self._conn.close()
@@ -335,7 +240,7 @@ class PostgresGallery(Gallery):
                     pgschema.upgrade(self._conn, int(version))
                 yield self._conn
         except psycopg.Error as exc:
-            raise GalleryError(self.location, f"cannot write: {_one_line(exc, self.url.url)}") from None
+            raise GalleryError(self.location, f"cannot write: {one_line(exc, self.url.url)}") from None
         self.version = pgschema.SCHEMA_VERSION
         self._matrix = None
         self._changed()
@@ -348,7 +253,7 @@ class PostgresGallery(Gallery):
             yield self._conn
 
     # -- reading ---------------------------------------------------------
-    @_database_errors
+    @database_errors
     def meta(self) -> dict[str, str]:
         return dict(self._conn.execute("SELECT key, value FROM facecli.meta").fetchall())
 
@@ -360,7 +265,7 @@ class PostgresGallery(Gallery):
     def dim(self) -> int:
         return self._dim
 
-    @_database_errors
+    @database_errors
     def set_fpir(self, fpir: float | None) -> None:
         """Store (or with None, forget) the gallery's FPIR target."""
         if fpir is not None and not 0 < fpir < 1:
@@ -372,7 +277,7 @@ class PostgresGallery(Gallery):
                 conn.execute("INSERT INTO facecli.meta VALUES ('fpir', %s) "
                              "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", (repr(float(fpir)),))
 
-    @_database_errors
+    @database_errors
     def set_head(self, head: HeadRecord | None) -> None:
         """Record (or with None, forget) the head this gallery is used with: two meta rows, one transaction."""
         with self.transaction() as conn:
@@ -382,7 +287,7 @@ class PostgresGallery(Gallery):
                     cur.executemany("INSERT INTO facecli.meta VALUES (%s, %s)",
                                     [("head_sha256", head.sha256), ("head_path", head.path)])
 
-    @_database_errors
+    @database_errors
     def persons(self) -> list[PersonInfo]:
         rows = self._conn.execute(
             "SELECT p.name, COUNT(t.id), p.created FROM facecli.persons p "
@@ -390,15 +295,15 @@ class PostgresGallery(Gallery):
             'ORDER BY p.name COLLATE "C"').fetchall()
         return [PersonInfo(name, int(n), created) for name, n, created in rows]
 
-    @_database_errors
+    @database_errors
     def person_count(self) -> int:
         return int(self._conn.execute("SELECT COUNT(*) FROM facecli.persons").fetchone()[0])
 
-    @_database_errors
+    @database_errors
     def has_person(self, name: str) -> bool:
         return self._conn.execute("SELECT 1 FROM facecli.persons WHERE name = %s", (name,)).fetchone() is not None
 
-    @_database_errors
+    @database_errors
     def templates_of(self, name: str) -> list[dict]:
         rows = self._conn.execute(
             "SELECT t.id, t.source, t.sha256, t.box, t.created FROM facecli.templates t "
@@ -406,14 +311,14 @@ class PostgresGallery(Gallery):
         return [{"id": i, "source": s, "sha256": h, "box": stored_box(b, i, self.location), "created": c}
                 for i, s, h, b, c in rows]
 
-    @_database_errors
+    @database_errors
     def embeddings_of(self, name: str) -> np.ndarray:
         rows = self._conn.execute(
             "SELECT t.id, t.embedding FROM facecli.templates t JOIN facecli.persons p ON p.id = t.person_id "
             "WHERE p.name = %s ORDER BY t.id", (name,), binary=True).fetchall()
         return self._stack([r[1] for r in rows], [r[0] for r in rows])
 
-    @_database_errors
+    @database_errors
     def template_matrix(self) -> TemplateMatrix:
         """Every template in one matrix, read once per process (one statement: one consistent state)."""
         if self._matrix is None:
@@ -423,7 +328,7 @@ class PostgresGallery(Gallery):
                 binary=True).fetchall())
         return self._matrix
 
-    @_database_errors
+    @database_errors
     def state(self) -> GalleryState:
         with self._snapshot() as conn:
             meta = self.meta()
@@ -431,7 +336,7 @@ class PostgresGallery(Gallery):
                 "SELECT COUNT(*), COALESCE(MAX(id), 0) FROM facecli.templates").fetchone()
         return GalleryState(self.model, self.dim, int(count), int(max_id), int(meta.get("removals", "0")))
 
-    @_database_errors
+    @database_errors
     def iter_embeddings(self, after_id: int = 0, chunk: int = 50_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(template ids, float32 embeddings) in id order, ``chunk`` rows at a time, from ``after_id`` on."""
         while True:
@@ -444,7 +349,7 @@ class PostgresGallery(Gallery):
             yield np.array(ids, dtype=np.int64), self._stack([r[1] for r in rows], ids)
             after_id = rows[-1][0]
 
-    @_database_errors
+    @database_errors
     def templates_by_id(self, ids: np.ndarray, whole_persons: bool = False) -> TemplateMatrix:
         """The templates with these ids (or, ``whole_persons``, all templates of their persons),
         as a TemplateMatrix (rows grouped by person); one statement, so whole persons are whole."""
@@ -455,7 +360,7 @@ class PostgresGallery(Gallery):
             f'WHERE {chosen} ORDER BY p.name COLLATE "C", t.id', ([int(i) for i in ids],), binary=True).fetchall()
         return self._matrix_of(rows)
 
-    @_database_errors
+    @database_errors
     def sources_of(self, ids: list[int]) -> dict[int, dict]:
         """Template id -> its source photo, content hash, face box and when it was enrolled."""
         rows = self._conn.execute("SELECT id, source, sha256, box, created FROM facecli.templates "
@@ -463,7 +368,7 @@ class PostgresGallery(Gallery):
         return {i: {"source": s, "sha256": h, "box": stored_box(b, i, self.location), "created": c}
                 for i, s, h, b, c in rows}
 
-    @_database_errors
+    @database_errors
     def unused_names(self, prefix: str, count: int) -> list[str]:
         """``count`` names ``prefix1``, ``prefix2``… after the highest one already enrolled."""
         # ILIKE with the prefix as the pattern, as the file's LIKE (case-insensitive for ASCII)
@@ -492,7 +397,7 @@ class PostgresGallery(Gallery):
         Queried as the gallery's own index was built (its settings are in meta)."""
         return DatabaseIndex(self, self._index["kind"] if self._index else "vector", self.ef_search)
 
-    @_database_errors
+    @database_errors
     def set_index(self, kind: str | None = HNSW["kind"], m: int = HNSW["m"],
                   ef_construction: int = HNSW["ef_construction"]) -> None:
         """Rebuild the HNSW index with these settings (``kind`` None: no index; searches above ``exact_max``
@@ -518,7 +423,7 @@ class PostgresGallery(Gallery):
         self._index = settings
 
     # -- writing ---------------------------------------------------------
-    @_database_errors
+    @database_errors
     def enroll(self, entries: Iterable[tuple[str, Template]]) -> list[Stored]:
         """Add (name, template) pairs in one transaction; new names become persons.
 
@@ -573,7 +478,7 @@ class PostgresGallery(Gallery):
                         cur.nextset()
         return stored  # type: ignore[return-value]
 
-    @_database_errors
+    @database_errors
     def remove(self, name: str) -> int:
         """Delete a person and their templates; returns the number of templates removed."""
         with self.transaction() as conn:
@@ -587,7 +492,7 @@ class PostgresGallery(Gallery):
                          "DO UPDATE SET value = (CAST(facecli.meta.value AS bigint) + 1)::text")
         return n
 
-    @_database_errors
+    @database_errors
     def _rename(self, old: str, new: str) -> None:
         try:
             with self.transaction() as conn:
@@ -601,7 +506,7 @@ class PostgresGallery(Gallery):
             raise
 
     # -- maintenance -----------------------------------------------------
-    @_database_errors
+    @database_errors
     def check(self) -> list[str]:
         """Everything wrong with the gallery: an invalid or missing index, rows without their person, foreign
         schema objects, templates that do not fit the model or cannot be matched against, malformed boxes,
@@ -642,7 +547,7 @@ class PostgresGallery(Gallery):
         problems += [f"person {name} has no template" for (name,) in empty]
         return problems
 
-    @_database_errors
+    @database_errors
     def stats(self) -> dict:
         with self._snapshot() as conn:
             n_templates = conn.execute("SELECT COUNT(*) FROM facecli.templates").fetchone()[0]
@@ -686,6 +591,6 @@ class DatabaseIndex:
                 for face in np.asarray(faces, dtype=np.float32):
                     found.update(r[0] for r in conn.execute(self.query, (face, int(count))).fetchall())
         except psycopg.Error as exc:
-            raise GalleryError(self.gallery.location, f"database error: {_one_line(exc, self.gallery.url.url)}") \
+            raise GalleryError(self.gallery.location, f"database error: {one_line(exc, self.gallery.url.url)}") \
                 from None
         return np.array(sorted(found), dtype=np.int64)

@@ -41,21 +41,27 @@ def center_crop(image: np.ndarray, size: tuple[int, int], fraction: float = 0.64
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """The 2x3 rotation + uniform scale + translation that maps ``src`` points onto ``dst`` best
-    (least squares, Umeyama 1991), as OpenCV's ``FaceRecognizerSF.alignCrop`` estimates it."""
+    (least squares), as OpenCV's ``FaceRecognizerSF.alignCrop`` estimates it (Umeyama 1991).
+
+    In 2-D the optimum has a closed form: with both point sets centred, the
+    matrix is ``[[a, -b], [b, a]]`` with ``a = sum(s . d) / sum(|s|^2)`` and
+    ``b = sum(s x d) / sum(|s|^2)``, the same solution as Umeyama's SVD. It is
+    written with element-wise sums on purpose: this runs in the pipeline's
+    worker threads, and a first BLAS or LAPACK call on a thread makes OpenBLAS
+    map a 32 MB buffer for it, which under a memory limit ends the process
+    (exit 1) instead of failing one image.
+    """
     src = np.asarray(src, dtype=np.float64)
     dst = np.asarray(dst, dtype=np.float64)
     src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
     s, d = src - src_mean, dst - dst_mean
-    cov = d.T @ s / len(src)
-    u, sigma, vt = np.linalg.svd(cov)
-    sign = np.ones(2)
-    if np.linalg.det(cov) < 0:
-        sign[1] = -1
-    rotation = u @ np.diag(sign) @ vt
-    scale = (sigma * sign).sum() / s.var(axis=0).sum()
+    norm = (s * s).sum()
+    a = (s * d).sum() / norm
+    b = (s[:, 0] * d[:, 1] - s[:, 1] * d[:, 0]).sum() / norm
+    linear = np.array([[a, -b], [b, a]])
     matrix = np.empty((2, 3))
-    matrix[:, :2] = scale * rotation
-    matrix[:, 2] = dst_mean - matrix[:, :2] @ src_mean
+    matrix[:, :2] = linear
+    matrix[:, 2] = dst_mean - (linear * src_mean).sum(axis=1)
     return matrix
 
 

@@ -48,6 +48,7 @@ class ModelSpec:
     alignment: dict[str, Any] = field(default_factory=dict)
     postprocess: dict[str, Any] = field(default_factory=dict)
     output: dict[str, Any] = field(default_factory=dict)
+    cpu_batch: int | None = None  # faces per run that a single-threaded CPU session runs fastest at, if it matters
 
     @property
     def path(self) -> Path:
@@ -159,10 +160,14 @@ class ModelStatus:
     source: str
 
 
+def _origin(s: ModelSpec) -> str:
+    """Where a model comes from: a registry package, or another model of the manifest it is built from."""
+    return f"model {s.source['model']}" if "model" in s.source else f"{s.source['package']} {s.source['version']}"
+
+
 def status() -> list[ModelStatus]:
     """What is present and whether it verifies, for ``facecli models list``."""
-    return [ModelStatus(s.name, s.kind, s.path, _state(s), f"{s.source['package']} {s.source['version']}")
-            for s in manifest().values()]
+    return [ModelStatus(s.name, s.kind, s.path, _state(s), _origin(s)) for s in manifest().values()]
 
 
 def _state(s: ModelSpec) -> str:
@@ -178,7 +183,8 @@ def _state(s: ModelSpec) -> str:
 
 def build(log: Callable[[str], None] = lambda _m: None, force: bool = False,
           done: Callable[[], None] = lambda: None) -> list[ModelStatus]:
-    """Build every missing or mismatching model from its registry package into ``models_dir()``.
+    """Build every missing or mismatching model from its registry package (or from the model
+    of the manifest it derives from, e.g. an int8 copy) into ``models_dir()``.
 
     Idempotent: a file that verifies is kept (``force`` rebuilds it from its source). ``log``
     gets one line per step worth keeping, ``done`` is called after each model (a progress bar).
@@ -191,13 +197,13 @@ def build(log: Callable[[str], None] = lambda _m: None, force: bool = False,
             if s.build:
                 _keep_converted(s)
             log(f"{s.name}: ok ({s.path.name})")
-        elif s.source["dist"] == "installed":
+        elif s.source.get("dist") == "installed":
             log(f"{s.name}: copying from the installed {s.source['package']}")
             _copy_installed(s)
         elif s.build and not force and _from_converted(s):
             log(f"{s.name}: copied from the build cache ({_converted(s).parent})")
         else:
-            log(f"{s.name}: building from {s.source['package']} {s.source['version']}")
+            log(f"{s.name}: building from {_origin(s)}")
             if s.build:
                 _convert(s, log)
                 _keep_converted(s)
@@ -278,14 +284,30 @@ def source_path(name: str) -> Path:
                    s.source["sha256"])
 
 
+def calibration_photos(section: str) -> Path:
+    """The photos of a calibration set of the manifest (``int8_calibration``), fetched and checked once."""
+    cal = _manifest_data()[section]
+    archive = download(cal["package"], cal["version"], cal["dist"])
+    folder = cache_dir() / "sources" / section
+    for face in cal["faces"]:
+        extract(archive, face["member"], folder / Path(face["member"]).name, face["sha256"])
+    return folder
+
+
 #: Runs a build script as ``__main__`` with its arguments, its folder kept off sys.path.
 _RUN_SCRIPT = ("import runpy, sys; del sys.path[0]; sys.argv = sys.argv[1:]; "
                "runpy.run_path(sys.argv[0], run_name='__main__')")
 
 
 def _convert(s: ModelSpec, log: Callable[[str], None]) -> None:
-    """Convert a source graph with the build script named in the manifest."""
-    src = source_path(s.name)
+    """Convert a source graph with the build script named in the manifest.
+
+    A model built from another model of the manifest (``source.model``, e.g. an
+    int8 copy) starts from that model's verified file; one with a
+    ``build.calibration`` section gets its photos and, as JSON, its own entry
+    together with that section (what the quantiser's crops need).
+    """
+    src = verified_path(s.source["model"]) if "model" in s.source else source_path(s.name)
     python = _build_python(s.build["requirements"], log)
     s.path.parent.mkdir(parents=True, exist_ok=True)
     tmp = s.path.with_name(s.path.name + ".part")
@@ -293,10 +315,20 @@ def _convert(s: ModelSpec, log: Callable[[str], None]) -> None:
     env = dict(os.environ, PYTHONHASHSEED="0", TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
     log(f"{s.name}: converting with {s.build['tool']} ({s.build['script']})")
     args = [str(a) for a in s.build.get("args", [s.build.get("opset")])]
-    # Not `python script.py`: that puts facecli/ first on sys.path, where facecli/types.py hides the
-    # standard library's `types` and breaks TensorFlow's import.
-    proc = subprocess.run([str(python), "-c", _RUN_SCRIPT, str(script), str(src), str(tmp), *args],
-                          capture_output=True, text=True, env=env)
+    spec_file = None
+    if section := s.build.get("calibration"):
+        spec_file = s.path.with_name(s.path.name + ".spec.json")
+        spec_file.write_text(json.dumps({"input": s.input, "preprocess": s.preprocess, "alignment": s.alignment,
+                                         "calibration": _manifest_data()[section]}))
+        args += ["--spec", str(spec_file), "--photos", str(calibration_photos(section))]
+    try:
+        # Not `python script.py`: that puts facecli/ first on sys.path, where facecli/types.py hides the
+        # standard library's `types` and breaks TensorFlow's import.
+        proc = subprocess.run([str(python), "-c", _RUN_SCRIPT, str(script), str(src), str(tmp), *args],
+                              capture_output=True, text=True, env=env)
+    finally:
+        if spec_file is not None:
+            spec_file.unlink(missing_ok=True)
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
         raise ModelError(f"model {s.name}", f"conversion failed: {tail}")

@@ -34,7 +34,14 @@ def test_manifest_declares_source_checksums_and_preprocessing():
     for p in pipelines().values():  # every --model names built models, a detector, a tau and its calibration
         assert set(p.components) <= set(specs) and p.detector in ("mtcnn", "yunet") and 0 < p.default_tau < 4
         assert len(p.impostor["p"]) == len(p.impostor["d"]) and p.impostor["d"] == sorted(p.impostor["d"])
-    assert pipeline_spec(DEFAULT_MODEL).components == ["facenet", "sface"]
+    assert pipeline_spec(DEFAULT_MODEL).components == ["facenet-int8", "sface"]
+    int8 = specs["facenet-int8"]  # built from the float model, calibrated on photos that are not LFW's
+    assert int8.source["model"] == "facenet" and int8.build["calibration"] == "int8_calibration"
+    assert {k: getattr(int8, k) for k in ("input", "preprocess", "alignment", "output")} == \
+        {k: getattr(facenet, k) for k in ("input", "preprocess", "alignment", "output")}
+    calibration = json.loads(MANIFEST.read_text())["int8_calibration"]
+    assert calibration["package"] == "face-recognition" and calibration["per_face"] > 1
+    assert all(f["member"].startswith("tests/test_images/") and len(f["landmarks"]) == 5 for f in calibration["faces"])
     assert facenet.build["requirements"] and facenet.alignment["margin"] == 32
 
 
@@ -81,7 +88,7 @@ def test_tampered_model_is_refused(run, tmp_path, images):
 
 
 def test_missing_model_says_how_to_build_it(run, tmp_path, images):
-    folder = _model_copy(tmp_path, drop="facenet")
+    folder = _model_copy(tmp_path, drop=pipeline_spec(DEFAULT_MODEL).components[0])
     proc = run("embed", str(images / "obama.jpg"), env={"FACECLI_MODELS": str(folder)})
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "missing" in proc.stderr and "facecli models build" in proc.stderr

@@ -83,7 +83,7 @@ def test_sface_separates_people_and_fusion_is_unit_norm(images):
         other = np.sum((emb["obama.jpg"] - emb["biden.jpg"]) ** 2)
         assert same < pipe.embedder.spec.default_tau < other, model
     fusion = FaceEmbedder("fusion", "cpu")
-    assert fusion.dim == 640 and [p.name for p in fusion.parts] == ["facenet", "sface"]
+    assert fusion.dim == 640 and [p.name for p in fusion.parts] == ["facenet-int8", "sface"]
 
 
 def test_fusion_is_the_weighted_concatenation(images):
@@ -91,7 +91,7 @@ def test_fusion_is_the_weighted_concatenation(images):
 
     pipe = Pipeline(model="fusion", device="cpu")
     facenet, sface = pipe.embedder.parts
-    assert (facenet.name, facenet.flip, sface.name, sface.flip) == ("facenet", False, "sface", True)
+    assert (facenet.name, facenet.flip, sface.name, sface.flip) == ("facenet-int8", False, "sface", True)
     a, b = (next(pipe.run([str(images / n)])).faces[0] for n in ("obama3.jpg", "biden.jpg"))
     w = np.asarray(pipe.embedder.spec.weights)
     parts = [[m.embed(face.crops[i][None])[0] for i, m in enumerate((facenet, sface))] for face in (a, b)]

@@ -23,11 +23,14 @@ class Embedder:
     """An ONNX embedding model driven by its manifest entry."""
 
     def __init__(self, model: str = "facenet", device: str = "auto", batch_size: int = 32,
-                 flip: bool = False, margin: float | None = None) -> None:
+                 flip: bool = False, margin: float | None = None, threads: int = 0) -> None:
         self.spec: ModelSpec = spec(model)
         self._margin = margin
         self._device = device
-        self.batch_size = batch_size
+        self._threads = threads  # intra-op threads; 0: FACECLI_THREADS, else onnxruntime's choice (the cores)
+        # On one thread, a network whose activations fit in cache at small batches runs faster in small runs
+        # (SFace: 73 faces/s at 2-4 rows, 58 at 32; bench/RESULTS.md): the manifest's cpu_batch says how small.
+        self.batch_size = min(batch_size, self.spec.cpu_batch or batch_size) if threads == 1 else batch_size
         self.flip = flip
         self._input = self.spec.input["name"]
         self._output = self.spec.output["name"]
@@ -48,7 +51,8 @@ class Embedder:
             pool.shutdown(wait=False)
 
     def _create(self):
-        return create_session(verified_path(self.spec.name), self._device, cache_key=self.spec.sha256[:16])
+        return create_session(verified_path(self.spec.name), self._device, threads=self._threads,
+                              cache_key=self.spec.sha256[:16])
 
     @cached_property
     def session(self):
@@ -119,7 +123,9 @@ class Embedder:
         """(N, H, W, 3) uint8 RGB crops -> (N, dim) float32 unit vectors.
 
         With ``flip`` the embedding of each crop and of its mirror image are
-        summed and re-normalised (test-time augmentation).
+        summed and re-normalised (test-time augmentation); the mirror images
+        go through the network in the same run as the crops (one call of
+        twice the batch instead of two).
         """
         return self.embed_with_norms(crops)[0]
 
@@ -133,7 +139,9 @@ class Embedder:
         out, norms = [], []
         for start in range(0, len(crops), self.batch_size):
             batch = crops[start:start + self.batch_size]
-            raw = [self._run(batch)] + ([self._run(batch[:, :, ::-1])] if self.flip else [])
+            # the mirror images go through the network in the same run as the crops: one call, twice the rows
+            both = self._run(np.concatenate([batch, batch[:, :, ::-1]]) if self.flip else batch)
+            raw = [both[:len(batch)], both[len(batch):]] if self.flip else [both]
             norms.append(np.stack([np.linalg.norm(r, axis=1) for r in raw], axis=1))
             out.append(sum(raw))
         emb = np.concatenate(out).astype(np.float32, copy=False)
@@ -157,11 +165,11 @@ class FaceEmbedder:
     """The embedding pipeline ``--model`` names: one model, or several fused (see ``PipelineSpec``)."""
 
     def __init__(self, model: str = DEFAULT_MODEL, device: str = "auto", batch_size: int = 32,
-                 flip: bool | None = None, margin: float | None = None) -> None:
+                 flip: bool | None = None, margin: float | None = None, threads: int = 0) -> None:
         self.spec: PipelineSpec = pipeline_spec(model)
         # flip None: test-time flip where the manifest measured it to help; True/False: for every model
-        self.parts = [Embedder(name, device, batch_size, name in self.spec.flip if flip is None else flip, margin)
-                      for name in self.spec.components]
+        self.parts = [Embedder(name, device, batch_size, name in self.spec.flip if flip is None else flip, margin,
+                               threads) for name in self.spec.components]
         self.batch_size = batch_size
         self.weights = self.spec.weights or [1.0] * len(self.parts)
 

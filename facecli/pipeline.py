@@ -2,12 +2,16 @@
 
 Worker threads read, decode, detect and crop (OpenCV and onnxruntime release
 the GIL, and each detector network runs single-threaded, so two images are
-detected at once on two cores). The main thread embeds the crops of several
-images together in one batch while the workers move on. Results come out in
-input order, one ``ImageResult`` per input, with the error instead of faces
-when an input is bad, so a caller can report it and carry on. At most
-``prefetch`` images are in flight, so a folder of 10 000 photos takes no
-more memory than a folder of ten.
+detected at once on two cores). On a GPU the main thread embeds the crops of
+several images together in one large batch while the workers move on. On the
+CPU each worker also embeds the faces of its own few images, with networks
+that run on one thread each: the cores then work on different images, with
+no thread pool spinning against the workers and no stage waiting for
+another (measured in bench/RESULTS.md, issue 19). Results come out in input
+order, one ``ImageResult`` per input, with the error instead of faces when an
+input is bad, so a caller can report it and carry on. At most ``prefetch``
+images are in flight, so a folder of 10 000 photos takes no more memory than
+a folder of ten.
 
 One image never stops the others: anything that goes wrong with it (an
 unreadable file, an OpenCV or onnxruntime failure, running out of memory)
@@ -32,6 +36,7 @@ from facecli.embedding import FaceEmbedder
 from facecli.errors import BadValue, FaceCliError, InputError, ModelError
 from facecli.imageio import cv_reason, decode, jpeg_shrink, read_bytes
 from facecli.models import DEFAULT_MODEL
+from facecli.runtime import runs_on_cpu
 from facecli.sources import sha256_bytes
 from facecli.types import Detection, Face, ImageResult
 
@@ -56,6 +61,14 @@ def failure(subject: str, stage: str, exc: BaseException) -> InputError:
     return InputError(subject, f"{stage} failed: {reason}")
 
 
+def _cores() -> int:
+    """CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 class Pipeline:
     """Detector + embedder with their settings, created once per command.
 
@@ -67,10 +80,22 @@ class Pipeline:
     blurrier than the photo allows.
     """
 
+    #: On the CPU, the most images one worker analyses and embeds as one batch (chunks of 1, 2, then this):
+    #: int8 FaceNet runs 25 % more faces per second at batch 4 than at batch 1, while a first small chunk per
+    #: worker keeps two photos (verify) on two cores.
+    CHUNK = 4
+
     def __init__(self, detector: str | None = None, model: str = DEFAULT_MODEL, device: str = "auto",
                  flip: bool | None = None, batch_size: int = 32, embed: bool = True, det_size: int = DET_SIZE,
-                 workers: int | None = None, prefetch: int = 16, head: LoadedHead | None = None) -> None:
-        self.embedder = FaceEmbedder(model, device, batch_size, flip)
+                 workers: int | None = None, prefetch: int = 16, head: LoadedHead | None = None,
+                 in_workers: bool | None = None, threads: int | None = None) -> None:
+        cores = _cores()
+        #: whether the workers embed their own images (None: on the CPU) or this thread embeds large batches
+        self.in_workers = embed and (runs_on_cpu(device) if in_workers is None else in_workers)
+        self.workers = workers or (min(cores, 8) if self.in_workers else min(cores, 4))
+        if threads is None:  # each network's intra-op threads: the cores shared among the embedding workers
+            threads = max(1, cores // self.workers) if self.in_workers else 0
+        self.embedder = FaceEmbedder(model, device, batch_size, flip, threads=threads)
         #: the projection head every face this pipeline embeds is matched through (``Face.head``); None: none
         self.head = head
         # without embedding (detect), only the first model's crop is made: what --crops writes
@@ -86,8 +111,7 @@ class Pipeline:
         self.embed = embed
         self.det_size = det_size
         self.batch_size = batch_size
-        self.workers = workers or min(os.cpu_count() or 1, 4)
-        self.prefetch = max(prefetch, self.workers)
+        self.prefetch = max(prefetch, 2 * self.workers * (self.CHUNK if self.in_workers else 1))
 
     @property
     def provider(self) -> str:
@@ -201,6 +225,8 @@ class Pipeline:
         are in flight and a group is embedded once it has ``batch_size`` faces;
         when nothing is in flight and the next input has not arrived (a pipe
         fed by ``tail -f``), what is done is embedded and handed out at once.
+        On the CPU a group is one worker's chunk, embedded by that worker; a
+        chunk never waits for input that has not arrived.
         """
         inbox: SimpleQueue = SimpleQueue()
         room = threading.Semaphore(self.prefetch)  # inputs read ahead of the workers: bounded
@@ -220,24 +246,34 @@ class Pipeline:
         threading.Thread(target=feed, name="facecli-inputs", daemon=True).start()
         try:
             with ThreadPoolExecutor(self.workers) as pool:
-                queue: deque[Future] = deque()
-                pending: list[ImageResult] = []
-                n_faces = 0
+                queue: deque[Future[list[ImageResult]]] = deque()
+                pending: list[ImageResult] = []  # analysed, waiting to be embedded by this thread (GPU)
+                n_faces = in_flight = submitted = 0
+                size = 1  # images per chunk: 1 for each worker first, then doubling up to CHUNK (CPU)
                 exhausted = False
                 while True:
-                    while not exhausted and len(queue) < self.prefetch:
-                        try:  # wait for input only when there is nothing else to do
-                            item = inbox.get(block=not queue and not pending)
-                        except Empty:
-                            break
-                        if item is _END:
-                            exhausted = True
-                        elif isinstance(item, _Failed):
-                            raise item.exc
-                        else:
+                    while not exhausted and in_flight < self.prefetch:
+                        chunk: list = []
+                        limit = min(size, self.prefetch - in_flight) if self.in_workers else 1
+                        while len(chunk) < limit:
+                            try:  # wait for input only when there is nothing else to do
+                                item = inbox.get(block=not queue and not pending and not chunk)
+                            except Empty:
+                                break
+                            if item is _END:
+                                exhausted = True
+                                break
+                            if isinstance(item, _Failed):
+                                raise item.exc
                             room.release()
-                            queue.append(pool.submit(_failed, item) if isinstance(item, FaceCliError)
-                                         else pool.submit(self.analyse, item))
+                            chunk.append(item)
+                        if not chunk:
+                            break
+                        queue.append(pool.submit(self._work, chunk))
+                        in_flight += len(chunk)
+                        submitted += 1
+                        if submitted % self.workers == 0:
+                            size = min(2 * size, self.CHUNK)
                     if not queue:
                         if pending:  # the input is slow (or over): hand out what is done
                             self._embed_results(pending)
@@ -246,15 +282,26 @@ class Pipeline:
                         if exhausted:
                             break
                         continue
-                    result = queue.popleft().result()
-                    pending.append(result)
-                    n_faces += len(result.faces)
+                    results = queue.popleft().result()
+                    in_flight -= len(results)
+                    if self.in_workers:  # embedded by the worker
+                        yield results
+                        continue
+                    pending += results
+                    n_faces += sum(len(r.faces) for r in results)
                     if n_faces >= self.batch_size or len(pending) >= self.prefetch:  # faceless runs still flow
                         self._embed_results(pending)
                         yield pending
                         pending, n_faces = [], 0
         finally:
             stop.set()
+
+    def _work(self, chunk: list[str | np.ndarray | FaceCliError]) -> list[ImageResult]:
+        """A worker's job: analyse a few images and, on the CPU, embed all their faces in one batch."""
+        results = [_failed(item) if isinstance(item, FaceCliError) else self.analyse(item) for item in chunk]
+        if self.in_workers:
+            self._embed_results(results)
+        return results
 
 
 _END = object()  # the end of the input

@@ -69,6 +69,16 @@ def gpu_runtime_present() -> bool:
     return True
 
 
+def runs_on_cpu(device: str) -> bool:
+    """Whether sessions created for ``device`` run on the CPU: ``cpu``, or ``auto`` with no usable GPU provider."""
+    if device != "auto":
+        return device == "cpu"
+    import onnxruntime as ort
+
+    return not gpu_runtime_present() or not {"CUDAExecutionProvider", "TensorrtExecutionProvider"} & set(
+        ort.get_available_providers())
+
+
 @cache
 def _cpu_tag() -> str:
     """Names this CPU's instruction set, which a CPU-optimised graph depends on."""

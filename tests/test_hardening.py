@@ -817,13 +817,22 @@ def test_bombs_under_a_memory_cap_never_stop_the_valid_photo(run, images, hostil
     assert any("memory" in line for line in errors), errors  # the cap did bite
 
 
-def test_an_image_failing_inside_detection_or_embedding_fails_alone(pipeline, images, monkeypatch):
+@pytest.mark.parametrize("in_workers, batches", [(False, [3, 1, 1, 1]), (True, [2, 1, 1, 1])],
+                         ids=["one batch in this thread", "chunks in a worker"])
+def test_an_image_failing_inside_detection_or_embedding_fails_alone(images, monkeypatch, in_workers, batches):
     """An unexpected exception in one image's detection or embedding is that image's error; the rest go on.
 
     A real failure of the detector or of onnxruntime cannot be had on demand
     for one chosen image, so one is raised (MemoryError, as an exhausted
     allocator raises) for obama.jpg's detection and for biden.jpg's crop.
+    With one worker the batches are known: this thread embeds the three faces
+    at once (a GPU's layout); the worker embeds the chunks [obama.jpg],
+    [biden.jpg, obama2.jpg], [obama3.jpg] (the CPU's). A batch that fails is
+    retried image by image.
     """
+    from facecli.pipeline import Pipeline
+
+    pipeline = Pipeline(model="facenet", device="cpu", workers=1, in_workers=in_workers)
     paths = [str(images / n) for n in ("obama.jpg", "biden.jpg", "obama2.jpg", "obama3.jpg")]
     expected = {r.path: [f.embedding for f in r.faces] for r in pipeline.run(paths)}
     (biden_face,) = pipeline.analyse(paths[1]).faces
@@ -850,7 +859,7 @@ def test_an_image_failing_inside_detection_or_embedding_fails_alone(pipeline, im
     for r in results[2:]:
         assert r.error is None
         assert np.abs(np.stack([f.embedding for f in r.faces]) - np.stack(expected[r.path])).max() < 1e-5
-    assert calls[0] == 3 and len(calls) == 4  # one batch of 3 faces, then one retry per image
+    assert calls == batches  # the failing batch, then one retry per image with faces
 
 
 def test_jpeg_with_a_trailer_decodes_and_a_cut_one_is_refused(run, images, tmp_path):

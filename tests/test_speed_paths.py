@@ -45,6 +45,24 @@ def test_one_worker_and_several_workers_agree(images):
         assert np.abs(one[name].faces[0].embedding - many[name].faces[0].embedding).max() < 1e-5
 
 
+def test_both_layouts_give_the_same_embeddings(images):
+    """Workers embedding their own chunks on one thread per network (the CPU's layout) and this thread
+    embedding batches with the cores (a GPU's, run here on the CPU) give the same answers, in input order."""
+    paths = [str(images / n) for n in PHOTOS] * 3
+    chunks = Pipeline(device="cpu", workers=2)
+    batches = Pipeline(device="cpu", in_workers=False, threads=0)
+    assert chunks.in_workers and not batches.in_workers
+    a, b = list(chunks.run(paths)), list(batches.run(paths))
+    assert [r.path for r in a] == [r.path for r in b] == paths
+    for x, y in zip(a, b):
+        assert [f.detection.box for f in x.faces] == [f.detection.box for f in y.faces]
+        for f, g in zip(x.faces, y.faces):
+            assert np.abs(f.embedding - g.embedding).max() < 1e-5
+    # the CPU layout's groups are chunks of 1, then 2, then up to CHUNK images, each embedded by its worker
+    sizes = [len(group) for group in Pipeline(device="cpu", workers=2).batches(paths)]
+    assert sum(sizes) == len(paths) and sizes[:2] == [1, 1] and max(sizes) <= Pipeline.CHUNK
+
+
 def test_reduced_jpeg_decoding_finds_the_same_face_in_photo_pixels(pipeline, images):
     """obama3.jpg (2333 px) is decoded at 1/2 scale; boxes still come out in the photo's own pixels."""
     path = str(images / "obama3.jpg")

@@ -1,13 +1,17 @@
-"""Throughput benchmark: facecli against face_recognition, stage rates, cold start, 1:N search, GPU.
+"""Throughput benchmark: facecli against OpenCV and face_recognition, stage rates, cold start, 1:N search, GPU.
 
-Usage: python bench/throughput.py [--anchor PATH] [--lfw N] [--runs R] [--sizes 1000,100000,1000000]
+Usage: python bench/throughput.py [--anchor PATH] [--lfw N] [--lfw-dir DIR] [--runs R] [--models M1,M2]
+                                  [--before SRC[:MODELS]] [--sizes 1000,100000,1000000]
                                   [--only e2e,stages,cold,search,gpu]
 
 Prints one table per section and writes bench/results/throughput.json.
 ``make bench`` sets up the face_recognition venv (dlib-bin, face_recognition_models,
-face_recognition --no-deps) and runs this with the defaults. Whole commands are
-timed side by side, alternating the two tools, and the median of ``--runs`` is
-reported; machines are noisy, so only figures from one run are compared.
+face_recognition --no-deps) and runs this with the defaults. Two anchors: OpenCV's
+own YuNet + SFace pipeline (bench/opencv_pipeline.py, on the OpenCV Zoo files facecli's
+models are built from) for `facecli embed`, and the face_recognition CLI for
+`facecli enroll` + `identify`. Whole commands are timed side by side, every tool
+once per round, and the median of ``--runs`` is reported with the spread and the
+load average; machines are noisy, so only figures from one run are compared.
 """
 
 from __future__ import annotations
@@ -56,8 +60,8 @@ def timed(cmd: list[str], env: dict | None = None, stdin: str | None = None) -> 
 
 
 # -- 1. end to end ----------------------------------------------------------------
-def datasets(work: Path, lfw_count: int) -> dict[str, Path]:
-    """The sdist photos replicated 6x (42 files), and an evenly spread LFW subset."""
+def datasets(work: Path, lfw_dir: Path, lfw_count: int) -> dict[str, Path]:
+    """The sdist photos replicated 6x (42 files), and an evenly spread LFW subset (every 25th for 300)."""
     sets = {}
     photos = work / "photos"
     photos.mkdir()
@@ -65,8 +69,8 @@ def datasets(work: Path, lfw_count: int) -> dict[str, Path]:
         for src in sorted(IMAGES.iterdir()):
             shutil.copy(src, photos / f"{copy}_{src.name}")
     sets["photos"] = photos
-    if LFW.is_dir() and lfw_count:
-        everything = sorted(LFW.glob("*/*.jpg"))
+    if lfw_dir.is_dir() and lfw_count:
+        everything = sorted(lfw_dir.glob("*/*.jpg"))
         step = max(1, len(everything) // lfw_count)
         lfw = work / "lfw"
         lfw.mkdir()
@@ -76,42 +80,96 @@ def datasets(work: Path, lfw_count: int) -> dict[str, Path]:
     return sets
 
 
-def end_to_end(anchor: Path | None, lfw_count: int, runs: int, models: list[str]) -> None:
+def opencv_command() -> list[str]:
+    """OpenCV's own YuNet + SFace pipeline (bench/opencv_pipeline.py) on the original OpenCV Zoo int8 files."""
+    from facecli.models import source_path
+
+    return [sys.executable, str(ROOT / "bench" / "opencv_pipeline.py"), str(source_path("yunet")),
+            str(source_path("sface"))]
+
+
+def versions(before: str | None) -> list[tuple[str, dict[str, str]]]:
+    """(label suffix, environment) of each facecli timed: this checkout, and ``--before SRC[:MODELS]`` if given."""
+    out = [("", {})]
+    if before:
+        src, _, models = before.partition(":")
+        out.append((" (before)", {"PYTHONPATH": src, "FACECLI_MODELS": models or str(Path(src) / "models")}))
+    return out
+
+
+def _enroll_and_identify(model: str, work: Path, known: Path, listing: str, extra: dict[str, str]) -> float:
+    """Seconds of three whole commands, as a user runs them: enroll two people, identify a folder."""
+    db = work / f"{model}.db"
+    db.unlink(missing_ok=True)
+    env = dict(os.environ, FACECLI_GALLERY=str(db), FACECLI_DEVICE="cpu", **extra)
+    return (sum(timed([FACECLI, "enroll", name, str(known / f"{name}.jpg"), "-q", "--model", model], env)
+                for name in ("obama", "biden"))
+            + timed([FACECLI, "identify", "-", "--json"], env, listing))
+
+
+def end_to_end(anchor: Path | None, lfw_dir: Path, lfw_count: int, runs: int, models: list[str],
+               before: str | None = None) -> None:
+    """Whole commands in alternation: facecli embed vs OpenCV's script, facecli enroll + identify vs
+    face_recognition (which encodes the known folder on every run), on the same folders."""
+    opencv = opencv_command()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         known = work / "known"
         known.mkdir()
         for name in ("obama", "biden"):
             shutil.copy(IMAGES / f"{name}.jpg", known / f"{name}.jpg")
-        envs = {m: dict(os.environ, FACECLI_GALLERY=str(work / f"{m}.db"), FACECLI_DEVICE="cpu") for m in models}
-        for model, env in envs.items():
-            for name in ("obama", "biden"):
-                subprocess.run([FACECLI, "enroll", name, str(known / f"{name}.jpg"), "-q", "--model", model],
-                               env=env, check=True)
-        rows, out = [], {}
-        for label, folder in datasets(work, lfw_count).items():
+        env = dict(os.environ, FACECLI_DEVICE="cpu")
+        embed_rows, identify_rows, out = [], [], {}
+        for label, folder in datasets(work, lfw_dir, lfw_count).items():
             files = sorted(str(p) for p in folder.iterdir())
             listing = "\n".join(files) + "\n"
             mp = statistics.median(_megapixels(f) for f in files)
-            times: dict[str, list[float]] = {m: [] for m in models} | {"face_recognition": []}
-            for _ in range(runs):  # the tools in alternation, so drift hits all alike
-                for model, env in envs.items():
-                    times[model].append(timed([FACECLI, "identify", "-", "--json"], env, listing))
+            times: dict[str, list[float]] = {}
+            load = [os.getloadavg()[0]]
+            for _ in range(runs):  # every tool once per round, so drift hits all alike
+                for suffix, extra in versions(before):
+                    for model in models:
+                        times.setdefault(f"embed {model}{suffix}", []).append(
+                            timed([FACECLI, "embed", "-", "--json", "--model", model], env | extra, listing))
+                times.setdefault("opencv", []).append(timed(opencv, env, listing))
+                for suffix, extra in versions(before):
+                    for model in models:
+                        times.setdefault(f"identify {model}{suffix}", []).append(
+                            _enroll_and_identify(model, work, known, listing, extra))
                 if anchor:
-                    times["face_recognition"].append(timed([str(anchor), "--cpus", str(os.cpu_count()),
-                                                            str(known), str(folder)]))
-            fr = len(files) / statistics.median(times["face_recognition"]) if anchor else None
-            out[label] = {"images": len(files), "median_megapixels": round(mp, 2), "runs": times,
-                          "face_recognition_images_per_s": fr and round(fr, 2)}
-            for model in models:
-                fc = len(files) / statistics.median(times[model])
-                out[label][model] = {"images_per_s": round(fc, 2), "ratio": fr and round(fc / fr, 2)}
-                rows.append([label, model, len(files), f"{mp:.2f}", f"{fc:.1f}", f"{fr:.2f}" if fr else "-",
-                             f"{fc / fr:.1f}x" if fr else "-"])
+                    times.setdefault("face_recognition", []).append(
+                        timed([str(anchor), "--cpus", str(os.cpu_count()), str(known), str(folder)]))
+                load.append(os.getloadavg()[0])
+            rate = {tool: len(files) / statistics.median(t) for tool, t in times.items()}
+            spread = {tool: round(max(t) / min(t) - 1, 3) for tool, t in times.items()}
+            out[label] = {"images": len(files), "median_megapixels": round(mp, 2), "runs_s": times,
+                          "images_per_s": {k: round(v, 2) for k, v in rate.items()}, "spread": spread,
+                          "load_average_1min": load}
+            for suffix, _ in versions(before):
+                for model in models:
+                    fc = rate[f"embed {model}{suffix}"]
+                    embed_rows.append([label, f"facecli embed --model {model}{suffix}", f"{fc:.1f}",
+                                       f"{fc / rate['opencv']:.2f}x", f"{spread[f'embed {model}{suffix}']:.0%}"])
+            embed_rows.append([label, "OpenCV YuNet + SFace (bench/opencv_pipeline.py)", f"{rate['opencv']:.1f}", "1",
+                               f"{spread['opencv']:.0%}"])
+            fr = rate.get("face_recognition")
+            for suffix, _ in versions(before):
+                for model in models:
+                    fc = rate[f"identify {model}{suffix}"]
+                    identify_rows.append([label, f"facecli enroll x2 + identify --model {model}{suffix}", f"{fc:.1f}",
+                                          f"{fc / fr:.2f}x" if fr else "-",
+                                          f"{spread[f'identify {model}{suffix}']:.0%}"])
+            if fr:
+                identify_rows.append([label, f"face_recognition known/ {label}/ --cpus {os.cpu_count()}", f"{fr:.2f}",
+                                      "1", f"{spread['face_recognition']:.0%}"])
+            print(f"{label}: load average (1 min) during the runs: {' '.join(f'{v:.1f}' for v in load)}",
+                  file=sys.stderr)
         RESULTS["end_to_end"] = out
-        table(f"1. End to end: identify a folder (2 people enrolled), median of {runs}, whole command",
-              ["folder", "--model", "images", "median MP", "facecli img/s", "face_recognition img/s", "ratio"],
-              rows)
+        columns = ["folder", "command", "img/s", "ratio", "max/min - 1"]
+        table(f"1a. Embed every face, whole commands, median of {runs} (vs OpenCV's own pipeline)", columns,
+              embed_rows)
+        table(f"1b. Enroll 2 people + identify the folder, whole commands, median of {runs} (vs face_recognition)",
+              columns, identify_rows)
 
 
 def _megapixels(path: str) -> float:
@@ -123,48 +181,88 @@ def _megapixels(path: str) -> float:
 
 
 # -- 2. stage rates ----------------------------------------------------------------
-def stages() -> None:
-    from facecli.imageio import decode, jpeg_shrink, read_bytes
+def stages(lfw_dir: Path, lfw_count: int, model: str) -> None:
+    """In-process rates of each stage, facecli's and OpenCV's, one thread each; then the whole loops."""
+    import cv2
+
+    from facecli.embedding import FaceEmbedder
+    from facecli.models import source_path
     from facecli.pipeline import Pipeline
 
-    pipe = Pipeline(model="facenet", device="cpu")  # the stage rates of FaceNet's pipeline
+    pipe = Pipeline(model=model, device="cpu")
+    single = FaceEmbedder(model, "cpu", threads=1)  # what each worker runs
+    detector = cv2.FaceDetectorYN.create(str(source_path("yunet")), "", (320, 320), 0.7, 0.3, 5000)
+    recognizer = cv2.FaceRecognizerSF.create(str(source_path("sface")), "")
     sets = {"photos": sorted(str(p) for p in IMAGES.iterdir())}
-    if LFW.is_dir():
-        sets["lfw"] = [str(p) for p in sorted(LFW.glob("*/*.jpg"))[:: max(1, 7701 // 200)][:200]]
+    if lfw_dir.is_dir() and lfw_count:
+        everything = sorted(lfw_dir.glob("*/*.jpg"))
+        sets["lfw"] = [str(p) for p in everything[:: max(1, len(everything) // lfw_count)][:lfw_count]]
     rows, out = [], {}
     for label, files in sets.items():
-        blobs = [read_bytes(f) for f in files]
-        start = time.perf_counter()
-        decoded = [decode(b, f, jpeg_shrink(b, pipe.det_size)) for b, f in zip(blobs, files)]
-        decode_rate = len(files) / (time.perf_counter() - start)
-        start = time.perf_counter()
-        for image in decoded:
-            pipe.detector.detect(image)
-        detect_rate = len(files) / (time.perf_counter() - start)
-        start = time.perf_counter()
-        n = sum(len(r.faces) for r in pipe.run(files))
-        pipeline_rate = len(files) / (time.perf_counter() - start)
-        out[label] = {"decode_images_per_s": round(decode_rate, 1), "detect_images_per_s_one_thread":
-                      round(detect_rate, 1), "pipeline_images_per_s": round(pipeline_rate, 1), "faces": n}
-        rows.append([label, len(files), f"{decode_rate:.0f}", f"{detect_rate:.1f}", f"{pipeline_rate:.1f}"])
-    table("2a. Stage rates, in process (decode and detect on one thread; the pipeline on all cores)",
-          ["images", "files", "decode img/s", "detect img/s (1 thread)", "pipeline img/s"], rows)
+        r, n_faces = _stage_rates(files, pipe, single, detector, recognizer)
+        out[label] = {"files": len(files), "faces": n_faces, **{k: round(v, 1) for k, v in r.items()}}
+        rows.append([label, len(files), n_faces, *(f"{v:.1f}" for v in r.values())])
+    table(f"2a. Stage rates in process, --model {model}: each stage on one thread (facecli / OpenCV), then "
+          "facecli's pipeline on all cores", ["images", "files", "faces", "decode", "cv decode", "detect", "cv detect",
+                                              "embed faces/s", "cv embed faces/s", "pipeline img/s"], rows)
 
     # the embed stage (preprocessing + session) against the bare session on the same tensor
     crops = np.stack([f.crop for r in pipe.run(sets["photos"]) for f in r.faces])
-    emb = pipe.embedder.parts[0]
+    emb = single.parts[0]
     rows, out["embed"] = [], {}
-    for batch in (1, 16, 32, 64):
+    for batch in (1, 4, 16, 32):
         x = np.resize(crops, (batch, *crops.shape[1:]))
-        feed = {emb.spec.input["name"]: ((x.astype(np.float32) - 127.5) / 128.0)}
+        t = ((x.astype(np.float32) - emb.spec.preprocess["mean"]) / emb.spec.preprocess["std"]).astype(np.float32)
+        feed = {emb.spec.input["name"]: np.ascontiguousarray(t.transpose(0, 3, 1, 2)
+                                                             if emb.spec.input["layout"] == "NCHW" else t)}
         emb.batch_size = batch
         raw, stage = _paired_rates(lambda feed=feed: emb.session.run(None, feed), lambda x=x: emb.embed(x), batch)
         out["embed"][batch] = {"raw_faces_per_s": round(raw, 1), "stage_faces_per_s": round(stage, 1),
                                "share": round(stage / raw, 3)}
         rows.append([batch, f"{raw:.1f}", f"{stage:.1f}", f"{stage / raw:.1%}"])
     RESULTS["stages"] = out
-    table("2b. Embed stage vs bare onnxruntime, same model and batch (CPU)",
+    table(f"2b. Embed stage vs bare onnxruntime, {emb.name}, one thread, same batch (CPU)",
           ["batch", "onnxruntime faces/s", "embed stage faces/s", "share"], rows)
+
+
+def _stage_rates(files: list[str], pipe, single, detector, recognizer) -> tuple[dict[str, float], int]:
+    """Images (or faces) per second of each stage on one thread, facecli's then OpenCV's, and the whole pipeline."""
+    import cv2
+
+    from facecli.imageio import decode, jpeg_shrink, read_bytes
+
+    blobs = [read_bytes(f) for f in files]
+    decoded = [decode(b, f, jpeg_shrink(b, pipe.det_size)) for b, f in zip(blobs, files)]
+    crops = [tuple(p.crop(im, d) for p in single.parts) for im in decoded for d in pipe.detector.detect(im)]
+    def cv_read(f: str):  # as bench/opencv_pipeline.py: read, then at most det_size pixels long
+        image = cv2.imread(f)
+        scale = min(1.0, pipe.det_size / max(image.shape[:2]))
+        return image if scale == 1.0 else cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+
+    bgr = [cv_read(f) for f in files]
+
+    def cv_detect() -> list:
+        found = []
+        for im in bgr:
+            detector.setInputSize((im.shape[1], im.shape[0]))
+            rows = detector.detect(im)[1]
+            found += [] if rows is None else [(im, face) for face in rows]
+        return found
+
+    cv_faces = cv_detect()
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    r = {"facecli decode img/s": _rate(lambda: [decode(b, f, jpeg_shrink(b, pipe.det_size))
+                                                for b, f in zip(blobs, files)], len(files)),
+         "opencv decode img/s": _rate(lambda: [cv_read(f) for f in files], len(files)),
+         "facecli detect img/s": _rate(lambda: [pipe.detector.detect(im) for im in decoded], len(files)),
+         "opencv detect img/s": _rate(cv_detect, len(files)),
+         "facecli embed faces/s": _rate(lambda: single.embed(crops), len(crops)),
+         "opencv embed faces/s": _rate(lambda: [recognizer.feature(recognizer.alignCrop(im, f))
+                                                for im, f in cv_faces], len(cv_faces))}
+    cv2.setNumThreads(threads)
+    r["facecli pipeline img/s (all cores)"] = _rate(lambda: sum(1 for _ in pipe.run(files)), len(files))
+    return r, len(crops)
 
 
 def _rate(fn, items: int, seconds: float = 3.0) -> float:
@@ -201,25 +299,26 @@ def _once(fn) -> float:
 
 
 # -- 3. cold start -------------------------------------------------------------------
-def cold_start(anchor: Path | None, runs: int, models: list[str]) -> None:
+def cold_start(anchor: Path | None, runs: int, models: list[str], before: str | None = None) -> None:
     a, b = str(IMAGES / "obama.jpg"), str(IMAGES / "obama2.jpg")
-    times: dict[str, list[float]] = {m: [] for m in models} | {"face_recognition": []}
+    tools = [(f"{m}{suffix}", m, extra) for suffix, extra in versions(before) for m in models]
+    times: dict[str, list[float]] = {name: [] for name, _, _ in tools} | {"face_recognition": []}
     with tempfile.TemporaryDirectory() as tmp:
         known = Path(tmp) / "known"
         known.mkdir()
         shutil.copy(a, known / "obama.jpg")
         env = dict(os.environ, FACECLI_DEVICE="cpu")
-        for model in models:  # the first run writes the verified-model and optimised-graph caches
-            timed([FACECLI, "verify", a, b, "--model", model], env)
+        for _, model, extra in tools:  # the first run writes the verified-model and optimised-graph caches
+            timed([FACECLI, "verify", a, b, "--model", model], env | extra)
         for _ in range(max(runs, 5)):
-            for model in models:
-                times[model].append(timed([FACECLI, "verify", a, b, "--model", model], env))
+            for name, model, extra in tools:
+                times[name].append(timed([FACECLI, "verify", a, b, "--model", model], env | extra))
             if anchor:
                 times["face_recognition"].append(timed([str(anchor), str(known), b]))
     medians = {tool: round(statistics.median(t), 3) for tool, t in times.items() if t}
     RESULTS["cold_start"] = {"median_s": medians, "runs": times}
     table("3. Cold start: one verify of two photos, whole command", ["tool", "median s", "runs"],
-          [[f"facecli verify a b --model {m}", f"{medians[m]:.2f}", len(times[m])] for m in models]
+          [[f"facecli verify a b --model {n}", f"{medians[n]:.2f}", len(times[n])] for n, _, _ in tools]
           + ([["face_recognition known/ b", f"{medians['face_recognition']:.2f}", len(times["face_recognition"])]]
              if anchor else []))
 
@@ -396,11 +495,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--anchor", type=Path, default=DEFAULT_ANCHOR, help="the face_recognition CLI")
     ap.add_argument("--lfw", type=int, default=300, help="LFW images in the end-to-end folder (0: none)")
+    ap.add_argument("--lfw-dir", type=Path, default=LFW, help="LFW's images folder (<Name>/<Name>_NNNN.jpg)")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--sizes", default="1000,100000,1000000")
     ap.add_argument("--compare-at", type=int, default=100_000, help="gallery size of the library comparison")
     ap.add_argument("--only", default="e2e,stages,cold,search,gpu")
     ap.add_argument("--models", default="fusion,sface,facenet", help="--model values timed end to end")
+    ap.add_argument("--before", help="also time this checkout of facecli, SRC[:MODELS] (a before/after table)")
     args = ap.parse_args()
     anchor = args.anchor if args.anchor.exists() else None
     if anchor is None:
@@ -410,11 +511,11 @@ def main() -> None:
     RESULTS["machine"] = {"cpu": _cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
                           "date": time.strftime("%Y-%m-%d"), "command": " ".join(sys.argv)}
     if "e2e" in only:
-        end_to_end(anchor, args.lfw, args.runs, args.models.split(","))
+        end_to_end(anchor, args.lfw_dir, args.lfw, args.runs, args.models.split(","), args.before)
     if "stages" in only:
-        stages()
+        stages(args.lfw_dir, args.lfw, args.models.split(",")[0])
     if "cold" in only:
-        cold_start(anchor, args.runs, args.models.split(","))
+        cold_start(anchor, args.runs, args.models.split(","), args.before)
     if "search" in only:
         search([int(s) for s in args.sizes.split(",") if s], args.compare_at)
     if "gpu" in only:

@@ -150,7 +150,9 @@ def load(args) -> tuple[list[str], np.ndarray, np.ndarray]:
     """The LFW paths, their embeddings (clean or degraded) and their people."""
     paths = sorted(str(p) for p in args.images.glob("*/*.jpg"))
     z = np.load(args.features) if args.degrade == "none" and args.features.is_file() else None
-    if z is not None and str(z["model"]) == args.model:  # the dump's fused embeddings are its model's
+    # the dump's fused embeddings are the model's only if it was made with the same component networks
+    # (the default's FaceNet became the int8 one in issue 19)
+    if z is not None and str(z["model"]) == args.model and set(pipeline_spec(args.model).components) <= set(z.files):
         by_path = {str(args.images / p): v for p, v in zip(z["path"], z["fused"])}
         print(f"{len(by_path)} embeddings ({args.model}) from {args.features}", flush=True)
     else:

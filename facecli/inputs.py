@@ -22,9 +22,16 @@ def is_image_name(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
 
 
+def _hidden(path: Path, root: Path) -> bool:
+    """Whether a file under ``root`` is hidden, or inside a hidden folder, there (its name or a folder's starts with
+    a dot): macOS's ``._photo.jpg`` metadata, ``.thumbnails/``, ``.git/`` are not photos to read."""
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
 def images_in(folder: Path) -> list[str]:
-    """The image files under ``folder``, recursively, in a stable (sorted) order."""
-    return [str(f) for f in sorted(folder.rglob("*")) if f.is_file() and is_image_name(f)]
+    """The image files under ``folder``, recursively, in a stable (sorted) order; hidden ones are skipped, as
+    ``ls`` and shell globs skip them (named on the command line, a hidden file is read)."""
+    return [str(f) for f in sorted(folder.rglob("*")) if f.is_file() and is_image_name(f) and not _hidden(f, folder)]
 
 
 def folder_images(folder: str) -> list[str] | InputError:
@@ -94,9 +101,10 @@ def scan_people_dir(root: Path) -> list[tuple[str, str]]:
     if not root.is_dir():
         raise InputError(str(root), "not a directory")
     pairs = []
-    for entry in sorted(root.iterdir()):
+    for entry in sorted(e for e in root.iterdir() if not _hidden(e, root)):
         if entry.is_dir():
-            pairs += [(entry.name, str(p)) for p in sorted(entry.iterdir()) if p.is_file() and is_image_name(p)]
+            pairs += [(entry.name, str(p)) for p in sorted(entry.iterdir())
+                      if p.is_file() and is_image_name(p) and not _hidden(p, entry)]
         elif is_image_name(entry):
             pairs.append((person_from_filename(entry), str(entry)))
     if not pairs:

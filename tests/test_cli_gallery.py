@@ -106,6 +106,9 @@ def test_enroll_dir_with_subfolders_and_named_files(run, images, tmp_path):
     (people / "barack" / "b.jpg").symlink_to(images / "obama2.jpg")
     (people / "joe_2.jpg").symlink_to(images / "biden.jpg")
     (people / "notes.txt").write_text("not a photo")
+    (people / "barack" / "._a.jpg").write_bytes(b"\x00\x05\x16\x07" + bytes(200))  # macOS metadata: hidden
+    (people / ".trash").mkdir()  # a hidden folder is not a person
+    (people / ".trash" / "x.jpg").symlink_to(images / "obama3.jpg")
     proc = run("enroll", "--dir", str(people), "--json")
     assert proc.returncode == 0, proc.stderr
     assert sorted((r["name"], r["status"]) for r in json_rows(proc.stdout)) == [

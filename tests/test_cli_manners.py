@@ -60,6 +60,10 @@ def photos(images, tmp_path) -> Path:
     shutil.copy(images / "biden.jpg", d / "b" / "deeper" / "biden.JPG")
     shutil.copy(images / "obama3.jpg", d / HOSTILE)
     (d / "notes.txt").write_text("not a photo\n")
+    # hidden files and folders, skipped: macOS's metadata beside each photo, a thumbnail cache
+    (d / "b" / "._obama2.jpg").write_bytes(b"\x00\x05\x16\x07" + bytes(200))
+    (d / ".thumbnails").mkdir()
+    shutil.copy(images / "obama.jpg", d / ".thumbnails" / "obama.jpg")
     return d
 
 
@@ -103,7 +107,9 @@ def test_folders_are_read_recursively_in_sorted_order(enrolled, images, photos, 
     run = enrolled
     expected = _in_order(photos)
     rows = json_rows(run("identify", str(photos), "--json").stdout)
-    assert [r["file"] for r in rows] == expected  # the text file is skipped, .JPG is an image
+    assert [r["file"] for r in rows] == expected  # the text file and hidden ones are skipped, .JPG is an image
+    hidden = run("identify", str(photos / "b" / "._obama2.jpg"), "--json")  # named, a hidden file is read
+    assert hidden.returncode == 2 and "._obama2.jpg" in hidden.stderr
     assert [r["name"] for r in rows] == ["obama", None, "obama"]
     assert rows == json_rows(run("identify", *expected, "--json").stdout)
 

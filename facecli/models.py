@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
@@ -315,20 +316,16 @@ def _convert(s: ModelSpec, log: Callable[[str], None]) -> None:
     env = dict(os.environ, PYTHONHASHSEED="0", TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
     log(f"{s.name}: converting with {s.build['tool']} ({s.build['script']})")
     args = [str(a) for a in s.build.get("args", [s.build.get("opset")])]
-    spec_file = None
-    if section := s.build.get("calibration"):
-        spec_file = s.path.with_name(s.path.name + ".spec.json")
-        spec_file.write_text(json.dumps({"input": s.input, "preprocess": s.preprocess, "alignment": s.alignment,
-                                         "calibration": _manifest_data()[section]}))
-        args += ["--spec", str(spec_file), "--photos", str(calibration_photos(section))]
-    try:
+    with tempfile.TemporaryDirectory(prefix="facecli-build-") as work:
+        if section := s.build.get("calibration"):
+            spec_file = Path(work) / "spec.json"
+            spec_file.write_text(json.dumps({"input": s.input, "preprocess": s.preprocess,
+                                             "alignment": s.alignment, "calibration": _manifest_data()[section]}))
+            args += ["--spec", str(spec_file), "--photos", str(calibration_photos(section))]
         # Not `python script.py`: that puts facecli/ first on sys.path, where facecli/types.py hides the
         # standard library's `types` and breaks TensorFlow's import.
         proc = subprocess.run([str(python), "-c", _RUN_SCRIPT, str(script), str(src), str(tmp), *args],
                               capture_output=True, text=True, env=env)
-    finally:
-        if spec_file is not None:
-            spec_file.unlink(missing_ok=True)
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
         raise ModelError(f"model {s.name}", f"conversion failed: {tail}")

@@ -11,6 +11,8 @@ import pytest
 from conftest import json_rows
 
 OBAMAS = ["obama.jpg", "obama2.jpg", "obama3.jpg"]
+#: a hostile name: shell syntax, a newline, and a leading dot (hidden: a folder leaves it out, so it is named too)
+HOSTILE = "..x ;$(rm -rf) \n.jpg"
 
 
 @pytest.fixture
@@ -20,14 +22,14 @@ def folder(images, tmp_path) -> Path:
     (d / "sub").mkdir(parents=True)
     shutil.copy(images / "obama.jpg", d / "obama.jpg")
     shutil.copy(images / "obama2.jpg", d / "sub" / "obama2.jpg")
-    shutil.copy(images / "obama3.jpg", d / "..x ;$(rm -rf) \n.jpg")
+    shutil.copy(images / "obama3.jpg", d / HOSTILE)
     shutil.copy(images / "biden.jpg", d / "biden.jpg")
     return d
 
 
 def test_cluster_groups_the_obamas_and_biden(run, folder, tmp_path):
     links = tmp_path / "by-person"
-    proc = run("cluster", str(folder), "--json", "--link", str(links))
+    proc = run("cluster", str(folder), str(folder / HOSTILE), "--json", "--link", str(links))
     assert proc.returncode == 0, proc.stderr
     rows = json_rows(proc.stdout)
     assert len(rows) == 4
@@ -44,7 +46,7 @@ def test_cluster_groups_the_obamas_and_biden(run, folder, tmp_path):
 
 
 def test_single_linkage_agrees_on_these_photos(run, folder):
-    proc = run("cluster", str(folder), "--json", "--linkage", "single")
+    proc = run("cluster", str(folder), str(folder / HOSTILE), "--json", "--linkage", "single")
     assert proc.returncode == 0, proc.stderr
     assert sorted(r["cluster"] for r in json_rows(proc.stdout)) == [0, 0, 0, 1]
     bad = run("cluster", str(folder), "--linkage", "ward")

@@ -196,14 +196,9 @@ class Engine:
             check_person_name(name)
         existing = None if is_new(gallery) else self._existing(gallery)
         results: list[EnrollResult] = []
-        names = iter([n for n, _ in items])
-        for res in self.run(p for _, p in items):
-            on_image()
-            name = next(names)
-            try:
-                face = self.enroll_face(res, largest, min_face)
-            except FaceCliError as exc:
-                results.append(EnrollResult(name, res.path, "error", exc))
+        for name, res, face in self.enroll_faces(items, largest, min_face, on_image):
+            if isinstance(face, FaceCliError):
+                results.append(EnrollResult(name, res.path, "error", face))
                 continue
             template = Template(face.embedding, res.path, res.sha256, face.detection.box)
             results.append(EnrollResult(name, res.path, "pending", template=template))
@@ -240,6 +235,20 @@ class Engine:
             g.close()
             raise
         return g
+
+    def enroll_faces(self, items: list[tuple[str, Image]], largest: bool = False,
+                     min_face: float = decisions.MIN_FACE, on_image: Callable[[], None] = lambda: None,
+                     ) -> Iterator[tuple[str, ImageResult, Face | FaceCliError]]:
+        """Each (name, photo) in input order with its photo's result and the one face it contributes
+        (``enroll_face``), or the error saying why it contributes none: what enroll and tune both take."""
+        names = iter([n for n, _ in items])
+        for result in self.run(p for _, p in items):
+            on_image()
+            try:
+                face: Face | FaceCliError = self.enroll_face(result, largest, min_face)
+            except FaceCliError as exc:
+                face = exc
+            yield next(names), result, face
 
     @staticmethod
     def enroll_face(result: ImageResult, largest: bool = False, min_face: float = decisions.MIN_FACE) -> Face:

@@ -35,21 +35,16 @@ def embed_people(engine: Engine, items: list[tuple[str, str]], largest: bool = F
     ids: list[str] = []
     errors: list[FaceCliError] = []
     holder: dict[str, str] = {}
-    names = iter([n for n, _ in items])
-    for result in engine.run(p for _, p in items):
-        on_image()
-        name = next(names)
-        try:
-            face = engine.enroll_face(result, largest, min_face)
-        except FaceCliError as exc:
-            errors.append(exc)
+    for name, result, face in engine.enroll_faces(items, largest, min_face, on_image):
+        if isinstance(face, FaceCliError):
+            errors.append(face)
             continue
-        first = holder.setdefault(result.sha256, name)
-        if first != name:
-            errors.append(InputError(result.path, f"the same photo is already in the set as {first}"))
+        first = holder.get(result.sha256)
+        if first is not None:  # the same photo again: under another name it is refused, under its own kept once
+            if first != name:
+                errors.append(InputError(result.path, f"the same photo is already in the set as {first}"))
             continue
-        if result.sha256 in ids:
-            continue
+        holder[result.sha256] = name
         vectors.append(face.embedding)
         people.append(name)
         ids.append(result.sha256)

@@ -167,15 +167,18 @@ class Pipeline:
                                                                                    else bgr.shape[2]]
         rgb = cv2.cvtColor(bgr, code)
         sha = sha256_bytes(f"{bgr.shape}".encode() + np.ascontiguousarray(bgr).tobytes())
-        faces = [Face(i, det, self._crops(rgb, det)) for i, det in enumerate(self.detector.detect(rgb))]
-        return ImageResult(name, faces, sha256=sha)
+        return ImageResult(name, self._faces(rgb), sha256=sha)
 
     def _crops(self, image: np.ndarray, det: Detection, scale: float = 1.0) -> tuple[np.ndarray, ...]:
         return tuple(p.crop(image, det, scale) for p in self._croppers)
 
+    def _faces(self, rgb: np.ndarray) -> list[Face]:
+        """The faces detected in a decoded RGB image at its own size, largest first, with their crops."""
+        return [Face(i, det, self._crops(rgb, det)) for i, det in enumerate(self.detector.detect(rgb))]
+
     def frame(self, image: np.ndarray) -> list[Face]:
         """Detect, crop and embed the faces of one decoded RGB image (a video frame, an array), largest first."""
-        faces = [Face(i, det, self._crops(image, det)) for i, det in enumerate(self.detector.detect(image))]
+        faces = self._faces(image)
         self._embed(faces)
         return faces
 

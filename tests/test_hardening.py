@@ -25,7 +25,7 @@ import bombs  # tests/ is on sys.path: conftest puts it there
 import cv2
 import numpy as np
 import pytest
-from conftest import FACECLI, json_rows
+from conftest import FACECLI, json_rows, one_line_error, variant_photos
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -147,18 +147,7 @@ def test_gallery_from_a_newer_schema_is_refused_untouched(run, images, tmp_path)
 @pytest.fixture(scope="module")
 def many_photos(images: Path, tmp_path_factory) -> list[Path]:
     """200 distinct real photos: the four portraits, shifted, scaled and re-encoded."""
-    d = tmp_path_factory.mktemp("many")
-    sources = [cv2.imread(str(images / n)) for n in ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg")]
-    out = []
-    for i in range(200):
-        img = sources[i % 4]
-        scale = 480 / max(img.shape[:2]) * (1 + (i // 4) % 10 * 0.02)
-        small = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        dx = i // 40
-        p = d / f"photo{i:03d}.jpg"
-        cv2.imwrite(str(p), small[:, dx:], [cv2.IMWRITE_JPEG_QUALITY, 80 + i % 15])
-        out.append(p)
-    return out
+    return variant_photos(images, tmp_path_factory.mktemp("many"), 480, 0.02, mirror=False)
 
 
 def _spawn(args: list[str], gallery: Path) -> subprocess.Popen:
@@ -317,12 +306,6 @@ def test_gallery_check_reports_damage(run, images):
 
 
 # -- issue 15: a gallery nobody can backdoor --------------------------------------------------------
-def _one_line_exit_2(proc: subprocess.CompletedProcess, *words: str) -> None:
-    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
-    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
-    assert proc.stderr.startswith("error: ") and all(w in proc.stderr for w in words), proc.stderr
-
-
 @pytest.fixture
 def two_people(run, images):
     assert run("enroll", "obama", str(images / "obama.jpg")).returncode == 0
@@ -337,7 +320,7 @@ def test_foreign_schema_objects_are_refused_and_named_by_check(two_people, image
                      "(SELECT embedding FROM templates WHERE id = 1) WHERE id = NEW.id; END")
     for args in (["identify", photo], ["verify", photo, "--claim", "obama"], ["gallery", "list"],
                  ["enroll", "stranger", str(images / "obama3.jpg")]):
-        _one_line_exit_2(run(*args), "trigger backdoor was not created by facecli")
+        one_line_error(run(*args), "trigger backdoor was not created by facecli")
     check = run("gallery", "check", "--json")
     (row,) = json_rows(check.stdout)
     assert check.returncode == 1 and row["problems"] == ["trigger backdoor was not created by facecli"]
@@ -346,7 +329,7 @@ def test_foreign_schema_objects_are_refused_and_named_by_check(two_people, image
         conn.execute("DROP TRIGGER backdoor")
         conn.execute("ALTER TABLE templates RENAME TO real_templates")
         conn.execute("CREATE VIEW templates AS SELECT * FROM real_templates")
-    _one_line_exit_2(run("identify", photo), "was not created by facecli")
+    one_line_error(run("identify", photo), "was not created by facecli")
     problems = json_rows(run("gallery", "check", "--json").stdout)[0]["problems"]
     assert {"view templates was not created by facecli", "table real_templates was not created by facecli",
             "table templates is missing"} <= set(problems)
@@ -375,14 +358,14 @@ def test_damaged_rows_are_an_error_naming_them_never_a_match(damage, two_people,
             conn.execute("DROP TABLE persons")
     assert dim * 4 == len(blob)
     if damage == "box":
-        _one_line_exit_2(run("gallery", "show", "biden"), "template 2 is damaged")
+        one_line_error(run("gallery", "show", "biden"), "template 2 is damaged")
     elif damage == "dropped":
         for args in (["identify", stranger], ["gallery", "list"], ["gallery", "stats"]):
-            _one_line_exit_2(run(*args), "table persons is missing")
+            one_line_error(run(*args), "table persons is missing")
     else:
         for args in (["identify", stranger], ["identify", stranger, "--templates", "best"],
                      ["verify", stranger, "--claim", "biden"], ["search", stranger]):
-            _one_line_exit_2(run(*args), "is damaged")
+            one_line_error(run(*args), "is damaged")
     check = run("gallery", "check", "--json")
     assert check.returncode == 1 and json_rows(check.stdout)[0]["problems"]
 
@@ -418,7 +401,7 @@ def test_links_planted_by_another_user_are_never_followed(run, images, sticky, t
     _as_nobody("mkdir", "-m", "0777", str(loot))
     planted = sticky / "g.db"
     _as_nobody("ln", "-s", str(loot / "stolen.db"), str(planted))  # dangling, owned by nobody
-    _one_line_exit_2(run("enroll", "obama", str(images / "obama.jpg"), "--gallery", str(planted)),
+    one_line_error(run("enroll", "obama", str(images / "obama.jpg"), "--gallery", str(planted)),
                      "symbolic link owned by nobody")
     assert list(loot.iterdir()) == []
 
@@ -433,7 +416,7 @@ def test_links_planted_by_another_user_are_never_followed(run, images, sticky, t
     assert run("enroll", "obama", str(images / "obama.jpg"), "--gallery", str(gallery)).returncode == 0
     for args in (["identify", "--annotate", str(out), "--gallery", str(gallery)], ["detect", "--annotate", str(out)],
                  ["detect", "--crops", str(out)]):
-        _one_line_exit_2(run(*args, str(images / "obama2.jpg")), "refusing to replace it")
+        one_line_error(run(*args, str(images / "obama2.jpg")), "refusing to replace it")
     assert victim.read_text() == "precious"
 
     links = sticky / "links"
@@ -444,7 +427,7 @@ def test_links_planted_by_another_user_are_never_followed(run, images, sticky, t
     (elsewhere / "00000-obama2-face0.jpg").write_text("precious")
     _as_nobody("ln", "-s", str(elsewhere), str(links / "cluster-0000"))
     proc = run("cluster", str(images / "obama2.jpg"), "--link", str(links))
-    _one_line_exit_2(proc, "is in the way")
+    one_line_error(proc, "is in the way")
     assert (elsewhere / "00000-obama2-face0.jpg").read_text() == "precious"
 
 
@@ -452,14 +435,14 @@ def test_a_gallery_that_is_not_yours_or_is_writable_by_others_is_refused(run, im
     assert run("enroll", "obama", str(images / "obama.jpg")).returncode == 0
     photo = str(images / "obama2.jpg")
     run.gallery.chmod(0o666)
-    _one_line_exit_2(run("identify", photo), "writable by everyone", "chmod 600")
+    one_line_error(run("identify", photo), "writable by everyone", "chmod 600")
     run.gallery.chmod(0o660)
-    _one_line_exit_2(run("identify", photo), "writable by its group", "FACECLI_SHARED_GALLERY=1")
+    one_line_error(run("identify", photo), "writable by its group", "FACECLI_SHARED_GALLERY=1")
     assert run("identify", photo, env={"FACECLI_SHARED_GALLERY": "1"}).returncode == 0
     run.gallery.chmod(0o600)
     if os.geteuid() == 0:  # root can hand the file to another user
         os.chown(run.gallery, 65534, 65534)
-        _one_line_exit_2(run("identify", photo), "owned by nobody")
+        one_line_error(run("identify", photo), "owned by nobody")
         assert run("identify", photo, env={"FACECLI_SHARED_GALLERY": "1"}).returncode == 0
         os.chown(run.gallery, 0, 0)
     assert run("identify", photo).returncode == 0
@@ -483,7 +466,7 @@ def test_a_failed_first_enroll_leaves_no_file_and_the_next_one_works(run, images
     env = dict(os.environ, FACECLI_GALLERY=str(gallery), FACECLI_DEVICE="cpu")
     proc = subprocess.run([FACECLI, "enroll", "obama", str(images / "obama.jpg")], env=env, capture_output=True,
                           text=True, preexec_fn=full_disk, timeout=300)
-    _one_line_exit_2(proc, str(gallery))
+    one_line_error(proc, str(gallery))
     assert list(gallery.parent.iterdir()) == []
     assert run("enroll", "obama", str(images / "obama.jpg"), "--gallery", str(gallery)).returncode == 0
 
@@ -505,8 +488,8 @@ def test_a_read_only_gallery_serves_every_read_and_refuses_writes_in_one_line(tw
                      ["verify", photo, "--claim", "obama"], ["search", photo]):
             proc = run(*args)
             assert proc.returncode == 0, (args, proc.stderr)
-        _one_line_exit_2(run("gallery", "rename", "obama", "barack"), "cannot write")
-        _one_line_exit_2(run("enroll", "obama", str(images / "obama3.jpg")), "cannot write")
+        one_line_error(run("gallery", "rename", "obama", "barack"), "cannot write")
+        one_line_error(run("enroll", "obama", str(images / "obama3.jpg")), "cannot write")
     finally:
         if os.geteuid() == 0:
             _chattr("-i", folder)
@@ -565,7 +548,7 @@ def test_an_internal_error_is_one_line_and_exit_2(args, where, run, images, tmp_
     proc = subprocess.run([str(Path(FACECLI).with_name("python")), "-c", code, *[a.format(**values) for a in args]],
                           env=env, capture_output=True, text=True, timeout=300)
     command = " ".join(args[:2] if args[0] in ("gallery", "models", "eval") else args[:1])
-    _one_line_exit_2(proc, f"error: {command}: unexpected RuntimeError: injected")
+    one_line_error(proc, f"error: {command}: unexpected RuntimeError: injected")
 
 
 def test_names_and_paths_cannot_drive_the_terminal(run, images, tmp_path):
@@ -580,7 +563,7 @@ def test_names_and_paths_cannot_drive_the_terminal(run, images, tmp_path):
     assert row["name"] == "ev\x1b]0;pwned\x07il\nerror: forged"  # JSON keeps the data, escaped
     missing = tmp_path / "a\nerror: forged\x1b[31m.jpg"
     proc = run("detect", str(missing))
-    _one_line_exit_2(proc, "\\nerror: forged\\x1b[31m")
+    one_line_error(proc, "\\nerror: forged\\x1b[31m")
 
 
 def test_an_unavailable_gpu_is_one_line(run, images):
@@ -590,7 +573,7 @@ def test_an_unavailable_gpu_is_one_line(run, images):
         pytest.skip("this machine has CUDA: the GPU path is checked by bench/throughput.py")
     for device in ("cuda", "tensorrt"):
         proc = run("detect", str(images / "obama.jpg"), "--device", device)
-        _one_line_exit_2(proc, f"--device {device}", "CUDA 13")
+        one_line_error(proc, f"--device {device}", "CUDA 13")
         assert "\x1b" not in proc.stderr
 
 
@@ -607,14 +590,14 @@ def test_eval_pairs_on_a_handful_of_pairs(run, images, tmp_path):
     assert all(isinstance(v, (int, float)) and 0 <= v <= 4 for v in figures)
     three = tmp_path / "three.txt"
     three.write_text("obama.jpg obama2.jpg 1\nobama.jpg biden.jpg 0\nobama2.jpg biden.jpg 0\n")
-    _one_line_exit_2(run("eval", "pairs", "--pairs", str(three)), "at least 2 same")
+    one_line_error(run("eval", "pairs", "--pairs", str(three)), "at least 2 same")
 
 
 def test_enroll_refuses_a_face_identify_would_call_too_small(run, images, tmp_path):
     small = tmp_path / "small.png"
     photo = cv2.imread(str(images / "obama.jpg"))
     cv2.imwrite(str(small), cv2.resize(photo, None, fx=0.07, fy=0.07, interpolation=cv2.INTER_AREA))
-    _one_line_exit_2(run("enroll", "obama", str(small)), "under the 20 px", "--min-face 0")
+    one_line_error(run("enroll", "obama", str(small)), "under the 20 px", "--min-face 0")
     assert not run.gallery.exists()
     assert run("enroll", "obama", str(small), "--min-face", "0").returncode == 0
 

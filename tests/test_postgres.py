@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import FACECLI, json_rows
+from conftest import FACECLI, json_rows, one_line_error, variant_photos
 
 pytest.importorskip("psycopg", reason="the [postgres] extra is not installed")
 import pg_server  # noqa: E402
@@ -105,15 +105,6 @@ def both(db, tmp_path):
 
     _both.file, _both.url = file, db  # type: ignore[attr-defined]
     return _both
-
-
-def _one_line(proc: subprocess.CompletedProcess, *words: str) -> str:
-    assert proc.returncode == 2, (proc.stdout, proc.stderr)
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
-    for w in words:
-        assert w in lines[0], lines[0]
-    return lines[0]
 
 
 # -- the same answers as the file -------------------------------------------------------------
@@ -264,25 +255,25 @@ def test_the_python_api_opens_a_url(db, images):
 def test_model_schema_and_foreign_schema_are_refused(pg, db, images, side_by_side):
     photo = str(images / "obama2.jpg")
     proc = facecli(db, "enroll", "pair", str(side_by_side))  # nothing to write: no gallery created
-    _one_line(proc, "2 faces found")
-    _one_line(facecli(db, "gallery", "list"), mask_url(db), "no gallery here yet")
+    one_line_error(proc, "2 faces found")
+    one_line_error(facecli(db, "gallery", "list"), mask_url(db), "no gallery here yet")
     open_gallery(db, "sface", create=True).close()
-    _one_line(facecli(db, "identify", photo, "--model", "facenet"), mask_url(db), "sface", "facenet",
+    one_line_error(facecli(db, "identify", photo, "--model", "facenet"), mask_url(db), "sface", "facenet",
               "--model sface")
     database = _database(db)
     pg.sql(["UPDATE facecli.meta SET value = '99' WHERE key = 'schema'"], database=database)
     for args in (["identify", photo], ["enroll", "x", str(images / "obama.jpg")], ["gallery", "check"]):
-        _one_line(facecli(db, *args), "newer facecli")
+        one_line_error(facecli(db, *args), "newer facecli")
     pg.sql(["DROP SCHEMA facecli CASCADE", f"CREATE SCHEMA facecli AUTHORIZATION {ROLE}",
             "CREATE TABLE facecli.other (x int)"], database=database)
-    _one_line(facecli(db, "gallery", "list"), "not a facecli gallery")
-    _one_line(facecli(db, "enroll", "x", str(images / "obama.jpg")), "not a facecli gallery")
+    one_line_error(facecli(db, "gallery", "list"), "not a facecli gallery")
+    one_line_error(facecli(db, "enroll", "x", str(images / "obama.jpg")), "not a facecli gallery")
 
 
 def test_a_database_without_pgvector_says_what_to_do(pg, images):
     pg.new_database("novector", ROLE, extension=False)
     url = pg.tcp_url(ROLE, PASSWORD, "novector")
-    _one_line(facecli(url, "enroll", "obama", str(images / "obama.jpg")), "CREATE EXTENSION vector")
+    one_line_error(facecli(url, "enroll", "obama", str(images / "obama.jpg")), "CREATE EXTENSION vector")
 
 
 def test_foreign_schema_objects_are_refused_and_named_by_check(pg, db, images):
@@ -298,7 +289,7 @@ def test_foreign_schema_objects_are_refused_and_named_by_check(pg, db, images):
             "EXECUTE FUNCTION public.backdoor()"], database=database)
     for args in (["identify", photo], ["verify", photo, "--claim", "obama"], ["gallery", "list"],
                  ["enroll", "stranger", str(images / "obama3.jpg")], ["gallery", "copy", db, "x.db"]):
-        _one_line(facecli(db, *args), "trigger backdoor on templates was not created by facecli")
+        one_line_error(facecli(db, *args), "trigger backdoor on templates was not created by facecli")
     check = facecli(db, "gallery", "check", "--json")
     (row,) = json_rows(check.stdout)
     assert check.returncode == 1 and row["problems"] == ["trigger backdoor on templates was not created by facecli"]
@@ -308,7 +299,7 @@ def test_foreign_schema_objects_are_refused_and_named_by_check(pg, db, images):
             "ALTER TABLE facecli.persons ENABLE ROW LEVEL SECURITY",
             "ALTER TABLE facecli.templates ALTER COLUMN model SET DEFAULT 'fusion'",
             "CREATE FUNCTION facecli.helper() RETURNS int LANGUAGE sql AS 'SELECT 1'"], database=database)
-    _one_line(facecli(db, "identify", photo), "was not created by facecli", "(and 3 more)")
+    one_line_error(facecli(db, "identify", photo), "was not created by facecli", "(and 3 more)")
     problems = json_rows(facecli(db, "gallery", "check", "--json").stdout)[0]["problems"]
     assert problems == ["function helper() was not created by facecli",
                         "policy hide on persons was not created by facecli",
@@ -319,7 +310,7 @@ def test_foreign_schema_objects_are_refused_and_named_by_check(pg, db, images):
             "ALTER TABLE facecli.templates ALTER COLUMN model DROP DEFAULT", "DROP FUNCTION facecli.helper()",
             "ALTER TABLE facecli.templates RENAME TO real_templates",
             "CREATE VIEW facecli.templates AS SELECT * FROM facecli.real_templates"], database=database)
-    _one_line(facecli(db, "identify", photo), "was not created by facecli")
+    one_line_error(facecli(db, "identify", photo), "was not created by facecli")
     check = facecli(db, "gallery", "check", "--json")
     assert check.returncode == 1
     assert {"view templates was not created by facecli", "table real_templates was not created by facecli",
@@ -346,11 +337,11 @@ def test_damaged_rows_are_an_error_naming_them_never_a_match(damage, pg, db, ima
         pg.sql([f"UPDATE facecli.templates SET embedding = '{scaled}' WHERE id = 2"], database=database)
         for args in (["identify", stranger], ["identify", stranger, "--templates", "best"],
                      ["verify", stranger, "--claim", "biden"], ["search", stranger]):
-            _one_line(facecli(db, *args), "template 2 is damaged (norm 1000.0", "expected 1)")
-        _one_line(facecli(db, "identify", stranger, env={"FACECLI_EXACT_MAX": "0"}), "template 2 is damaged")
+            one_line_error(facecli(db, *args), "template 2 is damaged (norm 1000.0", "expected 1)")
+        one_line_error(facecli(db, "identify", stranger, env={"FACECLI_EXACT_MAX": "0"}), "template 2 is damaged")
     else:
         pg.sql(["UPDATE facecli.templates SET box = 'not json' WHERE id = 2"], database=database)
-        _one_line(facecli(db, "gallery", "show", "biden"), "template 2 is damaged", "not four numbers")
+        one_line_error(facecli(db, "gallery", "show", "biden"), "template 2 is damaged", "not four numbers")
     check = facecli(db, "gallery", "check", "--json")
     (row,) = json_rows(check.stdout)
     assert check.returncode == 1 and len(row["problems"]) == 1 and row["problems"][0].startswith("template 2 of biden")
@@ -405,7 +396,7 @@ def test_a_role_that_may_only_read_serves_every_read(pg, db, images):
     assert facecli(reader, "identify", photo, env={"FACECLI_EXACT_MAX": "0"}).returncode == 0
     for args in (["gallery", "rename", "obama", "barack"], ["enroll", "obama", str(images / "obama3.jpg")],
                  ["gallery", "remove", "obama"], ["gallery", "set", "--fpir", "0.001"]):
-        _one_line(facecli(reader, *args), "cannot write", "permission denied", mask_url(reader))
+        one_line_error(facecli(reader, *args), "cannot write", "permission denied", mask_url(reader))
     assert facecli(db, "gallery", "rename", "obama", "barack").returncode == 0
 
 
@@ -423,7 +414,7 @@ def test_the_password_is_never_printed(pg, db, images):
     shown = facecli(db, "identify", photo, "-v").stderr
     assert mask_url(db) in shown and ":***@" in shown
     wrong = db.replace(PASSWORD, PASSWORD[::-1])
-    line = _one_line(facecli(wrong, "gallery", "list"), "password authentication failed")
+    line = one_line_error(facecli(wrong, "gallery", "list"), "password authentication failed")
     assert PASSWORD[::-1] not in line and ":***@" in line
     in_query = f"postgresql://{ROLE}@127.0.0.1:{pg.port}/{_database(db)}?password={PASSWORD}"
     proc = facecli(in_query, "gallery", "stats", "--json")
@@ -446,13 +437,13 @@ def test_bad_host_port_or_database_is_one_line_and_exit_2(pg, db):
                 pg.tcp_url(ROLE, PASSWORD, "no_such_database"),
                 f"postgresql://{ROLE}:{PASSWORD}@127.0.0.1:notaport/{name}"):
         for args in (["gallery", "list"], ["enroll", "x", "/nonexistent.jpg"], ["gallery", "copy", url, "x.db"]):
-            _one_line(facecli(url, *args), mask_url(url))
+            one_line_error(facecli(url, *args), mask_url(url))
 
 
 def test_pgpassword_pgpassfile_and_sslmode_work_as_libpq_defines_them(pg, db, images, tmp_path):
     name = _database(db)
     bare = f"postgresql://{ROLE}@127.0.0.1:{pg.port}/{name}"
-    _one_line(facecli(bare, "gallery", "list", env={"PGPASSFILE": str(tmp_path / "none")}), "password")
+    one_line_error(facecli(bare, "gallery", "list", env={"PGPASSFILE": str(tmp_path / "none")}), "password")
     assert facecli(bare, "enroll", "obama", str(images / "obama.jpg"), env={"PGPASSWORD": PASSWORD}).returncode == 0
     passfile = tmp_path / "pgpass"
     passfile.write_text(f"127.0.0.1:{pg.port}:{name}:{ROLE}:{PASSWORD}\n")
@@ -460,7 +451,7 @@ def test_pgpassword_pgpassfile_and_sslmode_work_as_libpq_defines_them(pg, db, im
     proc = facecli(bare, "gallery", "list", "--json", env={"PGPASSFILE": str(passfile)})
     assert proc.returncode == 0 and json_rows(proc.stdout)[0]["name"] == "obama"
     # the wheel's server has no TLS: libpq refuses it when the URL requires TLS, and accepts sslmode=disable
-    _one_line(facecli(db + "?sslmode=require", "gallery", "list"), "SSL")
+    one_line_error(facecli(db + "?sslmode=require", "gallery", "list"), "SSL")
     assert facecli(db + "?sslmode=disable", "gallery", "list").returncode == 0
 
 
@@ -489,7 +480,7 @@ def test_the_file_gallery_never_imports_psycopg(run, images):
         assert proc.returncode == 0, proc.stderr
     proc = subprocess.run([sys.executable, "-c", code, "gallery", "list", "--gallery", "postgresql://x@/y"],
                           capture_output=True, text=True, timeout=300, env=env)
-    _one_line(proc, "pip install 'facecli[postgres]'")
+    one_line_error(proc, "pip install 'facecli[postgres]'")
 
 
 # -- copy ---------------------------------------------------------------------------------------------
@@ -526,32 +517,19 @@ def test_copy_file_to_database_to_file(pg, db, run, images, tmp_path):
         (ident,) = json_rows(facecli(location, "identify", str(images / "obama2.jpg"), "--json").stdout)
         assert (ident["name"], ident["fpir"]) == ("obama", 0.001)
     # refused: a destination with people in it, or of another model, or a source that is not there
-    _one_line(facecli(src, "gallery", "copy", src, db), "copy only into a new or empty gallery")
+    one_line_error(facecli(src, "gallery", "copy", src, db), "copy only into a new or empty gallery")
     pg.new_database("sface_gallery", ROLE)
     other = pg.tcp_url(ROLE, PASSWORD, "sface_gallery")
     open_gallery(other, "sface", create=True).close()
-    _one_line(facecli(src, "gallery", "copy", src, other), "sface", "fusion")
-    _one_line(facecli(src, "gallery", "copy", str(tmp_path / "missing.db"), db), "no gallery here yet")
+    one_line_error(facecli(src, "gallery", "copy", src, other), "sface", "fusion")
+    one_line_error(facecli(src, "gallery", "copy", str(tmp_path / "missing.db"), db), "no gallery here yet")
 
 
 # -- many writers and readers at once ----------------------------------------------------------------
 @pytest.fixture(scope="module")
 def many_photos(images: Path, tmp_path_factory) -> list[Path]:
     """200 distinct real photos: the four portraits, scaled, shifted, mirrored and re-encoded (small, so fast)."""
-    d = tmp_path_factory.mktemp("many")
-    sources = [cv2.imread(str(images / n)) for n in ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg")]
-    out = []
-    for i in range(200):
-        img = sources[i % 4]
-        scale = 320 / max(img.shape[:2]) * (1 + (i // 4) % 10 * 0.03)
-        small = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        small = small[:, i // 40:]
-        if (i // 8) % 2:
-            small = small[:, ::-1]
-        p = d / f"photo{i:03d}.jpg"
-        cv2.imwrite(str(p), small, [cv2.IMWRITE_JPEG_QUALITY, 80 + i % 15])
-        out.append(p)
-    return out
+    return variant_photos(images, tmp_path_factory.mktemp("many"), 320, 0.03, mirror=True)
 
 
 def _spawn(url: str, *args: str, env: dict | None = None) -> subprocess.Popen:

@@ -11,7 +11,7 @@ from pathlib import Path
 import heads
 import numpy as np
 import pytest
-from conftest import json_rows
+from conftest import json_rows, one_line_error
 from heads import FAST
 
 import facecli
@@ -295,15 +295,6 @@ def head_files(tmp_path_factory) -> tuple[Path, Path]:
     return found
 
 
-def _one_line(proc, *words: str) -> str:
-    assert proc.returncode == 2, (proc.stdout, proc.stderr)
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
-    for w in words:
-        assert w in lines[0], lines[0]
-    return lines[0]
-
-
 def test_a_head_does_not_change_a_gallery_not_told_to_use_it(run, images, head_files):
     head, _ = head_files
     photos = [str(images / n) for n in ("obama2.jpg", "biden.jpg", "obama3.jpg")]
@@ -312,7 +303,7 @@ def test_a_head_does_not_change_a_gallery_not_told_to_use_it(run, images, head_f
     heads.write_head(head.parent, "late.onnx", seed=2)  # another head trained meanwhile, on other people
     after = run("identify", *photos, "--json")
     assert after.returncode == before.returncode == 0 and after.stdout == before.stdout
-    _one_line(run("identify", *photos, "--head", str(head)), "used without a head", "gallery set --head")
+    one_line_error(run("identify", *photos, "--head", str(head)), "used without a head", "gallery set --head")
 
     tuned = facecli.load(device="cpu", head=head)  # the model comes from the head
     assert (tuned.model, tuned.head.sha256) == ("sface", load_head(head).sha256)
@@ -340,7 +331,7 @@ def test_a_gallery_set_to_use_a_head(run, images, head_files):
     for args in (["identify", img["obama2.jpg"]], ["verify", img["obama2.jpg"], "--claim", "obama"],
                  ["search", img["obama2.jpg"]], ["enroll", "obama", img["obama3.jpg"]],
                  ["identify", img["obama2.jpg"], "--head", str(other)]):
-        _one_line(run(*args), f"--head {head}")
+        one_line_error(run(*args), f"--head {head}")
 
     found = run("identify", img["obama2.jpg"], img["biden.jpg"], "--head", str(head), "--json")
     rows = json_rows(found.stdout)
@@ -358,7 +349,7 @@ def test_a_gallery_set_to_use_a_head(run, images, head_files):
     pair = json_rows(run("verify", img["obama.jpg"], img["obama2.jpg"], "--head", str(head), "--json").stdout)
     assert claim[0]["tau"] == pair[0]["tau"] == loaded.default_tau and claim[0]["same"] and pair[0]["same"]
     assert json_rows(run("search", img["obama3.jpg"], "--head", str(head), "--json").stdout)[0]["name"] == "obama"
-    _one_line(run("identify", img["obama2.jpg"], "--head", str(head), "--search", "index"), "searched exactly")
+    one_line_error(run("identify", img["obama2.jpg"], "--head", str(head), "--search", "index"), "searched exactly")
     (row,) = json_rows(run("embed", img["obama2.jpg"], "--head", str(head), "--json").stdout)
     assert row["head"] == loaded.sha256 and len(row["embedding"]) == loaded.out_dim
     assert np.allclose(row["embedding"], loaded.apply(probe.embedding)[0], atol=1e-5)
@@ -381,17 +372,17 @@ def test_a_changed_head_file_is_refused(run, images, head_files, tmp_path):
     data = bytearray(mine.read_bytes())
     data[len(data) // 2] ^= 1  # one bit of a weight
     mine.write_bytes(bytes(data))
-    _one_line(run("identify", str(images / "obama2.jpg"), "--head", str(mine)), "has sha256", "expected")
+    one_line_error(run("identify", str(images / "obama2.jpg"), "--head", str(mine)), "has sha256", "expected")
     # another head, with its own sha256 beside it: sound as a file, but not the head the gallery records
     shutil.copy(other, mine)
     shutil.copy(sidecar(other), sidecar(mine))
-    _one_line(run("identify", str(images / "obama2.jpg"), "--head", str(mine)), "used with the head")
+    one_line_error(run("identify", str(images / "obama2.jpg"), "--head", str(mine)), "used with the head")
     # a damaged record is reported by gallery check, and matching refuses it
     with sqlite3.connect(run.gallery) as conn:
         conn.execute("UPDATE meta SET value = 'not a sha256' WHERE key = 'head_sha256'")
     check = run("gallery", "check", "--json")
     assert check.returncode == 1 and "head_sha256" in json_rows(check.stdout)[0]["problems"][0]
-    _one_line(run("identify", str(images / "obama2.jpg")), "head record", "gallery check")
+    one_line_error(run("identify", str(images / "obama2.jpg")), "head record", "gallery check")
 
 
 @pytest.mark.parametrize("people", [9, 16, 17])

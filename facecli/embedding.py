@@ -13,7 +13,7 @@ from functools import cached_property
 import numpy as np
 
 from facecli.alignment import align_five_points, crop_face
-from facecli.errors import BadValue, ModelError
+from facecli.errors import BadValue, ModelError, OutOfMemory
 from facecli.models import DEFAULT_MODEL, ModelSpec, PipelineSpec, pipeline_spec, spec, verified_path
 from facecli.runtime import create_session, provider_name
 from facecli.types import Detection
@@ -59,12 +59,13 @@ class Embedder:
         """Created on first use (or by ``preload``), so `facecli detect` never loads the embedding model.
 
         A background load that failed (onnxruntime's bad_alloc while a large
-        image was being decoded beside it) is tried once more here.
+        image was being decoded beside it) is tried once more here; if memory
+        is still short, the next use tries again (nothing is cached).
         """
         if self._loading is not None:
             try:
                 return self._loading.result()
-            except ModelError:
+            except (ModelError, OutOfMemory):
                 self._loading = None
         return self._create()
 

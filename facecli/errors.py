@@ -26,6 +26,12 @@ class ModelError(FaceCliError):
     """A model file that is missing, tampered with or cannot be loaded."""
 
 
+class OutOfMemory(FaceCliError):
+    """Memory ran out while handling an image or loading a model: perhaps for the image itself, perhaps because
+    other work beside it (another image being decoded) held the memory, so the pipeline tries such an image
+    again alone before reporting it."""
+
+
 class GalleryError(FaceCliError):
     """A gallery that is missing, foreign, locked or inconsistent."""
 

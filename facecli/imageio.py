@@ -31,7 +31,7 @@ import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from facecli.errors import FaceCliError, InputError
+from facecli.errors import FaceCliError, InputError, OutOfMemory
 
 if TYPE_CHECKING:
     import numpy as np
@@ -474,7 +474,8 @@ def decode(data: bytes, name: str, shrink: int = 1) -> np.ndarray:
     try:
         image = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
     except cv2.error as exc:
-        raise InputError(name, f"cannot decode {fmt}: {cv_reason(exc)}") from None
+        error = OutOfMemory if exc.code == cv2.Error.StsNoMem else InputError
+        raise error(name, f"cannot decode {fmt}: {cv_reason(exc)}") from None
     if image is None or image.size == 0:
         raise InputError(name, f"cannot decode this {fmt} file (corrupt or unsupported)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=image)  # in place: no second copy of a large image

@@ -16,7 +16,10 @@ a folder of ten.
 One image never stops the others: anything that goes wrong with it (an
 unreadable file, an OpenCV or onnxruntime failure, running out of memory)
 becomes that image's error, and an embedding batch that fails is retried
-image by image so that only the culprit fails.
+image by image so that only the culprit fails. An image that ran out of
+memory is tried once more alone, when no other image is being handled: the
+memory may have been held by the image beside it, and a photo that can be
+handled alone is never lost to its neighbour.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from queue import Empty, SimpleQueue
 from typing import TYPE_CHECKING
 
@@ -33,7 +37,7 @@ import numpy as np
 
 from facecli.detectors import DET_SIZE, create_detector
 from facecli.embedding import FaceEmbedder
-from facecli.errors import BadValue, FaceCliError, InputError, ModelError
+from facecli.errors import BadValue, FaceCliError, InputError, ModelError, OutOfMemory
 from facecli.imageio import cv_reason, decode, jpeg_shrink, read_bytes
 from facecli.models import DEFAULT_MODEL
 from facecli.runtime import runs_on_cpu
@@ -49,16 +53,56 @@ if TYPE_CHECKING:
 MAX_DET_SIZE = 2048
 
 
-def failure(subject: str, stage: str, exc: BaseException) -> InputError:
-    """An unexpected exception while handling one image, as that image's one-line error."""
-    if isinstance(exc, MemoryError):
-        reason = "out of memory"
-    elif type(exc).__module__.startswith("cv2"):
+def failure(subject: str, stage: str, exc: BaseException) -> FaceCliError:
+    """An unexpected exception while handling one image, as that image's one-line error; running out of memory
+    (Python's, OpenCV's or onnxruntime's bad_alloc) is an ``OutOfMemory``, which the pipeline tries again alone."""
+    if isinstance(exc, (MemoryError, OutOfMemory)):
+        return OutOfMemory(subject, f"{stage} failed: out of memory")
+    if type(exc).__module__.startswith("cv2"):
         reason = f"OpenCV: {cv_reason(exc)}"
+        short = getattr(exc, "code", None) == -4  # cv2.Error.StsNoMem
     else:
         text = " ".join(str(exc).split())[:300]
         reason = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-    return InputError(subject, f"{stage} failed: {reason}")
+        short = "bad_alloc" in text
+    return (OutOfMemory if short else InputError)(subject, f"{stage} failed: {reason}")
+
+
+class _Turns:
+    """Images are handled side by side, except one that ran out of memory: its second try waits until no
+    other image is being handled and keeps new ones waiting while it runs."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._running = 0  # images being handled side by side
+        self._waiting = 0  # second tries waiting to run alone: no new image starts meanwhile
+        self._alone = False
+
+    @contextmanager
+    def together(self) -> Iterator[None]:
+        with self._changed:
+            self._changed.wait_for(lambda: not self._alone and not self._waiting)
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._running -= 1
+                self._changed.notify_all()
+
+    @contextmanager
+    def alone(self) -> Iterator[None]:
+        with self._changed:
+            self._waiting += 1
+            self._changed.wait_for(lambda: not self._alone and not self._running)
+            self._waiting -= 1
+            self._alone = True
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._alone = False
+                self._changed.notify_all()
 
 
 def _cores() -> int:
@@ -112,6 +156,7 @@ class Pipeline:
         self.det_size = det_size
         self.batch_size = batch_size
         self.prefetch = max(prefetch, 2 * self.workers * (self.CHUNK if self.in_workers else 1))
+        self._turns = _Turns()
 
     @property
     def provider(self) -> str:
@@ -200,8 +245,10 @@ class Pipeline:
         try:
             self._embed([f for r in results for f in r.faces])
             return
-        except Exception:  # noqa: BLE001 - retried below to find the image it belongs to
-            pass
+        except Exception as exc:  # noqa: BLE001 - retried below to find the image it belongs to
+            if len(results) == 1 and not isinstance(exc, ModelError):  # its image is known: no second try
+                results[0].error, results[0].faces = failure(results[0].path, "embedding", exc), []
+                return
         for r in results:
             try:
                 self._embed(r.faces)
@@ -300,10 +347,18 @@ class Pipeline:
             stop.set()
 
     def _work(self, chunk: list[str | np.ndarray | FaceCliError]) -> list[ImageResult]:
-        """A worker's job: analyse a few images and, on the CPU, embed all their faces in one batch."""
-        results = [_failed(item) if isinstance(item, FaceCliError) else self.analyse(item) for item in chunk]
-        if self.in_workers:
-            self._embed_results(results)
+        """A worker's job: analyse a few images and, on the CPU, embed all their faces in one batch; an image
+        that ran out of memory is then tried once more alone."""
+        with self._turns.together():
+            results = [_failed(item) if isinstance(item, FaceCliError) else self.analyse(item) for item in chunk]
+            if self.in_workers:
+                self._embed_results(results)
+        for i, result in enumerate(results):
+            if isinstance(result.error, OutOfMemory):
+                with self._turns.alone():
+                    results[i] = self.analyse(chunk[i])  # type: ignore[arg-type]
+                    if self.in_workers:
+                        self._embed_results(results[i:i + 1])
         return results
 
 

@@ -15,7 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from facecli.errors import BadValue, FaceCliError, ModelError
+from facecli.errors import BadValue, FaceCliError, ModelError, OutOfMemory
 from facecli.paths import cache_dir
 from facecli.private import check_private, make_private_dir, publish
 from facecli.sources import sha256_file
@@ -172,7 +172,10 @@ def create_session(path: Path, device: str = "auto", threads: int = 0, cache_key
             opts.optimized_model_filepath = ""
             session = ort.InferenceSession(str(source), sess_options=opts, providers=providers)
     except Exception as exc:
-        raise ModelError(str(path), f"onnxruntime cannot load it: {str(exc).splitlines()[0]}") from None
+        reason = str(exc).splitlines()[0]
+        # an allocation that failed says nothing about the file: it may load once other work lets go of memory
+        error = OutOfMemory if "bad_alloc" in reason else ModelError
+        raise error(str(path), f"onnxruntime cannot load it: {reason}") from None
     if written is not None:
         with contextlib.suppress(OSError, FaceCliError):  # a cache not written costs time, not correctness
             publish(written, optimised)

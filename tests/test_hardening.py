@@ -793,14 +793,14 @@ def test_bombs_under_a_memory_cap_never_stop_the_valid_photo(run, images, hostil
     got = _measured([*args, *batch], env, cap + (256 << 20))
     assert got["rc"] == 2 and "Traceback" not in got["stderr"], got["stderr"]
     rows = json_rows(got["stdout"])
-    assert [r["file"] for r in rows] == batch
+    assert [r["file"] for r in rows] == batch, got["stderr"]
     assert rows[-1]["name"] == "obama" and rows[-1]["decision"] == "recognized", rows[-1]
     errors = [line for line in got["stderr"].splitlines() if line.startswith("error: ")]
     assert sorted(line.split(": ")[1] for line in errors) == sorted(r["file"] for r in rows if r["decision"] == "error")
     assert any("memory" in line for line in errors), errors  # the cap did bite
 
 
-@pytest.mark.parametrize("in_workers, batches", [(False, [3, 1, 1, 1]), (True, [2, 1, 1, 1])],
+@pytest.mark.parametrize("in_workers, batches", [(False, [3, 1, 1, 1]), (True, [2, 1, 1, 1, 1])],
                          ids=["one batch in this thread", "chunks in a worker"])
 def test_an_image_failing_inside_detection_or_embedding_fails_alone(images, monkeypatch, in_workers, batches):
     """An unexpected exception in one image's detection or embedding is that image's error; the rest go on.
@@ -811,7 +811,9 @@ def test_an_image_failing_inside_detection_or_embedding_fails_alone(images, monk
     With one worker the batches are known: this thread embeds the three faces
     at once (a GPU's layout); the worker embeds the chunks [obama.jpg],
     [biden.jpg, obama2.jpg], [obama3.jpg] (the CPU's). A batch that fails is
-    retried image by image.
+    retried image by image. An image that ran out of memory in a worker is
+    tried once more alone: obama.jpg's detection, and on the CPU biden.jpg's
+    embedding (one more batch of 1, before obama3.jpg's chunk).
     """
     from facecli.pipeline import Pipeline
 
@@ -822,8 +824,11 @@ def test_an_image_failing_inside_detection_or_embedding_fails_alone(images, monk
     detect, embed = pipeline.detector.detect, pipeline.embedder.embed
     calls = []
 
+    detected_obama = []
+
     def failing_detect(image: np.ndarray):
         if image.shape[:2] == (1137, 910):  # obama.jpg
+            detected_obama.append(1)
             raise MemoryError
         return detect(image)
 
@@ -843,6 +848,7 @@ def test_an_image_failing_inside_detection_or_embedding_fails_alone(images, monk
         assert r.error is None
         assert np.abs(np.stack([f.embedding for f in r.faces]) - np.stack(expected[r.path])).max() < 1e-5
     assert calls == batches  # the failing batch, then one retry per image with faces
+    assert len(detected_obama) == 2  # beside the others, then alone
 
 
 def test_jpeg_with_a_trailer_decodes_and_a_cut_one_is_refused(run, images, tmp_path):

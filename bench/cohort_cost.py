@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from facecli.matching import identify, sq_distances
-from facecli.types import TemplateMatrix, Threshold
+from facecli.matching import TemplateMatrix, identify, sq_distances
+from facecli.values import Threshold
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -46,9 +46,9 @@ from throughput import _cpu_name, synthetic, table  # noqa: E402  (bench helpers
 from facecli import matching  # noqa: E402
 from facecli.gallery import is_new, open_gallery  # noqa: E402
 from facecli.gallery.postgres import EF_SEARCH, HNSW  # noqa: E402
-from facecli.search import EXPANSION_SEARCH  # noqa: E402
-from facecli.search import HNSW as USEARCH  # noqa: E402
-from facecli.types import Template, Threshold  # noqa: E402
+from facecli.gallery.search import EXPANSION_SEARCH  # noqa: E402
+from facecli.gallery.search import HNSW as USEARCH  # noqa: E402
+from facecli.values import Template, Threshold  # noqa: E402
 
 DIM, MODEL = 640, "fusion"
 RESULTS: dict = {}

@@ -53,10 +53,10 @@ def timed(fn: Callable[[], object], rounds: int) -> float:
 def profile(paths: list[str], model: str, rounds: int, batch: int) -> tuple[list[tuple[str, float]], dict]:
     import numpy as np
 
+    from facecli.cli.render import face_row
     from facecli.imageio import decode, jpeg_shrink, read_bytes
     from facecli.pipeline import Pipeline
-    from facecli.render import face_row
-    from facecli.types import Face, ImageResult
+    from facecli.values import Face, ImageResult
 
     pipe = Pipeline(model=model, device="cpu", batch_size=batch)
     det = pipe.detector

@@ -374,8 +374,8 @@ def search(sizes: list[int], compare_at: int) -> None:
 
 
 def _search_one(n: int, rng: np.random.Generator, compare: bool, rows: list[list]) -> dict:
+    from facecli.gallery.search import EXPANSION_SEARCH, HNSW, TemplateIndex
     from facecli.matching import sq_distances
-    from facecli.search import EXPANSION_SEARCH, HNSW, TemplateIndex
 
     gallery, probes, _ = synthetic(n, rng)
     truth = [int(i) for i in np.concatenate([np.argmin(sq_distances(chunk, gallery), axis=1)

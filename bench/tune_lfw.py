@@ -54,6 +54,7 @@ import numpy as np
 from facecli.calibration import tau_for
 from facecli.evaluation import LabelledEmbedder, Pairs, read_lfw_pairs, report
 from facecli.evaluation.pairs import distances
+from facecli.heads import load_head
 from facecli.models import pipeline_spec
 from facecli.paths import cache_dir
 from facecli.tune import (
@@ -61,7 +62,6 @@ from facecli.tune import (
     TuneConfig,
     export_head,
     impostor_quantiles,
-    load_head,
     openset_figures,
     split_people,
     train_head,

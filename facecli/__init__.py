@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from facecli.version import __version__
 
 if TYPE_CHECKING:
     from facecli.engine import Engine, load

@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from facecli.types import Detection
+from facecli.values import Detection
 
 
 def margin_box(det: Detection, shape: tuple[int, ...], margin: float) -> tuple[int, int, int, int]:

@@ -25,13 +25,13 @@ from typing import TYPE_CHECKING
 from facecli.calibration import DEFAULT_FPIR, tau_for
 from facecli.errors import BadValue, LooseThreshold
 from facecli.models import DEFAULT_MODEL, pipeline_spec
-from facecli.types import Decision, Face, Threshold
+from facecli.values import Decision, Face, Threshold
 
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from facecli.heads import LoadedHead
     from facecli.models import PipelineSpec
-    from facecli.tune import LoadedHead
 
 #: Pixels: faces whose box is narrower or shorter are never named; below it fewer than half of
 #: enrolled faces are named (bench/ACCURACY.md, "Small faces").

@@ -16,7 +16,7 @@ from facecli.alignment import align_five_points, crop_face
 from facecli.errors import BadValue, ModelError, OutOfMemory
 from facecli.models import DEFAULT_MODEL, ModelSpec, PipelineSpec, pipeline_spec, spec, verified_path
 from facecli.runtime import create_session, provider_name
-from facecli.types import Detection
+from facecli.values import Detection
 
 
 class Embedder:

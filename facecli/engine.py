@@ -35,11 +35,11 @@ from facecli import decisions, matching
 from facecli.detectors import DET_SIZE
 from facecli.errors import BadValue, FaceCliError, FaceTooSmall, InputError, SeveralFaces
 from facecli.gallery import DatabaseURL, Gallery, is_new, open_gallery
+from facecli.heads import LoadedHead
 from facecli.inputs import check_person_name
 from facecli.models import DEFAULT_MODEL, pipeline_spec
 from facecli.pipeline import Pipeline
-from facecli.tune.apply import LoadedHead
-from facecli.types import (
+from facecli.values import (
     ClusteredFace,
     Decision,
     EnrollResult,
@@ -62,10 +62,10 @@ def load(model: str | None = None, device: str = "auto", detector: str | None = 
     ``detector`` defaults to the model's own; ``flip`` to where the manifest
     measured the mirror image to help; ``embed=False`` loads only the detector.
     ``head``: a projection head file from ``facecli tune`` (checked by its
-    sha256 sidecar: ``tune.load_head``), or one loaded already.
+    sha256 sidecar: ``heads.load_head``), or one loaded already.
     """
     if head is not None and not isinstance(head, LoadedHead):
-        from facecli.tune.apply import load_head
+        from facecli.heads import load_head
 
         head = load_head(head)
     model = model or (head.base_model if head is not None else DEFAULT_MODEL)

@@ -11,11 +11,38 @@ photos enrolled per person the mean names more people at the same FPIR
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cached_property
+
 import numpy as np
 
 from facecli.errors import BadValue, FaceCliError
 from facecli.modes import TEMPLATE_MODES
-from facecli.types import Candidate, Decision, Face, TemplateMatrix, Threshold
+from facecli.values import Candidate, Decision, Face, Threshold
+
+
+@dataclass(frozen=True)
+class TemplateMatrix:
+    """Templates as one (T, dim) float32 matrix, rows grouped by person.
+
+    Read once per process and matched against every batch of faces, so what is
+    derived from it (each person's first row, their mean templates) is computed once.
+    """
+
+    names: list[str]  # one per person
+    person_of_row: np.ndarray  # (T,) index into names
+    matrix: np.ndarray  # (T, dim), unit rows
+    ids: np.ndarray  # (T,) template ids
+
+    @cached_property
+    def starts(self) -> np.ndarray:
+        """The first row of each person."""
+        return np.flatnonzero(np.r_[True, np.diff(self.person_of_row) != 0])
+
+    @cached_property
+    def means(self) -> np.ndarray:
+        """(P, dim): each person's mean template, unit length (``mean_templates``)."""
+        return mean_templates(self.matrix, self.starts)
 
 
 def check_templates(mode: str) -> None:

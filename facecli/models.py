@@ -312,7 +312,7 @@ def _convert(s: ModelSpec, log: Callable[[str], None]) -> None:
     python = _build_python(s.build["requirements"], log)
     s.path.parent.mkdir(parents=True, exist_ok=True)
     tmp = s.path.with_name(s.path.name + ".part")
-    script = PACKAGE_DIR / s.build["script"]
+    script = PACKAGE_DIR / "modelbuild" / s.build["script"]
     env = dict(os.environ, PYTHONHASHSEED="0", TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
     log(f"{s.name}: converting with {s.build['tool']} ({s.build['script']})")
     args = [str(a) for a in s.build.get("args", [s.build.get("opset")])]
@@ -322,8 +322,8 @@ def _convert(s: ModelSpec, log: Callable[[str], None]) -> None:
             spec_file.write_text(json.dumps({"input": s.input, "preprocess": s.preprocess,
                                              "alignment": s.alignment, "calibration": _manifest_data()[section]}))
             args += ["--spec", str(spec_file), "--photos", str(calibration_photos(section))]
-        # Not `python script.py`: that puts facecli/ first on sys.path, where facecli/types.py hides the
-        # standard library's `types` and breaks TensorFlow's import.
+        # Not `python script.py`: that would put facecli/modelbuild/ first on sys.path, where any module named
+        # like one of the standard library's would hide it from TensorFlow.
         proc = subprocess.run([str(python), "-c", _RUN_SCRIPT, str(script), str(src), str(tmp), *args],
                               capture_output=True, text=True, env=env)
     if proc.returncode != 0:

@@ -42,10 +42,10 @@ from facecli.imageio import cv_reason, decode, jpeg_shrink, read_bytes
 from facecli.models import DEFAULT_MODEL
 from facecli.runtime import runs_on_cpu
 from facecli.sources import sha256_bytes
-from facecli.types import Detection, Face, ImageResult
+from facecli.values import Detection, Face, ImageResult
 
 if TYPE_CHECKING:
-    from facecli.tune import LoadedHead
+    from facecli.heads import LoadedHead
 
 #: Longest side detection ever works at, whatever ``det_size`` says (0 = full size included):
 #: the detectors' networks take 40-65 bytes per pixel of their input (a 96 MP photo at full size

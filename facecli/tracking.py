@@ -45,7 +45,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from facecli.types import Decision, Face, decision_label
+from facecli.values import Decision, Face, decision_label
 
 if TYPE_CHECKING:
     import numpy as np

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from facecli.engine import Engine
     from facecli.gallery import Gallery
-    from facecli.types import Decision, Face, Threshold
+    from facecli.values import Decision, Face, Threshold
 
 #: Reconnection attempts after a stream drops, and the first wait (doubled each time, at most ``MAX_DELAY``).
 ATTEMPTS = 5

@@ -40,7 +40,7 @@ def test_sface_with_rewritten_prelu_is_the_original_graph(crops, tmp_path):
     pytest.importorskip("onnx")
     import onnxruntime as ort
 
-    from facecli.dequantize_onnx import dequantize
+    from facecli.modelbuild.dequantize_onnx import dequantize
 
     original = tmp_path / "sface-prelu.onnx"
     dequantize(str(source_path("sface")), str(original), [0], [0])
@@ -63,9 +63,9 @@ def test_the_mirror_image_in_the_same_run_is_the_sum_of_two_runs(crops):
 def test_calibration_crops_are_reproducible_and_ranges_round_outward(images):
     import json
 
+    from facecli.modelbuild.quantize_onnx import _round_out, calibration_crops
     from facecli.models import spec
     from facecli.paths import MANIFEST
-    from facecli.quantize_onnx import _round_out, calibration_crops
 
     s = spec("facenet-int8")
     section = json.loads(MANIFEST.read_text())[s.build["calibration"]]

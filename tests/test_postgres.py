@@ -29,7 +29,7 @@ import pg_server  # noqa: E402
 from facecli.gallery import open_gallery  # noqa: E402
 from facecli.gallery.copy import gallery_content  # noqa: E402
 from facecli.gallery.locations import mask_url  # noqa: E402
-from facecli.tune import sidecar  # noqa: E402
+from facecli.heads import sidecar  # noqa: E402
 
 ROLE, PASSWORD = "facecli", "Pw-only-for-tests-7f3a"
 READER, READER_PASSWORD = "reader", "Rd-only-for-tests-2b9c"

@@ -12,9 +12,9 @@ import pytest
 from conftest import json_rows
 
 from facecli.alignment import crop_face
+from facecli.gallery.search import TemplateIndex
 from facecli.imageio import read_bytes, read_image
 from facecli.pipeline import Pipeline
-from facecli.search import TemplateIndex
 
 PHOTOS = ["obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg", "obama_partial_face.jpg", "32bit.png"]
 

@@ -18,16 +18,15 @@ import facecli
 from facecli.calibration import tau_for
 from facecli.errors import FaceCliError, HeadMismatch, ModelError
 from facecli.gallery import open_gallery
+from facecli.heads import load_head, sidecar
 from facecli.models import pipeline_spec
 from facecli.modes import HEADS, LOSSES, MININGS
 from facecli.tune import (
     Labelled,
     TuneConfig,
     export_head,
-    load_head,
     mean_triplet_loss,
     mine_triplets,
-    sidecar,
     split_people,
     train_head,
 )

@@ -9,9 +9,9 @@ from facecli import decisions
 from facecli.calibration import impostor_probability, tau_for
 from facecli.clustering import cluster
 from facecli.errors import BadValue
-from facecli.matching import identify, person_distances, sq_distances
+from facecli.matching import TemplateMatrix, identify, person_distances, sq_distances
 from facecli.models import pipeline_spec
-from facecli.types import Decision, Detection, TemplateMatrix, Threshold
+from facecli.values import Decision, Detection, Threshold
 
 
 def _unit(*rows: list[float]) -> np.ndarray:
@@ -72,7 +72,7 @@ def test_the_1n_threshold_follows_the_gallery_size_and_its_settings():
 
 
 def test_too_small_faces_keep_their_candidate_but_no_name():
-    from facecli.types import Face
+    from facecli.values import Face
 
     faces = [Face(0, Detection((0, 0, 100, 100), 0.9), ()), Face(1, Detection((0, 0, 12, 30), 0.9), ())]
     found = [Decision("alice", 0.3, [], Threshold(1.0)), Decision("bob", 0.4, [], Threshold(1.0))]

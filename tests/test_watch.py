@@ -27,7 +27,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from facecli.tracking import Tracker
-from facecli.types import Decision, Detection, Face, Threshold
+from facecli.values import Decision, Detection, Face, Threshold
 from facecli.video import redact
 
 # -- the tracker on hand-made detections -------------------------------------------------------------

@@ -4,7 +4,7 @@ One module per command group, each with its own ``typer.Typer`` joined here:
 ``recognition`` (detect, embed, enroll, verify, identify, cluster, search),
 ``video`` (watch), ``management`` (models, gallery, calibrate),
 ``evaluation`` (eval) and ``tuning`` (tune). Shared options live in ``options``; rows and their
-tables in ``facecli.render``.
+tables in ``facecli.cli.render``.
 
 Exit codes (all commands): 0 success / positive decision, 1 negative
 decision (verify: different people; identify: nobody recognised; detect and

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from facecli import render
+from facecli.cli import render
 from facecli.cli.options import (
     DetectorOpt,
     Device,

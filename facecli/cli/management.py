@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from facecli import render
+from facecli.cli import render
 from facecli.cli.options import (
     EXIT_ERROR,
     EXIT_NO,
@@ -32,12 +32,12 @@ from facecli.cli.options import (
     open_existing_gallery,
     output,
 )
+from facecli.cli.output import Output
 from facecli.errors import FaceCliError
-from facecli.output import Output
 
 if TYPE_CHECKING:
     from facecli.gallery import Gallery
-    from facecli.tune import LoadedHead
+    from facecli.heads import LoadedHead
 
 app = typer.Typer()
 models_app = typer.Typer(help="Build and list the model files.", no_args_is_help=True)
@@ -215,7 +215,7 @@ def _recorded_head(g: Gallery) -> tuple[LoadedHead | None, str | None]:
     record = g.head()
     if record is None:
         return None, None
-    from facecli.tune.apply import load_head as load
+    from facecli.heads import load_head as load
 
     try:
         return load(record.path, expected_sha256=record.sha256), None

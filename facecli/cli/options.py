@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
+from facecli.cli.output import Output
 from facecli.detectors import DET_SIZE, DETECTORS
 from facecli.errors import (
     BadValue,
@@ -22,11 +23,10 @@ from facecli.errors import (
     SeveralFaces,
 )
 from facecli.modes import LINKAGES, SEARCH_MODES, TEMPLATE_MODES
-from facecli.output import Output
 from facecli.runtime import DEVICES
 
 if TYPE_CHECKING:
-    from facecli.tune import LoadedHead
+    from facecli.heads import LoadedHead
 
 EXIT_OK, EXIT_NO, EXIT_ERROR = 0, 1, 2
 
@@ -144,10 +144,10 @@ def engine(out: Output, model: str, detector: str | None = None, device: str = "
 
 
 def load_head(path: Path | None) -> LoadedHead | None:
-    """The --head file, checked by its sha256 sidecar (``facecli.tune.load_head``); None without --head."""
+    """The --head file, checked by its sha256 sidecar (``facecli.heads.load_head``); None without --head."""
     if path is None:
         return None
-    from facecli.tune.apply import load_head as load
+    from facecli.heads import load_head as load
 
     return load(path)
 

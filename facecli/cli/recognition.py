@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from facecli import render
+from facecli.cli import render
 from facecli.cli.options import (
     EXIT_ERROR,
     EXIT_NO,
@@ -62,13 +62,13 @@ def _annotate(folder: Path | None, n: int, result, faces) -> str | None:
     """Write the annotated picture of one decoded image (``--annotate``); None when not asked or not decoded."""
     if folder is None or result.error:
         return None
-    from facecli.files import write_annotated
+    from facecli.cli.files import write_annotated
 
     return str(write_annotated(folder, n, result.path, faces))
 
 
 def _make_folders(*folders: Path | None) -> None:
-    from facecli.files import make_folder
+    from facecli.cli.files import make_folder
 
     for folder in folders:
         if folder is not None:
@@ -111,7 +111,7 @@ def _faces(command: str, images: list[str], detector: str | None, model: str | N
             for face, vector in zip(res.faces, matched):
                 crop = None
                 if crops is not None:
-                    from facecli.files import write_crop
+                    from facecli.cli.files import write_crop
 
                     crop = str(write_crop(crops, n, res.path, face))
                 if embedding:
@@ -275,7 +275,7 @@ def identify(
       [bold]facecli identify photos/ --csv > who.csv[/]
       [bold]find photos -name '*.jpg' | facecli identify - --json | jq 'select(.name)'[/]
     """
-    from facecli.annotate import labelled
+    from facecli.cli.annotate import labelled
 
     out = output(json_lines, quiet, verbose, csv_rows)
     tuned = load_head(head)
@@ -330,7 +330,7 @@ def cluster(
       [bold]facecli cluster holiday/ --link by-person/[/]
       [bold]facecli cluster holiday/ --enroll-as-unknown && facecli gallery rename unknown-1 alice[/]
     """
-    from facecli.files import link_clusters
+    from facecli.cli.files import link_clusters
 
     out = output(json_lines, quiet, verbose, csv_rows)
     tuned = load_head(head)

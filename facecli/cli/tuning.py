@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from facecli import render
+from facecli.cli import render
 from facecli.cli.options import (
     EXIT_ERROR,
     EXIT_OK,
@@ -24,11 +24,11 @@ from facecli.cli.options import (
     model_for,
     output,
 )
+from facecli.cli.output import Output
 from facecli.decisions import MIN_FACE
 from facecli.detectors import DET_SIZE
 from facecli.errors import InputError
 from facecli.modes import HEADS, LOSSES, MININGS
-from facecli.output import Output
 from facecli.tune.config import DEFAULT_MARGIN, TuneConfig
 
 if TYPE_CHECKING:
@@ -97,9 +97,9 @@ def tune(
     """
     from facecli.calibration import largest_gallery
     from facecli.decisions import calibration
+    from facecli.heads import load_head
     from facecli.inputs import scan_people_dir
     from facecli.tune import embed_people, export_head, plot_curves, train_head
-    from facecli.tune.apply import load_head
     from facecli.tune.export import require_onnx
 
     out = output(json_lines, quiet, verbose)

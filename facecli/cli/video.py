@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from facecli import render
+from facecli.cli import render
 from facecli.cli.options import (
     EXIT_NO,
     EXIT_OK,
@@ -81,7 +81,7 @@ def watch(
     """
     import cv2
 
-    from facecli import annotate as drawing
+    from facecli.cli import annotate as drawing
     from facecli.video import open_video, watch
 
     out = output(json_lines, quiet, verbose)

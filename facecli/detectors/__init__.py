@@ -18,7 +18,7 @@ from facecli.errors import BadValue
 if TYPE_CHECKING:
     import numpy as np
 
-    from facecli.types import Detection
+    from facecli.values import Detection
 
 #: The detectors ``--detector`` chooses from, and the class that implements each.
 DETECTORS = {"mtcnn": "MTCNN", "yunet": "YuNet", "haar": "Haar"}

@@ -11,7 +11,7 @@ from facecli.detectors import DET_SIZE
 from facecli.detectors.common import working_copy
 from facecli.errors import ModelError
 from facecli.models import spec, verified_path
-from facecli.types import Detection
+from facecli.values import Detection
 
 
 class Haar:

@@ -16,7 +16,7 @@ from facecli.detectors import DET_SIZE
 from facecli.detectors.common import nms, working_copy
 from facecli.models import spec, verified_path
 from facecli.runtime import create_session, provider_name
-from facecli.types import Detection
+from facecli.values import Detection
 
 
 def _square(boxes: np.ndarray) -> np.ndarray:

@@ -31,10 +31,10 @@ from facecli.models import DEFAULT_MODEL
 from facecli.paths import cache_dir
 from facecli.private import check_private, make_private_dir
 from facecli.sources import sha256_bytes
-from facecli.types import Detection
+from facecli.values import Detection
 
 if TYPE_CHECKING:
-    from facecli.tune import LoadedHead
+    from facecli.heads import LoadedHead
 
 
 def central_face(faces: Sequence[Detection], shape: tuple[int, ...]) -> Detection:

@@ -17,8 +17,8 @@ import numpy as np
 from facecli.errors import BadValue, InputError
 from facecli.evaluation.embeddings import LabelledEmbedder
 from facecli.inputs import is_image_name
-from facecli.matching import check_templates, person_distances
-from facecli.types import TemplateMatrix, Threshold
+from facecli.matching import TemplateMatrix, check_templates, person_distances
+from facecli.values import Threshold
 
 
 @dataclass(frozen=True)

@@ -23,31 +23,34 @@ import json
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from facecli import decisions, matching
 from facecli.errors import BadValue, GalleryError, HeadMismatch
+from facecli.matching import TemplateMatrix
 from facecli.modes import SEARCH_MODES
-from facecli.types import (
-    Decision,
-    Face,
-    GalleryState,
-    HeadRecord,
-    PersonInfo,
-    Stored,
-    Template,
-    TemplateMatrix,
-    Threshold,
-)
+from facecli.values import Decision, Face, HeadRecord, PersonInfo, Stored, Template, Threshold
 
 if TYPE_CHECKING:
-    from facecli.search import Searcher
-    from facecli.tune import LoadedHead
+    from facecli.gallery.search import Searcher
+    from facecli.heads import LoadedHead
 
 #: How far from 1 a stored template's norm may be (float32 rounding is ~1e-7): anything else is damage.
 NORM_TOLERANCE = 1e-3
+
+
+@dataclass(frozen=True)
+class GalleryState:
+    """What a derived index must match: the model, and which templates exist."""
+
+    model: str
+    dim: int
+    count: int  # templates
+    max_id: int  # largest template id (ids only grow, except after removals)
+    removals: int  # persons removed so far: any removal invalidates an index
 
 
 def template_problem(blob: bytes, dim: int) -> str | None:
@@ -235,7 +238,7 @@ class Gallery(ABC):
     @property
     def exact_max(self) -> int:
         """The largest gallery searched exactly by default (``search.EXACT_MAX``); above it, ``search_index``."""
-        from facecli.search import EXACT_MAX
+        from facecli.gallery.search import EXACT_MAX
 
         return EXACT_MAX
 
@@ -246,7 +249,7 @@ class Gallery(ABC):
     def searcher(self, mode: str = "auto", candidates: int = 64, log: Callable[[str], None] = lambda _m: None,
                  whole_persons: bool = False) -> Searcher:
         """What finds each face's candidate templates: all of them, or an index's proposals."""
-        from facecli.search import Searcher
+        from facecli.gallery.search import Searcher
 
         return Searcher(self, mode, candidates, log, whole_persons)
 

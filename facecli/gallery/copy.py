@@ -28,7 +28,8 @@ import numpy as np
 from facecli.errors import GalleryError
 from facecli.gallery import DatabaseURL, as_location, model_of, open_gallery
 from facecli.gallery.base import Gallery
-from facecli.types import Template, TemplateMatrix
+from facecli.matching import TemplateMatrix
+from facecli.values import Template
 
 _CHUNK = 50_000
 

@@ -19,7 +19,7 @@ import sqlite3
 import time
 from functools import lru_cache
 
-from facecli import __version__
+from facecli.version import __version__
 
 SCHEMA_VERSION = 2
 READABLE = range(1, SCHEMA_VERSION + 1)

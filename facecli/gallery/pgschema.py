@@ -27,7 +27,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from facecli import __version__
+from facecli.version import __version__
 
 SCHEMA_VERSION = 2
 READABLE = range(1, SCHEMA_VERSION + 1)

@@ -44,10 +44,19 @@ import psycopg
 
 from facecli.errors import BadValue, GalleryError, ModelMismatch
 from facecli.gallery import pgschema
-from facecli.gallery.base import Gallery, box_problem, checked_matrix, head_problem, stack_templates, stored_box
+from facecli.gallery.base import (
+    Gallery,
+    GalleryState,
+    box_problem,
+    checked_matrix,
+    head_problem,
+    stack_templates,
+    stored_box,
+)
 from facecli.gallery.locations import DatabaseURL, as_location
 from facecli.gallery.pgconnect import connect, database_errors, one_line, register_vector
-from facecli.types import GalleryState, HeadRecord, PersonInfo, Stored, Template, TemplateMatrix
+from facecli.matching import TemplateMatrix
+from facecli.values import HeadRecord, PersonInfo, Stored, Template
 
 #: Advisory locks (per database): (LOCK_KEY, SCHEMA_LOCK) serialises creating and upgrading the schema,
 #: (LOCK_KEY, ENROLL_LOCK) enrolls ("FCLI").

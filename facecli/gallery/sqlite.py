@@ -31,17 +31,19 @@ from facecli.errors import BadValue, GalleryError, ModelMismatch
 from facecli.gallery import migrations
 from facecli.gallery.base import (
     Gallery,
+    GalleryState,
     box_problem,
     head_problem,
     stack_templates,
     stored_box,
     template_problem,
 )
+from facecli.matching import TemplateMatrix
 from facecli.private import check_link, check_private, make_private_dir, new_file, shared_gallery_allowed
-from facecli.types import GalleryState, HeadRecord, PersonInfo, Stored, Template, TemplateMatrix
+from facecli.values import HeadRecord, PersonInfo, Stored, Template
 
 if TYPE_CHECKING:
-    from facecli.search import TemplateIndex
+    from facecli.gallery.search import TemplateIndex
 
 APPLICATION_ID = 0x46434C49  # "FCLI"
 BUSY_TIMEOUT_MS = 60_000
@@ -232,7 +234,7 @@ class SqliteGallery(Gallery):
 
     def search_index(self, log: Callable[[str], None] = lambda _m: None) -> TemplateIndex:
         """The usearch index beside the file (``search.TemplateIndex``), extended or rebuilt first if stale."""
-        from facecli.search import TemplateIndex
+        from facecli.gallery.search import TemplateIndex
 
         return TemplateIndex.for_gallery(self, log)
 

@@ -18,19 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from facecli.errors import FaceCliError
+from facecli.heads import FORMAT, INPUT, METADATA_KEY, OUTPUT, sidecar
 from facecli.private import write_private
 from facecli.sources import sha256_bytes
 from facecli.tune.head import Head
 
-METADATA_KEY = "facecli"
-FORMAT = "facecli-head/1"
-INPUT, OUTPUT = "embedding", "head_embedding"
 OPSET, IR_VERSION = 17, 8
-
-
-def sidecar(path: Path) -> Path:
-    """Where a head's sha256 is written: ``HEAD.sha256``, in ``sha256sum`` format."""
-    return Path(path).with_name(Path(path).name + ".sha256")
 
 
 def require_onnx() -> None:

@@ -139,7 +139,7 @@ def openset_figures(emb: np.ndarray, people: np.ndarray, seed: int = 0, targets:
     """``facecli.evaluation.openset_report`` on labelled rows (first row of each person enrolled), without its
     curve; ``at_default_tau`` only when a ``default_tau`` is given."""
     from facecli.evaluation.openset import openset_report
-    from facecli.types import Threshold
+    from facecli.values import Threshold
 
     rep = openset_report({str(i): v for i, v in enumerate(emb)}, _openset(np.asarray(people), seed),
                          Threshold(2.0 if default_tau is None else default_tau), targets).as_dict()

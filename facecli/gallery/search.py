@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from facecli.errors import BadValue, FaceCliError
+from facecli.matching import TemplateMatrix
 from facecli.modes import SEARCH_MODES
 from facecli.private import check_private, new_file, publish
 from facecli.stamps import file_stamp, read_json, write_json
-from facecli.types import TemplateMatrix
 
 if TYPE_CHECKING:
     from facecli.gallery.base import CandidateIndex, Gallery

@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from facecli.types import Detection
+from facecli.values import Detection
 
 GREEN, RED, BLUE = (60, 200, 60), (40, 40, 230), (230, 160, 40)  # BGR: recognised, unknown, detected
 

@@ -1,4 +1,5 @@
-"""Using a head file: checked by sha256, run by onnxruntime on base embeddings.
+"""Projection heads at run time: the head file's format, and a head checked by sha256 and run by onnxruntime on
+base embeddings (``facecli tune`` trains and writes them; everything else only reads them, through here).
 
 A gallery keeps the base model's embeddings; a head maps them, and every
 probe, at match time, so adding, changing or removing a head needs no
@@ -21,11 +22,20 @@ import numpy as np
 
 from facecli.errors import ModelError
 from facecli.sources import sha256_bytes
-from facecli.tune.export import FORMAT, INPUT, METADATA_KEY, OUTPUT, sidecar
-from facecli.types import HeadRecord
+from facecli.values import HeadRecord
 
+#: the head file's format: one ONNX graph from ``INPUT`` (base unit embeddings, (N, D)) to ``OUTPUT`` (unit rows),
+#: with its metadata as one JSON string under ``METADATA_KEY``, and its sha256 in a sidecar (``sidecar``)
+METADATA_KEY = "facecli"
+FORMAT = "facecli-head/1"
+INPUT, OUTPUT = "embedding", "head_embedding"
 #: what a head's metadata must hold for facecli to use it
 REQUIRED = ("base_model", "input_dim", "output_dim", "impostor", "default_tau")
+
+
+def sidecar(path: Path) -> Path:
+    """Where a head's sha256 is written: ``HEAD.sha256``, in ``sha256sum`` format."""
+    return Path(path).with_name(Path(path).name + ".sha256")
 
 
 @dataclass

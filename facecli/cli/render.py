@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from facecli.gallery.copy import Copied
     from facecli.tracking import Event
     from facecli.tune import TuneResult
-    from facecli.types import (
+    from facecli.values import (
         ClusteredFace,
         Decision,
         Detection,

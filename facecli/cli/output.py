@@ -24,7 +24,7 @@ from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from facecli.render import View
+    from facecli.cli.render import View
 
 _CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
 _C1 = re.compile("[\x7f-\x9f]")
@@ -153,7 +153,7 @@ class Results:
 
     def _csv_row(self, row: dict[str, Any] | None) -> None:
         """One CSV row on stdout (the header first), flushed; None: only the header."""
-        from facecli.render import csv_columns, flat
+        from facecli.cli.render import csv_columns, flat
 
         cells = None if row is None else flat(row)
         if self._csv is None:

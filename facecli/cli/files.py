@@ -20,7 +20,7 @@ from facecli.errors import InputError
 from facecli.private import write_private
 
 if TYPE_CHECKING:
-    from facecli.types import ClusteredFace, Detection, Face
+    from facecli.values import ClusteredFace, Detection, Face
 
 
 def make_folder(folder: Path) -> None:
@@ -49,7 +49,7 @@ def write_crop(folder: Path, n: int, source: str, face: Face) -> Path:
 def write_annotated(folder: Path, n: int, source: str,
                     faces: list[tuple[Detection, str | None, bool | None]]) -> Path:
     """Decode ``source`` again, draw the faces on it (``annotate.draw``) and save it as a PNG in ``folder``."""
-    from facecli.annotate import draw
+    from facecli.cli.annotate import draw
     from facecli.imageio import read_image
 
     target = folder / safe_name(n, source)

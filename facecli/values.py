@@ -8,7 +8,6 @@ commands that only read a gallery or print help stay light.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import TYPE_CHECKING
 
 from facecli.errors import FaceCliError
@@ -16,7 +15,7 @@ from facecli.errors import FaceCliError
 if TYPE_CHECKING:
     import numpy as np
 
-    from facecli.tune import LoadedHead
+    from facecli.heads import LoadedHead
 
 
 # -- image -> faces ---------------------------------------------------------------
@@ -108,45 +107,6 @@ class PersonInfo:
     name: str
     templates: int
     created: float
-
-
-@dataclass(frozen=True)
-class TemplateMatrix:
-    """Templates as one (T, dim) float32 matrix, rows grouped by person.
-
-    Read once per process and matched against every batch of faces, so what is
-    derived from it (each person's first row, their mean templates) is computed once.
-    """
-
-    names: list[str]  # one per person
-    person_of_row: np.ndarray  # (T,) index into names
-    matrix: np.ndarray  # (T, dim), unit rows
-    ids: np.ndarray  # (T,) template ids
-
-    @cached_property
-    def starts(self) -> np.ndarray:
-        """The first row of each person."""
-        import numpy as np
-
-        return np.flatnonzero(np.r_[True, np.diff(self.person_of_row) != 0])
-
-    @cached_property
-    def means(self) -> np.ndarray:
-        """(P, dim): each person's mean template, unit length (``matching.mean_templates``)."""
-        from facecli.matching import mean_templates
-
-        return mean_templates(self.matrix, self.starts)
-
-
-@dataclass(frozen=True)
-class GalleryState:
-    """What a derived index must match: the model, and which templates exist."""
-
-    model: str
-    dim: int
-    count: int  # templates
-    max_id: int  # largest template id (ids only grow, except after removals)
-    removals: int  # persons removed so far: any removal invalidates an index
 
 
 # -- decisions -------------------------------------------------------------------------

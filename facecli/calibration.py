@@ -13,11 +13,21 @@ people) this predicts tau 0.654 for FPIR 1 % where 0.664 was measured, and
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from facecli.errors import BadValue
-from facecli.models import PipelineSpec
+
+if TYPE_CHECKING:
+    from facecli.models import PipelineSpec
 
 DEFAULT_FPIR = 0.01  # identify names at most 1 stranger in 100 unless told otherwise
+
+
+def check_fpir(fpir: float) -> float:
+    """An FPIR target: a share of strangers, strictly between 0 and 1 (the one check every caller makes)."""
+    if not 0 < fpir < 1:
+        raise BadValue("fpir", fpir, "must be between 0 and 1")
+    return float(fpir)
 
 
 def impostor_probability(fpir: float, gallery_size: int) -> float:
@@ -25,12 +35,11 @@ def impostor_probability(fpir: float, gallery_size: int) -> float:
     return -math.expm1(math.log1p(-fpir) / gallery_size)
 
 
-def tau_for(spec: PipelineSpec, gallery_size: int, fpir: float = 0.01) -> float:
+def tau_for(spec: PipelineSpec, gallery_size: int, fpir: float = DEFAULT_FPIR) -> float:
     """The tau whose expected FPIR against ``gallery_size`` people is ``fpir``."""
     import numpy as np
 
-    if not 0 < fpir < 1:
-        raise BadValue("fpir", fpir, "must be between 0 and 1")
+    check_fpir(fpir)
     if gallery_size < 1:
         raise BadValue("gallery_size", gallery_size, "must be at least 1")
     table = spec.impostor

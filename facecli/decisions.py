@@ -1,4 +1,4 @@
-"""Every decision rule in one place: which tau decides, which model a gallery implies, which faces are too small.
+"""Every decision rule in one place: which tau decides, which model a command uses, which faces are too small.
 
 The numbers behind the rules live in the model manifest (each model's 1:1
 tau and its impostor-distance quantiles); the rules here turn them and the
@@ -22,14 +22,12 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from facecli.calibration import DEFAULT_FPIR, tau_for
+from facecli.calibration import DEFAULT_FPIR, check_fpir, tau_for
 from facecli.errors import BadValue, LooseThreshold
 from facecli.models import DEFAULT_MODEL, pipeline_spec
-from facecli.values import Decision, Face, Threshold
+from facecli.values import Decision, Detection, Face, Threshold
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from facecli.heads import LoadedHead
     from facecli.models import PipelineSpec
 
@@ -80,27 +78,25 @@ def identification_threshold(model: str, gallery_size: int, tau: float | None = 
     """
     if tau is not None:
         return Threshold(check_tau(tau, force), gallery_size, None)
-    target = fpir if fpir is not None else stored_fpir if stored_fpir is not None else DEFAULT_FPIR
+    target = check_fpir(fpir if fpir is not None else stored_fpir if stored_fpir is not None else DEFAULT_FPIR)
     return Threshold(round(tau_for(calibration(model, head), max(gallery_size, 1), target), 4), gallery_size, target)
 
 
-def gallery_model(requested: str | None, gallery: str | Path | None = None, default: str = DEFAULT_MODEL) -> str:
-    """The model a command uses: the one asked for, else the model of the gallery in use, else ``default`` (the
-    default model, or a projection head's base model).
+def choose_model(requested: str | None = None, gallery_model: str | None = None,
+                 head: LoadedHead | None = None) -> str:
+    """The model a command (or ``facecli.load``) uses: the one asked for, else the model of the gallery in use
+    (a gallery keeps the model it was built with, so its users need not repeat it), else the projection head's
+    base model, else the default. A request for another model than the gallery's is refused when the engine
+    binds the gallery (``Gallery.bind``)."""
+    return requested or gallery_model or (head.base_model if head is not None else DEFAULT_MODEL)
 
-    A gallery keeps the model it was built with, so its users need not repeat
-    it; a request for another model is refused when the gallery is opened.
-    """
-    if requested is not None:
-        return requested
-    if gallery is not None:
-        from facecli.gallery import model_of
 
-        return model_of(gallery) or default
-    return default
+def is_too_small(detection: Detection, min_face: float = MIN_FACE) -> bool:
+    """A face narrower or shorter than ``min_face`` pixels: never named, never enrolled."""
+    return min(detection.width, detection.height) < min_face
 
 
 def too_small(faces: list[Face], decisions: list[Decision], min_face: float) -> list[Decision]:
     """Faces narrower or shorter than ``min_face`` pixels keep their nearest candidate but are never named."""
-    return [replace(d, name=None, too_small=True) if min(f.detection.width, f.detection.height) < min_face else d
+    return [replace(d, name=None, too_small=True) if is_too_small(f.detection, min_face) else d
             for f, d in zip(faces, decisions)]

@@ -27,14 +27,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 
 import numpy as np
 
 from facecli import decisions, matching
 from facecli.detectors import DET_SIZE
 from facecli.errors import BadValue, FaceCliError, FaceTooSmall, InputError, SeveralFaces
-from facecli.gallery import DatabaseURL, Gallery, is_new, open_gallery
+from facecli.gallery import Gallery, identification
 from facecli.heads import LoadedHead
 from facecli.inputs import check_person_name
 from facecli.models import DEFAULT_MODEL, pipeline_spec
@@ -166,7 +165,7 @@ class Engine:
         (unreadable, no face) that kept it from one, so that the rest goes on."""
         matching.check_templates(templates)
         threshold = decisions.verification_threshold(self.model, tau, force, self.head)
-        gallery.check_head(self.head)  # before any image work
+        self._use(gallery)  # before any image work
         if not gallery.has_person(name):
             raise BadValue("claim", name, f"no such person in {gallery.location}")
         for result in self.run(images):
@@ -175,26 +174,29 @@ class Engine:
             except FaceCliError as exc:
                 yield exc
                 continue
-            i, d = gallery.distance_to(faces, name, templates)
+            i, d = identification.distance_to(gallery, faces, name, templates)
             yield Verification(result, faces[i], d, threshold, claim=name)
 
     # -- enrollment -------------------------------------------------------------------
-    def enroll(self, gallery: str | Path | DatabaseURL, items: list[tuple[str, Image]], largest: bool = False,
+    def enroll(self, gallery: Gallery, items: list[tuple[str, Image]], largest: bool = False,
                min_face: float = decisions.MIN_FACE, on_image: Callable[[], None] = lambda: None,
                ) -> list[EnrollResult]:
         """Embed every (name, photo), then write all good templates in one transaction.
 
         A photo without a face, with several unless ``largest``, with a face
         smaller than ``min_face`` pixels (identify would never name it), or
-        already enrolled as someone else, is reported and skipped. An existing
-        gallery is checked before any work (its model, and the head it is used
-        with); a new one is created only when there is something to write, and
-        with this engine's head it records that head. Templates are the base
-        model's embeddings, whatever the head.
+        already enrolled as someone else, is reported and skipped. The gallery
+        is checked before any work (its model, and the head it is used with);
+        a new one (``open_gallery(..., create=True)``) is created only when
+        there is something to write, and with this engine's head it records
+        that head. Templates are the base model's embeddings, whatever the head.
         """
         for name in {n for n, _ in items}:
             check_person_name(name)
-        existing = None if is_new(gallery) else self._existing(gallery)
+        gallery.bind(self.model)
+        adopt_head = self.head is not None and gallery.head() is None and not gallery.person_count()
+        if not adopt_head:
+            identification.check_head(gallery, self.head)
         results: list[EnrollResult] = []
         for name, res, face in self.enroll_faces(items, largest, min_face, on_image):
             if isinstance(face, FaceCliError):
@@ -204,37 +206,14 @@ class Engine:
             results.append(EnrollResult(name, res.path, "pending", template=template))
         good = [r for r in results if r.template is not None]
         if not good:
-            if existing:
-                existing.close()
             return results
-        with existing or self._created(gallery) as g:
-            for r, stored in zip(good, g.enroll([(r.name, r.template) for r in good])):
-                r.status = stored.status if stored.status != "taken" else "error"
-                if stored.holder is not None:
-                    r.error = InputError(r.path, f"this photo is already enrolled as {stored.holder}")
+        if adopt_head:
+            gallery.set_head(self.head.record)
+        for r, stored in zip(good, gallery.enroll([(r.name, r.template) for r in good])):
+            r.status = stored.status if stored.status != "taken" else "error"
+            if stored.holder is not None:
+                r.error = InputError(r.path, f"this photo is already enrolled as {stored.holder}")
         return results
-
-    def _existing(self, gallery: str | Path | DatabaseURL) -> Gallery:
-        """An existing gallery opened to be written, refused unless its model and head are this engine's."""
-        g = open_gallery(gallery, self.model, write=True)
-        try:
-            g.check_head(self.head)
-        except FaceCliError:
-            g.close()
-            raise
-        return g
-
-    def _created(self, gallery: str | Path | DatabaseURL) -> Gallery:
-        """The gallery at ``gallery``, created if missing; a new one records this engine's head."""
-        g = open_gallery(gallery, self.model, create=True)
-        try:
-            if self.head is not None and g.head() is None and not g.person_count():
-                g.set_head(self.head.record)
-            g.check_head(self.head)
-        except FaceCliError:
-            g.close()
-            raise
-        return g
 
     def enroll_faces(self, items: list[tuple[str, Image]], largest: bool = False,
                      min_face: float = decisions.MIN_FACE, on_image: Callable[[], None] = lambda: None,
@@ -258,7 +237,7 @@ class Engine:
         if len(faces) > 1 and not largest:
             raise SeveralFaces(result.path, len(faces))
         face = faces[0]  # faces come largest first
-        if min(face.detection.width, face.detection.height) < min_face:
+        if decisions.is_too_small(face.detection, min_face):
             raise FaceTooSmall(result.path, face.detection.width, face.detection.height, min_face)
         return face
 
@@ -269,34 +248,47 @@ class Engine:
                  ) -> Iterator[tuple[ImageResult, list[Decision]]]:
         """1:K for every face of every image: (result, one decision per face), in input order.
 
-        The faces of each group the pipeline embeds together are decided
-        together, in one matrix product against the gallery
-        (``Gallery.identify``), and handed out at once: on a slow stream, an
-        image's decisions do not wait for the next image.
+        ``threshold`` defaults to the gallery's (``identification.threshold``:
+        FPIR-calibrated for its size). The faces of each group the pipeline
+        embeds together are decided together, in one matrix product against
+        the gallery, and handed out at once: on a slow stream, an image's
+        decisions do not wait for the next image.
         """
         matching.check_templates(templates)
-        gallery.check_head(self.head)  # before any image work
-        threshold = threshold or gallery.threshold(head=self.head)
+        self._use(gallery)  # before any image work
+        threshold = threshold or identification.threshold(gallery, head=self.head)
         for batch in self.pipeline.batches(_source(i) for i in images):
             faces = [f for r in batch for f in r.faces]
-            found = gallery.identify(faces, threshold, top_k, templates, min_face, search, log)
+            found = identification.identify(gallery, faces, threshold, top_k, templates, min_face, search, log)
             start = 0
             for r in batch:
                 yield r, found[start:start + len(r.faces)]
                 start += len(r.faces)
 
+    def threshold(self, gallery: Gallery, tau: float | None = None, fpir: float | None = None,
+                  force: bool = False) -> Threshold:
+        """The 1:N threshold ``identify`` uses against ``gallery``: ``tau`` by hand, else the one whose expected
+        share of strangers named is ``fpir`` (else the gallery's, else 1 %) at its size."""
+        self._use(gallery)
+        return identification.threshold(gallery, tau, fpir, force, self.head)
+
     def search(self, gallery: Gallery, image: Image, top_k: int = 10) -> tuple[Face, list[Match]]:
         """The ``top_k`` templates nearest to the largest face of ``image``, across all persons."""
-        gallery.check_head(self.head)  # before any image work
+        self._use(gallery)  # before any image work
         (face,) = _faces_of(self.analyse(image), all_faces=False)
         probe = matching.face_vectors([face])
-        templates = gallery.candidates_for(probe, self.head, "auto", max(64, top_k))
+        templates = identification.candidates(gallery, probe, self.head, "auto", max(64, top_k))
         d = matching.sq_distances(probe, templates.matrix)[0]
         top = np.argsort(d, kind="stable")[:top_k]
         ids = [int(templates.ids[i]) for i in top]
-        info = gallery.sources_of(ids)
+        info = gallery._sources_of(ids)
         return face, [Match(rank + 1, templates.names[templates.person_of_row[i]], float(d[i]), t, info[t]["source"])
                       for rank, (i, t) in enumerate(zip(top, ids))]
+
+    def _use(self, gallery: Gallery) -> None:
+        """Refuse a gallery of another model, or used with another head than this engine's."""
+        gallery.bind(self.model)
+        identification.check_head(gallery, self.head)
 
     # -- clustering -------------------------------------------------------------------
     def cluster(self, images: Iterable[Image], tau: float | None = None, linkage: str = "average",
@@ -318,13 +310,16 @@ class Engine:
                          threshold.tau, linkage)
         return results, [ClusteredFace(r, f, int(k)) for (r, f), k in zip(faces, labels)], threshold
 
-    def enroll_clusters(self, gallery: str | Path | DatabaseURL, clustered: list[ClusteredFace]) -> dict[int, str]:
+    def enroll_clusters(self, gallery: Gallery, clustered: list[ClusteredFace]) -> dict[int, str]:
         """Enroll each cluster as a new person ``unknown-N`` (one transaction); cluster -> name."""
         if not clustered:
             return {}
-        with self._created(gallery) as g:
-            ids = sorted({c.cluster for c in clustered})
-            names = dict(zip(ids, g.unused_names("unknown-", len(ids))))
-            g.enroll([(names[c.cluster], Template(c.face.embedding, c.result.path, c.result.sha256,
-                                                  c.face.detection.box)) for c in clustered])
+        gallery.bind(self.model)
+        if self.head is not None and gallery.head() is None and not gallery.person_count():
+            gallery.set_head(self.head.record)
+        identification.check_head(gallery, self.head)
+        ids = sorted({c.cluster for c in clustered})
+        names = dict(zip(ids, gallery.new_names("unknown-", len(ids))))
+        gallery.enroll([(names[c.cluster], Template(c.face.embedding, c.result.path, c.result.sha256,
+                                                    c.face.detection.box)) for c in clustered])
         return names

@@ -41,3 +41,10 @@ def default_gallery() -> Path:
     if env := os.environ.get("FACECLI_GALLERY"):
         return Path(env)
     return data_dir() / "gallery.db"
+
+
+def lfw_dir() -> Path | None:
+    """``FACECLI_LFW``: the LFW benchmark folder (``pairs.txt``, ``images/``) that ``eval lfw`` and
+    ``eval openset`` read when no path is given; None when it is not set."""
+    env = os.environ.get("FACECLI_LFW")
+    return Path(env) if env else None

@@ -25,6 +25,7 @@ from facecli.cli.options import (
     model_for,
     output,
 )
+from facecli.errors import FaceCliError
 
 app = typer.Typer()
 eval_app = typer.Typer(help="Measure accuracy: LFW 10-fold, your own labelled pairs, or open-set 1:N.",
@@ -48,6 +49,18 @@ def _embedder(out, model: str, detector: str | None, device: str, flip: bool | N
         out.info(f"{images} images; model {model}{through}, detector {embedder.detector_name}, "
                  f"flip {embedder.setting['flip']}, provider {embedder.provider}")
     return embedder
+
+
+def _lfw(given: Path | None, name: str, option: str) -> Path:
+    """An eval command's data: the option given, else ``name`` in $FACECLI_LFW, else a one-line usage error."""
+    if given is not None:
+        return given
+    from facecli.paths import lfw_dir
+
+    root = lfw_dir()
+    if root is None:
+        raise FaceCliError(option, f"give {option}, or set FACECLI_LFW to the LFW folder (pairs.txt and images/)")
+    return root / name
 
 
 def _named(model: str, head) -> str:
@@ -84,20 +97,22 @@ def _run_pairs(pairs, title: str, detector: str | None, model: str | None, devic
 
 @eval_app.command("lfw")
 def eval_lfw(
-    pairs: Annotated[Path, typer.Option(help="LFW pairs.txt.")] = Path("../shared/lfw/pairs.txt"),
-    images: Annotated[Path, typer.Option(help="LFW images folder (<Name>/<Name>_NNNN.jpg).")] =
-    Path("../shared/lfw/images"),
+    pairs: Annotated[Path | None, typer.Option(help="LFW pairs.txt (default: $FACECLI_LFW/pairs.txt).",
+                                               show_default=False)] = None,
+    images: Annotated[Path | None, typer.Option(
+        help="LFW images folder, <Name>/<Name>_NNNN.jpg (default: $FACECLI_LFW/images).", show_default=False)] = None,
     detector: DetectorOpt = None, model: ModelOpt = None,
     device: Device = "auto", flip: Flip = None, head: HeadOpt = None, margin: Margin = None,
     far: Far = 1e-3, plot: Plot = None, json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False,
 ) -> None:
     """LFW verification, 10-fold as FaceNet's validate_on_lfw: accuracy, tau, VAL@FAR, AUC.
 
-    Example: [bold]facecli eval lfw --pairs ../shared/lfw/pairs.txt --images ../shared/lfw/images --plot roc.png[/]
+    Example: [bold]facecli eval lfw --pairs lfw/pairs.txt --images lfw/images --plot roc.png[/]
     """
     from facecli.evaluation import read_lfw_pairs
 
-    _run_pairs(read_lfw_pairs(pairs, images), "LFW", detector, model, device, flip, margin,
+    lfw = read_lfw_pairs(_lfw(pairs, "pairs.txt", "--pairs"), _lfw(images, "images", "--images"))
+    _run_pairs(lfw, "LFW", detector, model, device, flip, margin,
                far, json_lines, quiet, verbose, plot, head, model_in_title=True)
 
 
@@ -121,7 +136,8 @@ def eval_pairs(
 
 @eval_app.command("openset")
 def eval_openset(
-    images: Annotated[Path, typer.Option(help="A labelled folder: <person>/<photos>.")] = Path("../shared/lfw/images"),
+    images: Annotated[Path | None, typer.Option(
+        help="A labelled folder: <person>/<photos> (default: $FACECLI_LFW/images).", show_default=False)] = None,
     enroll: Annotated[int, typer.Option(min=1, help="Photos enrolled per person (the first N by name).")] = 1,
     templates: Templates = "mean",
     gallery_size: Annotated[int | None, typer.Option(
@@ -141,11 +157,12 @@ def eval_openset(
     people's photos not given their own name (NIST FRVT 1:N terms). The "default" row is what identify
     does without --tau: the tau for --fpir (0.01) with this many people enrolled.
 
-    Example: [bold]facecli eval openset --images ../shared/lfw/images --plot det.png[/]
+    Example: [bold]facecli eval openset --images lfw/images --plot det.png[/]
     """
     from facecli.decisions import identification_threshold
     from facecli.evaluation import evaluate_openset, read_openset, sub_gallery
 
+    images = _lfw(images, "images", "--images")
     out = output(json_lines, quiet, verbose)
     tuned = load_head(head)
     model = model_for(model, head=tuned)

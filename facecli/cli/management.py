@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from facecli.calibration import DEFAULT_FPIR
 from facecli.cli import render
 from facecli.cli.options import (
     EXIT_ERROR,
@@ -29,15 +30,14 @@ from facecli.cli.options import (
     load_head,
     message,
     model_for,
-    open_existing_gallery,
+    open_gallery_at,
     output,
 )
 from facecli.cli.output import Output
 from facecli.errors import FaceCliError
 
 if TYPE_CHECKING:
-    from facecli.gallery import Gallery
-    from facecli.heads import LoadedHead
+    from facecli.gallery.settings import GallerySettings
 
 app = typer.Typer()
 models_app = typer.Typer(help="Build and list the model files.", no_args_is_help=True)
@@ -112,7 +112,7 @@ def gallery_list(gallery: GalleryOpt = None, json_lines: Json = False, csv_rows:
     Example: [bold]facecli gallery list --json[/]
     """
     out = output(json_lines, csv_rows=csv_rows)
-    with open_existing_gallery(gallery) as g:
+    with open_gallery_at(gallery) as g:
         people = g.persons()
     with out.results(render.PERSONS) as results:
         for p in people:
@@ -129,7 +129,7 @@ def gallery_show(name: str, gallery: GalleryOpt = None, json_lines: Json = False
     from facecli.errors import InputError
 
     out = output(json_lines, quiet, csv_rows=csv_rows)
-    with open_existing_gallery(gallery) as g:
+    with open_gallery_at(gallery) as g:
         if not g.has_person(name):
             raise InputError(name, f"no such person in {g.location}")
         templates = g.templates_of(name)
@@ -147,7 +147,7 @@ def gallery_remove(name: str, gallery: GalleryOpt = None, quiet: Quiet = False) 
     Example: [bold]facecli gallery remove alice[/]
     """
     out = output(quiet=quiet)
-    with open_existing_gallery(gallery, write=True) as g:
+    with open_gallery_at(gallery, write=True) as g:
         n = g.remove(name)
     out.note(f"removed {name} ({n} templates)")
 
@@ -159,7 +159,7 @@ def gallery_rename(old: str, new: str, gallery: GalleryOpt = None, quiet: Quiet 
     Example: [bold]facecli gallery rename unknown-3 bob[/]
     """
     out = output(quiet=quiet)
-    with open_existing_gallery(gallery, write=True) as g:
+    with open_gallery_at(gallery, write=True) as g:
         g.rename(old, new)
     out.note(f"renamed {old} to {new}")
 
@@ -170,7 +170,7 @@ def gallery_check(gallery: GalleryOpt = None, json_lines: Json = False) -> None:
 
     Example: [bold]facecli gallery check && echo sound[/]
     """
-    with open_existing_gallery(gallery, strict=False) as g:
+    with open_gallery_at(gallery, strict=False) as g:
         problems = g.check()
         where = g.location
     with output(json_lines).results(render.CHECKS) as results:
@@ -184,43 +184,25 @@ def gallery_stats(gallery: GalleryOpt = None, json_lines: Json = False, csv_rows
 
     Example: [bold]facecli gallery stats --json[/]
     """
-    from facecli.calibration import DEFAULT_FPIR
-    from facecli.decisions import verification_threshold
+    from facecli.gallery.settings import settings
 
     out = output(json_lines, csv_rows=csv_rows)
-    with open_existing_gallery(gallery) as g:
+    with open_gallery_at(gallery) as g:
         stats = g.stats()
-        record = g.head()
-        tuned, problem = _recorded_head(g)
-        threshold = None
-        if problem is None:
-            try:
-                threshold = g.threshold(head=tuned)
-            except FaceCliError as exc:  # a head's measurements may not reach this gallery's size
-                out.warn(f"identify needs --tau here: {message(exc)}")
-        stored_fpir = g.fpir()
-    if problem:
-        out.warn(f"{problem}: the taus with that head are unknown")
-    stats |= {"fpir": threshold.fpir if threshold else stored_fpir or DEFAULT_FPIR,
-              "identify_tau": threshold.tau if threshold else None,
-              "verify_tau": None if problem else verification_threshold(stats["model"], head=tuned).tau,
-              "head": record.path if record else None, "head_sha256": record.sha256 if record else None}
+        current = settings(g)
+    _warn(out, current)
     with out.results(render.KEY_VALUES) as results:
-        results.add(stats)
+        results.add(stats | current.as_dict())
 
 
-def _recorded_head(g: Gallery) -> tuple[LoadedHead | None, str | None]:
-    """The head the gallery is used with, from where it was found and checked against the sha256 recorded
-    (None: none), or why it cannot be read now (moved, changed)."""
-    record = g.head()
-    if record is None:
-        return None, None
-    from facecli.heads import load_head as load
-
-    try:
-        return load(record.path, expected_sha256=record.sha256), None
-    except FaceCliError as exc:
-        return None, f"the gallery's head cannot be read: {message(exc)}"
+def _warn(out: Output, current: GallerySettings) -> None:
+    """What the settings leave unknown: the taus with a head that cannot be read, identify's tau beyond what a
+    head's measurements reach."""
+    if current.head_problem is not None:
+        out.warn(f"the gallery's head cannot be read: {message(current.head_problem)}: the taus with that head are "
+                 "unknown")
+    if current.identify_problem is not None:
+        out.warn(f"identify needs --tau here: {message(current.identify_problem)}")
 
 
 @gallery_app.command("copy")
@@ -241,7 +223,7 @@ def gallery_copy(
     from facecli.gallery.copy import copy_gallery
 
     out = output(json_lines, csv_rows=csv_rows)
-    with open_existing_gallery(source) as src:
+    with open_gallery_at(source) as src:
         copied = copy_gallery(src, gallery_location(destination))
     with out.results(render.COPIES) as results:
         results.add(render.copy_row(copied))
@@ -266,53 +248,35 @@ def gallery_set(
       [bold]facecli gallery set --fpir 0.001[/]   (a door where a false accept is costly)
       [bold]facecli gallery set --head head.onnx[/]   (then: facecli identify photo.jpg --head head.onnx)
     """
-    from facecli.calibration import DEFAULT_FPIR
-    from facecli.decisions import identification_threshold, verification_threshold
+    from facecli.gallery.settings import change
 
     out = output(quiet=quiet)
     if fpir is not None and reset or head is not None and no_head \
             or fpir is None and not reset and head is None and not no_head:
         raise FaceCliError("gallery set", "give --fpir F or --reset, and/or --head FILE or --no-head")
     tuned = load_head(head)
-    with open_existing_gallery(gallery, write=True) as g:
-        if tuned is not None:
-            tuned.check_model(g.model, g.dim)
-        changing_head = head is not None or no_head
-        kept, problem = (None, None) if changing_head else _recorded_head(g)
-        target = DEFAULT_FPIR if reset else fpir if fpir is not None else g.fpir()
-        using = tuned if changing_head else kept
-        threshold = verify = None
-        if problem is None:
-            verify = verification_threshold(g.model, head=using)
-            try:
-                # computed first: it refuses a target the model's (or the head's) measurements cannot meet
-                threshold = identification_threshold(g.model, g.person_count(), fpir=target, head=using)
-            except FaceCliError as exc:
-                if fpir is not None or reset or not changing_head:
-                    raise
-                problem = f"identify needs --tau: {message(exc)}"  # a head is set all the same: said, not refused
-        if fpir is not None or reset:
-            g.set_fpir(None if reset else fpir)
-        if changing_head:
-            g.set_head(None if tuned is None else tuned.record)
+    with open_gallery_at(gallery, write=True) as g:
+        now = change(g, fpir, reset, tuned, no_head)
+    changing_head = head is not None or no_head
     what = "no head" if tuned is None else f"head {tuned.label}"
-    if threshold is None and changing_head:
+    identify, verify = now.identify, now.verify
+    if changing_head and identify is None:
         out.note(f"{what}: verify tau {verify.tau:.3f}; no one needs enrolling again")
-        out.warn(problem)
-    elif threshold is None:
-        out.note(f"FPIR {target:g} stored; {problem}")
+        out.warn(f"identify needs --tau: {message(now.identify_problem)}")
+    elif identify is None:
+        out.note(f"FPIR {now.fpir:g} stored; the gallery's head cannot be read: {message(now.head_problem)}")
     elif changing_head:
-        out.note(f"{what}: identify uses tau {threshold.tau:.3f} with {threshold.gallery_size} people "
-                 f"(FPIR {threshold.fpir:g}), verify tau {verify.tau:.3f}; no one needs enrolling again")
+        out.note(f"{what}: identify uses tau {identify.tau:.3f} with {identify.gallery_size} people "
+                 f"(FPIR {identify.fpir:g}), verify tau {verify.tau:.3f}; no one needs enrolling again")
     else:
-        out.note(f"FPIR {threshold.fpir:g}: identify uses tau {threshold.tau:.3f} with {threshold.gallery_size} "
+        out.note(f"FPIR {identify.fpir:g}: identify uses tau {identify.tau:.3f} with {identify.gallery_size} "
                  "people")
 
 
 # -- calibrate ----------------------------------------------------------------------------
 @app.command()
 def calibrate(
-    fpir: Annotated[float, typer.Option(help="Share of strangers allowed to be given a name.")] = 0.01,
+    fpir: Annotated[float, typer.Option(help="Share of strangers allowed to be given a name.")] = DEFAULT_FPIR,
     gallery_size: Annotated[int | None, typer.Option(
         "--gallery-size", min=1, show_default=False,
         help="Number of enrolled people (default: the gallery's).")] = None,
@@ -328,19 +292,21 @@ def calibrate(
     Example: [bold]facecli calibrate --fpir 0.001 --gallery-size 5000 --json[/]
     """
     from facecli.decisions import identification_threshold
+    from facecli.gallery.identification import check_head
     from facecli.models import pipeline_spec
 
     out = output(json_lines, csv_rows=csv_rows)
     tuned = load_head(head)
-    model = model_for(model, gallery, uses_gallery=gallery_size is None, head=tuned)
+    if gallery_size is None:
+        with open_gallery_at(gallery, model) as g:
+            model = model_for(model, g, tuned)
+            check_head(g, tuned)  # the tau identify would use with this gallery
+            gallery_size = g.person_count()
+            if gallery_size == 0:
+                raise FaceCliError(g.location, "no one is enrolled; give --gallery-size")
+    model = model_for(model, head=tuned)
     if tuned is not None:
         tuned.check_model(model, pipeline_spec(model).dim)
-    if gallery_size is None:
-        with open_existing_gallery(gallery) as g:
-            g.check_head(tuned)  # the tau identify would use with this gallery
-            gallery_size = g.person_count()
-        if gallery_size == 0:
-            raise FaceCliError(str(gallery_location(gallery)), "no one is enrolled; give --gallery-size")
     threshold = identification_threshold(model, gallery_size, fpir=fpir, head=tuned)
     with out.results(render.CALIBRATIONS) as results:
         results.add({"tau": threshold.tau, "fpir": fpir, "gallery_size": gallery_size, "model": model})

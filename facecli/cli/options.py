@@ -26,6 +26,7 @@ from facecli.modes import LINKAGES, SEARCH_MODES, TEMPLATE_MODES
 from facecli.runtime import DEVICES
 
 if TYPE_CHECKING:
+    from facecli.gallery import Gallery
     from facecli.heads import LoadedHead
 
 EXIT_OK, EXIT_NO, EXIT_ERROR = 0, 1, 2
@@ -152,22 +153,22 @@ def load_head(path: Path | None) -> LoadedHead | None:
     return load(path)
 
 
-def model_for(model: str | None, gallery: str | None = None, uses_gallery: bool = False,
-              head: LoadedHead | None = None) -> str:
-    """--model, else the model of the gallery in use, else the --head's base model, else the default
-    (``decisions.gallery_model``)."""
-    from facecli.decisions import gallery_model
-    from facecli.models import DEFAULT_MODEL
+def model_for(model: str | None, gallery: Gallery | None = None, head: LoadedHead | None = None) -> str:
+    """--model, else the model of the open gallery in use, else the --head's base model, else the default
+    (``decisions.choose_model``)."""
+    from facecli.decisions import choose_model
 
-    return gallery_model(model, gallery_location(gallery) if uses_gallery else None,
-                         head.base_model if head is not None else DEFAULT_MODEL)
+    return choose_model(model, gallery.model if gallery is not None else None, head)
 
 
-def open_existing_gallery(path: str | None, model: str | None = None, write: bool = False, strict: bool = True):
-    """The gallery in use, for ``model`` (None: whatever model it was built with); read-only unless ``write``."""
+def open_gallery_at(path: str | None, model: str | None = None, create: bool = False, write: bool = False,
+                    strict: bool = True) -> Gallery:
+    """The gallery in use (--gallery, else FACECLI_GALLERY, else the user's), for ``model`` (None: whatever model
+    it was built with), opened once for the whole command; read-only unless ``write``; ``create``: a missing one
+    is new, and created by the command's first write."""
     from facecli.gallery import open_gallery
 
-    return open_gallery(gallery_location(path), model, write=write, strict=strict)
+    return open_gallery(gallery_location(path), model, create=create, write=write, strict=strict)
 
 
 def message(exc: FaceCliError) -> str:

@@ -34,11 +34,10 @@ from facecli.cli.options import (
     Verbose,
     engine,
     expand,
-    gallery_location,
     load_head,
     message,
     model_for,
-    open_existing_gallery,
+    open_gallery_at,
     output,
     total,
 )
@@ -185,7 +184,6 @@ def enroll(
 
     out = output(json_lines, quiet, verbose, csv_rows)
     tuned = load_head(head)
-    model = model_for(model, gallery, uses_gallery=True, head=tuned)
     if directory is not None:
         if name or images:
             raise FaceCliError("--dir", "give either --dir or NAME and photos, not both")
@@ -194,11 +192,12 @@ def enroll(
         if not name or not images:
             raise FaceCliError("enroll", "give a NAME and at least one photo, or --dir FOLDER")
         items = [(name, p) for p in expand(images, folders=False)]
-    path = gallery_location(gallery)
-    eng = engine(out, model, detector, device, flip, det_size, head=tuned)
-    with out.progress(len(items), "enroll") as tick:
-        enrolled = eng.enroll(path, items, largest, min_face, on_image=tick)
-    with out.results(render.ENROLLMENTS, f"gallery {path}") as results:
+    with open_gallery_at(gallery, model, create=True) as g:
+        eng = engine(out, model_for(model, g, tuned), detector, device, flip, det_size, head=tuned)
+        with out.progress(len(items), "enroll") as tick:
+            enrolled = eng.enroll(g, items, largest, min_face, on_image=tick)
+        where = g.location
+    with out.results(render.ENROLLMENTS, f"gallery {where}") as results:
         for r in enrolled:
             if r.error:
                 out.error(message(r.error))
@@ -233,21 +232,20 @@ def verify(
     if (other is None) == (claim is None):
         raise FaceCliError("verify", "give a second photo or --claim NAME (exactly one of them)")
     tuned = load_head(head)
-    model = model_for(model, gallery, uses_gallery=claim is not None, head=tuned)
     if claim is None:
         for p in (photo, other):
             if p == "-" or Path(p).is_dir():
                 raise InputError(p, "a folder or '-' is verified against an enrolled person: use --claim NAME")
-        eng = engine(out, model, detector, device, flip, det_size, head=tuned)
+        eng = engine(out, model_for(model, head=tuned), detector, device, flip, det_size, head=tuned)
         v = eng.verify(photo, other, tau, all_faces, force)
         with out.results(render.VERIFICATIONS) as results:
             results.add(render.verification_row(v))
         raise typer.Exit(EXIT_OK if v.same else EXIT_NO)
     photos = expand([photo])
-    eng = engine(out, model, detector, device, flip, det_size, head=tuned)
     failed = different = False
-    with open_existing_gallery(gallery, eng.model) as g, \
+    with open_gallery_at(gallery, model) as g, \
             out.results(render.VERIFICATIONS, fields=render.CLAIM_FIELDS) as results:
+        eng = engine(out, model_for(model, g, tuned), detector, device, flip, det_size, head=tuned)
         for v in eng.verify_claims(g, photos, claim, tau, all_faces, templates, force):
             if isinstance(v, FaceCliError):  # reported, and the other photos still verified
                 out.error(message(v))
@@ -279,15 +277,14 @@ def identify(
 
     out = output(json_lines, quiet, verbose, csv_rows)
     tuned = load_head(head)
-    model = model_for(model, gallery, uses_gallery=True, head=tuned)
     paths = expand(images)
     _make_folders(annotate)
-    eng = engine(out, model, detector, device, flip, det_size, head=tuned)
     recognised = failed = False
     fields = render.IDENTITIES.fields + _optional(annotated=annotate)
-    with open_existing_gallery(gallery, eng.model) as g, out.progress(total(paths), "identify") as tick, \
+    with open_gallery_at(gallery, model) as g, out.progress(total(paths), "identify") as tick, \
             out.results(render.IDENTITIES, fields=fields, sizes={"candidates": top_k}) as results:
-        threshold = g.threshold(tau, fpir, force, head=tuned)
+        eng = engine(out, model_for(model, g, tuned), detector, device, flip, det_size, head=tuned)
+        threshold = eng.threshold(g, tau, fpir, force)
         results.title = render.threshold_title(threshold)
         out.info(f"gallery {g.location}: {threshold.gallery_size} people; tau {threshold.tau:.3f}"
                  + (f" for FPIR {threshold.fpir:g}" if threshold.fpir is not None else " (--tau)"))
@@ -334,19 +331,19 @@ def cluster(
 
     out = output(json_lines, quiet, verbose, csv_rows)
     tuned = load_head(head)
-    model = model_for(model, gallery, uses_gallery=True, head=tuned)
     paths = list(expand(images))
-    eng = engine(out, model, detector, device, det_size=det_size, head=tuned)
     _make_folders(link)
-    with out.progress(len(paths), "cluster") as tick:
-        results, clustered, threshold = eng.cluster(paths, tau, linkage, on_image=tick, force=force)
+    with open_gallery_at(gallery, model, create=True) as g:
+        eng = engine(out, model_for(model, g, tuned), detector, device, det_size=det_size, head=tuned)
+        with out.progress(len(paths), "cluster") as tick:
+            results, clustered, threshold = eng.cluster(paths, tau, linkage, on_image=tick, force=force)
+        names = eng.enroll_clusters(g, clustered) if enroll_as_unknown else {}
     failed = False
     for res in results:
         if res.error or not res.faces:
             failed |= _report_unusable(out, res)
     order = {p: i for i, p in reversed(list(enumerate(paths)))}
     links = link_clusters(link, clustered, order) if link else [None] * len(clustered)
-    names = eng.enroll_clusters(gallery_location(gallery), clustered) if enroll_as_unknown else {}
     sizes: dict[int, int] = {}
     for c in clustered:
         sizes[c.cluster] = sizes.get(c.cluster, 0) + 1
@@ -372,9 +369,8 @@ def search(
     """
     out = output(json_lines, quiet, verbose, csv_rows)
     tuned = load_head(head)
-    model = model_for(model, gallery, uses_gallery=True, head=tuned)
-    eng = engine(out, model, detector, device, det_size=det_size, head=tuned)
-    with open_existing_gallery(gallery, eng.model) as g:
+    with open_gallery_at(gallery, model) as g:
+        eng = engine(out, model_for(model, g, tuned), detector, device, det_size=det_size, head=tuned)
         face, matches = eng.search(g, photo, top_k)
     with out.results(render.MATCHES, f"nearest templates to {photo}") as results:
         for m in matches:

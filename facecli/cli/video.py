@@ -31,7 +31,7 @@ from facecli.cli.options import (
     engine,
     load_head,
     model_for,
-    open_existing_gallery,
+    open_gallery_at,
     output,
 )
 from facecli.decisions import MIN_FACE
@@ -86,7 +86,6 @@ def watch(
 
     out = output(json_lines, quiet, verbose)
     tuned = load_head(head)
-    model = model_for(model, gallery, uses_gallery=True, head=tuned)
     if (video is None) == (camera is None):
         raise FaceCliError("watch", "give --video FILE|URL or --camera N (exactly one of them)")
     if annotate is not None and annotate.suffix.lower() not in (".mp4", ".avi"):
@@ -103,11 +102,11 @@ def watch(
         length = f"{source.length} frames" if source.length is not None else "live"
         out.info(f"{source.label}: {source.fps:g} fps, {length}")
         step = every or max(1, round(source.fps / fps))
-        eng = engine(out, model, detector, device, det_size=det_size, head=tuned)
         writer = None
         recognised = False
-        with open_existing_gallery(gallery, eng.model) as g, out.results(render.EVENTS) as results:
-            threshold = g.threshold(tau, fpir, force, head=tuned)
+        with open_gallery_at(gallery, model) as g, out.results(render.EVENTS) as results:
+            eng = engine(out, model_for(model, g, tuned), detector, device, det_size=det_size, head=tuned)
+            threshold = eng.threshold(g, tau, fpir, force)
             try:
                 for frame in watch(eng, g, source, threshold, step, gap, min_face, stop):
                     for e in frame.events:

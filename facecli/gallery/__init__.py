@@ -1,11 +1,12 @@
-"""The gallery: enrolled people and their face templates, behind one interface (``base.Gallery``).
+"""The gallery: enrolled people and their face templates, in a file, a PostgreSQL database, or memory.
 
 ``open_gallery`` picks the backend from the location: a path is an SQLite
-file (``sqlite.SqliteGallery``, the embedded default); ``postgresql://…`` (or
-``postgres://…``) is a PostgreSQL database with pgvector
-(``postgres.PostgresGallery``, for a gallery shared by many hosts; its driver
-is imported only then). Every backend records the model and embedding size
-it was built with and its schema version, and refuses a mismatch.
+file (the embedded default); ``postgresql://…`` (or ``postgres://…``) is a
+PostgreSQL database with pgvector, for a gallery shared by many hosts (its
+driver is imported only then); ``:memory:`` lives as long as it is open.
+Whatever the backend, it is one ``Gallery`` (``store``): it records the model
+and embedding size it was built with and its schema version, and refuses a
+mismatch. Matching against it is ``identification``'s.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ import os
 from types import ModuleType
 
 from facecli.errors import GalleryError
-from facecli.gallery.base import Gallery
 from facecli.gallery.locations import DatabaseURL, Location, as_location, is_database_url, mask_url
+from facecli.gallery.store import Creator, Gallery
+
+MEMORY = ":memory:"
 
 
 def _postgres(where: DatabaseURL) -> ModuleType:
@@ -30,46 +33,55 @@ def _postgres(where: DatabaseURL) -> ModuleType:
     return postgres
 
 
-def open_gallery(location: str | os.PathLike | DatabaseURL, model: str | None = None, create: bool = False,
-                 write: bool = False, strict: bool = True) -> Gallery:
-    """Open the gallery at ``location`` (a path, or a PostgreSQL URL) for ``model`` embeddings (None: whatever
-    model it was built with).
+def open_gallery(location: str | os.PathLike | DatabaseURL | None = None, model: str | None = None,
+                 create: bool = False, write: bool = False, strict: bool = True) -> Gallery:
+    """Open the gallery at ``location`` for ``model`` embeddings (None: whatever model it was built with).
 
-    It is opened read-only unless ``write`` (changing it) or ``create`` (a
-    missing gallery is created; ``model`` is then required; otherwise a
-    missing one is an error that says how to make it). A gallery whose
-    contents look tampered with is refused unless not ``strict`` (for
-    ``gallery check``, which reports what is wrong).
+    ``location``: a path, a PostgreSQL URL, or ``":memory:"``; None is the
+    CLI's default (``FACECLI_GALLERY``, else ``gallery.db`` in the user's data
+    folder). It is opened read-only unless ``write`` (changing it) or
+    ``create`` (a missing gallery is then a new, empty one, created by its
+    first write; otherwise a missing one is an error that says how to make
+    it). A gallery whose contents look tampered with is refused unless not
+    ``strict`` (for ``gallery check``, which reports what is wrong).
     """
-    where = as_location(location)
-    if isinstance(where, DatabaseURL):
-        return _postgres(where).PostgresGallery.open(where, model, create, write, strict)
-    from facecli.gallery.sqlite import SqliteGallery
+    from facecli.gallery.sqlite import SqliteBackend
 
-    return SqliteGallery.open(where, model, create, write, strict)
+    if location is None:
+        from facecli.paths import default_gallery
 
-
-def model_of(location: str | os.PathLike | DatabaseURL) -> str | None:
-    """The model an existing gallery was built with; None when there is none (``open_gallery`` says why)."""
-    where = as_location(location)
-    if isinstance(where, DatabaseURL):
+        location = default_gallery()
+    if location == MEMORY:
+        memory = SqliteBackend.memory()
+        gallery = Gallery(memory, MEMORY, create=Creator(lambda m: (memory.adopt(m, _dim(m)), [])))
+    elif isinstance(where := as_location(location), DatabaseURL):
+        opened = _postgres(where).open_database(where, create, write, strict)
+        if isinstance(opened, tuple):
+            gallery = Gallery(opened[0], str(where), opened[1])
+        else:  # no gallery there yet: created by the first write, on this same connection
+            gallery = Gallery(SqliteBackend.memory(str(where)), str(where),
+                              create=Creator(lambda m: (opened, opened.create(m, _dim(m))), opened.close))
+    elif SqliteBackend.exists(where):
+        db, foreign = SqliteBackend.open(where, write or create, strict)
+        gallery = Gallery(db, str(where), foreign)
+    elif create:
+        gallery = Gallery(SqliteBackend.memory(str(where)), str(where),
+                          create=Creator(lambda m: SqliteBackend.create(where, m, _dim(m))))
+    else:
+        raise GalleryError(str(where), "no gallery here yet; enroll someone first (facecli enroll NAME PHOTO)")
+    if model is not None:
         try:
-            return _postgres(where).PostgresGallery.model_of(where)
-        except GalleryError:
-            return None
-    from facecli.gallery.sqlite import SqliteGallery
-
-    return SqliteGallery.model_of(where)
-
-
-def is_new(location: str | os.PathLike | DatabaseURL) -> bool:
-    """Whether no gallery is there yet, so that the first enroll creates it: no file (or an empty one an older
-    facecli began), or a database without facecli's schema. An unreachable database is a GalleryError."""
-    where = as_location(location)
-    if isinstance(where, DatabaseURL):
-        return not _postgres(where).PostgresGallery.exists(where)
-    return not os.path.lexists(where) or (where.is_file() and where.stat().st_size == 0)
+            gallery.bind(model)
+        except BaseException:
+            gallery.close()
+            raise
+    return gallery
 
 
-__all__ = ["DatabaseURL", "Gallery", "Location", "as_location", "is_database_url", "is_new", "mask_url",
-           "model_of", "open_gallery"]
+def _dim(model: str) -> int:
+    from facecli.models import pipeline_spec
+
+    return pipeline_spec(model).dim
+
+
+__all__ = ["DatabaseURL", "Gallery", "Location", "as_location", "is_database_url", "mask_url", "open_gallery"]

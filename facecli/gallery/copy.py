@@ -1,6 +1,6 @@
 """``facecli gallery copy SRC DST``: a gallery moved between files and databases, verified.
 
-The source is read as one matrix (``template_matrix``: one consistent state
+The source is read as one matrix (``Gallery._templates``: one consistent state
 even while others write to it; every template checked as it is read), written
 to a new or empty destination of the same model in one enroll (one
 transaction: all or nothing), then read back from the destination and
@@ -26,8 +26,7 @@ from typing import Any
 import numpy as np
 
 from facecli.errors import GalleryError
-from facecli.gallery import DatabaseURL, as_location, model_of, open_gallery
-from facecli.gallery.base import Gallery
+from facecli.gallery import DatabaseURL, Gallery, as_location, open_gallery
 from facecli.matching import TemplateMatrix
 from facecli.values import Template
 
@@ -54,11 +53,11 @@ class Copied:
 
 def read_all(gallery: Gallery) -> tuple[TemplateMatrix, dict[int, dict[str, Any]]]:
     """Every template (as one matrix) and its source, hash, box and time."""
-    matrix = gallery.template_matrix()
+    matrix = gallery._templates()
     ids = [int(i) for i in matrix.ids]
     info: dict[int, dict[str, Any]] = {}
     for start in range(0, len(ids), _CHUNK):
-        info |= gallery.sources_of(ids[start:start + _CHUNK])
+        info |= gallery._sources_of(ids[start:start + _CHUNK])
     if len(info) != len(ids):  # a person removed between the two reads
         raise GalleryError(gallery.location, "changed while being read; run the copy again")
     return matrix, info
@@ -86,12 +85,7 @@ def copy_gallery(source: Gallery, destination: str | os.PathLike | DatabaseURL) 
 
     Refuses a destination built with another model, and one with people in it.
     """
-    model, dim = source.model, source.dim
-    where = as_location(destination)
-    other = model_of(where)
-    if other is not None and other != model:
-        raise GalleryError(str(where), f"built with model {other}; the source {source.location} is {model}: "
-                                       "copy into a new gallery or one of the same model")
+    model, dim = str(source.model), source.dim
     matrix, info = read_all(source)
     holders: dict[str, str] = {}
     for r, tid in enumerate(matrix.ids):  # a gallery from before "one photo, one person" may break it
@@ -101,7 +95,11 @@ def copy_gallery(source: Gallery, destination: str | os.PathLike | DatabaseURL) 
                                                 f"{holders[t['sha256']]} and {name}, which a gallery now refuses: "
                                                 "remove one of them before copying")
     expected = content(model, dim, matrix, info)
-    with open_gallery(where, model, create=True) as dst:
+    with open_gallery(as_location(destination), create=True) as dst:
+        if dst.model is not None and dst.model != model:
+            raise GalleryError(dst.location, f"built with model {dst.model}; the source {source.location} is "
+                                             f"{model}: copy into a new gallery or one of the same model")
+        dst.bind(model)
         if dst.person_count():
             raise GalleryError(dst.location, f"already holds {dst.person_count()} people: "
                                              "copy only into a new or empty gallery")

@@ -1,34 +1,30 @@
 """The gallery in PostgreSQL with pgvector: one gallery for many processes on many hosts.
 
 Selected by a location ``postgresql://user@host:port/dbname`` (or ``postgres://``)
-wherever a gallery file is accepted, and it behaves as the file does: same
-methods, same answers, same errors. The URL goes to libpq unchanged, so
-``PGPASSWORD``, ``~/.pgpass`` (``PGPASSFILE``), ``sslmode`` and every other
-libpq parameter and variable work as libpq defines them; a password written
-in the URL is masked wherever the location is shown (``gallery.location``,
-``locations.DatabaseURL``) and in every driver message passed on.
+wherever a gallery file is accepted, and it behaves as the file does: the
+same ``store.Gallery``, the same queries (``dialect``), answers and errors.
+The URL goes to libpq unchanged, so ``PGPASSWORD``, ``~/.pgpass``,
+``sslmode`` and every other libpq parameter and variable work as libpq
+defines them; a password written in the URL is masked wherever the location
+is shown and in every driver message passed on (``pgconnect``).
 
 Everything lives in the schema ``facecli`` of the database (one gallery per
-database; ``pgschema`` holds its definition and history): ``meta`` (model,
-dim, schema version, index settings, fpir …), ``persons``, ``templates``,
-whose embeddings are ``vector(dim)`` (float32: exactly what facecli computed,
-so distances re-ranked here are exact), and ``schema_history``. An HNSW
-index on them (inner product; the embeddings are unit vectors) proposes
-candidates above ``exact_max`` templates, and facecli recomputes their
-distances in float32 (``search.Searcher``).
+database): ``meta`` (model, dim, schema version, index settings, fpir …),
+``persons``, ``templates``, whose embeddings are ``vector(dim)`` (float32:
+exactly what facecli computed, so distances re-ranked here are exact), and
+``schema_history``. An HNSW index on them (inner product; the embeddings are
+unit vectors) proposes candidates above ``search.EXACT_MAX`` templates, and
+facecli recomputes their distances in float32 (``search.Searcher``).
 
-Every write is one READ COMMITTED transaction; enrolls are serialised by an
-advisory lock (as the file serialises its writers), so one photo stays one
-person's. A reader gets persons in one statement (``template_matrix``,
-``templates_by_id``) and multi-statement reports (``state``, ``check``,
-``stats``) in one REPEATABLE READ snapshot, so it never sees half an enroll,
-remove or rename. A gallery opened only to read runs in read-only
-transactions (a role with nothing but SELECT serves every read). SQL is fixed
-text with bound parameters; the only composed parts are integers and the
-index kind, one of two fixed words.
+What is this backend's own: the connection; enrolls and schema upgrades
+serialised by advisory locks (as the file serialises its writers); several
+reads in one REPEATABLE READ snapshot; read-only transactions for a gallery
+opened only to read (a role with nothing but SELECT serves every read); the
+catalogue check (``describe``); pgvector's index. SQL is fixed text with bound
+parameters; the only composed parts are integers and the index kind, one of
+two fixed words.
 
-psycopg is imported only when a database is used: ``import facecli`` and
-the file gallery never load this module (``pip install 'facecli[postgres]'``).
+psycopg is imported only when a database is used (``pip install 'facecli[postgres]'``).
 """
 
 from __future__ import annotations
@@ -36,27 +32,21 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import psycopg
 
-from facecli.errors import BadValue, GalleryError, ModelMismatch
-from facecli.gallery import pgschema
-from facecli.gallery.base import (
-    Gallery,
-    GalleryState,
-    box_problem,
-    checked_matrix,
-    head_problem,
-    stack_templates,
-    stored_box,
-)
-from facecli.gallery.locations import DatabaseURL, as_location
-from facecli.gallery.pgconnect import connect, database_errors, one_line, register_vector
-from facecli.matching import TemplateMatrix
-from facecli.values import HeadRecord, PersonInfo, Stored, Template
+from facecli.errors import BadValue, GalleryError
+from facecli.gallery import schema
+from facecli.gallery.backend import Backend
+from facecli.gallery.dialect import POSTGRES
+from facecli.gallery.locations import DatabaseURL
+from facecli.gallery.pgconnect import connect, one_line, register_vector
+
+if TYPE_CHECKING:
+    from facecli.gallery.store import Gallery
 
 #: Advisory locks (per database): (LOCK_KEY, SCHEMA_LOCK) serialises creating and upgrading the schema,
 #: (LOCK_KEY, ENROLL_LOCK) enrolls ("FCLI").
@@ -65,72 +55,88 @@ LOCK_KEY, SCHEMA_LOCK, ENROLL_LOCK = 0x46434C49, 0, 1
 #: vectors the graph holds (``halfvec``: float16, half the size of ``vector``'s float32), its degree and its
 #: build breadth. A gallery keeps its own in meta (``set_index`` changes them).
 HNSW = {"kind": "halfvec", "m": 16, "ef_construction": 64}
+INDEX_KINDS = ("vector", "halfvec")  # the vectors the HNSW graph holds: float32, or float16 (half the size)
 #: Breadth of each query's graph walk (never below the number of candidates asked for).
 EF_SEARCH = 256
 
 
-# -- the gallery ------------------------------------------------------------------------------
-class PostgresGallery(Gallery):
-    """A facecli gallery in a PostgreSQL database, opened for one command."""
+class PostgresBackend(Backend):
+    dialect = POSTGRES
 
-    def __init__(self, url: DatabaseURL, conn: psycopg.Connection, writable: bool) -> None:
+    def __init__(self, url: DatabaseURL, conn: psycopg.Connection) -> None:
         self.url = url
         self.location = str(url)  # the URL with its password masked: what every message shows
-        self.writable = writable
-        self.version = 0
-        self.foreign: list[str] = []  # schema objects facecli did not make (``check`` reports them)
-        #: breadth of the index's graph walk for this object's searches (``EF_SEARCH``)
-        self.ef_search = EF_SEARCH
+        self.index: dict[str, Any] | None = None  # the HNSW index's settings (meta hnsw)
+        self.ef_search = EF_SEARCH  # breadth of the index's graph walk for this connection's searches
         self._conn = conn
-        self._matrix: TemplateMatrix | None = None
-        self._model = ""
-        self._dim = 0
-        self._index: dict[str, Any] | None = None
 
-    # -- opening ---------------------------------------------------------
+    # -- opening -------------------------------------------------------------------
     @classmethod
-    def open(cls, location: DatabaseURL | str, model: str | None = None, create: bool = False,
-             write: bool = False, strict: bool = True) -> PostgresGallery:
-        """Open the gallery in this database for ``model`` (None: its own model); ``create`` makes it if missing.
+    def connect(cls, url: DatabaseURL, write: bool) -> PostgresBackend:
+        """A connection to the database (read-only transactions unless ``write``), holding a gallery or not."""
+        return cls(url, connect(url, write))
 
-        ``write`` opens it to be changed (``create`` implies it); otherwise
-        every statement runs in a read-only transaction. Refuses a database
-        without a gallery (unless ``create``), one whose schema facecli holds
-        something else, one from a newer schema, one whose schema holds
-        objects facecli did not make (unless not ``strict``: ``gallery check``
-        lists them), and one built with another model. An older schema is
-        read as it is, and upgraded by the first write.
-        """
-        url = as_location(location)
-        if not isinstance(url, DatabaseURL):
-            raise GalleryError(str(location), "not a PostgreSQL URL (postgresql://user@host:port/dbname)")
-        if create and model is None:
-            raise GalleryError(str(url), "a new gallery needs a model")
-        gallery = cls(url, connect(url, write or create), write or create)
-        try:
-            gallery._open(model, create, strict)
-        except BaseException:
-            gallery.close()
-            raise
-        return gallery
-
-    @database_errors
-    def _open(self, model: str | None, create: bool, strict: bool) -> None:
-        if not self._exists():
-            if not create:
-                raise GalleryError(self.location, "no gallery here yet; enroll someone first "
-                                                  "(facecli enroll NAME PHOTO)")
-            self._create(model)
-        self._use_extension()
-        self._check(model, strict)
-
-    def _exists(self) -> bool:
+    def exists(self) -> bool:
         """Whether the database holds a facecli gallery (the schema ``facecli`` with its meta table)."""
-        schema, meta = self._conn.execute(
-            "SELECT to_regnamespace('facecli') IS NOT NULL, to_regclass('facecli.meta') IS NOT NULL").fetchone()
-        if schema and not meta:
+        with self.errors():
+            schema_there, meta = self._conn.execute(
+                "SELECT pg_catalog.to_regnamespace('facecli') IS NOT NULL, "
+                "pg_catalog.to_regclass('facecli.meta') IS NOT NULL").fetchone()
+        if schema_there and not meta:
             raise GalleryError(self.location, "not a facecli gallery (its schema facecli holds something else)")
         return bool(meta)
+
+    def open(self, strict: bool = True) -> list[str]:
+        """Use the gallery in the database: the schema objects in it facecli did not make (refused when
+        ``strict``). Refuses a schema facecli that holds something else, and one from a newer schema."""
+        with self.errors():
+            self._use_extension()
+            meta = dict(self._conn.execute("SELECT key, value FROM facecli.meta").fetchall())
+            version = int(meta["schema"]) if meta.get("schema", "").isdigit() else 0
+            if "model" not in meta or not meta.get("dim", "").isdigit() or version < 1:
+                raise GalleryError(self.location, "not a facecli gallery (its schema facecli holds something else)")
+            if version not in schema.READABLE:
+                raise GalleryError(self.location, f"written by a newer facecli (schema {version}; "
+                                                  f"this version reads up to {schema.SCHEMA_VERSION})")
+            foreign = []
+            try:
+                stored = json.loads(meta["hnsw"]) if "hnsw" in meta else None
+            except ValueError:
+                stored = False
+            self.index = check_index(stored)
+            if stored is not None and self.index is None:
+                foreign.append(f"meta hnsw {meta['hnsw'][:40]!r} is not an index setting facecli writes")
+            foreign += self.foreign(version, int(meta["dim"]))
+        if foreign and strict:
+            more = f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""
+            raise GalleryError(self.location, f"{foreign[0]}{more}: refusing a gallery that may have been "
+                                              "tampered with; `facecli gallery check` lists what is wrong")
+        return foreign
+
+    def create(self, model: str, dim: int) -> list[str]:
+        """Create the extension (where allowed and missing) and the schema; idempotent across processes."""
+        try:
+            with self._conn.transaction():
+                self._conn.execute("SELECT pg_catalog.pg_advisory_xact_lock(%s, %s)", (LOCK_KEY, SCHEMA_LOCK))
+                if not self.exists():  # else created meanwhile by a concurrent enroll
+                    if not self._conn.execute("SELECT 1 FROM pg_catalog.pg_extension "
+                                              "WHERE extname = 'vector'").fetchone():
+                        self._conn.execute("CREATE EXTENSION vector")
+                    self._use_extension()
+                    schema.create(self, dim)
+                    self._conn.execute(index_sql(HNSW, dim))
+                    meta = {"model": model, "dim": str(dim), "created": str(time.time()), "hnsw": json.dumps(HNSW)}
+                    with self._conn.cursor() as cur:
+                        cur.executemany("INSERT INTO facecli.meta VALUES (%s, %s)", list(meta.items()))
+        except psycopg.errors.InsufficientPrivilege as exc:
+            hint = ("the pgvector extension is not installed and this role may not install it "
+                    "(a superuser runs: CREATE EXTENSION vector)" if "extension" in str(exc)
+                    else f"cannot create the gallery: {one_line(exc, self.url.url)}")
+            raise GalleryError(self.location, hint) from None
+        except psycopg.Error as exc:
+            raise GalleryError(self.location, f"cannot create the gallery: {one_line(exc, self.url.url)}") \
+                from None
+        return self.open()
 
     def _use_extension(self) -> None:
         """Find pgvector's types (whatever schema it was installed in) and teach the connection its binary form."""
@@ -142,464 +148,275 @@ class PostgresGallery(Gallery):
         if row is None:
             raise GalleryError(self.location, "the pgvector extension is not installed in this database "
                                               "(a superuser runs: CREATE EXTENSION vector)")
-        schema, oid = row
+        extension_schema, oid = row
         # pgvector's types and operators are found through the search path; facecli's tables are always
         # named facecli.*, and pg_catalog comes first anyway
         self._conn.execute("SELECT pg_catalog.set_config('search_path', pg_catalog.quote_ident(%s), false)",
-                           (schema,))
+                           (extension_schema,))
         register_vector(self._conn, oid)
 
-    def _create(self, model: str) -> None:
-        """Create the extension (where allowed and missing) and the schema; idempotent across processes."""
-        from facecli.models import pipeline_spec
+    # -- running -------------------------------------------------------------------
+    def run(self, sql: str, params: tuple | list = (), vectors: bool = False) -> Any:
+        return self._conn.execute(sql, params, binary=vectors)
 
-        dim = pipeline_spec(model).dim
+    def run_each(self, sql: str, rows: list[tuple]) -> list[tuple | None]:
+        found: list[tuple | None] = []
+        with self._conn.cursor() as cur:
+            cur.executemany(sql, rows, returning=True)  # pipelined: one round trip, not one per row
+            for _ in rows:
+                found.append(cur.fetchone())
+                cur.nextset()
+        return found
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """BEGIN … COMMIT (READ COMMITTED), rolled back on any error: all or nothing."""
         try:
             with self._conn.transaction():
-                self._conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_KEY, SCHEMA_LOCK))
-                if self._exists():
-                    return  # created meanwhile by a concurrent enroll
-                if not self._conn.execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'vector'").fetchone():
-                    self._conn.execute("CREATE EXTENSION vector")
-                self._use_extension()
-                pgschema.create(self._conn, dim, HNSW)
-                meta = {"model": model, "dim": str(dim), "created": str(time.time()), "hnsw": json.dumps(HNSW)}
-                with self._conn.cursor() as cur:
-                    cur.executemany("INSERT INTO facecli.meta VALUES (%s, %s)", list(meta.items()))
-        except psycopg.errors.InsufficientPrivilege as exc:
-            hint = ("the pgvector extension is not installed and this role may not install it "
-                    "(a superuser runs: CREATE EXTENSION vector)" if "extension" in str(exc)
-                    else f"cannot create the gallery: {one_line(exc, self.url.url)}")
-            raise GalleryError(self.location, hint) from None
-        except (psycopg.errors.FeatureNotSupported, psycopg.errors.UndefinedFile) as exc:
-            raise GalleryError(self.location, f"cannot create the gallery: {one_line(exc, self.url.url)}") \
-                from None
+                yield
+        except psycopg.Error as exc:
+            raise GalleryError(self.location, f"cannot write: {one_line(exc, self.url.url)}") from None
 
-    def _check(self, model: str | None, strict: bool) -> None:
-        """Refuse what is not a sound facecli gallery for ``model``."""
-        meta = self.meta()
-        version = int(meta["schema"]) if meta.get("schema", "").isdigit() else 0
-        if "model" not in meta or not meta.get("dim", "").isdigit() or version < 1:
-            raise GalleryError(self.location, "not a facecli gallery (its schema facecli holds something else)")
-        if version not in pgschema.READABLE:
-            raise GalleryError(self.location, f"written by a newer facecli (schema {version}; "
-                                              f"this version reads up to {pgschema.SCHEMA_VERSION})")
-        self.version, self._model, self._dim = version, meta["model"], int(meta["dim"])
-        self.foreign = []
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """A read-only REPEATABLE READ transaction: several statements see one state of the gallery."""
+        if self._conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            yield
+            return
+        with self._conn.transaction():
+            self._conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield
+
+    @contextlib.contextmanager
+    def errors(self, doing: str = "database error") -> Iterator[None]:
         try:
-            stored = json.loads(meta["hnsw"]) if "hnsw" in meta else None
-        except ValueError:
-            stored = False
-        self._index = pgschema.check_index(stored)
-        if stored is not None and self._index is None:
-            self.foreign.append(f"meta hnsw {meta['hnsw'][:40]!r} is not an index setting facecli writes")
-        self.foreign += pgschema.foreign_objects(self._conn, version, self._dim, self._index)
-        if self.foreign and strict:
-            more = f" (and {len(self.foreign) - 1} more)" if len(self.foreign) > 1 else ""
-            raise GalleryError(self.location, f"{self.foreign[0]}{more}: refusing a gallery that may have been "
-                                              "tampered with; `facecli gallery check` lists what is wrong")
-        if model is not None:
-            from facecli.models import pipeline_spec
+            yield
+        except psycopg.Error as exc:
+            raise GalleryError(self.location, f"{doing}: {one_line(exc, self.url.url)}") from None
 
-            dim = pipeline_spec(model).dim
-            if meta["model"] != model or meta["dim"] != str(dim):
-                raise ModelMismatch(self.location, meta["model"], meta["dim"], model, dim)
+    def schema_version(self, writing: bool = False) -> int:
+        if writing:
+            self._conn.execute("SELECT pg_catalog.pg_advisory_xact_lock(%s, %s)", (LOCK_KEY, SCHEMA_LOCK))
+        row = self._conn.execute("SELECT value FROM facecli.meta WHERE key = 'schema'").fetchone()
+        return int(row[0]) if row and row[0].isdigit() else 0
 
-    @staticmethod
-    def model_of(location: DatabaseURL | str) -> str | None:
-        """The model the database's gallery was built with, or None (none there, or unreachable: ``open`` says why)."""
-        url = as_location(location)
-        try:
-            conn = connect(url, write=False)  # type: ignore[arg-type]
-        except GalleryError:
-            return None
-        try:
-            if conn.execute("SELECT to_regclass('facecli.meta')").fetchone()[0] is None:
-                return None
-            row = conn.execute("SELECT value FROM facecli.meta WHERE key = 'model'").fetchone()
-            return row[0] if row else None
-        except psycopg.Error:
-            return None
-        finally:
-            conn.close()
+    def set_version(self, version: int) -> None:
+        self._conn.execute("INSERT INTO facecli.meta VALUES ('schema', %s) "
+                           "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(int(version)),))
 
-    @staticmethod
-    def exists(location: DatabaseURL | str) -> bool:
-        """Whether the database holds a gallery already (an unreachable database is a GalleryError)."""
-        url = as_location(location)
-        probe = PostgresGallery(url, connect(url, write=False), False)  # type: ignore[arg-type]
-        with probe:
-            return database_errors(PostgresGallery._exists)(probe)
+    def lock_enrolls(self) -> None:
+        self._conn.execute("SELECT pg_catalog.pg_advisory_xact_lock(%s, %s)", (LOCK_KEY, ENROLL_LOCK))
+
+    def integrity(self) -> list[str]:
+        problems = []
+        valid = self._conn.execute("SELECT i.indisvalid FROM pg_catalog.pg_index i "
+                                   "WHERE i.indexrelid = pg_catalog.to_regclass('facecli.templates_hnsw')").fetchone()
+        if valid is not None and not valid[0]:
+            problems.append("index templates_hnsw is invalid (REINDEX it)")
+        orphans = self._conn.execute("SELECT COUNT(*) FROM facecli.templates t WHERE NOT EXISTS "
+                                     "(SELECT 1 FROM facecli.persons p WHERE p.id = t.person_id)").fetchone()[0]
+        if orphans:
+            problems.append(f"foreign key violation in templates ({orphans} rows)")
+        return problems
+
+    def foreign(self, version: int, dim: int) -> list[str]:
+        """What the schema holds that facecli did not create at ``version`` (or lacks, or has changed): [] when
+        none. The columns and constraints of a table that is itself missing or foreign are not listed one by
+        one: the table says it.
+
+        A trigger, rule or policy on its tables, a view standing in for one of
+        them, a changed column, a function or type in the schema would let
+        someone make strangers match, or hide people, without touching a template.
+        """
+        expected = schema.catalogue(version, dim)
+        if self.index is not None:
+            expected[("index", "templates_hnsw")] = index_definition(self.index, dim)
+        found = describe(self._conn)
+        tables = {n for (k, n) in found if k == "table"} & {n for (k, n) in expected if k == "table"}
+
+        def listed(key: tuple[str, str]) -> bool:
+            kind, name = key
+            if kind in ("column", "constraint"):
+                return (name.split(".")[0] if kind == "column" else name.rpartition(" on ")[2]) in tables
+            return True
+
+        problems = [f"{k} {n} was not created by facecli" for (k, n) in sorted(found.keys() - expected.keys())
+                    if listed((k, n))]
+        problems += [f"{k} {n} is missing" for (k, n) in sorted(expected.keys() - found.keys()) if listed((k, n))]
+        problems += [f"{k} {n} has been changed" for (k, n) in sorted(found.keys() & expected.keys())
+                     if found[(k, n)] != expected[(k, n)]]
+        return problems
+
+    def size(self) -> int:
+        size = self._conn.execute("SELECT sum(pg_catalog.pg_total_relation_size(c.oid)) FROM pg_catalog.pg_class c "
+                                  "WHERE c.relnamespace = 'facecli'::regnamespace AND c.relkind = 'r'").fetchone()[0]
+        return int(size or 0)
+
+    def search_index(self, gallery: Gallery, log: Callable[[str], None]) -> DatabaseIndex:
+        """pgvector's HNSW index, which the database keeps up to date with every write: nothing to build here.
+        Queried as the gallery's own index was built (its settings are in meta)."""
+        return DatabaseIndex(self, self.index["kind"] if self.index else "vector", gallery.dim)
 
     def close(self) -> None:
         self._conn.close()
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[psycopg.Connection]:
-        """BEGIN … COMMIT (READ COMMITTED), rolled back on any error: all or nothing.
 
-        The first write to a gallery of an older schema upgrades it in the
-        same transaction (``pgschema``): both happen, or neither.
-        """
-        try:
-            with self._conn.transaction():
-                if self.version < pgschema.SCHEMA_VERSION:
-                    self._conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_KEY, SCHEMA_LOCK))
-                    (version,) = self._conn.execute("SELECT value FROM facecli.meta WHERE key = 'schema'").fetchone()
-                    pgschema.upgrade(self._conn, int(version))
-                yield self._conn
-        except psycopg.Error as exc:
-            raise GalleryError(self.location, f"cannot write: {one_line(exc, self.url.url)}") from None
-        self.version = pgschema.SCHEMA_VERSION
-        self._matrix = None
-        self._changed()
+def open_database(url: DatabaseURL, create: bool, write: bool,
+                  strict: bool) -> tuple[PostgresBackend, list[str]] | PostgresBackend:
+    """The database's gallery and its foreign objects; or, when there is none yet and ``create``, the connection
+    alone, kept for ``create`` at the first write (one connection for the whole command)."""
+    db = PostgresBackend.connect(url, write or create)
+    try:
+        if db.exists():
+            return db, db.open(strict)
+        if not create:
+            raise GalleryError(db.location, "no gallery here yet; enroll someone first (facecli enroll NAME PHOTO)")
+    except BaseException:
+        db.close()
+        raise
+    return db
 
-    @contextlib.contextmanager
-    def _snapshot(self) -> Iterator[psycopg.Connection]:
-        """A read-only REPEATABLE READ transaction: several statements see one state of the gallery."""
-        with self._conn.transaction():
-            self._conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            yield self._conn
 
-    # -- reading ---------------------------------------------------------
-    @database_errors
-    def meta(self) -> dict[str, str]:
-        return dict(self._conn.execute("SELECT key, value FROM facecli.meta").fetchall())
+def set_index(gallery: Gallery, kind: str | None = HNSW["kind"], m: int = HNSW["m"],
+              ef_construction: int = HNSW["ef_construction"]) -> None:
+    """Rebuild a database gallery's HNSW index with these settings (``kind`` None: no index; searches above
+    ``search.EXACT_MAX`` then scan the table), in one transaction, and record them in meta.
 
-    @property
-    def model(self) -> str:
-        return self._model  # fixed for the gallery's life: read once when opened
+    Building locks the templates against writes and reads until it commits: minutes at 100 000
+    templates, more than half an hour at a million (bench/RESULTS.md). What a larger graph buys in
+    recall is measured by ``bench/pgvector_search.py --variants``.
+    """
+    db = _backend(gallery)
+    settings = None if kind is None else check_index({"kind": kind, "m": m, "ef_construction": ef_construction})
+    if kind is not None and settings is None:
+        raise BadValue("index", f"{kind}:{m}:{ef_construction}",
+                       f"kind is one of {', '.join(INDEX_KINDS)}; m and ef_construction 2 to 1000")
+    with gallery._write():
+        db.run("DROP INDEX IF EXISTS facecli.templates_hnsw")
+        db.run("DELETE FROM facecli.meta WHERE key = 'hnsw'")
+        if settings is not None:
+            db.run(index_sql(settings, gallery.dim))
+            db.run("INSERT INTO facecli.meta VALUES ('hnsw', %s)", (json.dumps(settings),))
+    db.index = settings
 
-    @property
-    def dim(self) -> int:
-        return self._dim
 
-    @database_errors
-    def set_fpir(self, fpir: float | None) -> None:
-        """Store (or with None, forget) the gallery's FPIR target."""
-        if fpir is not None and not 0 < fpir < 1:
-            raise BadValue("fpir", fpir, "must be between 0 and 1")
-        with self.transaction() as conn:
-            if fpir is None:
-                conn.execute("DELETE FROM facecli.meta WHERE key = 'fpir'")
-            else:
-                conn.execute("INSERT INTO facecli.meta VALUES ('fpir', %s) "
-                             "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", (repr(float(fpir)),))
+def set_ef_search(gallery: Gallery, ef_search: int) -> None:
+    """The breadth of the index's graph walk for this open gallery's searches (``EF_SEARCH`` by default)."""
+    _backend(gallery).ef_search = int(ef_search)
+    gallery._derived.clear()  # searchers made before hold the old breadth
 
-    @database_errors
-    def set_head(self, head: HeadRecord | None) -> None:
-        """Record (or with None, forget) the head this gallery is used with: two meta rows, one transaction."""
-        with self.transaction() as conn:
-            conn.execute("DELETE FROM facecli.meta WHERE key IN ('head_sha256', 'head_path')")
-            if head is not None:
-                with conn.cursor() as cur:
-                    cur.executemany("INSERT INTO facecli.meta VALUES (%s, %s)",
-                                    [("head_sha256", head.sha256), ("head_path", head.path)])
 
-    @database_errors
-    def persons(self) -> list[PersonInfo]:
-        rows = self._conn.execute(
-            "SELECT p.name, COUNT(t.id), p.created FROM facecli.persons p "
-            "LEFT JOIN facecli.templates t ON t.person_id = p.id GROUP BY p.id "
-            'ORDER BY p.name COLLATE "C"').fetchall()
-        return [PersonInfo(name, int(n), created) for name, n, created in rows]
+def _backend(gallery: Gallery) -> PostgresBackend:
+    if not isinstance(gallery._db, PostgresBackend):
+        raise GalleryError(gallery.location, "not a PostgreSQL gallery")
+    return gallery._db
 
-    @database_errors
-    def person_count(self) -> int:
-        return int(self._conn.execute("SELECT COUNT(*) FROM facecli.persons").fetchone()[0])
 
-    @database_errors
-    def has_person(self, name: str) -> bool:
-        return self._conn.execute("SELECT 1 FROM facecli.persons WHERE name = %s", (name,)).fetchone() is not None
+# -- the index ---------------------------------------------------------------------------------
+def check_index(settings: Any) -> dict[str, Any] | None:
+    """HNSW settings as stored in meta (``{"kind", "m", "ef_construction"}``), or None when they are not."""
+    if not (isinstance(settings, dict) and set(settings) == {"kind", "m", "ef_construction"}
+            and settings["kind"] in INDEX_KINDS
+            and all(type(settings[k]) is int and 2 <= settings[k] <= 1000 for k in ("m", "ef_construction"))):
+        return None
+    return settings
 
-    @database_errors
-    def templates_of(self, name: str) -> list[dict]:
-        rows = self._conn.execute(
-            "SELECT t.id, t.source, t.sha256, t.box, t.created FROM facecli.templates t "
-            "JOIN facecli.persons p ON p.id = t.person_id WHERE p.name = %s ORDER BY t.id", (name,)).fetchall()
-        return [{"id": i, "source": s, "sha256": h, "box": stored_box(b, i, self.location), "created": c}
-                for i, s, h, b, c in rows]
 
-    @database_errors
-    def embeddings_of(self, name: str) -> np.ndarray:
-        rows = self._conn.execute(
-            "SELECT t.id, t.embedding FROM facecli.templates t JOIN facecli.persons p ON p.id = t.person_id "
-            "WHERE p.name = %s ORDER BY t.id", (name,), binary=True).fetchall()
-        return self._stack([r[1] for r in rows], [r[0] for r in rows])
+def index_sql(settings: dict[str, Any], dim: int) -> str:
+    """CREATE INDEX for the HNSW index on inner product (the embeddings are unit vectors)."""
+    kind, m, efc = settings["kind"], int(settings["m"]), int(settings["ef_construction"])
+    if kind not in INDEX_KINDS:
+        raise ValueError(f"index kind {kind!r}")
+    column = "embedding" if kind == "vector" else f"(embedding::halfvec({int(dim)}))"
+    return (f"CREATE INDEX templates_hnsw ON facecli.templates USING hnsw ({column} {kind}_ip_ops) "
+            f"WITH (m = {m}, ef_construction = {efc})")
 
-    @database_errors
-    def template_matrix(self) -> TemplateMatrix:
-        """Every template in one matrix, read once per process (one statement: one consistent state)."""
-        if self._matrix is None:
-            self._matrix = self._matrix_of(self._conn.execute(
-                "SELECT p.name, t.embedding, t.id FROM facecli.templates t "
-                'JOIN facecli.persons p ON p.id = t.person_id ORDER BY p.name COLLATE "C", t.id',
-                binary=True).fetchall())
-        return self._matrix
 
-    @database_errors
-    def state(self) -> GalleryState:
-        with self._snapshot() as conn:
-            meta = self.meta()
-            count, max_id = conn.execute(
-                "SELECT COUNT(*), COALESCE(MAX(id), 0) FROM facecli.templates").fetchone()
-        return GalleryState(self.model, self.dim, int(count), int(max_id), int(meta.get("removals", "0")))
-
-    @database_errors
-    def iter_embeddings(self, after_id: int = 0, chunk: int = 50_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(template ids, float32 embeddings) in id order, ``chunk`` rows at a time, from ``after_id`` on."""
-        while True:
-            rows = self._conn.execute(
-                "SELECT id, embedding FROM facecli.templates WHERE id > %s ORDER BY id LIMIT %s",
-                (int(after_id), int(chunk)), binary=True).fetchall()
-            if not rows:
-                return
-            ids = [r[0] for r in rows]
-            yield np.array(ids, dtype=np.int64), self._stack([r[1] for r in rows], ids)
-            after_id = rows[-1][0]
-
-    @database_errors
-    def templates_by_id(self, ids: np.ndarray, whole_persons: bool = False) -> TemplateMatrix:
-        """The templates with these ids (or, ``whole_persons``, all templates of their persons),
-        as a TemplateMatrix (rows grouped by person); one statement, so whole persons are whole."""
-        chosen = "t.id = ANY(%s)" if not whole_persons else \
-            "t.person_id IN (SELECT person_id FROM facecli.templates WHERE id = ANY(%s))"
-        rows = self._conn.execute(
-            "SELECT p.name, t.embedding, t.id FROM facecli.templates t JOIN facecli.persons p ON p.id = t.person_id "
-            f'WHERE {chosen} ORDER BY p.name COLLATE "C", t.id', ([int(i) for i in ids],), binary=True).fetchall()
-        return self._matrix_of(rows)
-
-    @database_errors
-    def sources_of(self, ids: list[int]) -> dict[int, dict]:
-        """Template id -> its source photo, content hash, face box and when it was enrolled."""
-        rows = self._conn.execute("SELECT id, source, sha256, box, created FROM facecli.templates "
-                                  "WHERE id = ANY(%s)", ([int(i) for i in ids],)).fetchall()
-        return {i: {"source": s, "sha256": h, "box": stored_box(b, i, self.location), "created": c}
-                for i, s, h, b, c in rows}
-
-    @database_errors
-    def unused_names(self, prefix: str, count: int) -> list[str]:
-        """``count`` names ``prefix1``, ``prefix2``… after the highest one already enrolled."""
-        # ILIKE with the prefix as the pattern, as the file's LIKE (case-insensitive for ASCII)
-        taken = [name[len(prefix):] for (name,) in self._conn.execute(
-            "SELECT name FROM facecli.persons WHERE name ILIKE %s || '%%'", (prefix,)).fetchall()]
-        start = max([int(t) for t in taken if t.isdigit()], default=0)
-        return [f"{prefix}{start + k}" for k in range(1, count + 1)]
-
-    def _stack(self, blobs: list[bytes], ids: list[int]) -> np.ndarray:
-        """pgvector's binary vectors (4-byte header, big-endian float32s) as one float32 matrix, each template
-        checked as the file checks its own (``base.checked_matrix``): a damaged one is an error naming it."""
-        dim = self.dim
-        width = 4 + 4 * dim
-        if all(len(b) == width for b in blobs):
-            if not blobs:
-                return np.empty((0, dim), dtype=np.float32)
-            raw = np.frombuffer(b"".join(blobs), dtype=np.uint8).reshape(len(blobs), width)[:, 4:]
-            return checked_matrix(np.ascontiguousarray(raw).view(">f4").astype(np.float32), ids, self.location)
-        # a vector of another size (its column's type was changed): named as the file names a wrong size
-        return stack_templates([np.frombuffer(b[4:4 + (len(b) - 4) // 4 * 4], ">f4").astype("<f4").tobytes()
-                                for b in blobs], ids, dim, self.location)
-
-    # -- 1:N in the database ---------------------------------------------
-    def search_index(self, log: Callable[[str], None] = lambda _m: None) -> DatabaseIndex:
-        """pgvector's HNSW index, which the database keeps up to date with every write: nothing to build here.
-        Queried as the gallery's own index was built (its settings are in meta)."""
-        return DatabaseIndex(self, self._index["kind"] if self._index else "vector", self.ef_search)
-
-    @database_errors
-    def set_index(self, kind: str | None = HNSW["kind"], m: int = HNSW["m"],
-                  ef_construction: int = HNSW["ef_construction"]) -> None:
-        """Rebuild the HNSW index with these settings (``kind`` None: no index; searches above ``exact_max``
-        then scan the table), in one transaction, and record them in meta.
-
-        Building locks the templates against writes and reads until it commits: minutes at 100 000
-        templates, more than half an hour at a million (bench/RESULTS.md). What a larger graph buys in
-        recall is measured by ``bench/pgvector_search.py --variants``.
-        """
-        settings = None if kind is None else pgschema.check_index({"kind": kind, "m": m,
-                                                                   "ef_construction": ef_construction})
-        if kind is not None and settings is None:
-            raise BadValue("index", f"{kind}:{m}:{ef_construction}",
-                           f"kind is one of {', '.join(pgschema.INDEX_KINDS)}; m and ef_construction 2 to 1000")
-        with self.transaction() as conn:
-            conn.execute("DROP INDEX IF EXISTS facecli.templates_hnsw")
-            if settings is None:
-                conn.execute("DELETE FROM facecli.meta WHERE key = 'hnsw'")
-            else:
-                conn.execute(pgschema.index_sql(settings, self.dim))
-                conn.execute("INSERT INTO facecli.meta VALUES ('hnsw', %s) "
-                             "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", (json.dumps(settings),))
-        self._index = settings
-
-    # -- writing ---------------------------------------------------------
-    @database_errors
-    def enroll(self, entries: Iterable[tuple[str, Template]]) -> list[Stored]:
-        """Add (name, template) pairs in one transaction; new names become persons.
-
-        A photo (by content hash) already enrolled for that person is skipped,
-        not duplicated; one enrolled under another name is refused (``taken``):
-        one photo, one person. Enrolls are serialised (an advisory lock held
-        until commit), so two of them cannot give one photo to two people.
-        """
-        entries = list(entries)
-        if not entries:
-            return []
-        now = time.time()
-        stored: list[Stored | None] = []
-        with self.transaction() as conn:
-            conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_KEY, ENROLL_LOCK))
-            holders: dict[str, set[str]] = {}
-            for sha, name in conn.execute(
-                    "SELECT t.sha256, p.name FROM facecli.templates t JOIN facecli.persons p ON p.id = t.person_id "
-                    "WHERE t.sha256 = ANY(%s)", (sorted({t.sha256 for _, t in entries}),)).fetchall():
-                holders.setdefault(sha, set()).add(name)
-            todo: list[tuple[int, str, Template]] = []
-            first: dict[str, float] = {}  # a new person's creation: their earliest template's
-            for name, t in entries:
-                others = holders.setdefault(t.sha256, set()) - {name}
-                if others:
-                    stored.append(Stored("taken", min(others)))
-                    continue
-                holders[t.sha256].add(name)
-                todo.append((len(stored), name, t))
-                stored.append(None)
-                first[name] = min(first.get(name, np.inf), now if t.created is None else t.created)
-            if todo:
-                # new persons are inserted, existing ones locked (DO UPDATE), in name order: a concurrent remove
-                # of one of them waits for this enroll
-                names = sorted(first)
-                person = dict(conn.execute(
-                    "INSERT INTO facecli.persons (name, created) SELECT * FROM unnest(%s::text[], %s::float8[]) "
-                    "ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING name, id",
-                    (names, [first[n] for n in names])).fetchall())
-                rows = [(person[name], self.model, np.asarray(t.embedding, dtype=np.float32), t.source, t.sha256,
-                         json.dumps([round(v, 1) for v in t.box]), now if t.created is None else t.created,
-                         person[name], t.sha256) for _, name, t in todo]
-                with conn.cursor() as cur:
-                    # NOT EXISTS first: a photo already there draws no id, so ids follow the file's (1, 2, 3 …)
-                    cur.executemany(
-                        "INSERT INTO facecli.templates (person_id, model, embedding, source, sha256, box, created) "
-                        "SELECT %s, %s, %s, %s, %s, %s, %s WHERE NOT EXISTS "
-                        "(SELECT 1 FROM facecli.templates WHERE person_id = %s AND sha256 = %s) "
-                        "ON CONFLICT (person_id, sha256) DO NOTHING RETURNING id", rows, returning=True)
-                    for i, _, _ in todo:
-                        stored[i] = Stored("added" if cur.fetchone() is not None else "present")
-                        cur.nextset()
-        return stored  # type: ignore[return-value]
-
-    @database_errors
-    def remove(self, name: str) -> int:
-        """Delete a person and their templates; returns the number of templates removed."""
-        with self.transaction() as conn:
-            row = conn.execute("SELECT id FROM facecli.persons WHERE name = %s FOR UPDATE", (name,)).fetchone()
-            if row is None:
-                raise GalleryError(name, f"no such person in {self.location}")
-            n = conn.execute("DELETE FROM facecli.templates WHERE person_id = %s", row).rowcount
-            conn.execute("DELETE FROM facecli.persons WHERE id = %s", row)
-            # counted as the file counts them (GalleryState.removals)
-            conn.execute("INSERT INTO facecli.meta VALUES ('removals', '1') ON CONFLICT (key) "
-                         "DO UPDATE SET value = (CAST(facecli.meta.value AS bigint) + 1)::text")
-        return n
-
-    @database_errors
-    def _rename(self, old: str, new: str) -> None:
-        try:
-            with self.transaction() as conn:
-                if conn.execute("SELECT 1 FROM facecli.persons WHERE name = %s", (new,)).fetchone():
-                    raise GalleryError(new, "a person with this name is already enrolled")
-                if conn.execute("UPDATE facecli.persons SET name = %s WHERE name = %s", (new, old)).rowcount == 0:
-                    raise GalleryError(old, f"no such person in {self.location}")
-        except GalleryError as exc:
-            if isinstance(exc.__context__, psycopg.errors.UniqueViolation):  # enrolled meanwhile by another
-                raise GalleryError(new, "a person with this name is already enrolled") from None
-            raise
-
-    # -- maintenance -----------------------------------------------------
-    @database_errors
-    def check(self) -> list[str]:
-        """Everything wrong with the gallery: an invalid or missing index, rows without their person, foreign
-        schema objects, templates that do not fit the model or cannot be matched against, malformed boxes,
-        persons without templates; [] when sound."""
-        problems: list[str] = []
-        with self._snapshot() as conn:
-            valid = conn.execute("SELECT i.indisvalid FROM pg_catalog.pg_index i "
-                                 "WHERE i.indexrelid = to_regclass('facecli.templates_hnsw')").fetchone()
-            if valid is not None and not valid[0]:
-                problems.append("index templates_hnsw is invalid (REINDEX it)")
-            problems += self.foreign
-            if any(p.startswith(("table", "column")) and p.endswith(("is missing", "has been changed"))
-                   for p in self.foreign):
-                return problems  # the rows cannot be read as facecli wrote them
-            if (problem := head_problem(self.meta())) is not None:
-                problems.append(problem)
-            orphans = conn.execute("SELECT COUNT(*) FROM facecli.templates t WHERE NOT EXISTS "
-                                   "(SELECT 1 FROM facecli.persons p WHERE p.id = t.person_id)").fetchone()[0]
-            if orphans:
-                problems.append(f"foreign key violation in templates ({orphans} rows)")
-            for model, n in conn.execute("SELECT model, COUNT(*) FROM facecli.templates GROUP BY model "
-                                         'ORDER BY model COLLATE "C"').fetchall():
-                if model != self.model:
-                    problems.append(f"{n} templates from model {model}, the gallery is for {self.model}")
-            rows = conn.execute(
-                "SELECT t.id, p.name, vector_dims(t.embedding), vector_norm(t.embedding), t.box "
-                "FROM facecli.templates t JOIN facecli.persons p ON p.id = t.person_id ORDER BY t.id").fetchall()
-            for tid, name, size, norm, box in rows:
-                if size != self.dim:
-                    problems.append(f"template {tid} of {name}: {size} values, expected {self.dim}")
-                elif not abs(norm - 1.0) < 1e-3:
-                    problems.append(f"template {tid} of {name}: norm {norm:.4f}, expected 1")
-                if (problem := box_problem(box)) is not None:
-                    problems.append(f"template {tid} of {name}: {problem}")
-            empty = conn.execute("SELECT name FROM facecli.persons p WHERE NOT EXISTS "
-                                 "(SELECT 1 FROM facecli.templates t WHERE t.person_id = p.id) "
-                                 'ORDER BY name COLLATE "C"').fetchall()
-        problems += [f"person {name} has no template" for (name,) in empty]
-        return problems
-
-    @database_errors
-    def stats(self) -> dict:
-        with self._snapshot() as conn:
-            n_templates = conn.execute("SELECT COUNT(*) FROM facecli.templates").fetchone()[0]
-            persons = self.person_count()
-            size = conn.execute(
-                "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_catalog.pg_class c "
-                "WHERE c.relnamespace = 'facecli'::regnamespace AND c.relkind = 'r'").fetchone()[0]
-        return {
-            "gallery": self.location,
-            "model": self.model,
-            "dim": self.dim,
-            "schema": self.version,
-            "persons": persons,
-            "templates": int(n_templates),
-            "bytes": int(size or 0),
-        }
+def index_definition(settings: dict[str, Any], dim: int) -> str:
+    """The index as the catalogue shows it (``describe``)."""
+    column = "embedding" if settings["kind"] == "vector" else f"((embedding)::halfvec({int(dim)}))"
+    return (f"CREATE INDEX templates_hnsw ON facecli.templates USING hnsw ({column} {settings['kind']}_ip_ops) "
+            f"WITH (m='{int(settings['m'])}', ef_construction='{int(settings['ef_construction'])}')")
 
 
 class DatabaseIndex:
     """Candidates from pgvector's HNSW index, for ``search.Searcher`` (which re-ranks them exactly)."""
 
-    def __init__(self, gallery: PostgresGallery, kind: str = HNSW["kind"], ef_search: int = EF_SEARCH) -> None:
-        self.gallery = gallery
-        self.query = pgschema.nearest_sql(kind, gallery.dim)
-        self.ef_search = ef_search
+    def __init__(self, db: PostgresBackend, kind: str, dim: int) -> None:
+        if kind not in INDEX_KINDS:
+            raise ValueError(f"index kind {kind!r}")
+        order = "embedding <#> %s" if kind == "vector" else \
+            f"embedding::halfvec({int(dim)}) <#> %s::vector::halfvec({int(dim)})"
+        self.query = f"SELECT id FROM facecli.templates ORDER BY {order} LIMIT %s"
+        self.db = db
 
     def candidates(self, faces: np.ndarray, count: int) -> np.ndarray:
         """Template ids of the ``count`` nearest templates of each face, by the index (one statement a face,
-        each seeing one committed state; the whole persons are then read in one statement by templates_by_id)."""
+        each seeing one committed state; the whole persons are then read in one statement)."""
         if count <= 0 or len(faces) == 0:
             return np.empty(0, dtype=np.int64)
         found: set[int] = set()
-        conn = self.gallery._conn
-        try:
-            with conn.transaction():
-                # the walk must be at least as broad as the answer, or rows go missing; and the planner must not
-                # swap the index for a scan of the whole table: pgvector's cost estimate grows with ef_search,
-                # and at 100 000 templates with ef_search 256 it chose a sequential scan (exact, 30x slower)
-                conn.execute("SELECT set_config('hnsw.ef_search', %s, true), set_config('enable_seqscan', 'off', true)",
-                             (str(max(self.ef_search, count)),))
-                for face in np.asarray(faces, dtype=np.float32):
-                    found.update(r[0] for r in conn.execute(self.query, (face, int(count))).fetchall())
-        except psycopg.Error as exc:
-            raise GalleryError(self.gallery.location, f"database error: {one_line(exc, self.gallery.url.url)}") \
-                from None
+        conn = self.db._conn
+        with self.db.errors(), conn.transaction():
+            # the walk must be at least as broad as the answer, or rows go missing; and the planner must not
+            # swap the index for a scan of the whole table: pgvector's cost estimate grows with ef_search,
+            # and at 100 000 templates with ef_search 256 it chose a sequential scan (exact, 30x slower)
+            conn.execute("SELECT pg_catalog.set_config('hnsw.ef_search', %s, true), "
+                         "pg_catalog.set_config('enable_seqscan', 'off', true)",
+                         (str(max(self.db.ef_search, count)),))
+            for face in np.asarray(faces, dtype=np.float32):
+                found.update(r[0] for r in conn.execute(self.query, (face, int(count))).fetchall())
         return np.array(sorted(found), dtype=np.int64)
+
+
+# -- what a sound schema holds ------------------------------------------------------------------
+_RELKINDS = {"r": "table", "p": "partitioned table", "v": "view", "m": "materialized view", "f": "foreign table",
+             "S": "sequence", "i": "index", "I": "partitioned index", "c": "composite type", "t": "TOAST table"}
+
+# Each query lists one kind of object in (or on the tables of) the schema facecli as (kind, name, definition).
+# Run with the session's search_path on pgvector's schema alone, so types print as `vector(640)`.
+_DESCRIBE = [
+    """SELECT c.relkind::text, c.relname::text,
+              CASE WHEN c.relkind = 'i' THEN pg_catalog.pg_get_indexdef(c.oid) ELSE '' END
+       FROM pg_catalog.pg_class c WHERE c.relnamespace = 'facecli'::regnamespace""",
+    """SELECT 'column', c.relname || '.' || a.attname,
+              concat_ws(' ', pg_catalog.format_type(a.atttypid, a.atttypmod),
+                        CASE WHEN a.attnotnull THEN 'not null' END,
+                        CASE a.attidentity WHEN 'a' THEN 'identity always' WHEN 'd' THEN 'identity by default' END,
+                        CASE WHEN a.attgenerated <> '' THEN 'generated' END,
+                        'default ' || pg_catalog.pg_get_expr(d.adbin, d.adrelid))
+       FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+       LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+       WHERE c.relnamespace = 'facecli'::regnamespace AND c.relkind IN ('r', 'p') AND a.attnum > 0
+         AND NOT a.attisdropped""",
+    """SELECT 'row-level security on table', c.relname, ''
+       FROM pg_catalog.pg_class c WHERE c.relnamespace = 'facecli'::regnamespace
+         AND (c.relrowsecurity OR c.relforcerowsecurity)""",
+    """SELECT 'constraint', con.conname || ' on ' || c.relname, pg_catalog.pg_get_constraintdef(con.oid)
+       FROM pg_catalog.pg_constraint con JOIN pg_catalog.pg_class c ON c.oid = con.conrelid
+       WHERE con.connamespace = 'facecli'::regnamespace AND con.contype <> 'n'""",
+    """SELECT 'trigger', t.tgname || ' on ' || c.relname, ''
+       FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
+       WHERE c.relnamespace = 'facecli'::regnamespace AND NOT t.tgisinternal""",
+    """SELECT 'rule', r.rulename || ' on ' || c.relname, ''
+       FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_class c ON c.oid = r.ev_class
+       WHERE c.relnamespace = 'facecli'::regnamespace AND r.rulename <> '_RETURN'""",
+    """SELECT 'policy', p.polname || ' on ' || c.relname, ''
+       FROM pg_catalog.pg_policy p JOIN pg_catalog.pg_class c ON c.oid = p.polrelid
+       WHERE c.relnamespace = 'facecli'::regnamespace""",
+    """SELECT 'function', p.proname || '(' || pg_catalog.pg_get_function_identity_arguments(p.oid) || ')', ''
+       FROM pg_catalog.pg_proc p WHERE p.pronamespace = 'facecli'::regnamespace""",
+    """SELECT 'operator', o.oprname, '' FROM pg_catalog.pg_operator o
+       WHERE o.oprnamespace = 'facecli'::regnamespace""",
+    """SELECT 'type', t.typname, '' FROM pg_catalog.pg_type t
+       WHERE t.typnamespace = 'facecli'::regnamespace AND t.typrelid = 0 AND t.typcategory <> 'A'""",
+]
+
+
+def describe(conn: Any) -> dict[tuple[str, str], str]:
+    """(kind, name) -> definition of everything in the schema facecli, as ``schema.catalogue`` lists them."""
+    found: dict[tuple[str, str], str] = {}
+    for query in _DESCRIBE:
+        for kind, name, definition in conn.execute(query).fetchall():
+            found[(_RELKINDS.get(kind, kind), name)] = " ".join((definition or "").split())
+    return found

@@ -1,434 +1,289 @@
-"""The gallery file: enrolled people and their face templates in one SQLite file.
+"""The gallery in one SQLite file (the embedded default), or in memory.
 
-One file, standard library only, no pickle: embeddings are float32 blobs.
-Every change is a single transaction, so an interrupted or failed enroll
-leaves no half person. A new gallery is built under a random name beside
-its path and linked into place once initialised, so there is never an empty
-or half-made gallery, and no link someone planted at the path is followed;
-it is mode 0600 from its first byte, because it holds biometric templates
-(``facecli.private``). WAL mode and a busy timeout let readers run while one
-writer enrolls; commands that only read open it read-only, so a gallery on
-read-only storage still serves them. ``PRAGMA application_id`` marks the file
-as facecli's, and ``user_version`` holds the schema version
-(``migrations``); a schema holding anything facecli did not create is refused.
+One file, standard library only, no pickle: embeddings are float32 blobs. A
+new gallery is built under a random name beside its path and linked into
+place once initialised, so there is never an empty or half-made gallery, and
+no link someone planted at the path is followed; it is mode 0600 from its
+first byte, because it holds biometric templates (``facecli.private``). WAL
+mode and a busy timeout let readers run while one writer enrolls (writers
+are serialised by BEGIN IMMEDIATE); commands that only read open it
+read-only, so a gallery on read-only storage still serves them.
+``PRAGMA application_id`` marks the file as facecli's, ``user_version`` holds
+the schema version (``schema``); a schema holding anything facecli did not
+create is refused.
+
+``:memory:`` is a real gallery that lives as long as it is open (tests,
+notebooks), searched exactly at any size or through an index built in memory.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
+from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import numpy as np
-
-from facecli.errors import BadValue, GalleryError, ModelMismatch
-from facecli.gallery import migrations
-from facecli.gallery.base import (
-    Gallery,
-    GalleryState,
-    box_problem,
-    head_problem,
-    stack_templates,
-    stored_box,
-    template_problem,
-)
-from facecli.matching import TemplateMatrix
+from facecli.errors import GalleryError
+from facecli.gallery import schema
+from facecli.gallery.backend import Backend
+from facecli.gallery.dialect import SQLITE
 from facecli.private import check_link, check_private, make_private_dir, new_file, shared_gallery_allowed
-from facecli.values import HeadRecord, PersonInfo, Stored, Template
 
 if TYPE_CHECKING:
-    from facecli.gallery.search import TemplateIndex
+    from facecli.gallery.search import CandidateIndex
+    from facecli.gallery.store import Gallery
 
 APPLICATION_ID = 0x46434C49  # "FCLI"
 BUSY_TIMEOUT_MS = 60_000
 SIDECARS = ("-wal", "-shm", "-journal")  # files SQLite keeps beside the gallery
+MEMORY = ":memory:"
 
 
-class SqliteGallery(Gallery):
-    """A facecli gallery file, opened for one command."""
+class SqliteBackend(Backend):
+    dialect = SQLITE
 
-    def __init__(self, path: Path, conn: sqlite3.Connection, writable: bool) -> None:
-        self.path = path
-        self.location = str(path)
-        self.writable = writable
+    def __init__(self, conn: sqlite3.Connection, location: str, path: Path | None) -> None:
+        self.location = location
+        self.path = path  # None: in memory
         self._conn = conn
-        self._matrix: TemplateMatrix | None = None
-        self.foreign: list[str] = []  # schema objects facecli did not make (``check`` reports them)
 
-    # -- opening ---------------------------------------------------------
+    # -- opening -------------------------------------------------------------------
     @classmethod
-    def open(cls, path: Path, model: str | None = None, create: bool = False, write: bool = False,
-             strict: bool = True) -> SqliteGallery:
-        """Open the gallery file for ``model`` (None: its own model); ``create`` makes it if it is not there.
-
-        ``write`` opens it to be changed (``create`` implies it); otherwise it
-        is opened read-only. Refuses a file that is not a facecli gallery, one
-        from a newer schema, one built with another model, one whose schema
-        holds foreign objects (unless not ``strict``: ``gallery check`` lists
-        them), and one that is not private (``facecli.private``). An older
-        schema is read as it is, and upgraded by the first write.
-        """
-        if create and model is None:
-            raise GalleryError(str(path), "a new gallery needs a model")
+    def open(cls, path: Path, write: bool, strict: bool = True) -> tuple[SqliteBackend, list[str]]:
+        """An existing gallery file, and the schema objects in it facecli did not make (refused when
+        ``strict``). Refuses a file that is not private, not a facecli gallery, or from a newer schema."""
         shared = shared_gallery_allowed()
         check_private(path, "gallery", GalleryError, shared)
-        size = path.stat().st_size if path.exists() else None
-        if not size:
-            # an empty file is a gallery an older facecli began and never finished: no gallery yet
-            if not create:
-                raise GalleryError(str(path), "no gallery here yet; enroll someone first (facecli enroll NAME PHOTO)")
-            if size is None:
-                cls._create(path, model)
         for suffix in SIDECARS:
             sidecar = path.with_name(path.name + suffix)
             if suffix == "-shm":  # an index of the journal, no data; SQLite sets its mode itself
                 check_link(sidecar, GalleryError)
             else:
                 check_private(sidecar, "gallery journal", GalleryError, shared)
-        gallery = cls(path, cls._connect(path, write or create), write or create)
+        db = cls(_connect(path, write), str(path), path)
         try:
-            if size == 0:
-                gallery._initialise(model)
-            gallery._check(model, strict)
-        except sqlite3.DatabaseError as exc:
-            gallery.close()
-            raise _database_error(path, exc, "cannot use the gallery") from None
-        except GalleryError:
-            gallery.close()
+            with db.errors("cannot use the gallery"):
+                foreign = db._check(strict)
+        except BaseException:
+            db.close()
             raise
-        return gallery
-
-    @staticmethod
-    def _connect(path: Path, write: bool) -> sqlite3.Connection:
-        """A connection: read-write, or read-only — immutable where the file or its folder cannot be written
-        (a read-only mount, an immutable file), since SQLite cannot then keep its shared-memory file."""
-        uri = f"file:{quote(str(path))}?mode={'rw' if write else 'ro'}"
-        try:
-            conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-            try:
-                conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
-            except sqlite3.OperationalError as exc:
-                conn.close()
-                if write:
-                    raise GalleryError(str(path), f"cannot write: {exc} (is the gallery or its folder read-only?)") \
-                        from None
-                # no journal index can be kept here (a read-only mount, an immutable file or folder): nobody can
-                # be writing, so the file is read as it stands
-                conn = sqlite3.connect(f"{uri}&immutable=1", uri=True, isolation_level=None)
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA foreign_keys = ON")
-        except sqlite3.Error as exc:
-            raise _database_error(path, exc, "cannot open") from None
-        return conn
-
-    @staticmethod
-    def model_of(path: Path) -> str | None:
-        """The model an existing gallery was built with, or None (no file, or not a gallery: ``open`` says why)."""
-        if not path.is_file() or not path.stat().st_size:
-            return None
-        try:
-            with contextlib.closing(SqliteGallery._connect(path, write=False)) as conn:
-                row = conn.execute("SELECT value FROM meta WHERE key = 'model'").fetchone()
-        except (sqlite3.Error, GalleryError):
-            return None
-        return row[0] if row else None
+        return db, foreign
 
     @classmethod
-    def _create(cls, path: Path, model: str) -> None:
-        """Build a new, initialised gallery under a random name beside ``path``, then link it into place.
+    def create(cls, path: Path, model: str, dim: int) -> tuple[SqliteBackend, list[str]]:
+        """A new, initialised gallery file at ``path``, open to be written.
 
-        The link is atomic and never follows a link planted at ``path``; when
-        another process got there first, its gallery stands and this one goes.
+        It is built under a random name beside ``path`` and linked into place:
+        the link is atomic and never follows a link planted at ``path``; when
+        another process got there first, its gallery stands (``Gallery.bind``
+        then checks its model). An empty file (a gallery an older facecli
+        began and never finished) is initialised where it is.
         """
-        try:
-            make_private_dir(path.parent)
-            with new_file(path.parent, path.name) as (_fd, tmp):
-                conn = sqlite3.connect(tmp, isolation_level=None)
-                try:
-                    cls(path, conn, True)._initialise(model)
-                finally:
-                    conn.close()
-                with contextlib.suppress(FileExistsError):  # a concurrent enroll created it first
-                    os.link(tmp, path)
-        except OSError as exc:
-            raise GalleryError(str(path), f"cannot create the gallery: {exc.strerror or exc}") from None
+        check_private(path, "gallery", GalleryError, shared_gallery_allowed())
+        if path.exists() and not path.stat().st_size:
+            db = cls(_connect(path, True), str(path), path)
+            with db.errors("cannot create the gallery"):
+                db._initialise(model, dim)
+            db.close()
+        else:
+            try:
+                make_private_dir(path.parent)
+                with new_file(path.parent, path.name) as (_fd, tmp):
+                    with contextlib.closing(sqlite3.connect(tmp, isolation_level=None)) as conn:
+                        cls(conn, str(path), path)._initialise(model, dim)
+                    with contextlib.suppress(FileExistsError):  # a concurrent enroll created it first
+                        os.link(tmp, path)
+            except OSError as exc:
+                raise GalleryError(str(path), f"cannot create the gallery: {exc.strerror or exc}") from None
+        return cls.open(path, write=True)
 
-    def _initialise(self, model: str) -> None:
-        """Create the schema in a new, empty database."""
-        from facecli.models import pipeline_spec
+    @classmethod
+    def memory(cls, location: str = MEMORY) -> SqliteBackend:
+        """An empty gallery schema in memory: a ``:memory:`` gallery, or what a new gallery reads as until its
+        first write creates it (``location``: how messages name it)."""
+        db = cls(sqlite3.connect(MEMORY, isolation_level=None, check_same_thread=False), location, None)
+        db._initialise(None, 0)
+        return db
 
-        dim = pipeline_spec(model).dim
+    def adopt(self, model: str, dim: int) -> SqliteBackend:
+        """An in-memory gallery takes ``model`` (its first write)."""
+        with self.transaction():
+            meta = {"model": model, "dim": str(dim), "created": str(time.time())}
+            self._conn.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
+        return self
+
+    @staticmethod
+    def exists(path: Path) -> bool:
+        """Whether a gallery is there: a file that is not empty."""
+        return os.path.lexists(path) and not (path.is_file() and path.stat().st_size == 0)
+
+    def _initialise(self, model: str | None, dim: int) -> None:
+        """Create the schema (and with a ``model``, its meta) in a new, empty database."""
         with self.transaction():
             if self._conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]:
                 return  # initialised already (an older facecli's concurrent enroll), or foreign: _check says
-            migrations.create(self._conn)
-            meta = {"model": model, "dim": str(dim), "created": str(time.time())}
-            self._conn.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
+            schema.create(self, dim)
+            if model is not None:
+                meta = {"model": model, "dim": str(dim), "created": str(time.time())}
+                self._conn.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
             self._conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         with contextlib.suppress(sqlite3.OperationalError):
             self._conn.execute("PRAGMA journal_mode = WAL")
 
-    def schema_version(self) -> int:
-        return self._conn.execute("PRAGMA user_version").fetchone()[0]
-
-    def _check(self, model: str | None, strict: bool = True) -> None:
-        """Refuse what is not a sound facecli gallery for ``model``."""
+    def _check(self, strict: bool) -> list[str]:
+        """Refuse what is not a facecli gallery this version reads; the foreign schema objects found."""
         app = self._conn.execute("PRAGMA application_id").fetchone()[0]
         version = self.schema_version()
         if app != APPLICATION_ID:
-            raise GalleryError(str(self.path), "not a facecli gallery (an SQLite file of another application)")
-        if version not in migrations.READABLE:
-            raise GalleryError(str(self.path), f"written by a newer facecli (schema {version}; "
-                                               f"this version reads up to {migrations.SCHEMA_VERSION})")
-        self.foreign = migrations.foreign_objects(self._conn, version)
-        if self.foreign and strict:
-            raise GalleryError(str(self.path), f"{self.foreign[0]}"
-                                               + (f" (and {len(self.foreign) - 1} more)" if len(self.foreign) > 1
-                                                  else "") + ": refusing a gallery that may have been tampered "
-                                                             "with; `facecli gallery check` lists what is wrong")
-        if model is not None:
-            from facecli.models import pipeline_spec
+            raise GalleryError(self.location, "not a facecli gallery (an SQLite file of another application)")
+        if version not in schema.READABLE:
+            raise GalleryError(self.location, f"written by a newer facecli (schema {version}; "
+                                              f"this version reads up to {schema.SCHEMA_VERSION})")
+        foreign = self.foreign(version, 0)
+        if foreign and strict:
+            raise GalleryError(self.location, f"{foreign[0]}" + (f" (and {len(foreign) - 1} more)" if len(foreign) > 1
+                                                                else "") + ": refusing a gallery that may have been "
+                                                                           "tampered with; `facecli gallery check` "
+                                                                           "lists what is wrong")
+        return foreign
 
-            meta, dim = self.meta(), pipeline_spec(model).dim
-            if meta.get("model") != model or meta.get("dim") != str(dim):
-                raise ModelMismatch(str(self.path), meta.get("model"), meta.get("dim"), model, dim)
+    # -- running -------------------------------------------------------------------
+    def run(self, sql: str, params: tuple | list = (), vectors: bool = False) -> Any:
+        return self._conn.execute(sql, params)
 
-    def close(self) -> None:
-        self._conn.close()
+    def run_each(self, sql: str, rows: list[tuple]) -> list[tuple | None]:
+        return [self._conn.execute(sql, row).fetchone() for row in rows]
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE … COMMIT, rolled back on any error: all or nothing.
-
-        The first write to a gallery of an older schema upgrades it in the
-        same transaction (``migrations``): both happen, or neither.
-        """
+    def transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE … COMMIT (one writer at a time), rolled back on any error: all or nothing."""
         try:
             self._conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            raise GalleryError(str(self.path), f"cannot write: {exc}") from None
+            raise GalleryError(self.location, f"cannot write: {exc}") from None
         try:
-            version = self.schema_version()
-            if 0 < version < migrations.SCHEMA_VERSION:
-                migrations.upgrade(self._conn, version)
-            yield self._conn
+            yield
             self._conn.execute("COMMIT")
         except BaseException as exc:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.execute("ROLLBACK")
             if isinstance(exc, sqlite3.Error):
-                raise GalleryError(str(self.path), f"cannot write: {exc}") from None
+                raise GalleryError(self.location, f"cannot write: {exc}") from None
             raise
-        self._matrix = None
-        self._changed()
 
-    # -- reading ---------------------------------------------------------
-    def meta(self) -> dict[str, str]:
-        return dict(self._conn.execute("SELECT key, value FROM meta"))
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """A read transaction (WAL: it sees one committed state throughout)."""
+        if self._conn.in_transaction:
+            yield
+            return
+        self._conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("COMMIT")
 
-    def search_index(self, log: Callable[[str], None] = lambda _m: None) -> TemplateIndex:
-        """The usearch index beside the file (``search.TemplateIndex``), extended or rebuilt first if stale."""
-        from facecli.gallery.search import TemplateIndex
+    @contextlib.contextmanager
+    def errors(self, doing: str = "cannot read the gallery") -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            if "file is not a database" in str(exc) or "malformed" in str(exc):
+                raise GalleryError(self.location, "not a facecli gallery (not an SQLite database)") from None
+            raise GalleryError(self.location, f"{doing}: {exc}") from None
 
-        return TemplateIndex.for_gallery(self, log)
+    def schema_version(self, writing: bool = False) -> int:
+        return self._conn.execute("PRAGMA user_version").fetchone()[0]
 
-    def set_fpir(self, fpir: float | None) -> None:
-        """Store (or with None, forget) the gallery's FPIR target."""
-        if fpir is not None and not 0 < fpir < 1:
-            raise BadValue("fpir", fpir, "must be between 0 and 1")
-        with self.transaction() as conn:
-            if fpir is None:
-                conn.execute("DELETE FROM meta WHERE key = 'fpir'")
-            else:
-                conn.execute("INSERT OR REPLACE INTO meta VALUES ('fpir', ?)", (repr(float(fpir)),))
+    def set_version(self, version: int) -> None:
+        self._conn.execute(f"PRAGMA user_version = {int(version)}")
 
-    def set_head(self, head: HeadRecord | None) -> None:
-        """Record (or with None, forget) the head this gallery is used with: two meta rows, one transaction."""
-        with self.transaction() as conn:
-            conn.execute("DELETE FROM meta WHERE key IN ('head_sha256', 'head_path')")
-            if head is not None:
-                conn.executemany("INSERT INTO meta VALUES (?, ?)",
-                                 [("head_sha256", head.sha256), ("head_path", head.path)])
+    def lock_enrolls(self) -> None:
+        """Nothing to do: BEGIN IMMEDIATE already admits one writer at a time."""
 
-    def persons(self) -> list[PersonInfo]:
-        rows = self._conn.execute(
-            "SELECT p.name, COUNT(t.id), p.created FROM persons p "
-            "LEFT JOIN templates t ON t.person_id = p.id GROUP BY p.id ORDER BY p.name")
-        return [PersonInfo(name, n, created) for name, n, created in rows]
-
-    def person_count(self) -> int:
-        return self._conn.execute("SELECT COUNT(*) FROM persons").fetchone()[0]
-
-    def has_person(self, name: str) -> bool:
-        return self._conn.execute("SELECT 1 FROM persons WHERE name = ?", (name,)).fetchone() is not None
-
-    def templates_of(self, name: str) -> list[dict]:
-        rows = self._conn.execute(
-            "SELECT t.id, t.source, t.sha256, t.box, t.created FROM templates t "
-            "JOIN persons p ON p.id = t.person_id WHERE p.name = ? ORDER BY t.id", (name,))
-        return [{"id": i, "source": s, "sha256": h, "box": self._box(i, b), "created": c} for i, s, h, b, c in rows]
-
-    def embeddings_of(self, name: str) -> np.ndarray:
-        rows = self._conn.execute("SELECT t.id, t.embedding FROM templates t JOIN persons p ON p.id = t.person_id "
-                                  "WHERE p.name = ?", (name,)).fetchall()
-        return self._stack([r[1] for r in rows], [r[0] for r in rows])
-
-    def template_matrix(self) -> TemplateMatrix:
-        """Every template in one matrix, read once per process and then reused."""
-        if self._matrix is None:
-            self._matrix = self._matrix_of(self._conn.execute(
-                "SELECT p.name, t.embedding, t.id FROM templates t JOIN persons p ON p.id = t.person_id "
-                "ORDER BY p.name, t.id").fetchall())
-        return self._matrix
-
-    def state(self) -> GalleryState:
-        meta = self.meta()
-        count, max_id = self._conn.execute("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM templates").fetchone()
-        return GalleryState(meta["model"], int(meta["dim"]), count, max_id, int(meta.get("removals", "0")))
-
-    def count_up_to(self, max_id: int) -> int:
-        """Templates with an id up to ``max_id``: equal to an index's count when none of its rows went."""
-        return self._conn.execute("SELECT COUNT(*) FROM templates WHERE id <= ?", (max_id,)).fetchone()[0]
-
-    def iter_embeddings(self, after_id: int = 0, chunk: int = 50_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(template ids, float32 embeddings) in id order, ``chunk`` rows at a time, from ``after_id`` on."""
-        while True:
-            rows = self._conn.execute("SELECT id, embedding FROM templates WHERE id > ? ORDER BY id LIMIT ?",
-                                      (after_id, chunk)).fetchall()
-            if not rows:
-                return
-            ids = [r[0] for r in rows]
-            yield np.array(ids, dtype=np.int64), self._stack([r[1] for r in rows], ids)
-            after_id = rows[-1][0]
-
-    def templates_by_id(self, ids: np.ndarray, whole_persons: bool = False) -> TemplateMatrix:
-        """The templates with these ids (or, ``whole_persons``, all templates of their persons),
-        as a TemplateMatrix (rows grouped by person)."""
-        chosen = "SELECT value FROM json_each(?)"
-        if whole_persons:
-            chosen = ("SELECT id FROM templates WHERE person_id IN "
-                      f"(SELECT person_id FROM templates WHERE id IN ({chosen}))")
-        rows = self._conn.execute(
-            "SELECT p.name, t.embedding, t.id FROM templates t JOIN persons p ON p.id = t.person_id "
-            f"WHERE t.id IN ({chosen}) ORDER BY p.name, t.id",
-            (json.dumps([int(i) for i in ids]),)).fetchall()
-        return self._matrix_of(rows)
-
-    def sources_of(self, ids: list[int]) -> dict[int, dict]:
-        """Template id -> its source photo, content hash, face box and when it was enrolled."""
-        rows = self._conn.execute("SELECT id, source, sha256, box, created FROM templates "
-                                  "WHERE id IN (SELECT value FROM json_each(?))", (json.dumps([int(i) for i in ids]),))
-        return {i: {"source": s, "sha256": h, "box": self._box(i, b), "created": c} for i, s, h, b, c in rows}
-
-    def unused_names(self, prefix: str, count: int) -> list[str]:
-        """``count`` names ``prefix1``, ``prefix2``… after the highest one already enrolled."""
-        taken = [name[len(prefix):] for (name,) in
-                 self._conn.execute("SELECT name FROM persons WHERE name LIKE ? || '%'", (prefix,))]
-        start = max([int(t) for t in taken if t.isdigit()], default=0)
-        return [f"{prefix}{start + k}" for k in range(1, count + 1)]
-
-    def _stack(self, blobs: list[bytes], ids: list[int]) -> np.ndarray:
-        return stack_templates(blobs, ids, self.dim, str(self.path))
-
-    def _box(self, template: int, text: str) -> list[float]:
-        return stored_box(text, template, str(self.path))
-
-    # -- writing ---------------------------------------------------------
-    def enroll(self, entries: Iterable[tuple[str, Template]]) -> list[Stored]:
-        """Add (name, template) pairs in one transaction; new names become persons.
-
-        A photo (by content hash) already enrolled for that person is skipped,
-        not duplicated; one enrolled under another name is refused (``taken``):
-        one photo, one person.
-        """
-        stored = []
-        model = self.model
-        now = time.time()
-        with self.transaction() as conn:
-            for name, t in entries:
-                holder = conn.execute("SELECT p.name FROM templates t JOIN persons p ON p.id = t.person_id "
-                                      "WHERE t.sha256 = ? AND p.name != ? LIMIT 1", (t.sha256, name)).fetchone()
-                if holder is not None:
-                    stored.append(Stored("taken", holder[0]))
-                    continue
-                created = now if t.created is None else t.created
-                conn.execute("INSERT OR IGNORE INTO persons (name, created) VALUES (?, ?)", (name, created))
-                (person_id,) = conn.execute("SELECT id FROM persons WHERE name = ?", (name,)).fetchone()
-                blob = np.asarray(t.embedding, dtype="<f4").tobytes()
-                cur = conn.execute(
-                    "INSERT OR IGNORE INTO templates (person_id, model, embedding, source, sha256, box, created) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (person_id, model, blob, t.source, t.sha256, json.dumps([round(v, 1) for v in t.box]), created))
-                stored.append(Stored("added" if cur.rowcount == 1 else "present"))
-        return stored
-
-    def remove(self, name: str) -> int:
-        """Delete a person and their templates; returns the number of templates removed."""
-        with self.transaction() as conn:
-            row = conn.execute("SELECT id FROM persons WHERE name = ?", (name,)).fetchone()
-            if row is None:
-                raise GalleryError(name, f"no such person in {self.path}")
-            n = conn.execute("DELETE FROM templates WHERE person_id = ?", row).rowcount
-            conn.execute("DELETE FROM persons WHERE id = ?", row)
-            # counted so that a search index built before this removal knows it is stale
-            conn.execute("INSERT INTO meta VALUES ('removals', '1') "
-                         "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1")
-        return n
-
-    def _rename(self, old: str, new: str) -> None:
-        with self.transaction() as conn:
-            if conn.execute("SELECT 1 FROM persons WHERE name = ?", (new,)).fetchone():
-                raise GalleryError(new, "a person with this name is already enrolled")
-            if conn.execute("UPDATE persons SET name = ? WHERE name = ?", (new, old)).rowcount == 0:
-                raise GalleryError(old, f"no such person in {self.path}")
-
-    def check(self) -> list[str]:
-        """Everything wrong with the file: SQLite's integrity check, foreign schema objects, templates that do
-        not fit the model or cannot be matched against, malformed rows; [] when sound."""
+    def integrity(self) -> list[str]:
         problems = [row[0] for row in self._conn.execute("PRAGMA integrity_check") if row[0] != "ok"]
-        problems += [f"foreign key violation in {row[0]}" for row in self._conn.execute("PRAGMA foreign_key_check")]
-        problems += self.foreign
-        if any(p.startswith("table") and p.endswith("is missing") for p in self.foreign):
-            return problems  # the rows cannot be read
-        meta = self.meta()
-        dim = int(meta["dim"])
-        if (problem := head_problem(meta)) is not None:
-            problems.append(problem)
-        for model, n in self._conn.execute("SELECT model, COUNT(*) FROM templates GROUP BY model"):
-            if model != meta["model"]:
-                problems.append(f"{n} templates from model {model}, the gallery is for {meta['model']}")
-        rows = self._conn.execute("SELECT t.id, p.name, t.embedding, t.box FROM templates t "
-                                  "JOIN persons p ON p.id = t.person_id")
-        for tid, name, blob, box in rows:
-            for problem in (template_problem(blob if isinstance(blob, bytes) else b"", dim), box_problem(box)):
-                if problem is not None:
-                    problems.append(f"template {tid} of {name}: {problem}")
-        empty = self._conn.execute("SELECT name FROM persons p WHERE NOT EXISTS "
-                                   "(SELECT 1 FROM templates t WHERE t.person_id = p.id)").fetchall()
-        problems += [f"person {name} has no template" for (name,) in empty]
+        keys = self._conn.execute("PRAGMA foreign_key_check")
+        return problems + [f"foreign key violation in {row[0]}" for row in keys]
+
+    def foreign(self, version: int, dim: int) -> list[str]:
+        """What the schema holds that facecli did not create at ``version`` (or lacks, or has changed).
+
+        A trigger that copies a chosen embedding into every new template, or a
+        view named like a facecli table, would make strangers match; so would a
+        table redefined with other defaults.
+        """
+        expected = _expected_objects(version)
+        found = _objects(self._conn)
+        problems = [f"{t} {n} was not created by facecli" for (t, n) in sorted(found.keys() - expected.keys())]
+        problems += [f"{t} {n} is missing" for (t, n) in sorted(expected.keys() - found.keys())]
+        problems += [f"{t} {n} has been changed" for (t, n) in sorted(found.keys() & expected.keys())
+                     if found[(t, n)] != expected[(t, n)]]
         return problems
 
-    def stats(self) -> dict:
-        meta = self.meta()
-        n_templates = self._conn.execute("SELECT COUNT(*) FROM templates").fetchone()[0]
-        return {
-            "gallery": str(self.path),
-            "model": meta["model"],
-            "dim": int(meta["dim"]),
-            "schema": self.schema_version(),
-            "persons": self.person_count(),
-            "templates": n_templates,
-            "bytes": self.path.stat().st_size,
-        }
+    def size(self) -> int:
+        if self.path is None:
+            return self._conn.execute("PRAGMA page_count").fetchone()[0] * \
+                self._conn.execute("PRAGMA page_size").fetchone()[0]
+        return self.path.stat().st_size
+
+    def search_index(self, gallery: Gallery, log: Callable[[str], None]) -> CandidateIndex:
+        """The usearch index beside the file (``fileindex``), extended or rebuilt first if stale; in memory, one
+        built for this open gallery."""
+        from facecli.gallery.fileindex import TemplateIndex
+
+        if self.path is None:
+            matrix = gallery._templates()
+            return TemplateIndex.build(matrix.matrix, matrix.ids)
+        return TemplateIndex.for_gallery(gallery, self.path, log)
+
+    def close(self) -> None:
+        self._conn.close()
 
 
-def _database_error(path: Path, exc: sqlite3.Error, doing: str) -> GalleryError:
-    if "file is not a database" in str(exc) or "malformed" in str(exc):
-        return GalleryError(str(path), "not a facecli gallery (not an SQLite database)")
-    return GalleryError(str(path), f"{doing}: {exc}")
+def _connect(path: Path, write: bool) -> sqlite3.Connection:
+    """A connection: read-write, or read-only — immutable where the file or its folder cannot be written
+    (a read-only mount, an immutable file), since SQLite cannot then keep its shared-memory file."""
+    uri = f"file:{quote(str(path))}?mode={'rw' if write else 'ro'}"
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        try:
+            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            if write:
+                raise GalleryError(str(path), f"cannot write: {exc} (is the gallery or its folder read-only?)") \
+                    from None
+            # no journal index can be kept here (a read-only mount, an immutable file or folder): nobody can
+            # be writing, so the file is read as it stands
+            conn = sqlite3.connect(f"{uri}&immutable=1", uri=True, isolation_level=None)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA foreign_keys = ON")
+    except sqlite3.Error as exc:
+        if "file is not a database" in str(exc) or "malformed" in str(exc):
+            raise GalleryError(str(path), "not a facecli gallery (not an SQLite database)") from None
+        raise GalleryError(str(path), f"cannot open: {exc}") from None
+    return conn
+
+
+def _objects(conn: sqlite3.Connection) -> dict[tuple[str, str], str]:
+    """(type, name) -> the CREATE statement of every schema object, whitespace folded."""
+    return {(t, n): " ".join((sql or "").split()) for t, n, sql in
+            conn.execute("SELECT type, name, sql FROM sqlite_master WHERE name NOT GLOB 'sqlite_*'")}
+
+
+@lru_cache
+def _expected_objects(version: int) -> dict[tuple[str, str], str]:
+    """What facecli makes at ``version``: read back from an in-memory database built with the same steps."""
+    db = SqliteBackend(sqlite3.connect(MEMORY, isolation_level=None), MEMORY, None)
+    try:
+        schema.create(db, 0, version)
+        return _objects(db._conn)
+    finally:
+        db.close()

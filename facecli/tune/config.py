@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from facecli.calibration import DEFAULT_FPIR, check_fpir
 from facecli.errors import BadValue
 from facecli.modes import HEADS, LOSSES, MININGS
 
@@ -29,7 +30,7 @@ class TuneConfig:
     weight_decay: float = 0.0  # pulls the weights towards the initial head (the base model)
     val_fraction: float = 0.25
     seed: int = 0
-    fpir: float = 0.01  # the validation figure: FNIR at this FPIR
+    fpir: float = DEFAULT_FPIR  # the validation figure: FNIR at this FPIR
 
     @property
     def alpha(self) -> float:
@@ -52,5 +53,4 @@ class TuneConfig:
         if self.epochs < 0 or self.patience < 1:
             raise BadValue("epochs" if self.epochs < 0 else "patience", min(self.epochs, self.patience),
                            "epochs cannot be negative, and patience is at least 1")
-        if not 0 < self.fpir < 1:
-            raise BadValue("fpir", self.fpir, "must be between 0 and 1")
+        check_fpir(self.fpir)

@@ -1,0 +1,104 @@
+"""Matching faces against any gallery: 1:N with the threshold that follows its size, 1:1 against a claim.
+
+A gallery may be used with a projection head (``facecli tune``): meta records
+its sha256 and where it was found. Templates stay the base model's
+embeddings whatever the head; faces matched against the gallery must come
+through that head (``Face.head``) or are refused, and the head is applied at
+match time to them and to the templates (every template, exactly: an index
+holds base-model embeddings). So a head is added, changed or removed
+(``Gallery.set_head``) without re-enrolling anyone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from facecli import decisions, matching
+from facecli.errors import BadValue, GalleryError, HeadMismatch
+from facecli.gallery.search import Searcher, check_search
+
+if TYPE_CHECKING:
+    from facecli.gallery.store import Gallery
+    from facecli.heads import LoadedHead
+    from facecli.matching import TemplateMatrix
+    from facecli.values import Decision, Face, Threshold
+
+
+def check_head(gallery: Gallery, head: LoadedHead | None) -> None:
+    """Refuse faces that come through another head (or none) than the one the gallery is used with."""
+    record = gallery.head()
+    if (None if record is None else record.sha256) != (None if head is None else head.sha256):
+        raise HeadMismatch(gallery.location, None if record is None else record.path,
+                           None if record is None else record.sha256,
+                           None if head is None else str(head.path), None if head is None else head.sha256)
+
+
+def threshold(gallery: Gallery, tau: float | None = None, fpir: float | None = None, force: bool = False,
+              head: LoadedHead | None = None) -> Threshold:
+    """The 1:N threshold for this gallery's size and stored FPIR (``decisions.identification_threshold``), for
+    faces through ``head`` (the one the gallery is used with, or an error)."""
+    check_head(gallery, head)
+    return decisions.identification_threshold(str(gallery.model), gallery.person_count(), tau, fpir, gallery.fpir(),
+                                              force, head)
+
+
+def identify(gallery: Gallery, faces: list[Face], threshold: Threshold, top_k: int = 1, templates: str = "mean",
+             min_face: float = decisions.MIN_FACE, search: str = "auto",
+             log: Callable[[str], None] = lambda _m: None) -> list[Decision]:
+    """1:K for embedded faces: each one's nearest person within ``threshold``, or nobody; faces smaller than
+    ``min_face`` pixels are never named."""
+    if not faces:
+        return []
+    head = _check_embedded(gallery, faces)
+    vectors = matching.face_vectors(faces)
+    found = matching.identify(vectors, candidates(gallery, vectors, head, search, max(64, 8 * top_k),
+                                                  templates == "mean", log), threshold, top_k, templates)
+    return decisions.too_small(faces, found, min_face)
+
+
+def distance_to(gallery: Gallery, faces: list[Face], name: str, templates: str = "mean") -> tuple[int, float]:
+    """Which of ``faces`` is nearest to the enrolled person ``name``, and its distance (1:1 against a claim)."""
+    if not gallery.has_person(name):
+        raise BadValue("claim", name, f"no such person in {gallery.location}")
+    head = _check_embedded(gallery, faces)
+    stored = gallery.embeddings_of(name)
+    reference = matching.person_references(stored if head is None else head.apply(stored), templates)
+    i, _, d = matching.closest_pair(matching.face_vectors(faces), reference)
+    return i, d
+
+
+def candidates(gallery: Gallery, vectors: np.ndarray, head: LoadedHead | None = None, search: str = "auto",
+               count: int = 64, whole_persons: bool = False,
+               log: Callable[[str], None] = lambda _m: None) -> TemplateMatrix:
+    """The templates that probe ``vectors`` are scored against: every template, or above ``search.EXACT_MAX``
+    (or with ``search`` "index") an index's ``count`` nearest (``whole_persons``: with all their person's
+    templates). With a ``head``, every template through it: the index holds base-model embeddings, so a gallery
+    used with a head is searched exactly ("index" is refused)."""
+    check_head(gallery, head)
+    if head is not None:
+        if check_search(search) == "index":
+            raise BadValue("search", search, "a gallery used with a projection head is searched exactly: its "
+                                             "index holds the base model's embeddings")
+        # computed once per head until the next write; mean templates are then the means of the head's outputs
+        return gallery._cached(f"projected {head.sha256}", lambda: head.apply_templates(gallery._templates()))
+    # one searcher per setting for the life of the open gallery (an index is loaded once)
+    searcher = gallery._cached(f"searcher {search} {count} {whole_persons}",
+                               lambda: Searcher(gallery, search, count, log, whole_persons))
+    return searcher.templates_for(vectors)
+
+
+def _check_embedded(gallery: Gallery, faces: list[Face]) -> LoadedHead | None:
+    """Refuse faces of another embedding size, or through another head than the gallery's; their head."""
+    dims = {None if f.embedding is None else len(f.embedding) for f in faces}
+    if dims != {gallery.dim}:
+        raise GalleryError(gallery.location, f"holds {gallery.dim}-d {gallery.model} templates; these faces are "
+                                             f"embedded with {sorted(dims, key=str)}-d embeddings")
+    head = faces[0].head
+    if any((f.head is None) != (head is None) or (head is not None and f.head.sha256 != head.sha256)
+           for f in faces):
+        raise GalleryError(gallery.location, "these faces come through different projection heads")
+    check_head(gallery, head)
+    return head

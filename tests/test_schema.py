@@ -1,4 +1,4 @@
-"""The JSON Lines fields of every command are exactly the README's schema (new fields are added in both)."""
+"""The JSON Lines fields of every command are exactly the schema in docs/output.md (new fields are added in both)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 from conftest import json_rows
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+SCHEMA = Path(__file__).resolve().parents[1] / "docs" / "output.md"
 
 FACE = {"file", "face", "box", "score", "landmarks"}
 VERIFY = {"file", "face", "box", "distance", "tau", "same", "decision"}
@@ -18,8 +18,8 @@ EVENT = {"event", "time", "frame", "track", "name", "decision", "distance", "tau
 
 
 def _identify_fields() -> set[str]:
-    """The field names of the README's identify table."""
-    text = README.read_text()
+    """The field names of the identify table in docs/output.md."""
+    text = SCHEMA.read_text()
     section = text[text.index("`identify` — one object per face"):]
     section = section[:section.index("\n\n", section.index("| field |"))]
     return set(re.findall(r"^\| `(\w+)` \|", section, flags=re.M))

@@ -51,7 +51,8 @@ demo: models images
 	@echo "== the same as JSON Lines, paths from stdin"
 	ls $(IMAGES)/obama*.jpg | FACECLI_GALLERY=$(DEMO)/gallery.db $(BIN)/facecli identify - --json
 
-# LFW and open-set accuracy of each pipeline variant (needs ../shared/lfw; ~90 min the first time, cached after)
+# LFW and open-set accuracy of each pipeline variant (needs LFW: $FACECLI_LFW, else ../shared/lfw; ~90 min the first
+# time, cached after)
 accuracy: models
 	$(BIN)/python -m pip install --quiet -e '.[plot]'
 	$(BIN)/python bench/lfw_variants.py

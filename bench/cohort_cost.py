@@ -13,31 +13,28 @@ Prints a table and writes bench/results/cohort-cost.json.
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
+from common import RESULTS, md_table, parser, write_results
+from common import unit as unit_rows
 
 from facecli.matching import TemplateMatrix, identify, sq_distances
 from facecli.values import Threshold
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def unit(x: np.ndarray) -> np.ndarray:
-    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+unit = partial(unit_rows, dtype=np.float32)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = parser(__doc__)
     ap.add_argument("--size", type=int, default=100_000)
     ap.add_argument("--dim", type=int, default=640)
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--batch", type=int, default=1, help="faces per search")
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "cohort-cost.json")
+    ap.add_argument("--out", type=Path, default=RESULTS / "cohort-cost.json")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     raw = unit(rng.standard_normal((args.size, args.dim)))
@@ -108,17 +105,14 @@ def main() -> None:
             times[names[i]].append(time.perf_counter() - t0)
     base = float(np.median(times[next(iter(variants))]))
     print(f"{args.size:,} templates, dim {args.dim}, {args.batch} face(s) per search, median of {args.repeats}:\n")
-    print("| variant | ms per search | relative to the exact search |")
-    print("|---|---|---|")
+    md_table(["variant", "ms per search", "relative to the exact search"])
     rows = {}
     for name, t in times.items():
         med = float(np.median(t))
         rows[name] = {"ms": med * 1000, "ratio": med / base}
         print(f"| {name} | {med * 1000:.2f} | {med / base:.2f}× |")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"size": args.size, "dim": args.dim, "batch": args.batch,
-                                    "repeats": args.repeats, "variants": rows}, indent=1))
-    print(f"\nwrote {args.out}")
+    write_results(args.out, {"size": args.size, "dim": args.dim, "batch": args.batch, "repeats": args.repeats,
+                             "variants": rows})
 
 
 if __name__ == "__main__":

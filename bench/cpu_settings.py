@@ -1,6 +1,6 @@
 """How the CPU pipeline should use the cores: the settings `Pipeline` chose against the alternatives.
 
-Usage: python bench/cpu_settings.py [--model fusion] [--lfw 300] [--lfw-dir DIR] [--rounds 5]
+Usage: python bench/cpu_settings.py [--model fusion] [--lfw-count 300] [--lfw DIR] [--rounds 5]
 
 In process, the same images through `Pipeline.run` under each setting, the
 settings in alternation (one pass each per round, the median of ``--rounds``):
@@ -24,16 +24,12 @@ table and writes bench/results/cpu_settings.json.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import statistics
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-LFW = ROOT.parent / "shared" / "lfw" / "images"
+from common import add_lfw, lfw_subset, parser, photos, table, write_results
 
 
 def settings(model: str) -> dict:
@@ -56,32 +52,20 @@ def settings(model: str) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__)
     ap.add_argument("--model", default="fusion")
-    ap.add_argument("--lfw", type=int, default=300)
-    ap.add_argument("--lfw-dir", type=Path, default=LFW)
+    add_lfw(ap, "--lfw-dir", count=300)
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
-    sys.path.insert(0, str(ROOT / "tests"))
-    from fetch_images import fetch
-    from rich.console import Console
-    from rich.table import Table
-
-    everything = sorted(args.lfw_dir.glob("*/*.jpg"))
-    sets = {"LFW (250x250)": [str(p) for p in everything[::max(1, len(everything) // max(args.lfw, 1))][:args.lfw]],
-            "sdist photos x6": sorted(str(p) for p in fetch().iterdir()) * 6}
+    sets = {"LFW (250x250)": lfw_subset(args.lfw, args.lfw_count), "sdist photos x6": photos() * 6}
+    sets = {label: paths for label, paths in sets.items() if paths}
     pipes = settings(args.model)
     for p in pipes.values():  # load every model before timing
         list(p.run(sets["sdist photos x6"][:2]))
     results = {"model": args.model, "cores": os.cpu_count(), "rounds": args.rounds, "sets": {}}
-    table = Table(title=f"CPU layouts, --model {args.model}, in process, median of {args.rounds}: img/s (CPU s/s)",
-                  title_justify="left")
-    table.add_column("setting")
-    for label in sets:
-        table.add_column(label)
     rates: dict[str, dict[str, list[float]]] = {name: {label: [] for label in sets} for name in pipes}
     busy: dict[str, dict[str, list[float]]] = {name: {label: [] for label in sets} for name in pipes}
-    load = [os.getloadavg()[0]]
+    load, rows = [os.getloadavg()[0]], []
     for _ in range(args.rounds):
         for label, paths in sets.items():
             for name, p in pipes.items():
@@ -96,13 +80,12 @@ def main() -> None:
         cores = {label: statistics.median(b) for label, b in busy[name].items()}
         results["sets"][name] = {"images_per_s": {k: round(v, 1) for k, v in med.items()}, "runs": rates[name],
                                  "cpu_seconds_per_second": {k: round(v, 2) for k, v in cores.items()}}
-        table.add_row(name, *(f"{med[label]:.1f} ({cores[label]:.2f} cores)" for label in sets))
+        rows.append([name, *(f"{med[label]:.1f} ({cores[label]:.2f} cores)" for label in sets)])
     results["load_average_1min"] = load
-    Console(width=160).print(table)
+    table(f"CPU layouts, --model {args.model}, in process, median of {args.rounds}: img/s (CPU s/s)",
+          ["setting", *sets], rows)
     print(f"load average (1 min) per round: {' '.join(f'{v:.1f}' for v in load)}", file=sys.stderr)
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "cpu_settings.json").write_text(json.dumps(results, indent=1))
+    write_results("cpu_settings.json", results)
 
 
 if __name__ == "__main__":

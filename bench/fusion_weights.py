@@ -1,6 +1,6 @@
 """How much each model should weigh in the fusion: LFW and open-set figures against the weight.
 
-Usage: python bench/fusion_weights.py [--flip facenet,sface] [--images DIR] [--pairs FILE]
+Usage: python bench/fusion_weights.py [--flip facenet,sface] [--lfw DIR] [--images DIR] [--pairs FILE]
 
 Fusing unit embeddings ``a`` (FaceNet) and ``b`` (SFace) as ``[sqrt(w) a, sqrt(1-w) b]``
 keeps unit length and gives the squared distance ``w d_a + (1-w) d_b``: w = 0.5 is
@@ -12,11 +12,8 @@ writes bench/results/fusion_weights.json.
 
 from __future__ import annotations
 
-import argparse
-import json
-from pathlib import Path
-
 import numpy as np
+from common import add_lfw, parser, resolve_lfw, write_results
 
 from facecli import evaluation
 from facecli.decisions import verification_threshold
@@ -25,23 +22,25 @@ from facecli.evaluation.openset import openset_report
 from facecli.evaluation.pairs import distances
 from facecli.models import pipeline_spec
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "lfw"
-
 
 def part_embeddings(paths: list[str], flip: set[str]) -> list[dict[str, np.ndarray]]:
-    """FaceNet's and SFace's embeddings of each image, both placed by YuNet, from the eval cache."""
-    fusion = pipeline_spec("fusion")
-    return [evaluation.LabelledEmbedder(model, fusion.detector, "cpu", flip=model in flip).embed(paths)[0]
-            for model in fusion.components]
+    """Each component's embeddings of each image (the fusion's FaceNet and SFace, both placed by YuNet), from the
+    eval cache: the fusion's own LabelledEmbedder, left with one of its parts at a time."""
+    out = []
+    for i, name in enumerate(pipeline_spec("fusion").components):
+        labelled = evaluation.LabelledEmbedder("fusion", device="cpu")
+        part = labelled.embedder.parts[i]
+        part.flip = name.split("-")[0] in flip  # facenet-int8 is "facenet" to --flip
+        labelled.embedder.parts = [part]  # one part: the "fusion" is that part's embedding itself
+        out.append(labelled.embed(paths)[0])
+    return out
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--images", type=Path, default=SHARED / "images")
-    ap.add_argument("--pairs", type=Path, default=SHARED / "pairs.txt")
+    ap = parser(__doc__)
+    add_lfw(ap, images=True, pairs=True)
     ap.add_argument("--flip", default="", help="models whose embedding adds the mirrored crop's")
-    args = ap.parse_args()
+    args = resolve_lfw(ap.parse_args())
     flip = {m for m in args.flip.split(",") if m}
     openset = evaluation.read_openset(args.images)
     pairs = evaluation.read_lfw_pairs(args.pairs, args.images)
@@ -83,9 +82,8 @@ def main() -> None:
     cv = float(np.mean([h["rank1_fpir_1pc_other_half"] for h in held_out]))
     print(f"two-fold CV by person: w chosen {[h['w_facenet'] for h in held_out]}, "
           f"rank-1 at FPIR 1 % on the held-out halves {cv * 100:.2f} %")
-    target = ROOT / "bench" / "results" / f"fusion_weights{'-flip-' + '-'.join(sorted(flip)) if flip else ''}.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps({"rows": rows, "cross_validation": held_out, "cv_rank1_fpir_1pc": cv}, indent=1))
+    write_results(f"fusion_weights{'-flip-' + '-'.join(sorted(flip)) if flip else ''}.json",
+                  {"rows": rows, "cross_validation": held_out, "cv_rank1_fpir_1pc": cv})
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ detector's score, box, landmarks, how many faces it found, and the L2 norm of ea
 output before normalisation (for the crop and, with flip, its mirror). Research on the open set
 (bench/openset_scores.py) then runs on this file in seconds instead of re-embedding for ~15 min.
 
-    nice -n 10 python bench/lfw_features.py --images ../shared/lfw/images --out ~/.cache/facecli/lfw-features.npz
+    nice -n 10 python bench/lfw_features.py --lfw ../shared/lfw --out ~/.cache/facecli/lfw-features.npz
     python bench/lfw_features.py --check 300     # fused == what `facecli eval` computes, on 300 images
 
 Arrays: path, person, <model> (N, dim) per component, fused (N, D), <model>_raw_norm and, with flip,
@@ -16,7 +16,6 @@ Arrays: path, person, <model> (N, dim) per component, fused (N, D), <model>_raw_
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
@@ -24,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from common import add_lfw, parser, resolve_lfw
 
 from facecli.alignment import center_crop
 from facecli.detectors import create_detector
@@ -34,8 +34,6 @@ from facecli.imageio import decode, read_bytes
 from facecli.inputs import is_image_name
 from facecli.models import DEFAULT_MODEL
 from facecli.paths import cache_dir
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def list_images(root: Path) -> list[str]:
@@ -119,14 +117,14 @@ def check(root: Path, dumped: Path, n: int, seed: int = 0) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--images", type=Path, default=ROOT.parent / "shared" / "lfw" / "images")
+    ap = parser(__doc__)
+    add_lfw(ap, images=True)
     ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--out", type=Path, default=cache_dir() / "lfw-features.npz")
     ap.add_argument("--limit", type=int, default=None, help="only the first N images (a quick try)")
     ap.add_argument("--check", type=int, default=0, metavar="N",
                     help="do not dump: compare N images of --out with what `facecli eval` computes")
-    args = ap.parse_args()
+    args = resolve_lfw(ap.parse_args())
     if args.check:
         sys.exit(0 if check(args.images, args.out, args.check) < 1e-5 else 1)
     arrays = dump(args.images, args.model, args.out, args.limit)

@@ -1,6 +1,6 @@
 """Does the default 1:N threshold keep its promise (FPIR 1 %) for a new score? Checked on held-out people.
 
-Usage: python bench/openset_calibration.py [--features ~/.cache/facecli/lfw-features.npz] [--images DIR]
+Usage: python bench/openset_calibration.py [--features ~/.cache/facecli/lfw-features.npz] [--lfw DIR] [--images DIR]
                                            [--draws 10] [--seed 20] [--splits 5]
 
 Today's rule (calibration.tau_for): a stranger compared with K people is named with probability
@@ -26,15 +26,14 @@ Prints Markdown tables and writes bench/results/openset-calibration.json.
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
-from openset_scores import FEATURES, IMAGES, ROOT, Features, Search, Study, half_photos, load_openset
+from common import RESULTS, md_table, parser, resolve_lfw, unit, write_results
+from openset_scores import Features, Search, Study, add_study_args, half_photos, load_study
 
 from facecli.calibration import tau_for
 from facecli.evaluation import OpenSet, sub_gallery
@@ -83,7 +82,7 @@ def fit(rule: Rule, f: Features, rows: np.ndarray, chunk: int = 1024) -> Fitted:
     x = f.fused[rows]
     mean = x.mean(0) if rule.centre else None
     if mean is not None:
-        x = (x - mean) / np.linalg.norm(x - mean, axis=1, keepdims=True)
+        x = unit(x - mean)
     norms = f.quality["norm"][rows]
     stats = (float(norms.mean()), float(norms.std()))
     person = f.person[rows]
@@ -145,17 +144,12 @@ def summary(rows: list[dict]) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--features", type=Path, default=FEATURES)
-    ap.add_argument("--images", type=Path, default=IMAGES)
-    ap.add_argument("--draws", type=int, default=10)
-    ap.add_argument("--seed", type=int, default=20)
-    ap.add_argument("--splits", type=int, default=5)
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "openset-calibration.json")
-    args = ap.parse_args()
+    ap = parser(__doc__)
+    add_study_args(ap)
+    ap.add_argument("--out", type=Path, default=RESULTS / "openset-calibration.json")
+    args = resolve_lfw(ap.parse_args())
     start = time.time()
-    f = Features.load(args.features)
-    full = load_openset(f, args.images)
+    f, full = load_study(args)
     result: dict = {"gamma": GAMMA, "splits": {}, "manifest": {}}
     pooled: dict[str, list[dict]] = {r.name: [] for r in RULES}
     for seed in range(args.seed, args.seed + args.splits):
@@ -170,8 +164,8 @@ def main() -> None:
 
     print(f"\n### default tau (FPIR 1 %) fitted on one half, FPIR measured on the other: {args.splits} splits x 2 "
           "directions\n")
-    print("| rule | K | searches | tau (mean) | FPIR mean | FPIR min..max | within 0.5-1.5 % | rank-1 at tau |")
-    print("|---|---|---|---|---|---|---|---|")
+    md_table(["rule", "K", "searches", "tau (mean)", "FPIR mean", "FPIR min..max", "within 0.5-1.5 %",
+              "rank-1 at tau"])
     result["pooled"] = {}
     for name, rows in pooled.items():
         s = result["pooled"][name] = summary(rows)
@@ -183,9 +177,8 @@ def main() -> None:
     # the manifest's numbers, measured on all of LFW (as today's impostor quantiles are)
     everyone = np.array([f.row[p] for p in half_photos(full)])
     print("\n### manifest numbers from all of LFW (in-sample check on the full open set, as today's)\n")
-    print("| rule | impostor comparisons | tau K=1 | K=5 | K=100 | K=500 | K=1,559 | K=100,000 | FPIR at K=1,559 | "
-          "rank-1 at that tau |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    md_table(["rule", "impostor comparisons", "tau K=1", "K=5", "K=100", "K=500", "K=1,559", "K=100,000",
+              "FPIR at K=1,559", "rank-1 at that tau"])
     fitted_all = {}
     for rule in RULES:
         fitted = fitted_all[rule.name] = fit(rule, f, everyone)
@@ -204,8 +197,7 @@ def main() -> None:
     print(f"\nraw quantiles measured here against the manifest's: max difference {result['raw_against_manifest']:.4f}")
     print("\n### the same check as bench/ACCURACY.md today (quantiles from all of LFW; `eval openset --gallery-size K "
           "--seed S`)\n")
-    print("| rule | K | seed | tau | FPIR | rank-1 at tau |")
-    print("|---|---|---|---|---|---|")
+    md_table(["rule", "K", "seed", "tau", "FPIR", "rank-1 at tau"])
     result["as_today"] = {}
     for rule in RULES:
         fitted = fitted_all[rule.name]
@@ -215,9 +207,8 @@ def main() -> None:
         for r in rows:
             print(f"| {rule.name} | {r['K']} | {'all' if r['seed'] is None else r['seed']} | {r['tau']:.4f} | "
                   f"{r['fpir'] * 100:.2f} % | {r['rank1'] * 100:.2f} % |")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1))
-    print(f"\nwrote {args.out} ({time.time() - start:.0f} s)")
+    write_results(args.out, result)
+    print(f"\n({time.time() - start:.0f} s)")
 
 
 if __name__ == "__main__":

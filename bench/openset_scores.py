@@ -1,6 +1,6 @@
 """Open-set scores (issue 20): gallery-cohort normalisation, mean centring and face quality, person-disjoint.
 
-Usage: python bench/openset_scores.py [--features ~/.cache/facecli/lfw-features.npz] [--images ../shared/lfw/images]
+Usage: python bench/openset_scores.py [--features ~/.cache/facecli/lfw-features.npz] [--lfw DIR] [--images DIR]
                                       [--draws 10] [--seed 20] [--splits 5]
 
 Runs on the feature dump of bench/lfw_features.py (pure numpy: two minutes per split on two busy cores). The protocol is
@@ -23,8 +23,6 @@ Prints Markdown tables and writes bench/results/openset-scores.json.
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +30,7 @@ from itertools import product
 from pathlib import Path
 
 import numpy as np
+from common import ROOT, add_lfw, md_table, parser, resolve_lfw, unit, write_results
 
 from facecli import evaluation
 from facecli.evaluation import OpenSet
@@ -39,10 +38,7 @@ from facecli.evaluation.openset import tau_at_fpir
 from facecli.matching import sq_distances
 from facecli.paths import cache_dir
 
-ROOT = Path(__file__).resolve().parents[1]
 FEATURES = cache_dir() / "lfw-features.npz"  # written by bench/lfw_features.py
-IMAGES = next((p / "shared" / "lfw" / "images" for p in ROOT.parents if (p / "shared" / "lfw").is_dir()),
-              Path("../shared/lfw/images"))
 TARGETS = (0.01, 0.001)
 KMAX = 100  # the deepest top-k cohort measured (an HNSW search proposes 64 templates by default)
 COHORT_K = (1, 3, 5, 10, 20, 50, 100)
@@ -61,8 +57,6 @@ class Features:
     path: np.ndarray
     person: np.ndarray
     fused: np.ndarray
-    facenet: np.ndarray
-    sface: np.ndarray
     quality: dict[str, np.ndarray]
     row: dict[str, int]
 
@@ -83,7 +77,7 @@ class Features:
         if d["fallback"].any():  # a centre crop has no detection: the worst quality seen
             for k, v in quality.items():
                 v[d["fallback"]] = np.nanmax(v) if k == "yaw" else np.nanmin(v)
-        return cls(d["path"], d["person"], d["fused"], d["facenet"], d["sface"], quality,
+        return cls(d["path"], d["person"], d["fused"], quality,
                    {str(p): i for i, p in enumerate(d["path"])})
 
 
@@ -113,10 +107,7 @@ def draws(openset: OpenSet, n: int, seed: int) -> list[tuple[int, int, OpenSet]]
 # -- one search of every probe and stranger against one gallery -----------------------
 def centred(x: np.ndarray, mean: np.ndarray | None) -> np.ndarray:
     """Unit rows after subtracting ``mean`` (no-op for None)."""
-    if mean is None:
-        return x
-    y = x - mean
-    return y / np.linalg.norm(y, axis=1, keepdims=True)
+    return x if mean is None else unit(x - mean)
 
 
 @dataclass
@@ -329,6 +320,22 @@ def summarise(rows: list[dict], base: list[dict]) -> dict:
     return out
 
 
+def add_study_args(ap, splits: bool = True) -> None:
+    """The options of the scripts that study the feature dump: --features, LFW's folder, the person splits."""
+    ap.add_argument("--features", type=Path, default=FEATURES, help="bench/lfw_features.py's dump")
+    add_lfw(ap, images=True, pairs=not splits)
+    if splits:
+        ap.add_argument("--draws", type=int, default=10, help="random sub-galleries per K")
+        ap.add_argument("--seed", type=int, default=20, help="the first person split")
+        ap.add_argument("--splits", type=int, default=5, help="person splits (seed, seed+1, ...); each run both ways")
+
+
+def load_study(args) -> tuple[Features, OpenSet]:
+    """The dump and `facecli eval openset`'s protocol on LFW (paths relative to the images folder)."""
+    f = Features.load(args.features)
+    return f, load_openset(f, args.images)
+
+
 def load_openset(f: Features, images: Path) -> OpenSet:
     """`facecli eval openset`'s protocol on the folder, with paths relative to it (the dump's keys)."""
     full = evaluation.read_openset(images)
@@ -461,32 +468,25 @@ def what() -> dict[str, str]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--features", type=Path, default=FEATURES)
-    ap.add_argument("--images", type=Path, default=IMAGES)
-    ap.add_argument("--draws", type=int, default=10, help="random sub-galleries per K")
-    ap.add_argument("--seed", type=int, default=20, help="the first person split")
-    ap.add_argument("--splits", type=int, default=5, help="person splits (seed, seed+1, ...); each run both ways")
+    ap = parser(__doc__)
+    add_study_args(ap)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "openset-scores.json")
     ap.add_argument("--ceiling", action="store_true",
                     help="only the in-sample ceiling of the signals on the full open set (seconds)")
-    args = ap.parse_args()
+    args = resolve_lfw(ap.parse_args())
     start = time.time()
-    f = Features.load(args.features)
-    full = load_openset(f, args.images)
+    f, full = load_study(args)
     if args.ceiling:
         c = ceiling(f, full)
         print("logistic regression fitted and scored on all 1,559 (in-sample): "
               + "; ".join(f"{n}: {v['0.01'] * 100:.2f} % at FPIR 1 %, {v['0.001'] * 100:.2f} % at 0.1 %"
                           for n, v in c.items() if n != "groups"))
-        print("| probes / strangers | count | d1 | d2 | mean of the next 10 | mean of all | probe's SFace norm |")
-        print("|---|---|---|---|---|---|---|")
+        md_table(["probes / strangers", "count", "d1", "d2", "mean of the next 10", "mean of all",
+                  "probe's SFace norm"])
         for g, r in c["groups"].items():
             print(f"| {g} | {r['count']} | {r['d1']:.3f} | {r['d2']:.3f} | {r['mean10']:.3f} | {r['mean_all']:.3f} | "
                   f"{r['probe_norm']:.2f} |")
-        out = args.out.with_name("openset-ceiling.json")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(c, indent=1))
+        write_results(args.out.with_name("openset-ceiling.json"), c)
         return
     result: dict = {"draws": args.draws, "what": what(), "splits": {}}
     for seed in range(args.seed, args.seed + args.splits):
@@ -516,9 +516,8 @@ def main() -> None:
               f"another spelling ({', '.join(ALIASES)}) left out: {r['rank1_0.001_without_aliases'] * 100:.2f} %")
     print(f"\n### all {args.splits} splits x 2 directions: held-out change against today's score\n")
     robustness(result)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1))
-    print(f"\nwrote {args.out} ({time.time() - start:.0f} s)")
+    write_results(args.out, result)
+    print(f"\n({time.time() - start:.0f} s)")
 
 
 def report(direction: dict) -> None:
@@ -557,8 +556,7 @@ def robustness(result: dict) -> None:
                 for t in ("0.01", "0.001"):
                     r.setdefault(("all 1,559", t), []).append(f[t]["mean"])
     cols = list(next(iter(rows.values())))
-    print("| variant | " + " | ".join(f"{k} FPIR {float(t) * 100:g} %" for k, t in cols) + " |")
-    print("|---|" + "---|" * len(cols))
+    md_table(["variant", *(f"{k} FPIR {float(t) * 100:g} %" for k, t in cols)])
     for name, r in rows.items():
         cells = []
         for c in cols:

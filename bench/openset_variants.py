@@ -1,6 +1,6 @@
 """Every pipeline variant through `facecli eval lfw` and `facecli eval openset`, and the default tau's promise.
 
-Usage: python bench/openset_variants.py [--images ../shared/lfw/images] [--pairs ../shared/lfw/pairs.txt]
+Usage: python bench/openset_variants.py [--lfw DIR] [--images DIR] [--pairs FILE]
 
 Part 1: one row per variant (model, detector, flip): LFW 10-fold accuracy, then on
 LFW's open-set protocol (1,559 people enrolled one-shot, 3,420 probes, 2,722
@@ -15,15 +15,9 @@ embedding is cached by `facecli eval`, so a re-run takes a minute.
 
 from __future__ import annotations
 
-import argparse
-import json
-import subprocess
-import sys
-from pathlib import Path
+from common import add_lfw, md_table, parser, pct, resolve_lfw, write_results
+from common import facecli_json as facecli
 
-ROOT = Path(__file__).resolve().parents[1]
-FACECLI = str(Path(sys.executable).with_name("facecli"))
-SHARED = ROOT.parent / "shared" / "lfw"
 VARIANTS = {
     "facenet (MTCNN)": ["--model", "facenet"],
     "facenet, flip": ["--model", "facenet", "--flip"],
@@ -36,26 +30,14 @@ VARIANTS = {
 }
 
 
-def facecli(*args: str) -> dict:
-    proc = subprocess.run([FACECLI, *args, "--json", "--quiet"], capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.exit(f"facecli {' '.join(args)}: {proc.stderr.strip()}")
-    return json.loads(proc.stdout)
-
-
-def pct(x: float) -> str:
-    return f"{x * 100:.2f} %"
-
-
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--images", default=str(SHARED / "images"))
-    ap.add_argument("--pairs", default=str(SHARED / "pairs.txt"))
-    args = ap.parse_args()
+    ap = parser(__doc__)
+    add_lfw(ap, images=True, pairs=True)
+    args = resolve_lfw(ap.parse_args())
+    args.images, args.pairs = str(args.images), str(args.pairs)
     result: dict = {"variants": {}, "templates": {}, "default_tau": []}
 
-    print("| variant | options | LFW (10-fold) | rank-1 closed set | rank-1 at FPIR 1 % | rank-1 at FPIR 0.1 % |")
-    print("|---|---|---|---|---|---|")
+    md_table(["variant", "options", "LFW (10-fold)", "rank-1 closed set", "rank-1 at FPIR 1 %", "rank-1 at FPIR 0.1 %"])
     for name, extra in VARIANTS.items():
         lfw = facecli("eval", "lfw", "--pairs", args.pairs, "--images", args.images, *extra)
         op = facecli("eval", "openset", "--images", args.images, *extra)
@@ -64,8 +46,9 @@ def main() -> None:
         print(f"| {name} | `{' '.join(extra) or '(none)'}` | {pct(lfw['accuracy'])} | {pct(op['rank1_closed_set'])} | "
               f"{pct(op['at_fpir']['0.01']['rank1'])} | {pct(op['at_fpir']['0.001']['rank1'])} |", flush=True)
 
-    print("\n| templates (--enroll 2) | enrolled / probes | rank-1 closed set | rank-1 at FPIR 1 % | at FPIR 0.1 % |")
-    print("|---|---|---|---|---|")
+    print()
+    md_table(["templates (--enroll 2)", "enrolled / probes", "rank-1 closed set", "rank-1 at FPIR 1 %",
+              "at FPIR 0.1 %"])
     for mode in ("best", "mean"):
         op = facecli("eval", "openset", "--images", args.images, "--enroll", "2", "--templates", mode)
         op.pop("curve")
@@ -73,8 +56,8 @@ def main() -> None:
         print(f"| {mode} | {op['enrolled']} / {op['probes']} | {pct(op['rank1_closed_set'])} | "
               f"{pct(op['at_fpir']['0.01']['rank1'])} | {pct(op['at_fpir']['0.001']['rank1'])} |", flush=True)
 
-    print("\n| K (people enrolled) | draw | default tau | FPIR measured | rank-1 at that tau |")
-    print("|---|---|---|---|---|")
+    print()
+    md_table(["K (people enrolled)", "draw", "default tau", "FPIR measured", "rank-1 at that tau"])
     for k, seed in [(100, 0), (100, 1), (100, 2), (500, 0), (500, 1), (500, 2), (None, None)]:
         extra = ["--gallery-size", str(k), "--seed", str(seed)] if k else []
         op = facecli("eval", "openset", "--images", args.images, *extra)
@@ -83,9 +66,7 @@ def main() -> None:
         result["default_tau"].append(row)
         print(f"| {op['enrolled']} | {'all' if seed is None else seed} | {d['tau']:.3f} | {pct(d['fpir'])} | "
               f"{pct(d['rank1'])} |", flush=True)
-    target = ROOT / "bench" / "results" / "openset-variants.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(result, indent=1))
+    write_results("openset-variants.json", result)
 
 
 if __name__ == "__main__":

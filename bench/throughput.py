@@ -1,6 +1,6 @@
 """Throughput benchmark: facecli against OpenCV and face_recognition, stage rates, cold start, 1:N search, GPU.
 
-Usage: python bench/throughput.py [--anchor PATH] [--lfw N] [--lfw-dir DIR] [--runs R] [--models M1,M2]
+Usage: python bench/throughput.py [--anchor PATH] [--lfw-count N] [--lfw DIR] [--runs R] [--models M1,M2]
                                   [--before SRC[:MODELS]] [--sizes 1000,100000,1000000]
                                   [--only e2e,stages,cold,search,gpu]
 
@@ -16,67 +16,56 @@ load average; machines are noisy, so only figures from one run are compared.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from common import (
+    FACECLI,
+    PHOTOS,
+    ROOT,
+    add_lfw,
+    lfw_subset,
+    machine,
+    paired_rates,
+    parser,
+    photos,
+    rate,
+    synthetic,
+    table,
+    timed_command,
+    write_results,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
-FACECLI = str(Path(sys.executable).with_name("facecli"))
-IMAGES = ROOT / "tests" / "images"
-LFW = ROOT.parent / "shared" / "lfw" / "images"
 DEFAULT_ANCHOR = Path.home() / ".cache" / "facecli" / "bench-venv" / "bin" / "face_recognition"
 RESULTS: dict = {}
 
 
-def table(title: str, columns: list[str], rows: list[list]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    t = Table(title=title, title_justify="left")
-    for c in columns:
-        t.add_column(c)
-    for r in rows:
-        t.add_row(*[str(v) for v in r])
-    Console(width=160).print(t)
-
-
 def timed(cmd: list[str], env: dict | None = None, stdin: str | None = None) -> float:
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, env=env)
-    elapsed = time.perf_counter() - start
-    if proc.returncode not in (0, 1):
-        sys.exit(f"failed ({proc.returncode}): {' '.join(cmd[:3])} …\n{proc.stderr[-2000:]}")
-    return elapsed
+    return timed_command(cmd, env, stdin)[0]
 
 
 # -- 1. end to end ----------------------------------------------------------------
-def datasets(work: Path, lfw_dir: Path, lfw_count: int) -> dict[str, Path]:
+def datasets(work: Path, lfw: Path, lfw_count: int) -> dict[str, Path]:
     """The sdist photos replicated 6x (42 files), and an evenly spread LFW subset (every 25th for 300)."""
     sets = {}
-    photos = work / "photos"
-    photos.mkdir()
+    folder = work / "photos"
+    folder.mkdir()
     for copy in range(6):
-        for src in sorted(IMAGES.iterdir()):
-            shutil.copy(src, photos / f"{copy}_{src.name}")
-    sets["photos"] = photos
-    if lfw_dir.is_dir() and lfw_count:
-        everything = sorted(lfw_dir.glob("*/*.jpg"))
-        step = max(1, len(everything) // lfw_count)
-        lfw = work / "lfw"
-        lfw.mkdir()
-        for src in everything[::step][:lfw_count]:
-            shutil.copy(src, lfw / src.name)
-        sets["lfw"] = lfw
+        for src in map(Path, photos()):
+            shutil.copy(src, folder / f"{copy}_{src.name}")
+    sets["photos"] = folder
+    subset = lfw_subset(lfw, lfw_count)
+    if subset:
+        sets["lfw"] = work / "lfw"
+        sets["lfw"].mkdir()
+        for src in map(Path, subset):
+            shutil.copy(src, sets["lfw"] / src.name)
     return sets
 
 
@@ -107,7 +96,7 @@ def _enroll_and_identify(model: str, work: Path, known: Path, listing: str, extr
             + timed([FACECLI, "identify", "-", "--json"], env, listing))
 
 
-def end_to_end(anchor: Path | None, lfw_dir: Path, lfw_count: int, runs: int, models: list[str],
+def end_to_end(anchor: Path | None, lfw: Path, lfw_count: int, runs: int, models: list[str],
                before: str | None = None) -> None:
     """Whole commands in alternation: facecli embed vs OpenCV's script, facecli enroll + identify vs
     face_recognition (which encodes the known folder on every run), on the same folders."""
@@ -117,10 +106,10 @@ def end_to_end(anchor: Path | None, lfw_dir: Path, lfw_count: int, runs: int, mo
         known = work / "known"
         known.mkdir()
         for name in ("obama", "biden"):
-            shutil.copy(IMAGES / f"{name}.jpg", known / f"{name}.jpg")
+            shutil.copy(PHOTOS / f"{name}.jpg", known / f"{name}.jpg")
         env = dict(os.environ, FACECLI_DEVICE="cpu")
         embed_rows, identify_rows, out = [], [], {}
-        for label, folder in datasets(work, lfw_dir, lfw_count).items():
+        for label, folder in datasets(work, lfw, lfw_count).items():
             files = sorted(str(p) for p in folder.iterdir())
             listing = "\n".join(files) + "\n"
             mp = statistics.median(_megapixels(f) for f in files)
@@ -140,22 +129,22 @@ def end_to_end(anchor: Path | None, lfw_dir: Path, lfw_count: int, runs: int, mo
                     times.setdefault("face_recognition", []).append(
                         timed([str(anchor), "--cpus", str(os.cpu_count()), str(known), str(folder)]))
                 load.append(os.getloadavg()[0])
-            rate = {tool: len(files) / statistics.median(t) for tool, t in times.items()}
+            per_s = {tool: len(files) / statistics.median(t) for tool, t in times.items()}
             spread = {tool: round(max(t) / min(t) - 1, 3) for tool, t in times.items()}
             out[label] = {"images": len(files), "median_megapixels": round(mp, 2), "runs_s": times,
-                          "images_per_s": {k: round(v, 2) for k, v in rate.items()}, "spread": spread,
+                          "images_per_s": {k: round(v, 2) for k, v in per_s.items()}, "spread": spread,
                           "load_average_1min": load}
             for suffix, _ in versions(before):
                 for model in models:
-                    fc = rate[f"embed {model}{suffix}"]
+                    fc = per_s[f"embed {model}{suffix}"]
                     embed_rows.append([label, f"facecli embed --model {model}{suffix}", f"{fc:.1f}",
-                                       f"{fc / rate['opencv']:.2f}x", f"{spread[f'embed {model}{suffix}']:.0%}"])
-            embed_rows.append([label, "OpenCV YuNet + SFace (bench/opencv_pipeline.py)", f"{rate['opencv']:.1f}", "1",
+                                       f"{fc / per_s['opencv']:.2f}x", f"{spread[f'embed {model}{suffix}']:.0%}"])
+            embed_rows.append([label, "OpenCV YuNet + SFace (bench/opencv_pipeline.py)", f"{per_s['opencv']:.1f}", "1",
                                f"{spread['opencv']:.0%}"])
-            fr = rate.get("face_recognition")
+            fr = per_s.get("face_recognition")
             for suffix, _ in versions(before):
                 for model in models:
-                    fc = rate[f"identify {model}{suffix}"]
+                    fc = per_s[f"identify {model}{suffix}"]
                     identify_rows.append([label, f"facecli enroll x2 + identify --model {model}{suffix}", f"{fc:.1f}",
                                           f"{fc / fr:.2f}x" if fr else "-",
                                           f"{spread[f'identify {model}{suffix}']:.0%}"])
@@ -181,7 +170,7 @@ def _megapixels(path: str) -> float:
 
 
 # -- 2. stage rates ----------------------------------------------------------------
-def stages(lfw_dir: Path, lfw_count: int, model: str) -> None:
+def stages(lfw: Path, lfw_count: int, model: str) -> None:
     """In-process rates of each stage, facecli's and OpenCV's, one thread each; then the whole loops."""
     import cv2
 
@@ -193,10 +182,9 @@ def stages(lfw_dir: Path, lfw_count: int, model: str) -> None:
     single = FaceEmbedder(model, "cpu", threads=1)  # what each worker runs
     detector = cv2.FaceDetectorYN.create(str(source_path("yunet")), "", (320, 320), 0.7, 0.3, 5000)
     recognizer = cv2.FaceRecognizerSF.create(str(source_path("sface")), "")
-    sets = {"photos": sorted(str(p) for p in IMAGES.iterdir())}
-    if lfw_dir.is_dir() and lfw_count:
-        everything = sorted(lfw_dir.glob("*/*.jpg"))
-        sets["lfw"] = [str(p) for p in everything[:: max(1, len(everything) // lfw_count)][:lfw_count]]
+    sets = {"photos": photos()}
+    if subset := lfw_subset(lfw, lfw_count):
+        sets["lfw"] = subset
     rows, out = [], {}
     for label, files in sets.items():
         r, n_faces = _stage_rates(files, pipe, single, detector, recognizer)
@@ -216,7 +204,7 @@ def stages(lfw_dir: Path, lfw_count: int, model: str) -> None:
         feed = {emb.spec.input["name"]: np.ascontiguousarray(t.transpose(0, 3, 1, 2)
                                                              if emb.spec.input["layout"] == "NCHW" else t)}
         emb.batch_size = batch
-        raw, stage = _paired_rates(lambda feed=feed: emb.session.run(None, feed), lambda x=x: emb.embed(x), batch)
+        raw, stage = paired_rates(lambda feed=feed: emb.session.run(None, feed), lambda x=x: emb.embed(x), batch)
         out["embed"][batch] = {"raw_faces_per_s": round(raw, 1), "stage_faces_per_s": round(stage, 1),
                                "share": round(stage / raw, 3)}
         rows.append([batch, f"{raw:.1f}", f"{stage:.1f}", f"{stage / raw:.1%}"])
@@ -252,55 +240,22 @@ def _stage_rates(files: list[str], pipe, single, detector, recognizer) -> tuple[
     cv_faces = cv_detect()
     threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
-    r = {"facecli decode img/s": _rate(lambda: [decode(b, f, jpeg_shrink(b, pipe.det_size))
+    r = {"facecli decode img/s": rate(lambda: [decode(b, f, jpeg_shrink(b, pipe.det_size))
                                                 for b, f in zip(blobs, files)], len(files)),
-         "opencv decode img/s": _rate(lambda: [cv_read(f) for f in files], len(files)),
-         "facecli detect img/s": _rate(lambda: [pipe.detector.detect(im) for im in decoded], len(files)),
-         "opencv detect img/s": _rate(cv_detect, len(files)),
-         "facecli embed faces/s": _rate(lambda: single.embed(crops), len(crops)),
-         "opencv embed faces/s": _rate(lambda: [recognizer.feature(recognizer.alignCrop(im, f))
+         "opencv decode img/s": rate(lambda: [cv_read(f) for f in files], len(files)),
+         "facecli detect img/s": rate(lambda: [pipe.detector.detect(im) for im in decoded], len(files)),
+         "opencv detect img/s": rate(cv_detect, len(files)),
+         "facecli embed faces/s": rate(lambda: single.embed(crops), len(crops)),
+         "opencv embed faces/s": rate(lambda: [recognizer.feature(recognizer.alignCrop(im, f))
                                                 for im, f in cv_faces], len(cv_faces))}
     cv2.setNumThreads(threads)
-    r["facecli pipeline img/s (all cores)"] = _rate(lambda: sum(1 for _ in pipe.run(files)), len(files))
+    r["facecli pipeline img/s (all cores)"] = rate(lambda: sum(1 for _ in pipe.run(files)), len(files))
     return r, len(crops)
-
-
-def _rate(fn, items: int, seconds: float = 3.0) -> float:
-    """Items per second: the median of 5 timings of repeated calls after a warm-up."""
-    fn()
-    reps = max(1, int(seconds / 5 / max(_once(fn), 1e-4)))
-    samples = []
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(reps):
-            fn()
-        samples.append(reps * items / (time.perf_counter() - start))
-    return statistics.median(samples)
-
-
-def _paired_rates(a, b, items: int, rounds: int = 9) -> tuple[float, float]:
-    """Items per second of ``a`` and of ``b``, timed in alternation (medians), so drift hits both alike."""
-    a(), b()
-    reps = max(1, int(0.4 / max(_once(a), 1e-4)))
-    rates: tuple[list[float], list[float]] = ([], [])
-    for _ in range(rounds):
-        for fn, out in ((a, rates[0]), (b, rates[1])):
-            start = time.perf_counter()
-            for _ in range(reps):
-                fn()
-            out.append(reps * items / (time.perf_counter() - start))
-    return statistics.median(rates[0]), statistics.median(rates[1])
-
-
-def _once(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 # -- 3. cold start -------------------------------------------------------------------
 def cold_start(anchor: Path | None, runs: int, models: list[str], before: str | None = None) -> None:
-    a, b = str(IMAGES / "obama.jpg"), str(IMAGES / "obama2.jpg")
+    a, b = str(PHOTOS / "obama.jpg"), str(PHOTOS / "obama2.jpg")
     tools = [(f"{m}{suffix}", m, extra) for suffix, extra in versions(before) for m in models]
     times: dict[str, list[float]] = {name: [] for name, _, _ in tools} | {"face_recognition": []}
     with tempfile.TemporaryDirectory() as tmp:
@@ -324,38 +279,6 @@ def cold_start(anchor: Path | None, runs: int, models: list[str], before: str | 
 
 
 # -- 4. 1:N search -------------------------------------------------------------------
-def synthetic(n: int, rng: np.random.Generator, dim: int = 512) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Gallery vectors shaped like FaceNet's, and genuine probes of random members.
-
-    FaceNet 20180408 embeddings of LFW span ~128 of their 512 dimensions
-    (variance falls off about as exp(-i/30) along the principal axes, and the
-    mean has norm ~0.19); uniform random vectors have no such structure and
-    no index handles them as it handles faces. Probes are members plus noise
-    in the same subspace, at squared distance ~0.5, like genuine pairs.
-    Another ``dim`` keeps the same shape: a subspace of a quarter of the dimensions.
-    """
-    rank = dim // 4
-    basis = np.linalg.qr(rng.standard_normal((dim, rank)))[0].astype(np.float32)
-    scale = np.sqrt(np.exp(-np.arange(rank) / 30.0)).astype(np.float32)
-    mean = rng.standard_normal(dim).astype(np.float32)
-    mean *= 0.19 / np.linalg.norm(mean)
-
-    def draw(count: int) -> np.ndarray:
-        out = np.empty((count, dim), dtype=np.float32)
-        for s in range(0, count, 100_000):
-            z = rng.standard_normal((min(100_000, count - s), rank), dtype=np.float32) * scale
-            v = z @ basis.T
-            out[s:s + len(v)] = v / np.linalg.norm(v, axis=1, keepdims=True)
-        return out
-
-    gallery = draw(n) + mean
-    gallery /= np.linalg.norm(gallery, axis=1, keepdims=True)
-    members = rng.integers(0, n, 1000)
-    probes = gallery[members] + 0.8 * draw(len(members))
-    probes /= np.linalg.norm(probes, axis=1, keepdims=True)
-    return gallery, probes, members
-
-
 def _latencies(fn, probes: np.ndarray) -> tuple[np.ndarray, list[int]]:
     times, found = [], []
     for p in probes:
@@ -374,15 +297,15 @@ def search(sizes: list[int], compare_at: int) -> None:
 
 
 def _search_one(n: int, rng: np.random.Generator, compare: bool, rows: list[list]) -> dict:
-    from facecli.gallery.search import EXPANSION_SEARCH, HNSW, TemplateIndex
-    from facecli.matching import sq_distances
+    from facecli.gallery.fileindex import EXPANSION_SEARCH, HNSW, TemplateIndex
+    from facecli.matching import closest_pair, sq_distances
 
     gallery, probes, _ = synthetic(n, rng)
     truth = [int(i) for i in np.concatenate([np.argmin(sq_distances(chunk, gallery), axis=1)
                                              for chunk in np.array_split(probes, 20)])]
     timed_probes = probes[:100] if n > 200_000 else probes  # ~0.2 s a query at 1M: 100 are enough
-    exact_ms, _ = _latencies(lambda p: int(np.argmin(sq_distances(p[None], gallery)[0])), timed_probes)
-    gen = float(np.median(np.sum((probes - gallery[truth]) ** 2, axis=1)))
+    exact_ms, _ = _latencies(lambda p: closest_pair(p[None], gallery)[1], timed_probes)
+    gen = float(np.median(sq_distances(probes, gallery[truth]).diagonal()))
     res = {"genuine_sq_distance_median": round(gen, 3),
            "exact": {"p50_ms": round(float(np.median(exact_ms)), 3),
                      "p99_ms": round(float(np.percentile(exact_ms, 99)), 3), "mb": round(gallery.nbytes / 1e6)}}
@@ -395,7 +318,7 @@ def _search_one(n: int, rng: np.random.Generator, compare: bool, rows: list[list
 
     def query(p: np.ndarray) -> int:  # facecli's path: 64 candidates, re-ranked exactly
         keys = templates.candidates(p[None], 64)
-        return int(keys[np.argmin(sq_distances(p[None], gallery[keys])[0])])
+        return int(keys[closest_pair(p[None], gallery[keys])[1]])
 
     for ef in sorted({EXPANSION_SEARCH, 256, 512}):
         index.expansion_search = ef
@@ -480,22 +403,21 @@ def gpu() -> None:
         try:
             emb = Embedder("facenet", device, batch_size=64)
             x = np.random.default_rng(0).integers(0, 255, (64, 160, 160, 3), dtype=np.uint8)
-            rate = _rate(lambda emb=emb, x=x: emb.embed(x), 64)
+            per_s = rate(lambda emb=emb, x=x: emb.embed(x), 64)
         except Exception as exc:  # report a provider that does not start, keep going
             out[device] = {"error": str(exc).splitlines()[0]}
             rows.append([device, "-", str(exc).splitlines()[0][:80]])
             continue
-        out[device] = {"provider": emb.provider, "faces_per_s_batch64": round(rate, 1)}
-        rows.append([device, emb.provider, f"{rate:.0f}"])
+        out[device] = {"provider": emb.provider, "faces_per_s_batch64": round(per_s, 1)}
+        rows.append([device, emb.provider, f"{per_s:.0f}"])
     RESULTS["gpu"] = out
     table("5. GPU embed stage, batch 64", ["device", "provider used", "faces/s"], rows)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__)
     ap.add_argument("--anchor", type=Path, default=DEFAULT_ANCHOR, help="the face_recognition CLI")
-    ap.add_argument("--lfw", type=int, default=300, help="LFW images in the end-to-end folder (0: none)")
-    ap.add_argument("--lfw-dir", type=Path, default=LFW, help="LFW's images folder (<Name>/<Name>_NNNN.jpg)")
+    add_lfw(ap, "--lfw-dir", count=300)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--sizes", default="1000,100000,1000000")
     ap.add_argument("--compare-at", type=int, default=100_000, help="gallery size of the library comparison")
@@ -508,32 +430,18 @@ def main() -> None:
         print(f"face_recognition not found at {args.anchor}: facecli figures only (make bench installs it)",
               file=sys.stderr)
     only = set(args.only.split(","))
-    RESULTS["machine"] = {"cpu": _cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
-                          "date": time.strftime("%Y-%m-%d"), "command": " ".join(sys.argv)}
+    RESULTS["machine"] = machine()
     if "e2e" in only:
-        end_to_end(anchor, args.lfw_dir, args.lfw, args.runs, args.models.split(","), args.before)
+        end_to_end(anchor, args.lfw, args.lfw_count, args.runs, args.models.split(","), args.before)
     if "stages" in only:
-        stages(args.lfw_dir, args.lfw, args.models.split(",")[0])
+        stages(args.lfw, args.lfw_count, args.models.split(",")[0])
     if "cold" in only:
         cold_start(anchor, args.runs, args.models.split(","), args.before)
     if "search" in only:
         search([int(s) for s in args.sizes.split(",") if s], args.compare_at)
     if "gpu" in only:
         gpu()
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "throughput.json").write_text(json.dumps(RESULTS, indent=1, default=str))
-    print(f"wrote {out / 'throughput.json'}", file=sys.stderr)
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
+    write_results("throughput.json", RESULTS)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """`facecli tune` on LFW: a head tuned on half of the people, measured on the other half, with and without it.
 
 Usage: python bench/tune_lfw.py [--mode default|study] [--degrade none|lowq|jpeg10] [--seeds 0 1 2]
-                                [--model fusion] [--images ../shared/lfw/images] [--pairs ../shared/lfw/pairs.txt]
+                                [--model fusion] [--lfw DIR] [--images DIR] [--pairs FILE]
                                 [--features ~/.cache/facecli/lfw-features.npz]
 
 For each split seed, LFW's people are split in two halves (person-disjoint,
@@ -41,15 +41,14 @@ Run it with `nice -n 10`; the first degraded run embeds all 7,701 images
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+from common import add_lfw, md_table, parser, pct, resolve_lfw, write_results
 
 from facecli.calibration import tau_for
 from facecli.evaluation import LabelledEmbedder, Pairs, read_lfw_pairs, report
@@ -67,10 +66,6 @@ from facecli.tune import (
     train_head,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
-# the shared LFW folder beside the checkout (or beside the folder of worktrees)
-SHARED = next((p / "shared" / "lfw" for p in ROOT.parents if (p / "shared" / "lfw").is_dir()),
-              ROOT.parent / "shared" / "lfw")
 FEATURES = cache_dir() / "lfw-features.npz"  # written by bench/lfw_features.py
 
 #: the configurations ``--mode study`` compares (every key not given is the library's default)
@@ -142,10 +137,6 @@ def measure(emb: np.ndarray, held: np.ndarray, people: np.ndarray, spec, seed: i
     return out
 
 
-def pct(x: float) -> str:
-    return f"{x * 100:.2f} %"
-
-
 def load(args) -> tuple[list[str], np.ndarray, np.ndarray]:
     """The LFW paths, their embeddings (clean or degraded) and their people."""
     paths = sorted(str(p) for p in args.images.glob("*/*.jpg"))
@@ -175,8 +166,7 @@ def study(x: np.ndarray, people: np.ndarray, model: str, seed: int, epochs: int)
     base = np.mean([b for _, _, b in inner], axis=0)
     print(f"\n### study on the tuning half of split {seed}: gain on the development people (mean of 3)\n")
     print(f"base: rank-1 at FPIR 1 % {pct(base[0])}, at FPIR 0.1 % {pct(base[1])}, closed set {pct(base[2])}\n")
-    print("| configuration | kept epochs | rank-1 at FPIR 1 % (worst of 3) | at FPIR 0.1 % | closed set | time |")
-    print("|---|---|---|---|---|---|")
+    md_table(["configuration", "kept epochs", "rank-1 at FPIR 1 % (worst of 3)", "at FPIR 0.1 %", "closed set", "time"])
     rows = []
     for cfg in STUDY:
         t0 = time.time()
@@ -269,9 +259,8 @@ def print_heldout(model: str, degrade: str, splits: list[dict]) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--images", type=Path, default=SHARED / "images")
-    ap.add_argument("--pairs", type=Path, default=SHARED / "pairs.txt")
+    ap = parser(__doc__)
+    add_lfw(ap, images=True, pairs=True)
     ap.add_argument("--model", default="fusion")
     ap.add_argument("--degrade", choices=["none", "lowq", "jpeg10"], default="none")
     ap.add_argument("--mode", choices=["default", "study"], default="default")
@@ -279,7 +268,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=TuneConfig.epochs)
     ap.add_argument("--features", type=Path, default=FEATURES,
                     help="bench/lfw_features.py's dump: the clean images' embeddings, used when it holds --model's")
-    args = ap.parse_args()
+    args = resolve_lfw(ap.parse_args())
     paths, x, people = load(args)
     result: dict = {"model": args.model, "degrade": args.degrade, "mode": args.mode}
     if args.mode == "study":
@@ -288,10 +277,7 @@ def main() -> None:
         result["config"] = asdict(TuneConfig())
         result["splits"] = heldout(args, paths, x, people, [{}])
         print_heldout(args.model, args.degrade, result["splits"])
-    out = ROOT / "bench" / "results" / f"tune-lfw-{args.degrade}-{args.mode}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
-    print(f"\nwrote {out}")
+    write_results(f"tune-lfw-{args.degrade}-{args.mode}.json", result)
 
 
 if __name__ == "__main__":

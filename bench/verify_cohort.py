@@ -1,6 +1,6 @@
 """`verify --claim` with the gallery as a cohort (issue 20): does normalising a pair's distance help 1:1?
 
-Usage: python bench/verify_cohort.py [--features ~/.cache/facecli/lfw-features.npz] [--pairs ../shared/lfw/pairs.txt]
+Usage: python bench/verify_cohort.py [--features ~/.cache/facecli/lfw-features.npz] [--lfw DIR] [--pairs FILE]
 
 LFW's pair protocol (evaluation.read_lfw_pairs, 10 person-disjoint folds). A pair (a, b) stands for a
 claim: a is the claimed person's enrolled photo, b the photo presented. The "gallery" of a pair in fold k
@@ -22,25 +22,19 @@ those of the parameters most folds chose. Prints tables and writes bench/results
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
-from openset_scores import FEATURES, IMAGES, ROOT, Features
+from common import RESULTS, md_table, parser, resolve_lfw, unit, write_results
+from openset_scores import Features, add_study_args
 
-from facecli.evaluation.pairs import THRESHOLDS, distances, kfold_accuracy, read_lfw_pairs, roc_auc, val_at_far
+from facecli.evaluation.pairs import _accuracies, distances, kfold_accuracy, read_lfw_pairs, roc_auc, val_at_far
 from facecli.matching import sq_distances
 
-PAIRS = IMAGES.parent / "pairs.txt"
 COHORT_SIZES = (100, 500, 0)  # 0: every person of the other nine folds
 KS = (10, 50, 0)  # cohort depth: the k nearest (0: all)
 BETAS = tuple(float(b) for b in np.round(np.arange(0.0, 1.0001, 0.1), 1))
-
-
-def unit(x: np.ndarray) -> np.ndarray:
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
 def cohort_stats(x: np.ndarray, cohort: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
@@ -66,13 +60,11 @@ def shifted(raw: np.ndarray, beta: float, by: np.ndarray) -> np.ndarray:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--features", type=Path, default=FEATURES)
-    ap.add_argument("--images", type=Path, default=IMAGES)
-    ap.add_argument("--pairs", type=Path, default=PAIRS)
+    ap = parser(__doc__)
+    add_study_args(ap, splits=False)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "verify-cohort.json")
-    args = ap.parse_args()
+    ap.add_argument("--out", type=Path, default=RESULTS / "verify-cohort.json")
+    args = resolve_lfw(ap.parse_args())
     start = time.time()
     f = Features.load(args.features)
     pairs = read_lfw_pairs(args.pairs, args.images)
@@ -106,7 +98,7 @@ def main() -> None:
                 for kk, (m, s) in cohort_stats(x[rows], x[cohort_rows]).items():
                     stats[kk][0][mine], stats[kk][1][mine] = m, s
             mean = x[others].mean(0)  # the other folds' people: a fixed mean from people not in this fold
-            centred[mine] = np.sum((unit(x[ra[mine]] - mean) - unit(x[rb[mine]] - mean)) ** 2, 1)
+            centred[mine] = sq_distances(unit(x[ra[mine]] - mean), unit(x[rb[mine]] - mean)).diagonal()
         fam["raw distance (today)"] = {(): raw}
         fam["centred (other folds' mean)"] = {(): mapped(centred, raw)}
         fam["T-shift (probe's cohort)"] = {(kk, b): shifted(raw, b, t_stats[kk][0]) for kk in KS for b in BETAS}
@@ -123,19 +115,17 @@ def main() -> None:
         result["cohorts"][size or "all"] = rows
         label = f"K = {size}" if size else "K = all other folds' people"
         print(f"\n### cohort: {label} ({time.time() - start:.0f} s)\n")
-        print("| score | 10-fold accuracy (nested) | chosen per fold | AUC | VAL @ FAR 1e-3 (FAR) |")
-        print("|---|---|---|---|---|")
+        md_table(["score", "10-fold accuracy (nested)", "chosen per fold", "AUC", "VAL @ FAR 1e-3 (FAR)"])
         for name, r in rows.items():
             print(f"| {name} | {r['accuracy'] * 100:.2f} % ± {r['accuracy_std'] * 100:.2f} | {r['chosen']} | "
                   f"{r['auc']:.5f} | {r['val'] * 100:.2f} % ({r['far'] * 100:.2f} %) |")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1, default=str))
-    print(f"\nwrote {args.out} ({time.time() - start:.0f} s)")
+    write_results(args.out, result)
+    print(f"\n({time.time() - start:.0f} s)")
 
 
 def best_accuracy(s: np.ndarray, same: np.ndarray) -> float:
     """Accuracy at the best threshold of the library's grid (``s < t`` means same, as FaceNet)."""
-    return float(((s[None, :] < THRESHOLDS[:, None]) == same[None, :]).mean(axis=1).max())
+    return float(_accuracies(s, same).max())
 
 
 def nested(grid: dict[tuple, np.ndarray], same: np.ndarray, fold: np.ndarray) -> dict:

@@ -286,12 +286,12 @@ def set_index(gallery: Gallery, kind: str | None = HNSW["kind"], m: int = HNSW["
     templates, more than half an hour at a million (bench/RESULTS.md). What a larger graph buys in
     recall is measured by ``bench/pgvector_search.py --variants``.
     """
-    db = _backend(gallery)
     settings = None if kind is None else check_index({"kind": kind, "m": m, "ef_construction": ef_construction})
     if kind is not None and settings is None:
         raise BadValue("index", f"{kind}:{m}:{ef_construction}",
                        f"kind is one of {', '.join(INDEX_KINDS)}; m and ef_construction 2 to 1000")
-    with gallery._write():
+    with gallery._write():  # a new gallery is created first
+        db = _backend(gallery)
         db.run("DROP INDEX IF EXISTS facecli.templates_hnsw")
         db.run("DELETE FROM facecli.meta WHERE key = 'hnsw'")
         if settings is not None:

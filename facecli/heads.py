@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from facecli.errors import ModelError
+from facecli.runtime import onnxruntime
 from facecli.sources import sha256_bytes
 from facecli.values import HeadRecord
 
@@ -106,7 +107,7 @@ class LoadedHead:
 
 
 def _session(data: bytes, path: Path) -> Any:
-    import onnxruntime as ort
+    ort = onnxruntime()
 
     ort.set_default_logger_severity(4)
     opts = ort.SessionOptions()

@@ -29,6 +29,23 @@ _PROVIDER = {
 }
 
 
+def onnxruntime() -> Any:
+    """onnxruntime, imported with its telemetry off.
+
+    onnxruntime 1.31 records telemetry events (a device id, process paths)
+    under ~/.cache/Microsoft/DeveloperTools at import, whatever the code does
+    next; ``ORT_DISABLE_TELEMETRY`` set before the import is the only switch
+    that stops it, and ``disable_telemetry_events`` covers a process that
+    imported onnxruntime before facecli. Every use of onnxruntime goes through
+    here. Imported on first use: it takes a quarter of a second.
+    """
+    os.environ["ORT_DISABLE_TELEMETRY"] = "1"
+    ort = onnxruntime()
+
+    ort.disable_telemetry_events()
+    return ort
+
+
 def _providers(device: str, available: list[str]) -> list[Any]:
     if device not in DEVICES:
         raise BadValue("device", device, f"unknown device (choose from {', '.join(DEVICES)})")
@@ -73,7 +90,7 @@ def runs_on_cpu(device: str) -> bool:
     """Whether sessions created for ``device`` run on the CPU: ``cpu``, or ``auto`` with no usable GPU provider."""
     if device != "auto":
         return device == "cpu"
-    import onnxruntime as ort
+    ort = onnxruntime()
 
     return not gpu_runtime_present() or not {"CUDAExecutionProvider", "TensorrtExecutionProvider"} & set(
         ort.get_available_providers())
@@ -101,7 +118,7 @@ def _optimised_copy(path: Path, key: str) -> tuple[Path, bool]:
     yours and private, exactly as written (size, times, inode) and with the
     content hash recorded when it was written; otherwise it is rebuilt.
     """
-    import onnxruntime as ort
+    ort = onnxruntime()
 
     target = cache_dir() / "ort-optimised" / f"{key}-ort{ort.__version__}-{_cpu_tag()}.onnx"
     try:
@@ -121,7 +138,7 @@ def create_session(path: Path, device: str = "auto", threads: int = 0, cache_key
     With ``cache_key`` (the model's sha256) a CPU session loads its graph
     from the optimised copy in the cache, writing it on first use.
     """
-    import onnxruntime as ort
+    ort = onnxruntime()
 
     # onnxruntime's own log (multi-line, with colour codes) stays quiet: facecli reports failures itself
     ort.set_default_logger_severity(4)

@@ -64,7 +64,10 @@ def print_version(verbose: bool = False) -> None:
     import platform
 
     import cv2
-    import onnxruntime as ort
+
+    from facecli.runtime import onnxruntime
+
+    ort = onnxruntime()
 
     from facecli import models
     from facecli.paths import models_dir

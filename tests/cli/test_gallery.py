@@ -7,10 +7,10 @@ import sqlite3
 
 import numpy as np
 import pytest
-from conftest import json_rows
 
 from facecli.gallery import open_gallery
 from facecli.models import pipeline_spec
+from tests.helpers import json_rows
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import FACECLI, json_rows
 
 from facecli.render import csv_columns, flat
+from tests.helpers import FACECLI, json_rows
 
 TABLE = tuple("┏┃┡│└")  # the characters a rich table's lines start with
 HOSTILE = 'a, "quoted"\nname.jpg'  # a comma, quotes and a newline: RFC 4180 quoting

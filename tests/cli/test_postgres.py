@@ -2,82 +2,30 @@
 
 Everything runs through the installed command, side by side with a gallery file
 where the answers must be the same: same JSON, same exit codes, same messages.
-One server serves the whole module (started and stopped here); each test gets
-a fresh database owned by a role that logs in with a password over TCP.
+One server serves the whole module (tests/helpers/postgres.py starts and stops it);
+each test gets a fresh database owned by a role that logs in with a password over TCP.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
-import random
-import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from conftest import FACECLI, json_rows, one_line_error, variant_photos
 
+from tests.helpers import json_rows, one_line_error
+
+pytestmark = pytest.mark.postgres
 pytest.importorskip("psycopg", reason="the [postgres] extra is not installed")
-import pg_server  # noqa: E402
-
 from facecli.gallery import open_gallery  # noqa: E402
 from facecli.gallery.copy import gallery_content  # noqa: E402
 from facecli.gallery.locations import mask_url  # noqa: E402
 from facecli.tune import sidecar  # noqa: E402
-
-ROLE, PASSWORD = "facecli", "Pw-only-for-tests-7f3a"
-READER, READER_PASSWORD = "reader", "Rd-only-for-tests-2b9c"
-
-
-@pytest.fixture(scope="module")
-def pg():
-    """One server for the module: a superuser on the socket, and password roles over TCP."""
-    try:
-        pg_server.binaries()
-    except RuntimeError as exc:  # the wheel is missing (not installed with the test extra): say so
-        pytest.skip(str(exc))
-    server = pg_server.Server().start()
-    try:
-        server.sql([f"CREATE ROLE {ROLE} LOGIN PASSWORD '{PASSWORD}'",
-                    f"CREATE ROLE {READER} LOGIN PASSWORD '{READER_PASSWORD}'"])
-        yield server
-    finally:
-        server.stop()
-
-
-_names = itertools.count()
-
-
-@pytest.fixture
-def db(pg) -> str:
-    """A fresh database owned by the password role, pgvector installed; its URL carries the password."""
-    name = f"g{next(_names)}"
-    pg.new_database(name, ROLE)
-    return pg.tcp_url(ROLE, PASSWORD, name)
-
-
-def _database(url: str) -> str:
-    return url.rsplit("/", 1)[1].split("?")[0]
-
-
-def _env(gallery: str, extra: dict | None = None) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}  # libpq reads PG* variables
-    return env | {"FACECLI_GALLERY": gallery, "FACECLI_DEVICE": "cpu", **(extra or {})}
-
-
-def facecli(gallery: str, *args: str, env: dict | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
-    proc = subprocess.run([FACECLI, *args], input=stdin, capture_output=True, text=True, env=_env(gallery, env),
-                          timeout=300)
-    for secret in (PASSWORD, READER_PASSWORD):
-        assert secret not in proc.stdout + proc.stderr, (proc.stdout, proc.stderr)
-    assert "Traceback" not in proc.stderr, proc.stderr
-    return proc
+from tests.helpers.postgres import PASSWORD, READER, READER_PASSWORD, ROLE, database_name, facecli  # noqa: E402
 
 
 def _normal(proc: subprocess.CompletedProcess, location: str) -> list:
@@ -189,7 +137,7 @@ def test_cluster_enroll_as_unknown_and_watch(both, images, tmp_path):
 def test_a_head_is_recorded_used_and_refused_as_in_the_file(both, images, tmp_path):
     """A projection head (facecli tune) recorded in meta, applied at match time, removed without re-enrolling,
     and copied with the gallery: the same answers as the file."""
-    import heads
+    from tests.helpers import heads
 
     head = heads.write_head(tmp_path, "head.onnx")
     img = {n: str(images / n) for n in ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg")}
@@ -260,7 +208,7 @@ def test_model_schema_and_foreign_schema_are_refused(pg, db, images, side_by_sid
     open_gallery(db, "sface", create=True).close()
     one_line_error(facecli(db, "identify", photo, "--model", "facenet"), mask_url(db), "sface", "facenet",
               "--model sface")
-    database = _database(db)
+    database = database_name(db)
     pg.sql(["UPDATE facecli.meta SET value = '99' WHERE key = 'schema'"], database=database)
     for args in (["identify", photo], ["enroll", "x", str(images / "obama.jpg")], ["gallery", "check"]):
         one_line_error(facecli(db, *args), "newer facecli")
@@ -282,7 +230,7 @@ def test_foreign_schema_objects_are_refused_and_named_by_check(pg, db, images):
     photo = str(images / "obama2.jpg")
     assert facecli(db, "enroll", "obama", str(images / "obama.jpg")).returncode == 0
     assert facecli(db, "enroll", "biden", str(images / "biden.jpg")).returncode == 0
-    database = _database(db)
+    database = database_name(db)
     pg.sql(["CREATE FUNCTION public.backdoor() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
             "NEW.embedding := (SELECT embedding FROM facecli.templates WHERE id = 1); RETURN NEW; END $$",
             "CREATE TRIGGER backdoor BEFORE INSERT ON facecli.templates FOR EACH ROW "
@@ -331,7 +279,7 @@ def test_damaged_rows_are_an_error_naming_them_never_a_match(damage, pg, db, ima
     stranger = str(images / "obama_partial_face.jpg")
     assert facecli(db, "enroll", "obama", str(images / "obama.jpg")).returncode == 0
     assert facecli(db, "enroll", "biden", str(images / "biden.jpg")).returncode == 0
-    database = _database(db)
+    database = database_name(db)
     if damage == "scaled":
         scaled = "[" + ",".join(repr(float(x)) for x in _vector(pg, database, 2) * 1000) + "]"
         pg.sql([f"UPDATE facecli.templates SET embedding = '{scaled}' WHERE id = 2"], database=database)
@@ -354,7 +302,7 @@ def test_gallery_check_reports_damage(pg, db, images):
     pg.sql([f"UPDATE facecli.templates SET embedding = '{half}'",
             "INSERT INTO facecli.templates (person_id, model, embedding, source, sha256, box, created) "
             "SELECT person_id, 'sface', embedding, 'x.jpg', 'abc', '[]', 0 FROM facecli.templates",
-            "INSERT INTO facecli.persons (name, created) VALUES ('empty', 0)"], database=_database(db))
+            "INSERT INTO facecli.persons (name, created) VALUES ('empty', 0)"], database=database_name(db))
     bad = facecli(db, "gallery", "check", "--json")
     (row,) = json_rows(bad.stdout)
     assert bad.returncode == 1 and row["ok"] is False and row["gallery"] == mask_url(db)
@@ -366,7 +314,7 @@ def test_gallery_check_reports_damage(pg, db, images):
 def test_an_older_schema_is_read_as_it_is_and_upgraded_by_the_first_write(pg, db, images):
     """Schema 1 (no schema_history, no index on sha256): read without change, upgraded in the first write."""
     assert facecli(db, "enroll", "obama", str(images / "obama.jpg")).returncode == 0
-    database = _database(db)
+    database = database_name(db)
     pg.sql(["DROP TABLE facecli.schema_history", "DROP INDEX facecli.templates_sha256",
             "UPDATE facecli.meta SET value = '1' WHERE key = 'schema'"], database=database)
     for args in (["identify", str(images / "obama2.jpg")], ["gallery", "check"]):
@@ -385,7 +333,7 @@ def test_an_older_schema_is_read_as_it_is_and_upgraded_by_the_first_write(pg, db
 def test_a_role_that_may_only_read_serves_every_read(pg, db, images):
     photo = str(images / "obama2.jpg")
     assert facecli(db, "enroll", "obama", str(images / "obama.jpg")).returncode == 0
-    database = _database(db)
+    database = database_name(db)
     pg.sql([f"GRANT USAGE ON SCHEMA facecli TO {READER}",
             f"GRANT SELECT ON ALL TABLES IN SCHEMA facecli TO {READER}"], database=database)
     reader = pg.tcp_url(READER, READER_PASSWORD, database)
@@ -416,7 +364,7 @@ def test_the_password_is_never_printed(pg, db, images):
     wrong = db.replace(PASSWORD, PASSWORD[::-1])
     line = one_line_error(facecli(wrong, "gallery", "list"), "password authentication failed")
     assert PASSWORD[::-1] not in line and ":***@" in line
-    in_query = f"postgresql://{ROLE}@127.0.0.1:{pg.port}/{_database(db)}?password={PASSWORD}"
+    in_query = f"postgresql://{ROLE}@127.0.0.1:{pg.port}/{database_name(db)}?password={PASSWORD}"
     proc = facecli(in_query, "gallery", "stats", "--json")
     assert proc.returncode == 0 and json_rows(proc.stdout)[0]["gallery"].endswith("password=***")
     # a password with characters the URL must escape, and control characters: masked before any escaping
@@ -424,14 +372,14 @@ def test_the_password_is_never_printed(pg, db, images):
     pg.sql([f"ALTER ROLE {READER} PASSWORD '{odd}'"])
     from urllib.parse import quote
 
-    url = f"postgresql://{READER}:{quote(odd, safe='')}@127.0.0.1:{pg.port}/{_database(db)}"
+    url = f"postgresql://{READER}:{quote(odd, safe='')}@127.0.0.1:{pg.port}/{database_name(db)}"
     proc = facecli(url, "gallery", "list")
     assert "p%40ss" not in proc.stderr and odd not in proc.stderr and "\\x1b" not in proc.stderr
     pg.sql([f"ALTER ROLE {READER} PASSWORD '{READER_PASSWORD}'"])
 
 
 def test_bad_host_port_or_database_is_one_line_and_exit_2(pg, db):
-    name = _database(db)
+    name = database_name(db)
     for url in (f"postgresql://{ROLE}:{PASSWORD}@127.0.0.1:1/{name}",
                 f"postgresql://{ROLE}:{PASSWORD}@/{name}?host=/nonexistent/socket/dir",
                 pg.tcp_url(ROLE, PASSWORD, "no_such_database"),
@@ -441,7 +389,7 @@ def test_bad_host_port_or_database_is_one_line_and_exit_2(pg, db):
 
 
 def test_pgpassword_pgpassfile_and_sslmode_work_as_libpq_defines_them(pg, db, images, tmp_path):
-    name = _database(db)
+    name = database_name(db)
     bare = f"postgresql://{ROLE}@127.0.0.1:{pg.port}/{name}"
     one_line_error(facecli(bare, "gallery", "list", env={"PGPASSFILE": str(tmp_path / "none")}), "password")
     assert facecli(bare, "enroll", "obama", str(images / "obama.jpg"), env={"PGPASSWORD": PASSWORD}).returncode == 0
@@ -523,64 +471,3 @@ def test_copy_file_to_database_to_file(pg, db, run, images, tmp_path):
     open_gallery(other, "sface", create=True).close()
     one_line_error(facecli(src, "gallery", "copy", src, other), "sface", "fusion")
     one_line_error(facecli(src, "gallery", "copy", str(tmp_path / "missing.db"), db), "no gallery here yet")
-
-
-# -- many writers and readers at once ----------------------------------------------------------------
-@pytest.fixture(scope="module")
-def many_photos(images: Path, tmp_path_factory) -> list[Path]:
-    """200 distinct real photos: the four portraits, scaled, shifted, mirrored and re-encoded (small, so fast)."""
-    return variant_photos(images, tmp_path_factory.mktemp("many"), 320, 0.03, mirror=True)
-
-
-def _spawn(url: str, *args: str, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen([FACECLI, *args], env=_env(url, {"FACECLI_THREADS": "1", **(env or {})}),
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def test_four_writers_and_four_readers_at_once(db, images, many_photos):
-    assert facecli(db, "enroll", "seed", str(images / "obama.jpg")).returncode == 0
-    writers = [_spawn(db, "enroll", f"person{k}", "-", "--largest") for k in range(4)]
-    readers = [_spawn(db, "identify", "-", "--json", env={"FACECLI_EXACT_MAX": "0"} if k % 2 else None)
-               for k in range(4)]
-    for k, w in enumerate(writers):
-        w.stdin.write("\n".join(map(str, many_photos[50 * k:50 * (k + 1)])) + "\n")
-        w.stdin.close()
-        w.stdin = None  # written: communicate() only reads
-    for k, r in enumerate(readers):
-        r.stdin.write("\n".join(map(str, many_photos[k::8][:12])) + "\n")
-        r.stdin.close()
-        r.stdin = None
-    seen = 0
-    with open_gallery(db) as g:
-        while any(p.poll() is None for p in writers):
-            counts = {p.name: p.templates for p in g.persons()}
-            assert all(n == 50 for name, n in counts.items() if name != "seed"), counts  # whole persons only
-            seen += 1
-            time.sleep(0.2)
-    for p in writers + readers:
-        out, err = p.communicate(timeout=600)
-        assert p.returncode in (0, 1) and "error" not in err.lower(), err
-        assert PASSWORD not in out + err
-        if p in readers:
-            assert len(json_rows(out)) == 12
-    with open_gallery(db) as g:
-        assert [(p.name, p.templates) for p in g.persons()] == [(f"person{k}", 50) for k in range(4)] + [("seed", 1)]
-        ids = [t["id"] for k in range(4) for t in g.templates_of(f"person{k}")]
-        sources = [t["source"] for k in range(4) for t in g.templates_of(f"person{k}")]
-        assert len(set(ids)) == 200 and sorted(sources) == sorted(map(str, many_photos))
-        assert g.stats()["templates"] == 201 and g.check() == []
-    assert seen >= 1
-
-
-def test_sigkill_mid_enroll_leaves_each_enroll_whole_or_absent(db, images, many_photos):
-    assert facecli(db, "enroll", "seed", str(images / "obama.jpg")).returncode == 0
-    rng = random.Random(3)
-    for t in range(5):
-        batch = [str(p) for p in many_photos[10 * t:10 * (t + 1)]]  # one photo, one person: new photos each time
-        proc = _spawn(db, "enroll", f"t{t}", *batch, "--largest")
-        time.sleep(rng.uniform(0.5, 5.0))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        with open_gallery(db) as g:
-            got = sorted(x["source"] for x in g.templates_of(f"t{t}")) if g.has_person(f"t{t}") else []
-            assert got in ([], sorted(batch)) and g.check() == []

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import cv2
 import numpy as np
-from conftest import json_rows
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+from tests.helpers import ROOT, json_rows
+
+README = ROOT / "README.md"
 
 FACE = {"file", "face", "box", "score", "landmarks"}
 VERIFY = {"file", "face", "box", "distance", "tau", "same", "decision"}

@@ -8,7 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import json_rows
+
+from tests.helpers import json_rows
 
 OBAMAS = ["obama.jpg", "obama2.jpg", "obama3.jpg"]
 #: a hostile name: shell syntax, a newline, and a leading dot (hidden: a folder leaves it out, so it is named too)

@@ -11,6 +11,9 @@ from __future__ import annotations
 import struct
 import zlib
 
+#: the sides of the largest image below the 120 MP limit (119.7 MP)
+LIMIT_SIDE = (12600, 9500)
+
 
 # -- BMP -------------------------------------------------------------------------------------
 def _bmp(width: int, height: int, bpp: int, compression: int, palette: bytes, pixels: bytes,

@@ -2,7 +2,7 @@
 
 The photos are third-party files: they are fetched into the git-ignored
 ``tests/images/`` and never committed. Each is checked by sha256.
-Usage: python tests/fetch_images.py [DEST]
+Usage: python tests/helpers/fetch_images.py [DEST]
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ IMAGES = {
     "obama_partial_face.jpg": "c2d1f09e7ef3042352b41e41286e6eb0522f64f88308be13886991b95db52117",
     "obama_partial_face2.jpg": "9a812347f97633542b8cd9992de22def11b74f79d82056bc3ee830f13878e028",
 }
-DEFAULT_DEST = Path(__file__).resolve().parent / "images"
+DEFAULT_DEST = Path(__file__).resolve().parents[1] / "images"
 
 
 def fetch(dest: Path = DEFAULT_DEST) -> Path:

@@ -27,7 +27,7 @@ import pytest
 
 from facecli.tune import Labelled, TuneConfig, export_head, train_head
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LFW = next((p for p in (Path(os.environ.get("FACECLI_LFW", "/nonexistent")), ROOT.parent / "shared" / "lfw",
                         ROOT.parent.parent / "shared" / "lfw") if (p / "images").is_dir()), None)
 #: Small batches and a fast step, so that a dozen epochs move the head on a few dozen people.

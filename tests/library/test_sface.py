@@ -1,11 +1,10 @@
-"""YuNet + SFace on onnxruntime against OpenCV's own FaceDetectorYN / FaceRecognizerSF, and --model."""
+"""YuNet + SFace on onnxruntime against OpenCV's own FaceDetectorYN / FaceRecognizerSF, and the fusion."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
 import pytest
-from conftest import json_rows
 
 from facecli.alignment import align_five_points
 from facecli.detectors.yunet import YuNet
@@ -100,27 +99,3 @@ def test_fusion_is_the_weighted_concatenation(images):
     # its squared distance is the weighted mean of the two models' distances
     d = [np.sum((parts[0][i] - parts[1][i]) ** 2) for i in (0, 1)]
     assert np.sum((a.embedding - b.embedding) ** 2) == pytest.approx(w @ d, abs=1e-4)
-
-
-def test_a_gallery_keeps_its_model(run, images):
-    assert run("enroll", "obama", str(images / "obama.jpg"), "--model", "facenet").returncode == 0
-    refused = run("identify", str(images / "obama2.jpg"), "--model", "sface")
-    assert refused.returncode == 2
-    assert "built with model facenet" in refused.stderr and "--model facenet" in refused.stderr
-    assert len(refused.stderr.strip().splitlines()) == 1
-    assert run("enroll", "biden", str(images / "biden.jpg"), "--model", "fusion").returncode == 2
-    assert "biden" not in run("gallery", "list").stdout
-
-
-def test_an_sface_gallery_is_used_without_repeating_model(run, images):
-    assert run("enroll", "obama", str(images / "obama.jpg"), "--model", "sface").returncode == 0
-    rows = json_rows(run("identify", str(images / "obama2.jpg"), str(images / "biden.jpg"), "--json").stdout)
-    assert [r["name"] for r in rows] == ["obama", None]
-    stats = json_rows(run("gallery", "stats", "--json").stdout)[0]
-    assert stats["model"] == "sface" and stats["dim"] == 128
-
-
-def test_haar_cannot_feed_a_five_point_model(run, images):
-    proc = run("detect", str(images / "obama.jpg"), "--model", "sface", "--detector", "haar")
-    assert proc.returncode == 2 and "landmarks" in proc.stderr
-    assert run("detect", str(images / "obama.jpg"), "--model", "nosuch").returncode == 2

@@ -33,8 +33,8 @@ from packaging.utils import canonicalize_name
 import facecli
 from facecli.models import manifest
 from facecli.sources import sha256_file
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg")
 
 

@@ -1,0 +1,10 @@
+"""The library level: the Python API and library modules on the real models, photos and databases."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _models(_models_built: None) -> None:
+    """Every test of this level needs the built models: the session stops at once, saying so, without them."""

@@ -27,7 +27,7 @@ models: install
 	$(BIN)/facecli models build
 
 images: install
-	$(BIN)/python tests/fetch_images.py $(IMAGES)
+	$(BIN)/python tests/helpers/fetch_images.py $(IMAGES)
 
 lint: install
 	$(BIN)/ruff check .

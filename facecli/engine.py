@@ -265,6 +265,15 @@ class Engine:
                 yield r, found[start:start + len(r.faces)]
                 start += len(r.faces)
 
+    def identify_faces(self, gallery: Gallery, faces: list[Face], threshold: Threshold | None = None,
+                       top_k: int = 1, search: str = "auto", min_face: float = decisions.MIN_FACE,
+                       templates: str = "mean") -> list[Decision]:
+        """1:K for faces this engine embedded already (``faces``): one decision per face, in order."""
+        matching.check_templates(templates)
+        self._use(gallery)
+        threshold = threshold or identification.threshold(gallery, head=self.head)
+        return identification.identify(gallery, faces, threshold, top_k, templates, min_face, search)
+
     def threshold(self, gallery: Gallery, tau: float | None = None, fpir: float | None = None,
                   force: bool = False) -> Threshold:
         """The 1:N threshold ``identify`` uses against ``gallery``: ``tau`` by hand, else the one whose expected

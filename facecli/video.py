@@ -300,7 +300,7 @@ def same_person_tau(model: str) -> float | None:
 
     The 1:1 tau is too loose for that: photos of different people fall within
     it about 1 in 300 times (fusion, LFW), and in the crossing test of
-    tests/test_watch.py frames of Obama and Biden come as close as 1.30
+    tests/cli/test_watch.py frames of Obama and Biden come as close as 1.30
     (fusion's 1:1 tau: 1.36; this tau: 1.17; the same person's frames: at
     most 0.41). None: the model has no impostor measurements (its 1:1 tau is
     then used, with box overlap).

@@ -1,67 +1,47 @@
-"""Shared fixtures: the real models, the real photos, the installed command."""
+"""The suite's levels, and the fixtures they share: the real models, the real photos, the installed command.
+
+tests/unit holds pure functions on hand-made values or the photos, with no model and no database server;
+tests/library the Python API and library modules on the real models, photos and databases; tests/cli the
+installed ``facecli`` command; tests/system the whole system (the wheel's install, memory caps, SIGKILL,
+concurrency, fuzzing, LFW). Each test is marked with its level (``pytest -m unit``), from its folder. The
+fixtures here that need models are used only by the levels that have them; tests/unit/conftest.py takes the
+models away from its tests, and the other levels' conftests stop at once when the models have not been built.
+"""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from facecli.errors import ModelError
-from facecli.models import manifest, verified_path
+from tests.helpers import FACECLI, ROOT
 
-TESTS = Path(__file__).resolve().parent
-sys.path.insert(0, str(TESTS))
 # The suite runs on the checkout's models/ (built by `make models`) unless FACECLI_MODELS says
 # otherwise, like the Makefile; an installed facecli uses $XDG_DATA_HOME/facecli/models.
-os.environ.setdefault("FACECLI_MODELS", str(TESTS.parent / "models"))
+os.environ.setdefault("FACECLI_MODELS", str(ROOT / "models"))
 
-from fetch_images import fetch  # noqa: E402
-
-FACECLI = str(Path(sys.executable).with_name("facecli"))
-
-
-def json_rows(stdout: str) -> list[dict]:
-    """Parse JSON Lines output; fails if any stdout line is not JSON."""
-    return [json.loads(line) for line in stdout.splitlines()]
+TESTS = Path(__file__).resolve().parent
+LEVELS = ("unit", "library", "cli", "system")
 
 
-def one_line_error(proc: subprocess.CompletedProcess, *words: str) -> str:
-    """The one ``error: ...`` line a refused command prints (exit 2, no traceback), holding every one of ``words``."""
-    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
-    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
-    line = proc.stderr.rstrip("\n")
-    assert line.startswith("error: ") and all(w in line for w in words), line
-    return line
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its level, the folder it sits in."""
+    for item in items:
+        level = item.path.relative_to(TESTS).parts[0]
+        if level in LEVELS:
+            item.add_marker(level)
 
 
-def variant_photos(images: Path, folder: Path, longest: int, growth: float, mirror: bool, n: int = 200) -> list[Path]:
-    """``n`` distinct real photos: the four portraits scaled to about ``longest`` px (growing by ``growth`` steps),
-    shifted, mirrored every other 8 when ``mirror``, and re-encoded at JPEG qualities 80-94."""
-    import cv2
-
-    sources = [cv2.imread(str(images / name)) for name in ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg")]
-    out = []
-    for i in range(n):
-        img = sources[i % 4]
-        scale = longest / max(img.shape[:2]) * (1 + (i // 4) % 10 * growth)
-        small = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)[:, i // 40:]
-        if mirror and (i // 8) % 2:
-            small = small[:, ::-1]
-        path = folder / f"photo{i:03d}.jpg"
-        cv2.imwrite(str(path), small, [cv2.IMWRITE_JPEG_QUALITY, 80 + i % 15])
-        out.append(path)
-    return out
-
-
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def _models_built() -> None:
-    """Stop at once, saying how to fix it, when the models have not been built."""
+    """Stop at once, saying how to fix it, when the models have not been built (used by library, cli, system)."""
+    from facecli.errors import ModelError
+    from facecli.models import manifest, verified_path
+
     try:
         for name in manifest():
             verified_path(name)
@@ -72,12 +52,14 @@ def _models_built() -> None:
 @pytest.fixture(scope="session")
 def images() -> Path:
     """The face-recognition sdist photos (fetched once into tests/images)."""
+    from tests.helpers.fetch_images import fetch
+
     return fetch()
 
 
 @pytest.fixture(scope="session")
 def pipeline():
-    """MTCNN + FaceNet: the tests of FaceNet's own pipeline (tests/test_sface.py covers the others)."""
+    """MTCNN + FaceNet: the tests of FaceNet's own pipeline (tests/library/test_sface.py covers the others)."""
     from facecli.pipeline import Pipeline
 
     return Pipeline(model="facenet", device="cpu")

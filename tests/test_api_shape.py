@@ -230,13 +230,15 @@ def test_values_print_what_matters_in_a_line(engine, images, tmp_path):
     results, clustered, threshold = engine.cluster([images / "obama.jpg", images / "biden.jpg"])
     _short(clustered[0], "cluster=", "embedding=<640-d>")
     _short(threshold, "tau=")
-    _short(Candidate("obama", 0.41234567), "Candidate('obama', 0.4123)")
+    _short(Candidate("obama", 0.41234567), "Candidate(name='obama', distance=0.4123)")
+    top = facecli.Decision(None, 1.9, [Candidate(f"person{i}", 1.9 + i / 10) for i in range(10)], threshold)
+    assert _short(top, "name=None", "person2", ", ...]").count("Candidate(") == 3  # the nearest three
 
 
 def test_gallery_and_watch_values_print_in_a_line(engine, images, clip_gallery, clip):
     with facecli.open_gallery(clip_gallery) as gallery:
         (d,) = gallery.identify(engine.faces(images / "obama3.jpg"), top_k=5)
-        _short(d, "name='obama'", "candidates=[Candidate('obama',", "tau=")
+        _short(d, "name='obama'", "candidates=[Candidate(name='obama',", "tau=")
         _short(d.threshold, "tau=", "gallery_size=2", "fpir=")
         for person in gallery.persons():
             _short(person, person.name)

@@ -1,4 +1,5 @@
-"""image -> faces -> embeddings, as a stream over many images.
+"""image -> faces -> embeddings, as a stream over many images (``run``), or for one image on the calling
+thread (``one``: a camera loop's frame, with nothing to overlap it with).
 
 Worker threads read, decode, detect and crop (OpenCV and onnxruntime release
 the GIL, and each detector network runs single-threaded, so two images are

@@ -4,10 +4,17 @@
 
     engine = facecli.load()                        # model and device as in the CLI
     faces = engine.faces("door.jpg")               # or a HxWx3 uint8 BGR array (OpenCV's order)
-    v = engine.verify("a.jpg", "b.jpg")            # v.distance, v.tau, v.same
-    with facecli.open_gallery("gallery.db") as gallery:
-        for d in gallery.identify(faces):          # d.name (None: not recognized), d.distance, d.tau
+    faces = engine.faces(pixels, rgb=True)         # an RGB array (PIL's, face_recognition's)
+    v = engine.verify("a.jpg", "b.jpg")            # v.distance, v.tau, v.same; a Face for either side too
+    facecli.distance(faces[0], v.probe_face)       # what verify compares against tau
+    with facecli.open_gallery() as gallery:        # the CLI's gallery; or a path, postgresql://..., ":memory:"
+        for d in engine.identify_faces(gallery, faces):   # d.name (None: not recognized), d.distance, d.tau
             ...
+        for result, found in engine.identify(gallery, ["a.jpg", "b.jpg"]):   # a stream: one image at a time
+            ...
+        for frame in engine.watch(gallery, "door.mp4"):   # a video, a camera index or a stream URL
+            for event in frame.events:             # appear, update, leave: one person's appearance
+                ...
 
     tuned = facecli.load(head="head.onnx")         # a projection head from `facecli tune`
 
@@ -16,6 +23,12 @@ the base model's embedding (what a gallery stores) and names the head it is
 matched through (``Face.head``), so distances, thresholds and galleries all
 use the head's space, and a gallery used with another head (or none) refuses
 the faces.
+
+One image (``faces``, ``analyse``) is handled on the calling thread, as a
+camera loop wants; ``run`` streams many, several at a time. Arrays are
+uint8 in BGR order unless ``rgb`` says RGB, per call or for the engine
+(``load(rgb=True)``); what cannot be an 8-bit image (a float array, a PIL
+image) is refused with an ``InputError`` naming it.
 
 The CLI is built on these methods: it parses arguments, calls them and
 renders what they return. Errors that the caller can act on are
@@ -26,7 +39,9 @@ renders what they return. Errors that the caller can act on are
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -50,18 +65,24 @@ from facecli.values import (
     Verification,
 )
 
-Image = str | os.PathLike | np.ndarray  # a path, or decoded pixels in BGR order
+if TYPE_CHECKING:
+    from facecli.video import Frame, Video
+
+Image = str | os.PathLike | np.ndarray  # a path, or decoded pixels: BGR, or RGB where ``rgb`` says
 
 
 def load(model: str | None = None, device: str = "auto", detector: str | None = None, flip: bool | None = None,
-         det_size: int = DET_SIZE, embed: bool = True, head: str | os.PathLike | LoadedHead | None = None) -> Engine:
+         det_size: int = DET_SIZE, embed: bool = True, head: str | os.PathLike | LoadedHead | None = None,
+         rgb: bool = False) -> Engine:
     """An engine for ``model`` (default: fusion, or with a head, the head's base model) on ``device`` (auto: the
     GPU when there is one).
 
     ``detector`` defaults to the model's own; ``flip`` to where the manifest
     measured the mirror image to help; ``embed=False`` loads only the detector.
     ``head``: a projection head file from ``facecli tune`` (checked by its
-    sha256 sidecar: ``heads.load_head``), or one loaded already.
+    sha256 sidecar: ``heads.load_head``), or one loaded already. ``rgb``: arrays
+    given to the engine are in RGB order unless a call says otherwise (the
+    default is BGR, OpenCV's order).
     """
     if head is not None and not isinstance(head, LoadedHead):
         from facecli.heads import load_head
@@ -70,12 +91,21 @@ def load(model: str | None = None, device: str = "auto", detector: str | None = 
     model = model or (head.base_model if head is not None else DEFAULT_MODEL)
     if head is not None:
         head.check_model(model, pipeline_spec(model).dim)
-    return Engine(Pipeline(detector, model, device, flip, embed=embed, det_size=det_size, head=head))
+    return Engine(Pipeline(detector, model, device, flip, embed=embed, det_size=det_size, head=head, rgb=rgb))
 
 
 def _source(image: Image | FaceCliError) -> str | np.ndarray | FaceCliError:
-    """What the pipeline reads: pixels or a path; an error (an input already found bad) passes through."""
-    return image if isinstance(image, (np.ndarray, FaceCliError)) else os.fspath(image)
+    """What the pipeline reads: pixels or a path; an error (an input already found bad) passes through, and
+    anything else becomes the error that says what to give instead."""
+    if isinstance(image, (np.ndarray, FaceCliError)):
+        return image
+    if isinstance(image, (str, os.PathLike)):
+        return os.fspath(image)
+    kind = type(image)
+    name = f"<{kind.__module__}.{kind.__qualname__}>"
+    if kind.__module__.startswith("PIL."):
+        return InputError(name, "a PIL image: give np.asarray(image) with rgb=True, or its file's path")
+    return InputError(name, "not an image: give a path, or an HxWx3 uint8 array (BGR, or RGB with rgb=True)")
 
 
 def _faces_of(result: ImageResult, all_faces: bool = True) -> list[Face]:
@@ -119,36 +149,66 @@ class Engine:
         return self.pipeline.provider
 
     # -- images -> faces ----------------------------------------------------------
-    def run(self, images: Iterable[Image | FaceCliError]) -> Iterator[ImageResult]:
+    def run(self, images: Iterable[Image | FaceCliError], rgb: bool | None = None) -> Iterator[ImageResult]:
         """Every image's faces, embedded, in input order; a bad image carries its error instead.
 
         ``images`` may be a slow stream (paths arriving on a pipe): each result
-        comes out as soon as it is ready, without waiting for the next input.
-        An input given as a ``FaceCliError`` comes back as that error's result.
+        comes out as soon as it is ready, without waiting for the next input,
+        and several images are handled at once. An input given as a
+        ``FaceCliError`` comes back as that error's result. ``rgb``: the arrays
+        are in RGB order (None: the engine's order, BGR unless loaded with ``rgb=True``).
         """
-        return self.pipeline.run(_source(i) for i in images)
+        return self.pipeline.run((_source(i) for i in images), rgb)
 
-    def analyse(self, image: Image) -> ImageResult:
-        (result,) = self.run([image])
-        return result
+    def analyse(self, image: Image, rgb: bool | None = None) -> ImageResult:
+        """One image's result (its faces embedded, or the error that stopped it), handled on this thread: the
+        same as ``run`` gives for it, without starting the threads a stream needs."""
+        return self.pipeline.one(_source(image), rgb)
 
-    def faces(self, image: Image) -> list[Face]:
-        """The faces of one image, largest first, each with its box, landmarks and unit embedding."""
-        result = self.analyse(image)
+    def faces(self, image: Image, rgb: bool | None = None) -> list[Face]:
+        """The faces of one image (a path, or an array: BGR, or RGB with ``rgb``), largest first, each with its
+        box, landmarks and unit embedding; an image that cannot be read raises its ``FaceCliError``.
+
+        Handled on this thread, as ``analyse``: a camera loop calling it for every frame pays nothing per call
+        for threads, nor for the sha256 of the pixels (``analyse`` gives that).
+        """
+        result = self.pipeline.one(_source(image), rgb, digest=False)
         if result.error:
             raise result.error
         return result.faces
 
     # -- 1:1 --------------------------------------------------------------------------
-    def verify(self, a: Image, b: Image, tau: float | None = None, all_faces: bool = False,
-               force: bool = False) -> Verification:
+    def verify(self, a: Image | Face, b: Image | Face, tau: float | None = None, all_faces: bool = False,
+               force: bool = False, rgb: bool | None = None) -> Verification:
         """Is the (largest) face of ``a`` the same person as that of ``b``? (``all_faces``: the closest pair;
-        ``force``: accept a tau of 2 or more, ``decisions.check_tau``.)"""
+        ``force``: accept a tau of 2 or more, ``decisions.check_tau``; ``rgb``: arrays in RGB order.)
+
+        Either side may be a ``Face`` this engine's model embedded (``faces``): it is compared as it is, so a
+        face found once is not detected and embedded again for every comparison.
+        """
         threshold = decisions.verification_threshold(self.model, tau, force, self.head)
-        ra, rb = self.run([a, b])
+        if isinstance(a, Face) or isinstance(b, Face):
+            ra, rb = (self._given(x) if isinstance(x, Face) else self.analyse(x, rgb) for x in (a, b))
+        else:
+            ra, rb = self.run([a, b], rgb)  # two images: side by side
         fa, fb = _faces_of(ra, all_faces), _faces_of(rb, all_faces)
         i, j, d = matching.closest_pair(matching.face_vectors(fa), matching.face_vectors(fb))
         return Verification(ra, fa[i], d, threshold, rb, fb[j])
+
+    def _given(self, face: Face) -> ImageResult:
+        """A face given to compare, as the result of an image holding only it; refused unless this engine could
+        have embedded it (its model's size, through the same head or none), or its distances would mean nothing
+        against this engine's tau."""
+        if face.embedding is None:
+            raise InputError("<face>", "has no embedding (found by an engine loaded with embed=False)")
+        if face.embedding.shape != (self.dim,):
+            raise InputError("<face>", f"its embedding has shape {face.embedding.shape}; model {self.model} "
+                                       f"embeds {self.dim}-d")
+        if (face.head and face.head.sha256) != (self.head and self.head.sha256):
+            given = f"with the head {face.head.label}" if face.head else "without a head"
+            mine = f"the head {self.head.label}" if self.head else "none"
+            raise InputError("<face>", f"embedded {given}; this engine uses {mine}")
+        return ImageResult("<face>", [face])
 
     def verify_claim(self, gallery: Gallery, image: Image, name: str, tau: float | None = None,
                      all_faces: bool = False, templates: str = "mean", force: bool = False) -> Verification:
@@ -293,6 +353,46 @@ class Engine:
         info = gallery._sources_of(ids)
         return face, [Match(rank + 1, templates.names[templates.person_of_row[i]], float(d[i]), t, info[t]["source"])
                       for rank, (i, t) in enumerate(zip(top, ids))]
+
+    # -- video ----------------------------------------------------------------------------
+    def watch(self, gallery: Gallery, source: str | int | Video, threshold: Threshold | None = None,
+              step: int = 1, max_gap: float = 1.0, min_face: float = decisions.MIN_FACE,
+              stop: threading.Event | None = None) -> Iterator[Frame]:
+        """Identify the faces of every ``step``-th frame of a video and follow them as tracks, until the video
+        ends or ``stop`` is set: one ``Frame`` per analysed frame, with the ``events`` it brought (appear,
+        update, leave).
+
+        ``source`` is a video file, a stream URL, a camera index (``facecli.video.Video``: reconnection, a
+        real-time reader for live sources), or a ``Video`` opened already; it is closed at the end. Faces
+        join tracks by motion and by embedding (``facecli.tracking``). A stream lost for good still ends
+        with the final frame (every track leaves), then raises ``StreamLost``.
+        """
+        import cv2
+
+        from facecli.tracking import Tracker
+        from facecli.video import Frame, StreamLost, Video, open_video, same_person_tau
+
+        self._use(gallery)  # before any frame is read
+        threshold = threshold or identification.threshold(gallery, head=self.head)
+        video = source if isinstance(source, Video) else open_video(source)
+        tracker = Tracker(decisions.verification_threshold(self.model).tau, same_person_tau(self.model), max_gap)
+        lost: StreamLost | None = None
+        try:
+            for index, now, bgr in video.frames(step, stop):
+                image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)  # converted once: analysed, and drawn on by callers
+                result = self.pipeline.one(image, rgb=True, digest=False)
+                if result.error:
+                    raise result.error
+                found = identification.identify(gallery, result.faces, threshold, min_face=min_face)
+                yield Frame(index, now, image, result.faces, found, tracker.update(now, result.faces, found))
+        except StreamLost as exc:
+            lost = exc
+        finally:
+            video.close()
+        end = video.time()
+        yield Frame(max(video.index, 0), end, None, [], [], tracker.finish(end))
+        if lost is not None:
+            raise lost
 
     def _use(self, gallery: Gallery) -> None:
         """Refuse a gallery of another model, or used with another head than this engine's."""

@@ -11,14 +11,19 @@ photos enrolled per person the mean names more people at the same FPIR
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from facecli.errors import BadValue, FaceCliError
+from facecli.errors import BadValue, FaceCliError, InputError
 from facecli.modes import TEMPLATE_MODES
 from facecli.values import Candidate, Decision, Face, Threshold
+
+if TYPE_CHECKING:
+    from facecli.heads import LoadedHead
 
 
 @dataclass(frozen=True)
@@ -58,11 +63,58 @@ def sq_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def face_vectors(faces: list[Face]) -> np.ndarray:
     """(F, D): what these faces are compared by: their embeddings, through their projection head when they have
     one (``Face.head``: every face of one engine has the same)."""
+    head = _common_head(faces)
+    vectors = np.stack([f.embedding for f in faces])
+    return vectors if head is None else head.apply(vectors)
+
+
+def _common_head(faces: list[Face]) -> LoadedHead | None:
+    """The projection head all these faces are matched through (None: none), refused if they differ."""
     heads = {None if f.head is None else f.head.sha256 for f in faces}
     if len(heads) > 1:
         raise FaceCliError("faces", "embedded through different projection heads: they cannot be compared")
-    vectors = np.stack([f.embedding for f in faces])
-    return vectors if faces[0].head is None else faces[0].head.apply(vectors)
+    return faces[0].head if faces else None
+
+
+def distance(a: Face | Sequence[Face] | np.ndarray, b: Face | Sequence[Face] | np.ndarray) -> float | np.ndarray:
+    """Squared L2 distance between faces or embeddings, as ``verify`` and identify compare them (a smaller distance
+    is more alike; the same person is within tau): a float for one against one, else an array, (N,) for one
+    against N or N against one, (N, M) for N against M.
+
+    Each side is a ``Face``, a list of them (``Engine.faces``), a 1-D embedding or an (N, D) array. Faces are
+    compared through their projection head when they have one (``face_vectors``); an embedding given as an
+    array is the base model's, as ``Face.embedding`` and a gallery's templates are, and goes through the
+    faces' head too (two arrays: as they are).
+    """
+    (ra, one_a, fa), (rb, one_b, fb) = _rows(a), _rows(b)
+    head = _common_head(fa + fb)
+    if head is not None:
+        ra, rb = (head.apply(r) if len(r) else np.empty((0, head.out_dim), np.float32) for r in (ra, rb))
+    if len(ra) and len(rb) and ra.shape[1] != rb.shape[1]:
+        raise FaceCliError("embeddings", f"of different sizes ({ra.shape[1]} and {rb.shape[1]}): embedded by "
+                                         "different models, they cannot be compared")
+    if not len(ra) or not len(rb):
+        return np.empty((len(ra),) if one_b else (len(rb),) if one_a else (len(ra), len(rb)), np.float32)
+    d = np.maximum(np.sum(ra * ra, axis=1)[:, None] + np.sum(rb * rb, axis=1)[None, :] - 2.0 * (ra @ rb.T), 0.0)
+    return float(d[0, 0]) if one_a and one_b else d[0] if one_a else d[:, 0] if one_b else d
+
+
+def _rows(x: Face | Sequence[Face] | np.ndarray) -> tuple[np.ndarray, bool, list[Face]]:
+    """One side of ``distance``: its (N, D) base embeddings, whether it is a single one, and its faces (none:
+    given as an array)."""
+    faces = [x] if isinstance(x, Face) else list(x) if isinstance(x, Sequence) and x and all(
+        isinstance(f, Face) for f in x) else None
+    if faces is not None:
+        if any(f.embedding is None for f in faces):
+            raise InputError("<face>", "has no embedding (found by an engine loaded with embed=False)")
+        return np.stack([f.embedding for f in faces]).astype(np.float32, copy=False), isinstance(x, Face), faces
+    rows = np.asarray(x, dtype=np.float32)
+    if rows.ndim == 1 and not len(rows):  # an empty list: no faces
+        return rows.reshape(0, 0), False, []
+    if rows.ndim not in (1, 2):
+        raise BadValue("embeddings", f"of shape {rows.shape}", "give a Face, a list of Faces, a 1-D embedding "
+                                                                "or an (N, D) array")
+    return rows.reshape(1, -1) if rows.ndim == 1 else rows, rows.ndim == 1, []
 
 
 def closest_pair(a: np.ndarray, b: np.ndarray) -> tuple[int, int, float]:

@@ -1,4 +1,5 @@
-"""image -> faces -> embeddings, as a stream over many images.
+"""image -> faces -> embeddings, as a stream over many images (``run``), or for one image on the calling
+thread (``one``: a camera loop's frame, with nothing to overlap it with).
 
 Worker threads read, decode, detect and crop (OpenCV and onnxruntime release
 the GIL, and each detector network runs single-threaded, so two images are
@@ -132,8 +133,10 @@ class Pipeline:
     def __init__(self, detector: str | None = None, model: str = DEFAULT_MODEL, device: str = "auto",
                  flip: bool | None = None, batch_size: int = 32, embed: bool = True, det_size: int = DET_SIZE,
                  workers: int | None = None, prefetch: int = 16, head: LoadedHead | None = None,
-                 in_workers: bool | None = None, threads: int | None = None) -> None:
+                 in_workers: bool | None = None, threads: int | None = None, rgb: bool = False) -> None:
         cores = _cores()
+        #: the colour order of the arrays given to this pipeline, unless a call says: RGB, or BGR (OpenCV's)
+        self.rgb = rgb
         #: whether the workers embed their own images (None: on the CPU) or this thread embeds large batches
         self.in_workers = embed and (runs_on_cpu(device) if in_workers is None else in_workers)
         self.workers = workers or (min(cores, 8) if self.in_workers else min(cores, 4))
@@ -163,17 +166,19 @@ class Pipeline:
         """The execution provider of the heaviest model this pipeline runs."""
         return self.embedder.provider if self.embed else self.detector.provider
 
-    def analyse(self, image: str | np.ndarray) -> ImageResult:
+    def analyse(self, image: str | np.ndarray, rgb: bool | None = None, digest: bool = True) -> ImageResult:
         """Read, decode, detect and crop one image (no embedding); errors are returned, not raised.
 
-        ``image`` is a path, or a decoded uint8 array in OpenCV's BGR order.
+        ``image`` is a path, or a decoded uint8 array in BGR order (OpenCV's), or in RGB order with ``rgb``
+        (default: the pipeline's ``rgb``). ``digest=False`` skips the sha256 of an array's pixels, for a caller
+        that has no use for it (a camera loop).
         """
         name = "<array>" if isinstance(image, np.ndarray) else image
         stage = "reading"
         try:
             if isinstance(image, np.ndarray):
                 stage = "detecting"
-                return self._analyse_array(image, name)
+                return self._analyse_array(image, name, self.rgb if rgb is None else rgb, digest)
             data = read_bytes(image)
             stage = "decoding"
             shrink = jpeg_shrink(data, self.det_size)
@@ -184,6 +189,16 @@ class Pipeline:
             return ImageResult(name, error=exc)
         except Exception as exc:  # noqa: BLE001 - whatever it is, it is this image's failure alone
             return ImageResult(name, error=failure(name, stage, exc))
+
+    def one(self, image: str | np.ndarray | FaceCliError, rgb: bool | None = None, digest: bool = True
+            ) -> ImageResult:
+        """``run`` for one image, on this thread: no input thread, no worker pool, the same faces and embeddings
+        (a one-image chunk is one embedding batch either way). What a camera loop calls for every frame."""
+        if isinstance(image, FaceCliError):
+            return _failed(image)
+        result = self.analyse(image, rgb, digest)
+        self._embed_results([result])
+        return result
 
     def _analyse_decoded(self, path: str, data: bytes, decoded: np.ndarray, shrink: int) -> ImageResult:
         sha = sha256_bytes(data)
@@ -200,19 +215,23 @@ class Pipeline:
                 faces.append(Face(i, det.scaled(shrink), self._crops(decoded, det, 1 / shrink)))
         return ImageResult(path, faces, sha256=sha)
 
-    def _analyse_array(self, bgr: np.ndarray, name: str = "<array>") -> ImageResult:
-        """An image given as pixels: the same detection and crops as a decoded file of those pixels."""
+    def _analyse_array(self, pixels: np.ndarray, name: str, rgb: bool, digest: bool) -> ImageResult:
+        """An image given as pixels: the same detection and crops as a decoded file of those pixels (the same
+        sha256 too, whichever colour order they are given in)."""
         import cv2
 
-        if bgr.dtype != np.uint8 or bgr.ndim not in (2, 3) or (bgr.ndim == 3 and bgr.shape[2] not in (3, 4)) \
-                or min(bgr.shape[:2]) == 0:
-            return ImageResult(name, error=InputError(
-                name, f"expected an HxWx3 uint8 BGR image, got {bgr.dtype} of shape {bgr.shape}"))
-        code = {2: cv2.COLOR_GRAY2RGB, 3: cv2.COLOR_BGR2RGB, 4: cv2.COLOR_BGRA2RGB}[bgr.ndim if bgr.ndim == 2
-                                                                                   else bgr.shape[2]]
-        rgb = cv2.cvtColor(bgr, code)
-        sha = sha256_bytes(f"{bgr.shape}".encode() + np.ascontiguousarray(bgr).tobytes())
-        return ImageResult(name, self._faces(rgb), sha256=sha)
+        check_pixels(pixels, name, rgb)
+        pixels = np.ascontiguousarray(pixels)  # OpenCV refuses a view with negative strides (image[..., ::-1])
+        channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+        to_rgb = {1: cv2.COLOR_GRAY2RGB, 3: None if rgb else cv2.COLOR_BGR2RGB,
+                  4: cv2.COLOR_RGBA2RGB if rgb else cv2.COLOR_BGRA2RGB}[channels]
+        image = pixels if to_rgb is None else cv2.cvtColor(pixels, to_rgb)
+        sha = None
+        if digest:
+            bgr = pixels if not rgb or channels == 1 else cv2.cvtColor(
+                pixels, cv2.COLOR_RGB2BGR if channels == 3 else cv2.COLOR_RGBA2BGRA)
+            sha = sha256_bytes(f"{bgr.shape}".encode() + bgr.tobytes())
+        return ImageResult(name, self._faces(image), sha256=sha)
 
     def _crops(self, image: np.ndarray, det: Detection, scale: float = 1.0) -> tuple[np.ndarray, ...]:
         return tuple(p.crop(image, det, scale) for p in self._croppers)
@@ -220,12 +239,6 @@ class Pipeline:
     def _faces(self, rgb: np.ndarray) -> list[Face]:
         """The faces detected in a decoded RGB image at its own size, largest first, with their crops."""
         return [Face(i, det, self._crops(rgb, det)) for i, det in enumerate(self.detector.detect(rgb))]
-
-    def frame(self, image: np.ndarray) -> list[Face]:
-        """Detect, crop and embed the faces of one decoded RGB image (a video frame, an array), largest first."""
-        faces = self._faces(image)
-        self._embed(faces)
-        return faces
 
     def _embed(self, faces: list[Face]) -> None:
         """Fill in the embeddings of these faces, in one batched call."""
@@ -257,17 +270,19 @@ class Pipeline:
             except Exception as exc:  # noqa: BLE001
                 r.error, r.faces = failure(r.path, "embedding", exc), []
 
-    def run(self, images: Iterable[str | np.ndarray | FaceCliError]) -> Iterator[ImageResult]:
-        """Analyse and embed each image (a path or a BGR array) in input order.
+    def run(self, images: Iterable[str | np.ndarray | FaceCliError], rgb: bool | None = None
+            ) -> Iterator[ImageResult]:
+        """Analyse and embed each image (a path or an array: BGR, or RGB with ``rgb``) in input order.
 
         An input given as a ``FaceCliError`` (one the caller already found bad,
         such as an empty folder) comes back in its place as that error's result.
         Memory stays bounded by ``prefetch`` and ``batch_size``.
         """
-        for batch in self.batches(images):
+        for batch in self.batches(images, rgb):
             yield from batch
 
-    def batches(self, images: Iterable[str | np.ndarray | FaceCliError]) -> Iterator[list[ImageResult]]:
+    def batches(self, images: Iterable[str | np.ndarray | FaceCliError], rgb: bool | None = None
+                ) -> Iterator[list[ImageResult]]:
         """``run``'s results, in the groups that were embedded together.
 
         The input is read by a thread of its own, so a slow source never holds
@@ -319,7 +334,7 @@ class Pipeline:
                             chunk.append(item)
                         if not chunk:
                             break
-                        queue.append(pool.submit(self._work, chunk))
+                        queue.append(pool.submit(self._work, chunk, rgb))
                         in_flight += len(chunk)
                         submitted += 1
                         if submitted % self.workers == 0:
@@ -346,17 +361,17 @@ class Pipeline:
         finally:
             stop.set()
 
-    def _work(self, chunk: list[str | np.ndarray | FaceCliError]) -> list[ImageResult]:
+    def _work(self, chunk: list[str | np.ndarray | FaceCliError], rgb: bool | None = None) -> list[ImageResult]:
         """A worker's job: analyse a few images and, on the CPU, embed all their faces in one batch; an image
         that ran out of memory is then tried once more alone."""
         with self._turns.together():
-            results = [_failed(item) if isinstance(item, FaceCliError) else self.analyse(item) for item in chunk]
+            results = [_failed(item) if isinstance(item, FaceCliError) else self.analyse(item, rgb) for item in chunk]
             if self.in_workers:
                 self._embed_results(results)
         for i, result in enumerate(results):
             if isinstance(result.error, OutOfMemory):
                 with self._turns.alone():
-                    results[i] = self.analyse(chunk[i])  # type: ignore[arg-type]
+                    results[i] = self.analyse(chunk[i], rgb)  # type: ignore[arg-type]
                     if self.in_workers:
                         self._embed_results(results[i:i + 1])
         return results
@@ -374,3 +389,17 @@ class _Failed:
 
 def _failed(error: FaceCliError) -> ImageResult:
     return ImageResult(error.subject, error=error)
+
+
+def check_pixels(pixels: np.ndarray, name: str, rgb: bool = False) -> None:
+    """Refuse, in one line, an array that cannot be an 8-bit image: another dtype (a float image in 0-1), or a
+    shape other than HxW, HxWx3 or HxWx4. Which of BGR and RGB it is cannot be told: ``rgb`` says."""
+    expected = f"expected an HxWx3 uint8 image in {'RGB' if rgb else 'BGR'} order"
+    got = f"got {pixels.dtype} of shape {pixels.shape}"
+    if pixels.ndim not in (2, 3) or (pixels.ndim == 3 and pixels.shape[2] not in (3, 4)):
+        raise InputError(name, f"{expected} (or HxW grey, HxWx4 with alpha), {got}")
+    if pixels.dtype != np.uint8:
+        hint = ": scale it to 0-255 and convert it with .astype(np.uint8)" if pixels.dtype.kind == "f" else ""
+        raise InputError(name, f"{expected}, {got}{hint}")
+    if min(pixels.shape[:2]) == 0:
+        raise InputError(name, f"an empty image, of shape {pixels.shape}")

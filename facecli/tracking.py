@@ -110,6 +110,10 @@ class Track:
     def label(self) -> str:
         return decision_label(self.name, self.too_small)
 
+    def __repr__(self) -> str:  # not the embeddings it keeps
+        box = ", ".join(f"{v:.1f}" for v in self.box)
+        return f"Track(id={self.id}, name={self.name!r}, box=({box}), sightings={self.sightings})"
+
     def predicted(self, time: float) -> Box:
         """The box moved on at the track's velocity to ``time``."""
         dt = time - self.last_seen
@@ -150,6 +154,9 @@ class Event:
     kind: str  # "appear", "update" (its name changed) or "leave"
     track: Track
     time: float  # seconds; never less than the time of an event before it
+
+    def __repr__(self) -> str:
+        return f"Event(kind={self.kind!r}, track={self.track.id}, name={self.track.name!r}, time={self.time:.2f})"
 
 
 class Tracker:

@@ -1,7 +1,10 @@
 """The values that flow through facecli: image -> faces -> embeddings -> decisions.
 
-Plain dataclasses with no behaviour beyond a few derived properties. This
-module imports neither OpenCV nor onnxruntime (nor numpy at run time), so the
+Plain dataclasses with no behaviour beyond a few derived properties, and
+reprs that show what a person reads them for (boxes, scores, distances,
+names, an embedding's size as ``<640-d>``), never the arrays themselves: a
+face holds an embedding and crops of thousands of numbers. This module
+imports neither OpenCV nor onnxruntime (nor numpy at run time), so the
 commands that only read a gallery or print help stay light.
 """
 
@@ -16,6 +19,21 @@ if TYPE_CHECKING:
     import numpy as np
 
     from facecli.heads import LoadedHead
+
+
+def _box(box: tuple[float, float, float, float]) -> str:
+    return "(" + ", ".join(f"{v:.1f}" for v in box) + ")"
+
+
+def _array(a: np.ndarray | None) -> str:
+    """An array as its shape: ``<640-d>`` for a vector, ``<112x112x3>`` otherwise."""
+    if a is None:
+        return "None"
+    return f"<{a.shape[0]}-d>" if a.ndim == 1 else "<" + "x".join(map(str, a.shape)) + ">"
+
+
+def _distance(d: float | None) -> str:
+    return "None" if d is None else f"{d:.4f}"
 
 
 # -- image -> faces ---------------------------------------------------------------
@@ -46,6 +64,9 @@ class Detection:
         landmarks = None if self.landmarks is None else self.landmarks * factor
         return Detection(tuple(v * factor for v in self.box), self.score, landmarks)  # type: ignore[arg-type]
 
+    def __repr__(self) -> str:
+        return f"Detection(box={_box(self.box)}, score={self.score:.3f})"
+
 
 @dataclass
 class Face:
@@ -71,6 +92,11 @@ class Face:
         """The first model's input crop (what `detect --crops` writes)."""
         return self.crops[0]
 
+    def __repr__(self) -> str:
+        head = f", head={self.head.path.name!r}" if self.head is not None else ""
+        return (f"Face(index={self.index}, box={_box(self.box)}, score={self.detection.score:.3f}, "
+                f"embedding={_array(self.embedding)}{head})")
+
 
 @dataclass
 class ImageResult:
@@ -80,6 +106,13 @@ class ImageResult:
     faces: list[Face] = field(default_factory=list)
     error: FaceCliError | None = None
     sha256: str | None = None  # of the file's bytes (or of the array's pixels): the identity of a photo
+
+    def __repr__(self) -> str:
+        if self.error is not None:
+            return f"ImageResult(path={self.path!r}, error={self.error!r})"
+        faces = f"<{len(self.faces)} face{'' if len(self.faces) == 1 else 's'}>"
+        sha = f", sha256='{self.sha256[:12]}...'" if self.sha256 else ""
+        return f"ImageResult(path={self.path!r}, faces={faces}{sha})"
 
 
 # -- the gallery ---------------------------------------------------------------------
@@ -92,6 +125,10 @@ class Template:
     sha256: str
     box: tuple[float, float, float, float]
     created: float | None = None  # when it was first enrolled (kept by `gallery copy`); None: now
+
+    def __repr__(self) -> str:
+        return (f"Template(source={self.source!r}, sha256='{self.sha256[:12]}...', box={_box(self.box)}, "
+                f"embedding={_array(self.embedding)})")
 
 
 @dataclass(frozen=True)
@@ -127,11 +164,19 @@ class Threshold:
     def source(self) -> str:
         return "fpir" if self.fpir is not None else "tau" if self.gallery_size is not None else "model"
 
+    def __repr__(self) -> str:
+        size = f", gallery_size={self.gallery_size}" if self.gallery_size is not None else ""
+        fpir = f", fpir={self.fpir:g}" if self.fpir is not None else ""
+        return f"Threshold(tau={self.tau:.4f}{size}{fpir})"
+
 
 @dataclass(frozen=True)
 class Candidate:
     name: str
     distance: float
+
+    def __repr__(self) -> str:
+        return f"Candidate(name={self.name!r}, distance={_distance(self.distance)})"
 
 
 def decision_label(name: str | None, too_small: bool = False) -> str:
@@ -162,6 +207,12 @@ class Decision:
     def label(self) -> str:
         return decision_label(self.name, self.too_small)
 
+    def __repr__(self) -> str:
+        shown = ", ".join(map(repr, self.candidates[:3])) + (", ..." if len(self.candidates) > 3 else "")
+        small = ", too_small=True" if self.too_small else ""
+        return (f"Decision(name={self.name!r}, distance={_distance(self.distance)}, tau={self.tau:.4f}, "
+                f"candidates=[{shown}]{small})")
+
 
 @dataclass(frozen=True)
 class Verification:
@@ -183,6 +234,12 @@ class Verification:
     def same(self) -> bool:
         return self.distance <= self.threshold.tau
 
+    def __repr__(self) -> str:
+        against = f"claim={self.claim!r}" if self.claim is not None else \
+            f"reference={self.reference.path if self.reference else None!r}"
+        return (f"Verification(same={self.same}, distance={_distance(self.distance)}, tau={self.tau:.4f}, "
+                f"probe={self.probe.path!r}, {against})")
+
 
 @dataclass(frozen=True)
 class Stored:
@@ -201,12 +258,19 @@ class EnrollResult:
     error: FaceCliError | None = None
     template: Template | None = None
 
+    def __repr__(self) -> str:
+        error = f", error={self.error!r}" if self.error is not None else ""
+        return f"EnrollResult(name={self.name!r}, path={self.path!r}, status={self.status!r}{error})"
+
 
 @dataclass(frozen=True)
 class ClusteredFace:
     result: ImageResult
     face: Face
     cluster: int  # 0 = the largest cluster
+
+    def __repr__(self) -> str:
+        return f"ClusteredFace(cluster={self.cluster}, path={self.result.path!r}, face={self.face!r})"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Faces in a video file, a camera or a network stream: identified frame by frame and followed as tracks.
+"""Video files, cameras and network streams, read frame by frame for ``Engine.watch``, which identifies the
+faces of each frame and follows them as tracks (``facecli.tracking``).
 
 Files and stream URLs are read by OpenCV's FFmpeg backend, whose own messages
 are silenced (``OPENCV_FFMPEG_LOGLEVEL``, unless already set): facecli's one
@@ -20,16 +21,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from facecli import decisions
 from facecli.errors import InputError
-from facecli.tracking import Event, Tracker
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from facecli.engine import Engine
-    from facecli.gallery import Gallery
-    from facecli.values import Decision, Face, Threshold
+    from facecli.tracking import Event
+    from facecli.values import Decision, Face
 
 #: Reconnection attempts after a stream drops, and the first wait (doubled each time, at most ``MAX_DELAY``).
 ATTEMPTS = 5
@@ -330,37 +328,12 @@ class Frame:
     decisions: list[Decision]
     events: list[Event]
 
+    def __repr__(self) -> str:  # not the pixels
+        return (f"Frame(index={self.index}, time={self.time:.2f}, faces=<{len(self.faces)}>, "
+                f"names={[d.name for d in self.decisions]}, events={self.events})")
+
 
 def open_video(source: str | int, attempts: int = ATTEMPTS, delay: float = DELAY,
                log: Callable[[str], None] = lambda _m: None) -> Video:
     """A video file, camera index or stream URL, opened and checked (see ``Video``)."""
     return Video(source, attempts, delay, log)
-
-
-def watch(engine: Engine, gallery: Gallery, video: Video, threshold: Threshold, step: int,
-          max_gap: float = 1.0, min_face: float = decisions.MIN_FACE,
-          stop: threading.Event | None = None) -> Iterator[Frame]:
-    """Identify the faces of every ``step``-th frame and follow them, until the video ends or ``stop`` is set.
-
-    Faces join tracks by motion and by embedding (within the model's 1:1 tau;
-    see ``facecli.tracking``). A stream lost for good still ends with the
-    final frame (every track leaves), then raises ``StreamLost``.
-    """
-    import cv2
-
-    tracker = Tracker(decisions.verification_threshold(engine.model).tau, same_person_tau(engine.model), max_gap)
-    lost: StreamLost | None = None
-    try:
-        for index, now, bgr in video.frames(step, stop):
-            image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-            faces = engine.pipeline.frame(image)
-            found = gallery.identify(faces, threshold, min_face=min_face)
-            yield Frame(index, now, image, faces, found, tracker.update(now, faces, found))
-    except StreamLost as exc:
-        lost = exc
-    finally:
-        video.close()
-    end = video.time()
-    yield Frame(max(video.index, 0), end, None, [], [], tracker.finish(end))
-    if lost is not None:
-        raise lost

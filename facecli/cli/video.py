@@ -82,7 +82,7 @@ def watch(
     import cv2
 
     from facecli.cli import annotate as drawing
-    from facecli.video import open_video, watch
+    from facecli.video import open_video
 
     out = output(json_lines, quiet, verbose)
     tuned = load_head(head)
@@ -108,7 +108,7 @@ def watch(
             eng = engine(out, model_for(model, g, tuned), detector, device, det_size=det_size, head=tuned)
             threshold = eng.threshold(g, tau, fpir, force)
             try:
-                for frame in watch(eng, g, source, threshold, step, gap, min_face, stop):
+                for frame in eng.watch(g, source, threshold, step, gap, min_face, stop):
                     for e in frame.events:
                         row = render.event_row(e, frame.index, threshold)
                         recognised |= row["name"] is not None

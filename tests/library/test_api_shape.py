@@ -13,11 +13,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import FACECLI, json_rows
 
 import facecli
 from facecli.errors import InputError
 from facecli.values import Candidate, EnrollResult, Template
+from tests.helpers import FACECLI, json_rows
 
 PHOTOS = ("obama.jpg", "obama2.jpg", "biden.jpg", "obama_partial_face.jpg", "32bit.png")
 
@@ -188,7 +188,7 @@ def test_distance_is_what_verify_compares(engine, images):
 
 
 def test_distance_goes_through_the_faces_projection_head(images, tmp_path):
-    import heads
+    from tests.helpers import heads
 
     head = heads.write_head(tmp_path)
     tuned = facecli.load(device="cpu", head=head)
@@ -237,7 +237,7 @@ def test_values_print_what_matters_in_a_line(engine, images, tmp_path):
 
 def test_gallery_and_watch_values_print_in_a_line(engine, images, clip_gallery, clip):
     with facecli.open_gallery(clip_gallery) as gallery:
-        (d,) = gallery.identify(engine.faces(images / "obama3.jpg"), top_k=5)
+        (d,) = engine.identify_faces(gallery, engine.faces(images / "obama3.jpg"), top_k=5)
         _short(d, "name='obama'", "candidates=[Candidate(name='obama',", "tau=")
         _short(d.threshold, "tau=", "gallery_size=2", "fpir=")
         for person in gallery.persons():

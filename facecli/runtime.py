@@ -40,7 +40,7 @@ def onnxruntime() -> Any:
     here. Imported on first use: it takes a quarter of a second.
     """
     os.environ["ORT_DISABLE_TELEMETRY"] = "1"
-    ort = onnxruntime()
+    import onnxruntime as ort
 
     ort.disable_telemetry_events()
     return ort

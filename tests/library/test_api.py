@@ -121,7 +121,7 @@ def test_a_v1_gallery_is_read_as_is_and_upgraded_in_one_transaction_on_write(eng
     # a step that fails after its first statements ran: nothing of it, nor of the enroll, may stay
     step = schema.STEPS[1]
     broken_step = dataclasses.replace(step, sqlite=step.sqlite + "; SELECT * FROM no_such_table")
-    monkeypatch.setitem(schema.STEPS, 1, broken_step)
+    monkeypatch.setattr(schema, "STEPS", [schema.STEPS[0], broken_step])
     with open_gallery(broken, write=True) as g, pytest.raises(GalleryError, match="no such table"):
         engine.enroll(g, [("obama", str(images / "obama2.jpg"))])
     monkeypatch.undo()

@@ -17,6 +17,7 @@ imported by the modules that need them, when they are first used.
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import TYPE_CHECKING
 
 from facecli.version import __version__
@@ -65,7 +66,6 @@ __all__ = [  # what _PUBLIC names, and the version (tests/test_api_shape.py chec
 def __getattr__(name: str):
     """The public API, imported on first use (PEP 562), so ``import facecli`` stays light."""
     if name in _MODULE_OF:
-        from importlib import import_module
 
         return getattr(import_module(_MODULE_OF[name]), name)
     raise AttributeError(f"module 'facecli' has no attribute {name!r}")

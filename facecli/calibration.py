@@ -37,6 +37,7 @@ def impostor_probability(fpir: float, gallery_size: int) -> float:
 
 def tau_for(spec: PipelineSpec, gallery_size: int, fpir: float = DEFAULT_FPIR) -> float:
     """The tau whose expected FPIR against ``gallery_size`` people is ``fpir``."""
+    # numpy: loaded by the commands that handle vectors, not by --help or argument errors
     import numpy as np
 
     check_fpir(fpir)

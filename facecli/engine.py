@@ -43,16 +43,19 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
+import cv2
 import numpy as np
 
 from facecli import decisions, matching
+from facecli.clustering import cluster
 from facecli.detectors import DET_SIZE
 from facecli.errors import BadValue, FaceCliError, FaceTooSmall, InputError, SeveralFaces
 from facecli.gallery import Gallery, identification
-from facecli.heads import LoadedHead
+from facecli.heads import LoadedHead, load_head
 from facecli.inputs import check_person_name
 from facecli.models import DEFAULT_MODEL, pipeline_spec
 from facecli.pipeline import Pipeline
+from facecli.tracking import Tracker
 from facecli.values import (
     ClusteredFace,
     Decision,
@@ -64,6 +67,7 @@ from facecli.values import (
     Threshold,
     Verification,
 )
+from facecli.video import Frame, StreamLost, Video, open_video, same_person_tau
 
 if TYPE_CHECKING:
     from facecli.video import Frame, Video
@@ -85,7 +89,6 @@ def load(model: str | None = None, device: str = "auto", detector: str | None = 
     default is BGR, OpenCV's order).
     """
     if head is not None and not isinstance(head, LoadedHead):
-        from facecli.heads import load_head
 
         head = load_head(head)
     model = model or (head.base_model if head is not None else DEFAULT_MODEL)
@@ -367,10 +370,7 @@ class Engine:
         join tracks by motion and by embedding (``facecli.tracking``). A stream lost for good still ends
         with the final frame (every track leaves), then raises ``StreamLost``.
         """
-        import cv2
 
-        from facecli.tracking import Tracker
-        from facecli.video import Frame, StreamLost, Video, open_video, same_person_tau
 
         self._use(gallery)  # before any frame is read
         threshold = threshold or identification.threshold(gallery, head=self.head)
@@ -405,7 +405,6 @@ class Engine:
                 ) -> tuple[list[ImageResult], list[ClusteredFace], Threshold]:
         """Every face of every image labelled with a cluster (0 = the largest), at the 1:1 threshold (through the
         head, with one)."""
-        from facecli.clustering import cluster
 
         threshold = decisions.verification_threshold(self.model, tau, force, self.head)
         results = []

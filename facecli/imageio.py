@@ -464,6 +464,7 @@ def decode(data: bytes, name: str, shrink: int = 1) -> np.ndarray:
 
     ``shrink`` (2, 4 or 8, JPEG only) decodes at that fraction of the size.
     """
+    # numpy and OpenCV: loaded only by the commands that detect or embed
     import cv2
     import numpy as np
 

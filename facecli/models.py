@@ -248,6 +248,7 @@ def _keep_converted(s: ModelSpec) -> None:
 
 def _copy_installed(s: ModelSpec) -> None:
     """Copy a file shipped inside an installed package (OpenCV's Haar cascade)."""
+    # OpenCV: loaded only where pixels are decoded or drawn
     import cv2
 
     src = Path(cv2.data.haarcascades) / Path(s.source["member"]).name

@@ -34,6 +34,7 @@ from contextlib import contextmanager
 from queue import Empty, SimpleQueue
 from typing import TYPE_CHECKING
 
+import cv2
 import numpy as np
 
 from facecli.detectors import DET_SIZE, create_detector
@@ -218,7 +219,6 @@ class Pipeline:
     def _analyse_array(self, pixels: np.ndarray, name: str, rgb: bool, digest: bool) -> ImageResult:
         """An image given as pixels: the same detection and crops as a decoded file of those pixels (the same
         sha256 too, whichever colour order they are given in)."""
-        import cv2
 
         check_pixels(pixels, name, rgb)
         pixels = np.ascontiguousarray(pixels)  # OpenCV refuses a view with negative strides (image[..., ::-1])

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import stat
 import tempfile
 from pathlib import Path
@@ -31,7 +32,6 @@ SHARED_GALLERY_ENV = "FACECLI_SHARED_GALLERY"
 
 
 def _owner(uid: int) -> str:
-    import pwd
 
     try:
         return pwd.getpwuid(uid).pw_name

@@ -9,7 +9,10 @@ uses are read back from it, never assumed.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import hashlib
 import os
+import platform
 import tempfile
 from functools import cache
 from pathlib import Path
@@ -40,6 +43,7 @@ def onnxruntime() -> Any:
     here. Imported on first use: it takes a quarter of a second.
     """
     os.environ["ORT_DISABLE_TELEMETRY"] = "1"
+    # onnxruntime: loaded with the first model
     import onnxruntime as ort
 
     ort.disable_telemetry_events()
@@ -76,7 +80,6 @@ def gpu_runtime_present() -> bool:
     session. Checking once for the libraries keeps the CPU path quiet and fast.
     (A machine with a CUDA toolkit but no cuBLAS or cuDNN counts as no GPU.)
     """
-    import ctypes
 
     for lib in ("libcudart.so.13", "libcublasLt.so.13", "libcudnn.so.9"):
         try:
@@ -99,8 +102,6 @@ def runs_on_cpu(device: str) -> bool:
 @cache
 def _cpu_tag() -> str:
     """Names this CPU's instruction set, which a CPU-optimised graph depends on."""
-    import hashlib
-    import platform
 
     flags = ""
     with contextlib.suppress(OSError), open("/proc/cpuinfo") as fh:

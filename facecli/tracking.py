@@ -125,6 +125,7 @@ class Track:
         """Squared L2 from ``embedding`` to the nearest of the recent embeddings (None: none kept)."""
         if not self.embeddings:
             return None
+        # numpy: loaded by the commands that handle vectors, not by --help or argument errors
         import numpy as np
 
         return float(np.min(np.sum((np.stack(self.embeddings) - embedding) ** 2, axis=1)))

@@ -21,7 +21,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from facecli.errors import InputError
+from facecli.calibration import tau_for
+from facecli.errors import BadValue, InputError
+from facecli.imageio import image_format
+from facecli.models import pipeline_spec
 
 if TYPE_CHECKING:
     import numpy as np
@@ -90,6 +93,7 @@ class Video:
             raise InputError(self.label, "cannot open the stream (unreachable, refused, or not a video)" if self.url
                              else "cannot open it (no such camera, or it is in use)" if isinstance(source, int)
                              else "cannot open it as a video (not a video, or a format this OpenCV cannot read)")
+        # OpenCV: loaded only where pixels are decoded or drawn
         import cv2
 
         fps = self._capture.get(cv2.CAP_PROP_FPS)
@@ -107,6 +111,7 @@ class Video:
 
     def _open(self) -> Any:
         """A cv2.VideoCapture that is open, or None."""
+        # OpenCV: loaded only where pixels are decoded or drawn
         import cv2
 
         os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET: read when FFmpeg is first used
@@ -198,6 +203,7 @@ class Video:
 
     def _reconnect(self, attempt: int, stop: threading.Event) -> bool:
         """Wait, then reopen the stream (at the next frame, for a file); False if stopped while waiting."""
+        # OpenCV: loaded only where pixels are decoded or drawn
         import cv2
 
         wait = min(self.delay * 2 ** (attempt - 1), MAX_DELAY)
@@ -269,7 +275,6 @@ class _Closed:
 
 def _check_file(path: str) -> None:
     """Refuse, with one line, a path that cannot be a video: missing, a folder, empty, or an image."""
-    from facecli.imageio import image_format
 
     try:
         st = os.stat(path)
@@ -303,9 +308,6 @@ def same_person_tau(model: str) -> float | None:
     most 0.41). None: the model has no impostor measurements (its 1:1 tau is
     then used, with box overlap).
     """
-    from facecli.calibration import tau_for
-    from facecli.errors import BadValue
-    from facecli.models import pipeline_spec
 
     try:
         return tau_for(pipeline_spec(model), 1, SAME_PERSON_FAR)

@@ -16,14 +16,19 @@ warnings and progress go to stderr.
 from __future__ import annotations
 
 import os
+import platform
 import sys
 from typing import Annotated
 
 import typer
 
+import facecli
+from facecli import models
 from facecli.cli import evaluation, management, recognition, tuning, video
 from facecli.cli.options import EXIT_ERROR, message, output
 from facecli.errors import FaceCliError
+from facecli.paths import models_dir
+from facecli.runtime import gpu_runtime_present, onnxruntime
 
 app = typer.Typer(
     name="facecli",
@@ -56,22 +61,17 @@ def root(
 
 def print_version(verbose: bool = False) -> None:
     """facecli's version on stdout; verbose: what it runs on, for bug reports."""
-    import facecli
 
     print(f"facecli {facecli.__version__}")
     if not verbose:
         return
-    import platform
 
+    # OpenCV: loaded only where pixels are decoded or drawn
     import cv2
 
-    from facecli.runtime import onnxruntime
 
     ort = onnxruntime()
 
-    from facecli import models
-    from facecli.paths import models_dir
-    from facecli.runtime import gpu_runtime_present
 
     print(f"python {platform.python_version()} ({sys.executable})")
     print(f"onnxruntime {ort.__version__}, providers: {', '.join(ort.get_available_providers())}")

@@ -25,7 +25,9 @@ from facecli.cli.options import (
     model_for,
     output,
 )
+from facecli.decisions import identification_threshold
 from facecli.errors import FaceCliError
+from facecli.paths import lfw_dir
 
 app = typer.Typer()
 eval_app = typer.Typer(help="Measure accuracy: LFW 10-fold, your own labelled pairs, or open-set 1:N.",
@@ -41,6 +43,7 @@ Plot = Annotated[Path | None, typer.Option(help="Write ROC and distance histogra
 
 def _embedder(out, model: str, detector: str | None, device: str, flip: bool | None, margin: float | None,
               images: int, head=None):
+    # numpy and OpenCV: loaded only by the commands that detect or embed
     from facecli.evaluation import LabelledEmbedder
 
     embedder = LabelledEmbedder(model, detector, device, flip, margin, head)
@@ -55,7 +58,6 @@ def _lfw(given: Path | None, name: str, option: str) -> Path:
     """An eval command's data: the option given, else ``name`` in $FACECLI_LFW, else a one-line usage error."""
     if given is not None:
         return given
-    from facecli.paths import lfw_dir
 
     root = lfw_dir()
     if root is None:
@@ -71,6 +73,7 @@ def _named(model: str, head) -> str:
 def _run_pairs(pairs, title: str, detector: str | None, model: str | None, device: str, flip: bool | None,
                margin: float | None, far: float, json_lines: bool, quiet: bool, verbose: bool,
                plot: Path | None, head: Path | None, model_in_title: bool = False) -> None:
+    # numpy and OpenCV: loaded only by the commands that detect or embed
     from facecli.evaluation import evaluate_pairs
 
     out = output(json_lines, quiet, verbose)
@@ -89,6 +92,7 @@ def _run_pairs(pairs, title: str, detector: str | None, model: str | None, devic
     with out.results(render.PAIR_REPORTS, title) as results:
         results.add(rep.as_dict())
     if plot is not None:
+        # numpy and OpenCV: loaded only by the commands that detect or embed
         from facecli.evaluation.plots import plot_pairs
 
         plot_pairs(d, pairs.same, rep.tau, plot, f"{title}: {rep.accuracy * 100:.2f} %")
@@ -109,6 +113,7 @@ def eval_lfw(
 
     Example: [bold]facecli eval lfw --pairs lfw/pairs.txt --images lfw/images --plot roc.png[/]
     """
+    # numpy and OpenCV: loaded only by the commands that detect or embed
     from facecli.evaluation import read_lfw_pairs
 
     lfw = read_lfw_pairs(_lfw(pairs, "pairs.txt", "--pairs"), _lfw(images, "images", "--images"))
@@ -128,6 +133,7 @@ def eval_pairs(
 
     Example: [bold]facecli eval pairs --pairs my-pairs.txt --json | jq .tau[/]
     """
+    # numpy and OpenCV: loaded only by the commands that detect or embed
     from facecli.evaluation import read_labelled_pairs
 
     _run_pairs(read_labelled_pairs(pairs), str(pairs), detector, model, device, flip, margin, far, json_lines,
@@ -159,7 +165,7 @@ def eval_openset(
 
     Example: [bold]facecli eval openset --images lfw/images --plot det.png[/]
     """
-    from facecli.decisions import identification_threshold
+    # numpy and OpenCV: loaded only by the commands that detect or embed
     from facecli.evaluation import evaluate_openset, read_openset, sub_gallery
 
     images = _lfw(images, "images", "--images")
@@ -180,6 +186,7 @@ def eval_openset(
     with out.results(render.OPENSET_REPORTS, f"open set: {images}, {_named(model, tuned)}") as results:
         results.add(rep.as_dict())
     if plot is not None:
+        # numpy and OpenCV: loaded only by the commands that detect or embed
         from facecli.evaluation.plots import plot_openset
 
         plot_openset(rep, plot, f"{images.name}, {_named(model, tuned)}: {rep.enrolled} enrolled, "

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from facecli.errors import InputError
+from facecli.imageio import read_image
 from facecli.private import write_private
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ def safe_name(n: int, source: str, suffix: str = "", ext: str = ".png") -> str:
 
 def write_crop(folder: Path, n: int, source: str, face: Face) -> Path:
     """Save a face's model input crop as ``<n>-<stem>-face<i>.png`` inside ``folder``."""
+    # OpenCV: loaded only where pixels are decoded or drawn
     import cv2
 
     target = folder / safe_name(n, source, f"-face{face.index}")
@@ -49,8 +51,8 @@ def write_crop(folder: Path, n: int, source: str, face: Face) -> Path:
 def write_annotated(folder: Path, n: int, source: str,
                     faces: list[tuple[Detection, str | None, bool | None]]) -> Path:
     """Decode ``source`` again, draw the faces on it (``annotate.draw``) and save it as a PNG in ``folder``."""
+    # numpy and OpenCV: loaded only by the commands that detect or embed
     from facecli.cli.annotate import draw
-    from facecli.imageio import read_image
 
     target = folder / safe_name(n, source)
     _write_png(target, draw(read_image(source), faces))
@@ -59,6 +61,7 @@ def write_annotated(folder: Path, n: int, source: str,
 
 def _write_png(target: Path, bgr) -> None:
     """A lossless PNG at ``target``, 0600 (a face is biometric data), never written through a link."""
+    # OpenCV: loaded only where pixels are decoded or drawn
     import cv2
 
     ok, data = cv2.imencode(".png", bgr)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from facecli import models
 from facecli.calibration import DEFAULT_FPIR
 from facecli.cli import render
 from facecli.cli.options import (
@@ -34,7 +35,10 @@ from facecli.cli.options import (
     output,
 )
 from facecli.cli.output import Output
-from facecli.errors import FaceCliError
+from facecli.decisions import identification_threshold
+from facecli.errors import FaceCliError, InputError
+from facecli.models import pipeline_spec
+from facecli.paths import models_dir
 
 if TYPE_CHECKING:
     from facecli.gallery.settings import GallerySettings
@@ -59,8 +63,6 @@ def models_build(force: Annotated[bool, typer.Option(help="Rebuild even what ver
 
     Example: [bold]facecli models build[/]
     """
-    from facecli import models
-    from facecli.paths import models_dir
 
     out = output(quiet=quiet)
     out.note(f"models folder: {models_dir()}")
@@ -76,6 +78,7 @@ def _build_progress(out: Output, total: int) -> Iterator[Callable[[], None]]:
     if out.quiet or not out.err.is_terminal:
         yield lambda: None
         return
+    # rich's progress bars: loaded only when a bar is shown
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     with Progress(SpinnerColumn(), TextColumn("building models"), BarColumn(), MofNCompleteColumn(),
@@ -90,8 +93,6 @@ def models_list(json_lines: Json = False, csv_rows: Csv = False) -> None:
 
     Example: [bold]facecli models list --json[/]
     """
-    from facecli import models
-    from facecli.paths import models_dir
 
     out = output(json_lines, csv_rows=csv_rows)
     rows = models.status()
@@ -126,7 +127,6 @@ def gallery_show(name: str, gallery: GalleryOpt = None, json_lines: Json = False
 
     Example: [bold]facecli gallery show alice[/]
     """
-    from facecli.errors import InputError
 
     out = output(json_lines, quiet, csv_rows=csv_rows)
     with open_gallery_at(gallery) as g:
@@ -184,6 +184,7 @@ def gallery_stats(gallery: GalleryOpt = None, json_lines: Json = False, csv_rows
 
     Example: [bold]facecli gallery stats --json[/]
     """
+    # numpy: loaded by the commands that handle vectors, not by --help or argument errors
     from facecli.gallery.settings import settings
 
     out = output(json_lines, csv_rows=csv_rows)
@@ -220,6 +221,7 @@ def gallery_copy(
       [bold]facecli gallery copy gallery.db postgresql://facecli@db.example.org/faces[/]
       [bold]facecli gallery copy postgresql://facecli@db.example.org/faces backup.db --json[/]
     """
+    # numpy: loaded by the commands that handle vectors, not by --help or argument errors
     from facecli.gallery.copy import copy_gallery
 
     out = output(json_lines, csv_rows=csv_rows)
@@ -248,6 +250,7 @@ def gallery_set(
       [bold]facecli gallery set --fpir 0.001[/]   (a door where a false accept is costly)
       [bold]facecli gallery set --head head.onnx[/]   (then: facecli identify photo.jpg --head head.onnx)
     """
+    # numpy: loaded by the commands that handle vectors, not by --help or argument errors
     from facecli.gallery.settings import change
 
     out = output(quiet=quiet)
@@ -291,9 +294,8 @@ def calibrate(
 
     Example: [bold]facecli calibrate --fpir 0.001 --gallery-size 5000 --json[/]
     """
-    from facecli.decisions import identification_threshold
+    # numpy: loaded by the commands that handle vectors, not by --help or argument errors
     from facecli.gallery.identification import check_head
-    from facecli.models import pipeline_spec
 
     out = output(json_lines, csv_rows=csv_rows)
     tuned = load_head(head)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 
 from facecli.cli.output import Output
+from facecli.decisions import choose_model
 from facecli.detectors import DET_SIZE, DETECTORS
 from facecli.errors import (
     BadValue,
@@ -22,7 +23,9 @@ from facecli.errors import (
     ModelMismatch,
     SeveralFaces,
 )
+from facecli.inputs import expand as inputs
 from facecli.modes import LINKAGES, SEARCH_MODES, TEMPLATE_MODES
+from facecli.paths import default_gallery
 from facecli.runtime import DEVICES
 
 if TYPE_CHECKING:
@@ -103,7 +106,6 @@ Images = Annotated[list[str], typer.Argument(
 def expand(args: list[str], folders: bool = True) -> list[str | InputError] | Iterator[str | InputError]:
     """The inputs the arguments name (``facecli.inputs.expand``): a list when they are all known now
     (its length sizes the progress bar), a stream when '-' reads stdin."""
-    from facecli.inputs import expand as inputs
 
     found = inputs(args, folders)
     return found if "-" in args else list(found)
@@ -117,8 +119,8 @@ def total(inputs: list | Iterator) -> int | None:
 def gallery_location(value: str | None):
     """The one place a --gallery value (or a gallery argument) becomes a location: a Path, or a
     ``DatabaseURL`` that prints with its password masked (``facecli.gallery.as_location``)."""
+    # numpy: loaded by the commands that handle vectors, not by --help or argument errors
     from facecli.gallery.locations import as_location
-    from facecli.paths import default_gallery
 
     return as_location(value) if value is not None else default_gallery()
 
@@ -133,6 +135,7 @@ def output(json_lines: bool = False, quiet: bool = False, verbose: bool = False,
 def engine(out: Output, model: str, detector: str | None = None, device: str = "auto", flip: bool | None = None,
            det_size: int = DET_SIZE, embed: bool = True, head: LoadedHead | None = None):
     """The engine of one command; with --verbose it says what runs where."""
+    # numpy and OpenCV: loaded only by the commands that detect or embed
     from facecli.engine import load
 
     eng = load(model, device, detector, flip, det_size, embed, head)
@@ -148,6 +151,7 @@ def load_head(path: Path | None) -> LoadedHead | None:
     """The --head file, checked by its sha256 sidecar (``facecli.heads.load_head``); None without --head."""
     if path is None:
         return None
+    # numpy: loaded by the commands that handle vectors, not by --help or argument errors
     from facecli.heads import load_head as load
 
     return load(path)
@@ -156,7 +160,6 @@ def load_head(path: Path | None) -> LoadedHead | None:
 def model_for(model: str | None, gallery: Gallery | None = None, head: LoadedHead | None = None) -> str:
     """--model, else the model of the open gallery in use, else the --head's base model, else the default
     (``decisions.choose_model``)."""
-    from facecli.decisions import choose_model
 
     return choose_model(model, gallery.model if gallery is not None else None, head)
 
@@ -166,6 +169,7 @@ def open_gallery_at(path: str | None, model: str | None = None, create: bool = F
     """The gallery in use (--gallery, else FACECLI_GALLERY, else the user's), for ``model`` (None: whatever model
     it was built with), opened once for the whole command; read-only unless ``write``; ``create``: a missing one
     is new, and created by the command's first write."""
+    # numpy: loaded by the commands that handle vectors, not by --help or argument errors
     from facecli.gallery import open_gallery
 
     return open_gallery(gallery_location(path), model, create=create, write=write, strict=strict)

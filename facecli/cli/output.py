@@ -23,6 +23,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from facecli.cli.render import csv_columns, flat
+
 if TYPE_CHECKING:
     from facecli.cli.render import View
 
@@ -117,6 +119,7 @@ class Output:
         if not show:
             yield lambda: None
             return
+        # rich's progress bars: loaded only when a bar is shown
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -153,7 +156,6 @@ class Results:
 
     def _csv_row(self, row: dict[str, Any] | None) -> None:
         """One CSV row on stdout (the header first), flushed; None: only the header."""
-        from facecli.cli.render import csv_columns, flat
 
         cells = None if row is None else flat(row)
         if self._csv is None:

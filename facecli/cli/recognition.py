@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from facecli.cli import render
+from facecli.cli.files import link_clusters, make_folder, write_annotated, write_crop
 from facecli.cli.options import (
     EXIT_ERROR,
     EXIT_NO,
@@ -44,6 +45,7 @@ from facecli.cli.options import (
 from facecli.decisions import MIN_FACE
 from facecli.detectors import DET_SIZE
 from facecli.errors import FaceCliError, InputError
+from facecli.inputs import scan_people_dir
 
 app = typer.Typer()
 
@@ -61,13 +63,11 @@ def _annotate(folder: Path | None, n: int, result, faces) -> str | None:
     """Write the annotated picture of one decoded image (``--annotate``); None when not asked or not decoded."""
     if folder is None or result.error:
         return None
-    from facecli.cli.files import write_annotated
 
     return str(write_annotated(folder, n, result.path, faces))
 
 
 def _make_folders(*folders: Path | None) -> None:
-    from facecli.cli.files import make_folder
 
     for folder in folders:
         if folder is not None:
@@ -84,6 +84,7 @@ def _faces(command: str, images: list[str], detector: str | None, model: str | N
            flip: bool | None, det_size: int, json_lines: bool, csv_rows: bool, quiet: bool, verbose: bool,
            crops: Path | None = None, npy: Path | None = None, annotate: Path | None = None,
            head: Path | None = None) -> None:
+    # numpy: loaded by the commands that handle vectors, not by --help or argument errors
     from facecli.matching import face_vectors
 
     out = output(json_lines, quiet, verbose, csv_rows)
@@ -110,7 +111,6 @@ def _faces(command: str, images: list[str], detector: str | None, model: str | N
             for face, vector in zip(res.faces, matched):
                 crop = None
                 if crops is not None:
-                    from facecli.cli.files import write_crop
 
                     crop = str(write_crop(crops, n, res.path, face))
                 if embedding:
@@ -119,6 +119,7 @@ def _faces(command: str, images: list[str], detector: str | None, model: str | N
                                             eng.provider if embedding else None, crop, drawn, vector,
                                             tuned.sha256 if tuned is not None else None))
     if npy is not None:
+        # numpy: loaded by the commands that handle vectors, not by --help or argument errors
         import numpy as np
 
         np.save(npy, np.stack(vectors) if vectors else np.empty((0, eng.vector_dim), np.float32))
@@ -180,7 +181,6 @@ def enroll(
       [bold]facecli enroll alice alice.jpg[/]
       [bold]facecli enroll --dir people/[/]     (people/alice/*.jpg or people/alice_2.jpg)
     """
-    from facecli.inputs import scan_people_dir
 
     out = output(json_lines, quiet, verbose, csv_rows)
     tuned = load_head(head)
@@ -273,6 +273,7 @@ def identify(
       [bold]facecli identify photos/ --csv > who.csv[/]
       [bold]find photos -name '*.jpg' | facecli identify - --json | jq 'select(.name)'[/]
     """
+    # numpy and OpenCV: loaded only by the commands that detect or embed
     from facecli.cli.annotate import labelled
 
     out = output(json_lines, quiet, verbose, csv_rows)
@@ -327,7 +328,6 @@ def cluster(
       [bold]facecli cluster holiday/ --link by-person/[/]
       [bold]facecli cluster holiday/ --enroll-as-unknown && facecli gallery rename unknown-1 alice[/]
     """
-    from facecli.cli.files import link_clusters
 
     out = output(json_lines, quiet, verbose, csv_rows)
     tuned = load_head(head)

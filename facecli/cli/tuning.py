@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from facecli.calibration import largest_gallery
 from facecli.cli import render
 from facecli.cli.options import (
     EXIT_ERROR,
@@ -25,9 +26,10 @@ from facecli.cli.options import (
     output,
 )
 from facecli.cli.output import Output
-from facecli.decisions import MIN_FACE
+from facecli.decisions import MIN_FACE, calibration
 from facecli.detectors import DET_SIZE
 from facecli.errors import InputError
+from facecli.inputs import scan_people_dir
 from facecli.modes import HEADS, LOSSES, MININGS
 from facecli.tune.config import DEFAULT_MARGIN, TuneConfig
 
@@ -95,10 +97,8 @@ def tune(
       [bold]facecli tune people/ --out head.onnx --plot curves.png[/]
       [bold]facecli gallery set --head head.onnx && facecli identify door.jpg --head head.onnx[/]
     """
-    from facecli.calibration import largest_gallery
-    from facecli.decisions import calibration
+    # numpy: loaded by the commands that handle vectors, not by --help or argument errors
     from facecli.heads import load_head
-    from facecli.inputs import scan_people_dir
     from facecli.tune import embed_people, export_head, plot_curves, train_head
     from facecli.tune.export import require_onnx
 
@@ -109,6 +109,7 @@ def tune(
     config.check()
     require_onnx()  # before minutes of work, not after
     if plot is not None:
+        # numpy and OpenCV: loaded only by the commands that detect or embed
         from facecli.evaluation.plots import pyplot
 
         pyplot(plot)
@@ -151,6 +152,7 @@ def _training_bar(out: Output, epochs: int) -> Iterator[Callable[[EpochStats], N
     if out.quiet or not out.err.is_terminal:
         yield lambda s: out.info(f"epoch {s.epoch}/{s.epochs}: {_progress_line(s)}")
         return
+    # rich's progress bars: loaded only when a bar is shown
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[stats]}"),

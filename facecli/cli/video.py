@@ -37,7 +37,7 @@ from facecli.cli.options import (
 from facecli.decisions import MIN_FACE
 from facecli.detectors import DET_SIZE
 from facecli.errors import FaceCliError, InputError
-from facecli.video import ATTEMPTS, DELAY
+from facecli.video import ATTEMPTS, DELAY, open_video
 
 app = typer.Typer()
 
@@ -79,10 +79,10 @@ def watch(
       [bold]facecli watch --camera 0 --fps 10 --annotate out.mp4[/]
       [bold]facecli watch --video rtsp://user:pass@camera/stream --json[/]
     """
+    # numpy and OpenCV: loaded only by the commands that detect or embed
     import cv2
 
     from facecli.cli import annotate as drawing
-    from facecli.video import open_video
 
     out = output(json_lines, quiet, verbose)
     tuned = load_head(head)
@@ -144,6 +144,7 @@ def _stop_on_interrupt(stop: threading.Event) -> Iterator[None]:
 
 
 def _video_writer(path: Path, fps: float, shape: tuple[int, ...]):
+    # OpenCV: loaded only where pixels are decoded or drawn
     import cv2
 
     codec = {".mp4": "mp4v", ".avi": "MJPG"}[path.suffix.lower()]

@@ -16,9 +16,11 @@ if TYPE_CHECKING:
 def pyplot(out: Path):
     """matplotlib's pyplot, drawing off-screen (every facecli plot), or a BadValue saying how to install it."""
     try:
+        # matplotlib: optional (the [plot] extra), loaded only to draw
         import matplotlib
 
         matplotlib.use("Agg")
+        # matplotlib: optional (the [plot] extra), loaded only to draw
         import matplotlib.pyplot as plt
     except ImportError:
         raise BadValue("plot", out, "needs matplotlib: pip install 'facecli[plot]'") from None

@@ -16,7 +16,10 @@ from types import ModuleType
 
 from facecli.errors import GalleryError
 from facecli.gallery.locations import DatabaseURL, Location, as_location, is_database_url, mask_url
+from facecli.gallery.sqlite import SqliteBackend
 from facecli.gallery.store import Creator, Gallery
+from facecli.models import pipeline_spec
+from facecli.paths import default_gallery
 
 MEMORY = ":memory:"
 
@@ -24,6 +27,7 @@ MEMORY = ":memory:"
 def _postgres(where: DatabaseURL) -> ModuleType:
     """The PostgreSQL backend, or one line saying how to install its driver."""
     try:
+        # psycopg: optional (the [postgres] extra), loaded only for a database gallery
         from facecli.gallery import postgres
     except ModuleNotFoundError as exc:
         if not (exc.name or "").startswith("psycopg"):
@@ -45,10 +49,8 @@ def open_gallery(location: str | os.PathLike | DatabaseURL | None = None, model:
     it). A gallery whose contents look tampered with is refused unless not
     ``strict`` (for ``gallery check``, which reports what is wrong).
     """
-    from facecli.gallery.sqlite import SqliteBackend
 
     if location is None:
-        from facecli.paths import default_gallery
 
         location = default_gallery()
     if location == MEMORY:
@@ -79,7 +81,6 @@ def open_gallery(location: str | os.PathLike | DatabaseURL | None = None, model:
 
 
 def _dim(model: str) -> int:
-    from facecli.models import pipeline_spec
 
     return pipeline_spec(model).dim
 

@@ -54,6 +54,7 @@ class TemplateIndex:
     @classmethod
     def for_gallery(cls, gallery: Gallery, path: Path, log: Callable[[str], None] = lambda _m: None) -> TemplateIndex:
         """The gallery's index, brought up to date (extended, or rebuilt) first if needed."""
+        # usearch: loaded only for a gallery searched through its index
         from usearch.index import Index
 
         index_path, meta_path = cls.paths(path)
@@ -100,6 +101,7 @@ def _private(path: Path) -> bool:
 
 
 def _new_index(dim: int) -> Any:
+    # usearch: loaded only for a gallery searched through its index
     from usearch.index import Index
 
     return Index(ndim=dim, metric="ip", **HNSW)

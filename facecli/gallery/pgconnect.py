@@ -61,6 +61,7 @@ def database_errors(method: Callable) -> Callable:
 # -- the connection ------------------------------------------------------------------------------
 def connect(url: DatabaseURL, write: bool) -> psycopg.Connection:
     """An autocommit connection (transactions are explicit), read-only unless ``write``; or one GalleryError line."""
+    # psycopg: optional (the [postgres] extra), loaded only for a database gallery
     from psycopg.conninfo import conninfo_to_dict
 
     try:
@@ -92,6 +93,7 @@ def register_vector(conn: psycopg.Connection, oid: int) -> None:
     The binary form is a 16-bit size, 16 unused bits, then big-endian float32s:
     twenty lines here instead of a dependency on the ``pgvector`` package.
     """
+    # psycopg: optional (the [postgres] extra), loaded only for a database gallery
     from psycopg.adapt import Dumper, Loader
     from psycopg.pq import Format
 

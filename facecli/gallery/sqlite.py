@@ -32,6 +32,7 @@ from facecli.errors import GalleryError
 from facecli.gallery import schema
 from facecli.gallery.backend import Backend
 from facecli.gallery.dialect import SQLITE
+from facecli.gallery.fileindex import TemplateIndex
 from facecli.private import check_link, check_private, make_private_dir, new_file, shared_gallery_allowed
 
 if TYPE_CHECKING:
@@ -236,7 +237,6 @@ class SqliteBackend(Backend):
     def search_index(self, gallery: Gallery, log: Callable[[str], None]) -> CandidateIndex:
         """The usearch index beside the file (``fileindex``), extended or rebuilt first if stale; in memory, one
         built for this open gallery."""
-        from facecli.gallery.fileindex import TemplateIndex
 
         if self.path is None:
             matrix = gallery._templates()

@@ -40,7 +40,9 @@ from facecli.gallery.rows import (
     stored_box,
     template_problem,
 )
+from facecli.inputs import check_person_name
 from facecli.matching import TemplateMatrix
+from facecli.models import pipeline_spec
 from facecli.values import HeadRecord, PersonInfo, Stored, Template
 
 if TYPE_CHECKING:
@@ -118,7 +120,6 @@ class Gallery:
     def bind(self, model: str) -> None:
         """Use the gallery with ``model``'s embeddings: a new gallery takes it; any other must have been built
         with it (else ``ModelMismatch``)."""
-        from facecli.models import pipeline_spec
 
         dim = pipeline_spec(model).dim
         meta = self.meta()
@@ -263,7 +264,6 @@ class Gallery:
 
     def rename(self, old: str, new: str) -> None:
         """Give an enrolled person another name (one no one else has)."""
-        from facecli.inputs import check_person_name
 
         new = check_person_name(new)
         taken = GalleryError(new, "a person with this name is already enrolled")

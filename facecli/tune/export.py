@@ -29,6 +29,7 @@ OPSET, IR_VERSION = 17, 8
 def require_onnx() -> None:
     """Refuse at once, saying how to install it, when the onnx package that writes heads is missing."""
     try:
+        # onnx: optional (the [tune] extra), loaded only to write a head
         import onnx  # noqa: F401
     except ImportError:
         raise FaceCliError("tune", "writing a head needs the onnx package: pip install 'facecli[tune]'") from None
@@ -37,6 +38,7 @@ def require_onnx() -> None:
 def head_graph(head: Head, metadata: dict):
     """The head as an ``onnx.ModelProto``."""
     require_onnx()
+    # onnx: optional (the [tune] extra), loaded only to write a head
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 

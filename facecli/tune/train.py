@@ -21,9 +21,13 @@ from pathlib import Path
 import numpy as np
 
 from facecli.errors import FaceCliError
+from facecli.evaluation import OpenSet
+from facecli.evaluation.openset import openset_report
+from facecli.evaluation.plots import pyplot
 from facecli.tune.config import TuneConfig
 from facecli.tune.head import Head, init_head
 from facecli.tune.losses import batch_loss, distance_grad, sq_distance_matrix
+from facecli.values import Threshold
 
 #: the probability grid of the manifest's ``pipelines.*.impostor`` tables (bench/impostor_quantiles.py)
 IMPOSTOR_P = [float(f"{v:.4g}") for v in np.logspace(-7, np.log10(0.5), 36)]
@@ -112,7 +116,6 @@ def _openset(people: np.ndarray, seed: int):
     With no one-photo person to act as a stranger, every other several-photo
     person (in a seeded order) becomes one, through their first photo.
     """
-    from facecli.evaluation import OpenSet
 
     names, first, counts = np.unique(people, return_index=True, return_counts=True)
     strangers = set(names[counts == 1].tolist())
@@ -138,8 +141,6 @@ def openset_figures(emb: np.ndarray, people: np.ndarray, seed: int = 0, targets:
                     default_tau: float | None = None) -> dict:
     """``facecli.evaluation.openset_report`` on labelled rows (first row of each person enrolled), without its
     curve; ``at_default_tau`` only when a ``default_tau`` is given."""
-    from facecli.evaluation.openset import openset_report
-    from facecli.values import Threshold
 
     rep = openset_report({str(i): v for i, v in enumerate(emb)}, _openset(np.asarray(people), seed),
                          Threshold(2.0 if default_tau is None else default_tau), targets).as_dict()
@@ -288,7 +289,6 @@ def train_head(data: Labelled, config: TuneConfig = TuneConfig(),
 
 def plot_curves(result: TuneResult, out: Path) -> None:
     """The training loss and active fraction, and the validation FNIR per epoch, the kept epoch marked."""
-    from facecli.evaluation.plots import pyplot
 
     plt = pyplot(out)
     hist = result.history[1:]

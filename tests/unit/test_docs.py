@@ -164,3 +164,22 @@ def test_every_command_section_names_all_its_options():
 ])
 def test_slug_is_githubs(heading, expected):
     assert slug(heading) == expected
+
+
+def _modules() -> list[str]:
+    """Every module of the package (its path below facecli/), packages' __init__.py aside."""
+    package = ROOT / "facecli"
+    return sorted(str(p.relative_to(package)) for p in package.rglob("*.py") if p.name != "__init__.py")
+
+
+@pytest.mark.parametrize("module", _modules())
+def test_architecture_names_every_module(module):
+    """The architecture page matches the tree: each module is named there (by its file name, in code)."""
+    named = set(re.findall(r"`(?:[\w/]+/)?(\w+\.py)`", (DOCS / "architecture.md").read_text()))
+    assert Path(module).name in named, f"docs/architecture.md does not name facecli/{module}"
+
+
+def test_architecture_names_no_module_that_is_gone():
+    names = {Path(m).name for m in _modules()} | {"__init__.py"}
+    named = set(re.findall(r"`(?:[\w/]+/)?(\w+\.py)`", (DOCS / "architecture.md").read_text()))
+    assert named <= names, f"docs/architecture.md names modules that are not in facecli/: {sorted(named - names)}"

@@ -152,6 +152,15 @@ def verified_path(name: str) -> Path:
     return path
 
 
+def check_built() -> None:
+    """Refuse at once when a model file is missing (``facecli models build`` makes them all), so that a command
+    that embeds says what to do before it opens a gallery or reads a photo; the files are verified when loaded."""
+    for name in manifest():
+        path = spec(name).path
+        if not path.exists():
+            raise ModelError(f"model {name}", f"{path} is missing; {BUILD_HINT}")
+
+
 @dataclass
 class ModelStatus:
     name: str

@@ -24,6 +24,7 @@ from facecli.errors import (
     SeveralFaces,
 )
 from facecli.inputs import expand as inputs
+from facecli.models import check_built
 from facecli.modes import LINKAGES, SEARCH_MODES, TEMPLATE_MODES
 from facecli.paths import default_gallery
 from facecli.runtime import DEVICES
@@ -165,12 +166,16 @@ def model_for(model: str | None, gallery: Gallery | None = None, head: LoadedHea
 
 
 def open_gallery_at(path: str | None, model: str | None = None, create: bool = False, write: bool = False,
-                    strict: bool = True) -> Gallery:
+                    strict: bool = True, embeds: bool = False) -> Gallery:
     """The gallery in use (--gallery, else FACECLI_GALLERY, else the user's), for ``model`` (None: whatever model
     it was built with), opened once for the whole command; read-only unless ``write``; ``create``: a missing one
-    is new, and created by the command's first write."""
+    is new, and created by the command's first write. A command that ``embeds`` first checks that the models are
+    built: without them nothing else matters."""
     # numpy: loaded by the commands that handle vectors, not by --help or argument errors
     from facecli.gallery import open_gallery
+
+    if embeds:
+        check_built()
 
     return open_gallery(gallery_location(path), model, create=create, write=write, strict=strict)
 

@@ -192,7 +192,7 @@ def enroll(
         if not name or not images:
             raise FaceCliError("enroll", "give a NAME and at least one photo, or --dir FOLDER")
         items = [(name, p) for p in expand(images, folders=False)]
-    with open_gallery_at(gallery, model, create=True) as g:
+    with open_gallery_at(gallery, model, create=True, embeds=True) as g:
         eng = engine(out, model_for(model, g, tuned), detector, device, flip, det_size, head=tuned)
         with out.progress(len(items), "enroll") as tick:
             enrolled = eng.enroll(g, items, largest, min_face, on_image=tick)
@@ -243,7 +243,7 @@ def verify(
         raise typer.Exit(EXIT_OK if v.same else EXIT_NO)
     photos = expand([photo])
     failed = different = False
-    with open_gallery_at(gallery, model) as g, \
+    with open_gallery_at(gallery, model, embeds=True) as g, \
             out.results(render.VERIFICATIONS, fields=render.CLAIM_FIELDS) as results:
         eng = engine(out, model_for(model, g, tuned), detector, device, flip, det_size, head=tuned)
         for v in eng.verify_claims(g, photos, claim, tau, all_faces, templates, force):
@@ -282,7 +282,7 @@ def identify(
     _make_folders(annotate)
     recognised = failed = False
     fields = render.IDENTITIES.fields + _optional(annotated=annotate)
-    with open_gallery_at(gallery, model) as g, out.progress(total(paths), "identify") as tick, \
+    with open_gallery_at(gallery, model, embeds=True) as g, out.progress(total(paths), "identify") as tick, \
             out.results(render.IDENTITIES, fields=fields, sizes={"candidates": top_k}) as results:
         eng = engine(out, model_for(model, g, tuned), detector, device, flip, det_size, head=tuned)
         threshold = eng.threshold(g, tau, fpir, force)
@@ -333,7 +333,7 @@ def cluster(
     tuned = load_head(head)
     paths = list(expand(images))
     _make_folders(link)
-    with open_gallery_at(gallery, model, create=True) as g:
+    with open_gallery_at(gallery, model, create=True, embeds=True) as g:
         eng = engine(out, model_for(model, g, tuned), detector, device, det_size=det_size, head=tuned)
         with out.progress(len(paths), "cluster") as tick:
             results, clustered, threshold = eng.cluster(paths, tau, linkage, on_image=tick, force=force)
@@ -369,7 +369,7 @@ def search(
     """
     out = output(json_lines, quiet, verbose, csv_rows)
     tuned = load_head(head)
-    with open_gallery_at(gallery, model) as g:
+    with open_gallery_at(gallery, model, embeds=True) as g:
         eng = engine(out, model_for(model, g, tuned), detector, device, det_size=det_size, head=tuned)
         face, matches = eng.search(g, photo, top_k)
     with out.results(render.MATCHES, f"nearest templates to {photo}") as results:

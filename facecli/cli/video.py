@@ -104,7 +104,7 @@ def watch(
         step = every or max(1, round(source.fps / fps))
         writer = None
         recognised = False
-        with open_gallery_at(gallery, model) as g, out.results(render.EVENTS) as results:
+        with open_gallery_at(gallery, model, embeds=True) as g, out.results(render.EVENTS) as results:
             eng = engine(out, model_for(model, g, tuned), detector, device, det_size=det_size, head=tuned)
             threshold = eng.threshold(g, tau, fpir, force)
             try:

@@ -61,8 +61,9 @@ class Backend(ABC):
         """Serialise enrolls until the transaction ends (one photo stays one person's)."""
 
     @abstractmethod
-    def integrity(self) -> list[str]:
-        """The database's own view of damage (page corruption, broken references, invalid indexes)."""
+    def integrity(self, rows: bool = True) -> list[str]:
+        """The database's own view of damage (page corruption, broken references, invalid indexes); ``rows``:
+        the tables are as facecli made them, so their rows can be read too."""
 
     @abstractmethod
     def foreign(self, version: int, dim: int) -> list[str]:

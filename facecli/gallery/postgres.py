@@ -207,12 +207,14 @@ class PostgresBackend(Backend):
     def lock_enrolls(self) -> None:
         self._conn.execute("SELECT pg_catalog.pg_advisory_xact_lock(%s, %s)", (LOCK_KEY, ENROLL_LOCK))
 
-    def integrity(self) -> list[str]:
+    def integrity(self, rows: bool = True) -> list[str]:
         problems = []
         valid = self._conn.execute("SELECT i.indisvalid FROM pg_catalog.pg_index i "
                                    "WHERE i.indexrelid = pg_catalog.to_regclass('facecli.templates_hnsw')").fetchone()
         if valid is not None and not valid[0]:
             problems.append("index templates_hnsw is invalid (REINDEX it)")
+        if not rows:
+            return problems
         orphans = self._conn.execute("SELECT COUNT(*) FROM facecli.templates t WHERE NOT EXISTS "
                                      "(SELECT 1 FROM facecli.persons p WHERE p.id = t.person_id)").fetchone()[0]
         if orphans:

@@ -208,7 +208,7 @@ class SqliteBackend(Backend):
     def lock_enrolls(self) -> None:
         """Nothing to do: BEGIN IMMEDIATE already admits one writer at a time."""
 
-    def integrity(self) -> list[str]:
+    def integrity(self, rows: bool = True) -> list[str]:
         problems = [row[0] for row in self._conn.execute("PRAGMA integrity_check") if row[0] != "ok"]
         keys = self._conn.execute("PRAGMA foreign_key_check")
         return problems + [f"foreign key violation in {row[0]}" for row in keys]

@@ -80,6 +80,7 @@ class Gallery:
         self._foreign = foreign or []  # schema objects facecli did not make (``check`` reports them)
         self._create = create  # a new gallery: makes it (for a model) at its first write
         self._derived: dict[str, Any] = {}  # read once, and again after each write
+        self._writing = False  # in a write transaction: a driver error there is "cannot write"
 
     # -- what it was built with ---------------------------------------------------
     def meta(self) -> dict[str, str]:
@@ -174,10 +175,11 @@ class Gallery:
         """Everything wrong with the stored data: the database's own integrity, schema objects facecli did not
         make, templates that do not fit the model or cannot be matched against, malformed rows, persons
         without templates; [] when sound."""
+        unreadable = any(p.startswith(("table", "column")) and p.endswith(("is missing", "has been changed"))
+                         for p in self._foreign)
         with self._db.errors(), self._db.snapshot():
-            problems = self._db.integrity() + self._foreign
-            if any(p.startswith(("table", "column")) and p.endswith(("is missing", "has been changed"))
-                   for p in self._foreign):
+            problems = self._db.integrity(rows=not unreadable) + self._foreign
+            if unreadable:
                 return problems  # the rows cannot be read as facecli wrote them
             meta, dim = self.meta(), self.dim
             if (problem := head_problem(meta)) is not None:
@@ -364,6 +366,8 @@ class Gallery:
                                                   else ""))
 
     def _rows(self, text: str, params: tuple = (), vectors: bool = False) -> list[tuple]:
+        if self._writing:  # the transaction says "cannot write: …"
+            return self._db.run(self._sql(text), params, vectors).fetchall()
         with self._db.errors():
             return self._db.run(self._sql(text), params, vectors).fetchall()
 
@@ -412,8 +416,12 @@ class Gallery:
             self._derived.clear()
             self.bind(model)  # another process may have created it first, for another model
         with self._db.transaction():
-            version = self._db.schema_version(writing=True)
-            if version < schema.SCHEMA_VERSION:
-                schema.upgrade(self._db, version, self.dim)
-            yield
+            self._writing = True
+            try:
+                version = self._db.schema_version(writing=True)
+                if version < schema.SCHEMA_VERSION:
+                    schema.upgrade(self._db, version, self.dim)
+                yield
+            finally:
+                self._writing = False
         self._derived.clear()

@@ -36,7 +36,7 @@ main()
     (["identify", "{photo}"], "matching.identify"),
     (["cluster", "{photo}"], "clustering.cluster"),
     (["search", "{photo}"], "engine.Engine.search"),
-    (["watch", "--video", "{video}"], "video.watch"),
+    (["watch", "--video", "{video}"], "engine.Engine.watch"),
     (["calibrate", "--gallery-size", "5"], "calibration.tau_for"),
     (["gallery", "list"], "gallery.store.Gallery.persons"),
     (["gallery", "stats"], "gallery.store.Gallery.stats"),

@@ -348,14 +348,7 @@ class Engine:
         """The ``top_k`` templates nearest to the largest face of ``image``, across all persons."""
         self._use(gallery)  # before any image work
         (face,) = _faces_of(self.analyse(image), all_faces=False)
-        probe = matching.face_vectors([face])
-        templates = identification.candidates(gallery, probe, self.head, "auto", max(64, top_k))
-        d = matching.sq_distances(probe, templates.matrix)[0]
-        top = np.argsort(d, kind="stable")[:top_k]
-        ids = [int(templates.ids[i]) for i in top]
-        info = gallery._sources_of(ids)
-        return face, [Match(rank + 1, templates.names[templates.person_of_row[i]], float(d[i]), t, info[t]["source"])
-                      for rank, (i, t) in enumerate(zip(top, ids))]
+        return face, identification.nearest_templates(gallery, face, top_k)
 
     # -- video ----------------------------------------------------------------------------
     def watch(self, gallery: Gallery, source: str | int | Video, threshold: Threshold | None = None,

@@ -19,6 +19,7 @@ import numpy as np
 from facecli import decisions, matching
 from facecli.errors import BadValue, GalleryError, HeadMismatch
 from facecli.gallery.search import Searcher, check_search
+from facecli.values import Match
 
 if TYPE_CHECKING:
     from facecli.gallery.store import Gallery
@@ -68,6 +69,19 @@ def distance_to(gallery: Gallery, faces: list[Face], name: str, templates: str =
     reference = matching.person_references(stored if head is None else head.apply(stored), templates)
     i, _, d = matching.closest_pair(matching.face_vectors(faces), reference)
     return i, d
+
+
+def nearest_templates(gallery: Gallery, face: Face, top_k: int = 10) -> list[Match]:
+    """The ``top_k`` templates nearest to ``face``, whoever they belong to, nearest first (``facecli search``)."""
+    head = _check_embedded(gallery, [face])
+    probe = matching.face_vectors([face])
+    templates = candidates(gallery, probe, head, "auto", max(64, top_k))
+    d = matching.sq_distances(probe, templates.matrix)[0]
+    top = np.argsort(d, kind="stable")[:top_k]
+    ids = [int(templates.ids[i]) for i in top]
+    info = gallery._sources_of(ids)
+    return [Match(rank + 1, templates.names[templates.person_of_row[i]], float(d[i]), t, info[t]["source"])
+            for rank, (i, t) in enumerate(zip(top, ids))]
 
 
 def candidates(gallery: Gallery, vectors: np.ndarray, head: LoadedHead | None = None, search: str = "auto",

@@ -7,10 +7,13 @@ runtime. Usage: python convert_facenet.py GRAPH.pb OUT.onnx OPSET
 
 from __future__ import annotations
 
+import hashlib
 import sys
 
 
 def convert(graph_path: str, out_path: str, opset: int) -> None:
+    # the build environment's libraries (TensorFlow, onnx): imported where used, so that the
+    # package imports this script without them
     import onnx
     import tensorflow as tf
     import tf2onnx
@@ -62,8 +65,8 @@ def _canonicalise(graph) -> None:
     initializer by a hash of its content and ordering nodes topologically
     (ties by name) removes both sources of variation.
     """
-    import hashlib
-
+    # the build environment's libraries (TensorFlow, onnx): imported where used, so that the
+    # package imports this script without them
     from onnx import numpy_helper
 
     rename: dict[str, str] = {}

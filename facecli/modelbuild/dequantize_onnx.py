@@ -38,6 +38,8 @@ import argparse
 
 def _expand(values, shape: tuple[int, ...], axis: int, block: int):
     """A scale or zero point broadcast against the quantised tensor."""
+    # the build environment's libraries (TensorFlow, onnx): imported where used, so that the
+    # package imports this script without them
     import numpy as np
 
     if values.size == 1:
@@ -54,6 +56,8 @@ def _expand(values, shape: tuple[int, ...], axis: int, block: int):
 
 def prelu_affine(graph) -> None:
     """Replace each PRelu with a constant slope by ``a * x + (1 - a) * Relu(x)``, in place."""
+    # the build environment's libraries (TensorFlow, onnx): imported where used, so that the
+    # package imports this script without them
     import numpy as np
     from onnx import helper, numpy_helper
 
@@ -78,6 +82,8 @@ def prelu_affine(graph) -> None:
 
 def dequantize(src: str, dst: str, dynamic_input: list[int], dynamic_output: list[int],
                affine: bool = False) -> None:
+    # the build environment's libraries (TensorFlow, onnx): imported where used, so that the
+    # package imports this script without them
     import numpy as np
     import onnx
     from onnx import helper, numpy_helper

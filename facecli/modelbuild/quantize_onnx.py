@@ -49,6 +49,8 @@ MIRROR = [1, 0, 2, 4, 3]  # landmark order after a horizontal flip: eyes and mou
 
 def _similarity(src, dst):
     """Least-squares rotation + uniform scale + translation from ``src`` to ``dst`` points (Umeyama)."""
+    # the build environment's libraries (TensorFlow, onnx): imported where used, so that the
+    # package imports this script without them
     import numpy as np
 
     src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
@@ -64,6 +66,8 @@ def _similarity(src, dst):
 
 def _crop(image, box, landmarks, spec):
     """The model's input crop of one face, made as the pipeline makes it."""
+    # the build environment's libraries (TensorFlow, onnx): imported where used, so that the
+    # package imports this script without them
     import cv2
     import numpy as np
 
@@ -81,6 +85,8 @@ def _crop(image, box, landmarks, spec):
 
 def _variant(image, box, landmarks, rng):
     """A randomly changed copy of the photo and where the face is in it."""
+    # the build environment's libraries (TensorFlow, onnx): imported where used, so that the
+    # package imports this script without them
     import cv2
     import numpy as np
 
@@ -122,6 +128,8 @@ def _variant(image, box, landmarks, rng):
 
 def calibration_crops(spec: dict, photos: Path, seed_offset: int = 0):
     """(N, H, W, 3) uint8 RGB crops: each calibration face as it is, then ``per_face - 1`` variants of it."""
+    # the build environment's libraries (TensorFlow, onnx): imported where used, so that the
+    # package imports this script without them
     import cv2
     import numpy as np
 
@@ -141,6 +149,8 @@ def calibration_crops(spec: dict, photos: Path, seed_offset: int = 0):
 
 def model_input(crops, spec: dict):
     """Crops preprocessed as the embedder feeds them (``Embedder._run``)."""
+    # the build environment's libraries (TensorFlow, onnx): imported where used, so that the
+    # package imports this script without them
     import numpy as np
 
     pre = spec["preprocess"]
@@ -171,6 +181,8 @@ def _round_out(value: float, lower: bool) -> float:
 
 def _rounded(values, lower: bool):
     """A calibrated range bound (a float32 array) with each value rounded outward."""
+    # the build environment's libraries (TensorFlow, onnx): imported where used, so that the
+    # package imports this script without them
     import numpy as np
 
     values = np.asarray(values, dtype=np.float32)
@@ -178,6 +190,8 @@ def _rounded(values, lower: bool):
 
 
 def quantize(src: str, dst: str, spec: dict, photos: Path) -> None:
+    # the build environment's libraries (TensorFlow, onnx): imported where used, so that the
+    # package imports this script without them
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.calibrate import TensorData, TensorsData, load_tensors_data, save_tensors_data

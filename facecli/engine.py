@@ -52,8 +52,8 @@ from facecli.detectors import DET_SIZE
 from facecli.errors import BadValue, FaceCliError, FaceTooSmall, InputError, SeveralFaces
 from facecli.gallery import Gallery, identification
 from facecli.heads import LoadedHead, load_head
-from facecli.inputs import check_person_name
 from facecli.models import DEFAULT_MODEL, pipeline_spec
+from facecli.names import as_stored, person_name
 from facecli.pipeline import Pipeline
 from facecli.tracking import Tracker
 from facecli.values import (
@@ -229,6 +229,7 @@ class Engine:
         matching.check_templates(templates)
         threshold = decisions.verification_threshold(self.model, tau, force, self.head)
         self._use(gallery)  # before any image work
+        name = as_stored(name)
         if not gallery.has_person(name):
             raise BadValue("claim", name, f"no such person in {gallery.location}")
         for result in self.run(images):
@@ -255,7 +256,7 @@ class Engine:
         that head. Templates are the base model's embeddings, whatever the head.
         """
         for name in {n for n, _ in items}:
-            check_person_name(name)
+            person_name(name)
         gallery.bind(self.model)
         adopt_head = self.head is not None and gallery.head() is None and not gallery.person_count()
         if not adopt_head:

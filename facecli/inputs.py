@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import sys
-import unicodedata
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -80,15 +79,6 @@ def expand(args: Iterable[str], folders: bool = True) -> Iterator[str | InputErr
                 yield from found
         else:
             yield arg
-
-
-def check_person_name(name: str) -> str:
-    """A name as it will be printed and stored: non-empty, no surrounding spaces, no control characters."""
-    if not name.strip() or name != name.strip():
-        raise InputError(repr(name), "a name must be non-empty, without leading or trailing spaces")
-    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in name):
-        raise InputError(repr(name), "a name cannot hold control or formatting characters")
-    return name
 
 
 def person_from_filename(path: Path) -> str:

@@ -93,9 +93,19 @@ def _cells(field: str, value: list) -> list:
     return value
 
 
+#: What a spreadsheet reads as the start of a formula (OWASP's CSV injection list)
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: Any) -> Any:
-    """A scalar as CSV writes it: JSON's true/false, an empty cell for null."""
-    return ("true" if value else "false") if isinstance(value, bool) else value
+    """A scalar as CSV writes it: JSON's true/false, an empty cell for null; text that a spreadsheet would run as
+    a formula (a name or file name beginning ``=``, ``+``, ``-``, ``@``, tab or CR) is prefixed with ``'``, as
+    OWASP recommends, so that it is shown, never evaluated. Numbers are written as they are."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def flat(row: Row) -> Row:

@@ -4,7 +4,8 @@ Queries are written once (``store.Gallery``) with ``?`` placeholders,
 ``{s}`` before each table name (the schema: none in a file, ``facecli.`` in a
 database), ``{c}`` after each ordering by name (byte order in both: SQLite's
 default, PostgreSQL's ``COLLATE "C"``), ``{like}`` for a case-insensitive
-prefix match, and ``{ids:COLUMN}`` for "COLUMN is one of a bound list". The
+prefix match, ``{ids:COLUMN}`` for "COLUMN is one of a bound list", and
+``{bytes:COLUMN}`` for a text column's stored bytes. The
 dialect also says how a template travels: a little-endian float32 blob in
 the file, pgvector's ``vector`` in the database.
 """
@@ -71,7 +72,12 @@ def _rewrite(dialect: Dialect, text: str) -> str:
         column = m.group(1)
         return f"{column} IN (SELECT value FROM json_each(?))" if dialect.name == "sqlite" else f"{column} = ANY(?)"
 
+    def raw(m: re.Match) -> str:  # a text column's bytes as stored, whatever they hold
+        column = m.group(1)
+        return f"CAST({column} AS BLOB)" if dialect.name == "sqlite" else f"pg_catalog.convert_to({column}, 'UTF8')"
+
     text = re.sub(r"\{ids:([\w.]+)\}", ids, text)
+    text = re.sub(r"\{bytes:([\w.]+)\}", raw, text)
     text = text.format(s=dialect.schema, c=dialect.collate, like=dialect.like)
     if dialect.name == "postgres":  # psycopg's placeholders: a literal % is written %%
         text = text.replace("%", "%%").replace("?", "%s")

@@ -40,9 +40,9 @@ from facecli.gallery.rows import (
     stored_box,
     template_problem,
 )
-from facecli.inputs import check_person_name
 from facecli.matching import TemplateMatrix
 from facecli.models import pipeline_spec
+from facecli.names import as_stored, look_alike, name_problem, person_name, skeleton
 from facecli.values import HeadRecord, PersonInfo, Stored, Template
 
 if TYPE_CHECKING:
@@ -68,6 +68,11 @@ class Creator:
 
     make: Callable[[str], tuple[Backend, list[str]]]
     close: Callable[[], None] = lambda: None
+
+
+def _shown(raw: bytes) -> str:
+    """A stored name's bytes as a message shows them (whatever another tool wrote there)."""
+    return bytes(raw).decode("utf-8", "backslashreplace")
 
 
 class Gallery:
@@ -139,19 +144,19 @@ class Gallery:
         return int(self._rows("SELECT COUNT(*) FROM {s}persons")[0][0])
 
     def has_person(self, name: str) -> bool:
-        return bool(self._rows("SELECT 1 FROM {s}persons WHERE name = ?", (name,)))
+        return bool(self._rows("SELECT 1 FROM {s}persons WHERE name = ?", (as_stored(name),)))
 
     def templates_of(self, name: str) -> list[dict[str, Any]]:
         """One person's templates: id, source, sha256, box, created (no embeddings)."""
         rows = self._rows("SELECT t.id, t.source, t.sha256, t.box, t.created FROM {s}templates t "
-                          "JOIN {s}persons p ON p.id = t.person_id WHERE p.name = ? ORDER BY t.id", (name,))
+                          "JOIN {s}persons p ON p.id = t.person_id WHERE p.name = ? ORDER BY t.id", (as_stored(name),))
         return [{"id": i, "source": s, "sha256": h, "box": stored_box(b, i, self.location), "created": c}
                 for i, s, h, b, c in rows]
 
     def embeddings_of(self, name: str) -> np.ndarray:
         """(T, dim) float32: one person's templates."""
         rows = self._rows("SELECT t.id, t.embedding FROM {s}templates t JOIN {s}persons p ON p.id = t.person_id "
-                          "WHERE p.name = ? ORDER BY t.id", (name,), vectors=True)
+                          "WHERE p.name = ? ORDER BY t.id", (as_stored(name),), vectors=True)
         return self._stack([r[1] for r in rows], [r[0] for r in rows])
 
     def new_names(self, prefix: str, count: int) -> list[str]:
@@ -187,15 +192,16 @@ class Gallery:
             for model, n in self._rows("SELECT model, COUNT(*) FROM {s}templates GROUP BY model ORDER BY model{c}"):
                 if model != meta.get("model"):
                     problems.append(f"{n} templates from model {model}, the gallery is for {meta.get('model')}")
-            for tid, name, raw, box in self._rows("SELECT t.id, p.name, t.embedding, t.box FROM {s}templates t "
+            for tid, name, raw, box in self._rows("SELECT t.id, {bytes:p.name}, t.embedding, t.box FROM {s}templates t "
                                                   "JOIN {s}persons p ON p.id = t.person_id ORDER BY t.id",
                                                   vectors=True):
                 for problem in (template_problem(self._db.dialect.decode(raw), dim), box_problem(box)):
                     if problem is not None:
-                        problems.append(f"template {tid} of {name}: {problem}")
-            empty = self._rows("SELECT name FROM {s}persons p WHERE NOT EXISTS "
+                        problems.append(f"template {tid} of {_shown(name)}: {problem}")
+            problems += self._name_problems()
+            empty = self._rows("SELECT {bytes:name} FROM {s}persons p WHERE NOT EXISTS "
                                "(SELECT 1 FROM {s}templates t WHERE t.person_id = p.id) ORDER BY name{c}")
-        return problems + [f"person {name} has no template" for (name,) in empty]
+        return problems + [f"person {_shown(name)} has no template" for (name,) in empty]
 
     # -- writing ------------------------------------------------------------------
     def enroll(self, entries: Iterable[tuple[str, Template]]) -> list[Stored]:
@@ -206,7 +212,7 @@ class Gallery:
         one photo, one person. Enrolls are serialised, so two of them cannot
         give one photo to two people.
         """
-        entries = list(entries)
+        entries = [(person_name(name), t) for name, t in entries]
         if not entries:
             return []
         now = time.time()
@@ -230,6 +236,7 @@ class Gallery:
                 stored.append(None)
                 first[name] = min(first.get(name, np.inf), now if t.created is None else t.created)
             if todo:
+                self._refuse_look_alikes(sorted({name for _, name, _ in todo}))
                 # new persons are inserted, existing ones locked (DO UPDATE), in name order: a concurrent remove
                 # of one of them waits for this enroll
                 names = sorted(first)
@@ -254,7 +261,7 @@ class Gallery:
     def remove(self, name: str) -> int:
         """Delete a person and their templates (one transaction); the number of templates removed."""
         with self._write():
-            row = self._rows("SELECT id FROM {s}persons WHERE name = ?{lock}", (name,))
+            row = self._rows("SELECT id FROM {s}persons WHERE name = ?{lock}", (as_stored(name),))
             if not row:
                 raise GalleryError(name, f"no such person in {self.location}")
             n = self._db.run(self._sql("DELETE FROM {s}templates WHERE person_id = ?"), row[0]).rowcount
@@ -267,12 +274,13 @@ class Gallery:
     def rename(self, old: str, new: str) -> None:
         """Give an enrolled person another name (one no one else has)."""
 
-        new = check_person_name(new)
+        old, new = as_stored(old), person_name(new)
         taken = GalleryError(new, "a person with this name is already enrolled")
         try:
             with self._write():
                 if self._rows("SELECT 1 FROM {s}persons WHERE name = ?", (new,)):
                     raise taken
+                self._refuse_look_alikes([new], ignore=old)
                 if self._db.run(self._sql("UPDATE {s}persons SET name = ? WHERE name = ?"), (new, old)).rowcount == 0:
                     raise GalleryError(old, f"no such person in {self.location}")
         except GalleryError as exc:
@@ -385,6 +393,38 @@ class Gallery:
         ids = [r[2] for r in rows]
         return TemplateMatrix(names, np.asarray(index, dtype=np.int64), self._stack([r[1] for r in rows], ids),
                               np.array(ids, dtype=np.int64))
+
+    def _name_problems(self) -> list[str]:
+        """Names that another tool wrote and facecli would refuse: not UTF-8, holding invisible characters (NUL
+        included), not in NFC, or looking like another person's."""
+        problems, sound = [], []
+        for (raw,) in self._rows("SELECT {bytes:name} FROM {s}persons ORDER BY name{c}"):
+            try:
+                name = bytes(raw).decode("utf-8")
+            except UnicodeDecodeError:
+                problems.append(f"person name {bytes(raw)[:40]!r} is not UTF-8")
+                continue
+            problem = name_problem(name) or (None if name == as_stored(name) else "a name must be stored in NFC")
+            if problem is not None:
+                problems.append(f"person {ascii(name)}: {problem}")
+            else:
+                sound.append(name)
+        seen: dict[str, str] = {}
+        for name in sound:
+            other = seen.setdefault(skeleton(name), name)
+            if other != name:
+                problems.append(f"persons {ascii(other)} and {ascii(name)} look alike: rename one of them")
+        return problems
+
+    def _refuse_look_alikes(self, names: list[str], ignore: str | None = None) -> None:
+        """Refuse a new name that looks like an enrolled person's (or like another new one) without being it."""
+        existing = [n for (n,) in self._rows("SELECT name FROM {s}persons") if n != ignore]
+        new = [n for n in names if n not in existing]
+        for i, name in enumerate(new):
+            other = look_alike(name, existing + new[:i])
+            if other is not None:
+                raise GalleryError(ascii(name), f"looks like {ascii(other)}, a different name: choose one that "
+                                                "cannot be mistaken for it")
 
     def _set_meta(self, values: dict[str, str | None]) -> None:
         """Set (None: delete) meta keys in one transaction; a new gallery's model is only remembered until its

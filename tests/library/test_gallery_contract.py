@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facecli.errors import BadValue, GalleryError, ModelMismatch
+from facecli.errors import BadValue, GalleryError, InputError, ModelMismatch
 from facecli.gallery import identification, open_gallery, schema
 from facecli.gallery.copy import copy_gallery, gallery_content
 from facecli.values import HeadRecord, Template
@@ -218,3 +218,38 @@ def test_copy_to_and_from_every_backend_keeps_the_content(location, faces, tmp_p
         assert gallery_content(there) == expected and there.fpir() == 0.002
         back = copy_gallery(there, str(tmp_path / "back.db"))
     assert back.content == expected
+
+
+@backends
+def test_names_are_one_spelling_and_never_look_like_another(location, faces):
+    nfc, nfd = "Jos\u00e9", "Jose\u0301"
+    with open_gallery(location, "facenet", create=True) as g:
+        g.enroll([(nfc, template(faces["obama"], "obama.jpg")), ("alice", template(faces["biden"], "b.jpg"))])
+        assert g.enroll([(nfd, template(faces["obama2"], "o2.jpg"))])[0].status == "added"
+        assert [(p.name, p.templates) for p in g.persons()] == [(nfc, 2), ("alice", 1)]
+        assert g.has_person(nfd) and len(g.templates_of(nfd)) == 2
+        with pytest.raises(InputError, match="invisible"):
+            g.enroll([(nfc + "\u034f", template(faces["obama3"], "o3.jpg"))])  # a combining grapheme joiner
+        with pytest.raises(InputError, match="invisible"):
+            g.enroll([("bob\u202e", template(faces["obama3"], "o3.jpg"))])  # a bidi override
+        for look_alike in ("aIice", "\u0430lice"):  # capital I for l; Cyrillic a
+            with pytest.raises(GalleryError, match="looks like 'alice'"):
+                g.enroll([(look_alike, template(faces["obama3"], "o3.jpg"))])
+        with pytest.raises(GalleryError, match="looks like"):
+            g.rename(nfc, "aIice")
+        g.rename("alice", "alice2")
+        assert [p.name for p in g.persons()] == [nfc, "alice2"] and g.check() == []
+
+
+@stored
+def test_check_reports_names_another_tool_wrote(location, faces):
+    with open_gallery(location, "facenet", create=True) as g:
+        g.enroll([("alice", template(faces["obama"], "a.jpg")), ("bob", template(faces["biden"], "b.jpg"))])
+        db = g._db
+        with db.transaction():
+            db.run(db.dialect.sql("UPDATE {s}persons SET name = ? WHERE name = 'bob'"), ("aIice",))
+            db.run(db.dialect.sql("INSERT INTO {s}persons (name, created) VALUES (?, 0)"), ("e\u0301ve",))
+    with open_gallery(location) as g:
+        problems = g.check()
+    assert "persons 'aIice' and 'alice' look alike: rename one of them" in problems
+    assert "person 'e\\u0301ve': a name must be stored in NFC" in problems

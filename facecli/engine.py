@@ -319,6 +319,7 @@ class Engine:
         decisions do not wait for the next image.
         """
         matching.check_templates(templates)
+        decisions.check_top_k(top_k)
         self._use(gallery)  # before any image work
         threshold = threshold or identification.threshold(gallery, head=self.head)
         for batch in self.pipeline.batches(_source(i) for i in images):
@@ -334,6 +335,7 @@ class Engine:
                        templates: str = "mean") -> list[Decision]:
         """1:K for faces this engine embedded already (``faces``): one decision per face, in order."""
         matching.check_templates(templates)
+        decisions.check_top_k(top_k)
         self._use(gallery)
         threshold = threshold or identification.threshold(gallery, head=self.head)
         return identification.identify(gallery, faces, threshold, top_k, templates, min_face, search)
@@ -347,6 +349,7 @@ class Engine:
 
     def search(self, gallery: Gallery, image: Image, top_k: int = 10) -> tuple[Face, list[Match]]:
         """The ``top_k`` templates nearest to the largest face of ``image``, across all persons."""
+        decisions.check_top_k(top_k)
         self._use(gallery)  # before any image work
         (face,) = _faces_of(self.analyse(image), all_faces=False)
         return face, identification.nearest_templates(gallery, face, top_k)

@@ -42,7 +42,7 @@ from facecli.cli.options import (
     output,
     total,
 )
-from facecli.decisions import MIN_FACE
+from facecli.decisions import MIN_FACE, check_top_k
 from facecli.detectors import DET_SIZE
 from facecli.errors import FaceCliError, InputError
 from facecli.inputs import scan_people_dir
@@ -277,6 +277,7 @@ def identify(
     from facecli.cli.annotate import labelled
 
     out = output(json_lines, quiet, verbose, csv_rows)
+    check_top_k(top_k)  # before anything is sized by it
     tuned = load_head(head)
     paths = expand(images)
     _make_folders(annotate)
@@ -368,6 +369,7 @@ def search(
     Example: [bold]facecli search stranger.jpg --top-k 10 --json[/]
     """
     out = output(json_lines, quiet, verbose, csv_rows)
+    check_top_k(top_k)
     tuned = load_head(head)
     with open_gallery_at(gallery, model, embeds=True) as g:
         eng = engine(out, model_for(model, g, tuned), detector, device, det_size=det_size, head=tuned)

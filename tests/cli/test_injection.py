@@ -46,3 +46,11 @@ def test_gallery_check_names_what_another_tool_wrote(run, images):
     assert check.returncode == 1 and "Traceback" not in check.stderr
     assert "person name b'\\xffev' is not UTF-8" in problems
     assert "person 'nul\\x00name': a name cannot hold control, formatting or invisible characters" in problems
+
+
+def test_a_limit_past_reason_is_a_usage_error_up_front(run, images):
+    assert run("enroll", "alice", str(images / "obama.jpg")).returncode == 0
+    for command in ("identify", "search"):
+        proc = run(command, str(images / "obama2.jpg"), "--top-k", "1000000000", "--csv")
+        one_line_error(proc, "--top-k 1000000000", "between 1 and 1000")
+        assert proc.stdout == ""

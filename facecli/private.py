@@ -24,6 +24,7 @@ import os
 import pwd
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from facecli.errors import FaceCliError
@@ -86,13 +87,14 @@ def make_private_dir(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def new_file(folder: Path, name: str):
+def new_file(folder: Path, name: str, suffix: str = ".tmp"):
     """A fresh 0600 file in ``folder`` under a random name (O_EXCL: no link is ever followed): (fd, path).
 
     The caller fills it and then moves it into place with ``publish``; it is
-    removed if the block fails or does not publish it.
+    removed if the block fails or does not publish it. ``suffix``: for writers
+    that choose a format by the file name's extension.
     """
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=suffix, dir=folder)
     try:
         yield fd, Path(tmp)
     finally:
@@ -102,17 +104,37 @@ def new_file(folder: Path, name: str):
             os.unlink(tmp)
 
 
-def publish(tmp: Path, target: Path, error: type[FaceCliError] = FaceCliError) -> None:
-    """Rename ``tmp`` over ``target``, unless what is there is a link or someone else's file (then an error)."""
+def check_replaceable(target: Path, error: type[FaceCliError] = FaceCliError) -> None:
+    """Refuse a ``target`` that is a link, not a regular file, or someone else's: facecli replaces only its own."""
     try:
         st = os.lstat(target)
     except FileNotFoundError:
-        st = None
-    if st is not None and (stat.S_ISLNK(st.st_mode) or st.st_uid != os.geteuid() or not stat.S_ISREG(st.st_mode)):
+        return
+    if stat.S_ISLNK(st.st_mode) or st.st_uid != os.geteuid() or not stat.S_ISREG(st.st_mode):
         kind = "a symbolic link" if stat.S_ISLNK(st.st_mode) else f"something of {_owner(st.st_uid)}" \
             if st.st_uid != os.geteuid() else "not a regular file"
         raise error(str(target), f"is {kind}: refusing to replace it")
+
+
+def publish(tmp: Path, target: Path, error: type[FaceCliError] = FaceCliError) -> None:
+    """Rename ``tmp`` over ``target``, unless what is there is a link or someone else's file (then an error)."""
+    check_replaceable(target, error)
     os.replace(tmp, target)
+
+
+@contextlib.contextmanager
+def private_output(target: Path, error: type[FaceCliError] = FaceCliError) -> Iterator[Path]:
+    """Where to write what will be ``target`` (a result file: embeddings, an annotated video): a fresh 0600 file
+    beside it, with its extension, moved into place when the block ends; removed if the block fails, so nothing
+    is half-written. A link or someone else's file at ``target`` is refused before any work and again at the
+    move: nothing is ever written through a link planted there."""
+    check_replaceable(target, error)
+    try:
+        with new_file(target.parent, target.name, target.suffix or ".tmp") as (_fd, tmp):
+            yield tmp
+            publish(tmp, target, error)
+    except OSError as exc:
+        raise error(str(target), f"cannot write: {exc.strerror or exc}") from None
 
 
 def write_private(target: Path, data: bytes, error: type[FaceCliError] = FaceCliError) -> None:

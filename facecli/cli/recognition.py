@@ -46,6 +46,7 @@ from facecli.decisions import MIN_FACE, check_top_k
 from facecli.detectors import DET_SIZE
 from facecli.errors import FaceCliError, InputError
 from facecli.inputs import scan_people_dir
+from facecli.private import check_replaceable, private_output
 
 app = typer.Typer()
 
@@ -88,6 +89,8 @@ def _faces(command: str, images: list[str], detector: str | None, model: str | N
     from facecli.matching import face_vectors
 
     out = output(json_lines, quiet, verbose, csv_rows)
+    if npy is not None:
+        check_replaceable(npy, InputError)  # before any work; and again when it is written
     paths = expand(images)
     embedding = command == "embed"
     tuned = load_head(head)
@@ -111,7 +114,6 @@ def _faces(command: str, images: list[str], detector: str | None, model: str | N
             for face, vector in zip(res.faces, matched):
                 crop = None
                 if crops is not None:
-
                     crop = str(write_crop(crops, n, res.path, face))
                 if embedding:
                     vectors.append(vector)
@@ -122,7 +124,8 @@ def _faces(command: str, images: list[str], detector: str | None, model: str | N
         # numpy: loaded by the commands that handle vectors, not by --help or argument errors
         import numpy as np
 
-        np.save(npy, np.stack(vectors) if vectors else np.empty((0, eng.vector_dim), np.float32))
+        with private_output(npy, InputError) as tmp, tmp.open("wb") as fh:  # 0600, never through a link
+            np.save(fh, np.stack(vectors) if vectors else np.empty((0, eng.vector_dim), np.float32))
         out.info(f"wrote {len(vectors)} embeddings to {npy}")
     raise typer.Exit(EXIT_ERROR if failed else EXIT_NO if no_face else EXIT_OK)
 

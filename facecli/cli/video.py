@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 from collections.abc import Iterator
@@ -37,6 +38,7 @@ from facecli.cli.options import (
 from facecli.decisions import MIN_FACE
 from facecli.detectors import DET_SIZE
 from facecli.errors import FaceCliError, InputError
+from facecli.private import check_replaceable, private_output
 from facecli.video import ATTEMPTS, DELAY, open_video
 
 app = typer.Typer()
@@ -90,6 +92,8 @@ def watch(
         raise FaceCliError("watch", "give --video FILE|URL or --camera N (exactly one of them)")
     if annotate is not None and annotate.suffix.lower() not in (".mp4", ".avi"):
         raise InputError(str(annotate), "the annotated video must end in .mp4 or .avi")
+    if annotate is not None:
+        check_replaceable(annotate, InputError)  # before the video is opened; and again when it is moved there
     if show:
         try:
             cv2.namedWindow("facecli")
@@ -104,7 +108,10 @@ def watch(
         step = every or max(1, round(source.fps / fps))
         writer = None
         recognised = False
-        with open_gallery_at(gallery, model, embeds=True) as g, out.results(render.EVENTS) as results:
+        # the annotated video is written beside its name, 0600, and moved there at the end: never through a link
+        # planted at the name, never half-written
+        with open_gallery_at(gallery, model, embeds=True) as g, out.results(render.EVENTS) as results, \
+                private_output(annotate, InputError) if annotate is not None else contextlib.nullcontext() as target:
             eng = engine(out, model_for(model, g, tuned), detector, device, det_size=det_size, head=tuned)
             threshold = eng.threshold(g, tau, fpir, force)
             try:
@@ -117,7 +124,7 @@ def watch(
                         continue
                     picture = drawing.draw(frame.image, drawing.labelled(frame.faces, frame.decisions))
                     if annotate is not None:
-                        writer = writer or _video_writer(annotate, source.fps / step, picture.shape)
+                        writer = writer or _video_writer(target, annotate, source.fps / step, picture.shape)
                         writer.write(picture)
                     if show:
                         cv2.imshow("facecli", picture)
@@ -143,12 +150,13 @@ def _stop_on_interrupt(stop: threading.Event) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _video_writer(path: Path, fps: float, shape: tuple[int, ...]):
+def _video_writer(path: Path, named: Path, fps: float, shape: tuple[int, ...]):
+    """A writer into ``path`` (what becomes ``named``), its codec chosen by the extension."""
     # OpenCV: loaded only where pixels are decoded or drawn
     import cv2
 
-    codec = {".mp4": "mp4v", ".avi": "MJPG"}[path.suffix.lower()]
+    codec = {".mp4": "mp4v", ".avi": "MJPG"}[named.suffix.lower()]
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, (shape[1], shape[0]))
     if not writer.isOpened():
-        raise InputError(str(path), "cannot write a video there")
+        raise InputError(str(named), "cannot write a video there")
     return writer

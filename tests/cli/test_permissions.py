@@ -8,6 +8,7 @@ import os
 import resource
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -120,3 +121,40 @@ def test_a_failed_first_enroll_leaves_no_file_and_the_next_one_works(run, images
     one_line_error(proc, str(gallery))
     assert list(gallery.parent.iterdir()) == []
     assert run("enroll", "obama", str(images / "obama.jpg"), "--gallery", str(gallery)).returncode == 0
+
+
+def test_embeddings_and_annotated_videos_are_private_and_never_follow_a_planted_link(run, images, sticky,
+                                                                                     tmp_path):
+    """Issue 24: `embed --npy` and `watch --annotate OUT.mp4` wrote through a link planted at their name, and
+    made 0644 files of data derived from faces."""
+    import cv2
+
+    clip = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 5, (320, 240))
+    for _ in range(3):
+        writer.write(cv2.resize(cv2.imread(str(images / "obama.jpg")), (320, 240)))
+    writer.release()
+    assert run("enroll", "obama", str(images / "obama.jpg")).returncode == 0
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    out = sticky / "out"
+    out.mkdir(mode=0o777)
+    out.chmod(0o777)
+    for name in ("faces.npy", "annotated.mp4"):
+        _as_nobody("ln", "-s", str(victim), str(out / name))
+    one_line_error(run("embed", str(images / "obama2.jpg"), "--npy", str(out / "faces.npy")), "symbolic link")
+    one_line_error(run("watch", "--video", str(clip), "--annotate", str(out / "annotated.mp4")), "symbolic link")
+    assert victim.read_text() == "precious"
+    assert sorted(p.name for p in out.iterdir()) == ["annotated.mp4", "faces.npy"]  # the links, nothing new
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    old = os.umask(0o022)
+    try:
+        assert run("embed", str(images / "obama2.jpg"), "--npy", str(mine / "faces.npy")).returncode == 0
+        assert run("watch", "--video", str(clip), "--annotate", str(mine / "annotated.mp4")).returncode == 0
+    finally:
+        os.umask(old)
+    for name in ("faces.npy", "annotated.mp4"):
+        assert stat.S_IMODE((mine / name).stat().st_mode) == 0o600 and (mine / name).stat().st_size > 0
+    assert sorted(p.name for p in mine.iterdir()) == ["annotated.mp4", "faces.npy"]  # no temporary file left

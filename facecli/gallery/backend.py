@@ -11,6 +11,7 @@ and which index proposes candidates for 1:N above ``search.EXACT_MAX``.
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -20,6 +21,20 @@ if TYPE_CHECKING:
     from facecli.gallery.dialect import Dialect
     from facecli.gallery.search import CandidateIndex
     from facecli.gallery.store import Gallery
+
+
+def lock_timeout() -> float:
+    """Seconds a writer waits for another writer (or anyone holding the gallery's lock) before it gives up with
+    one line: ``FACECLI_LOCK_TIMEOUT``, else 60."""
+    try:
+        value = float(os.environ.get("FACECLI_LOCK_TIMEOUT", "60"))
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 86_400:
+        from facecli.errors import BadValue
+
+        raise BadValue("FACECLI_LOCK_TIMEOUT", os.environ.get("FACECLI_LOCK_TIMEOUT"), "seconds, above 0")
+    return value
 
 
 class Backend(ABC):

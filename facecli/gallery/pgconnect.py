@@ -77,12 +77,16 @@ def connect(url: DatabaseURL, write: bool) -> psycopg.Connection:
         conn = psycopg.connect(url.url, autocommit=True, **extra)
     except psycopg.Error as exc:
         raise GalleryError(str(url), f"cannot connect: {one_line(exc, url.url)}") from None
-    if not write:  # every statement of a reader runs in a read-only transaction
-        try:
+    try:
+        # nothing is found through the search path but PostgreSQL's own catalogue: a function or operator another
+        # role planted elsewhere is never picked (pgvector's are named by their schema); every statement of a
+        # reader runs in a read-only transaction
+        conn.execute("SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false)")
+        if not write:
             conn.execute("SET default_transaction_read_only = on")
-        except psycopg.Error as exc:
-            conn.close()
-            raise GalleryError(str(url), f"cannot connect: {one_line(exc, url.url)}") from None
+    except psycopg.Error as exc:
+        conn.close()
+        raise GalleryError(str(url), f"cannot connect: {one_line(exc, url.url)}") from None
     return conn
 
 

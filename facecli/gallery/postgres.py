@@ -40,7 +40,7 @@ import psycopg
 
 from facecli.errors import BadValue, GalleryError
 from facecli.gallery import schema
-from facecli.gallery.backend import Backend
+from facecli.gallery.backend import Backend, lock_timeout
 from facecli.gallery.dialect import POSTGRES
 from facecli.gallery.locations import DatabaseURL
 from facecli.gallery.pgconnect import connect, one_line, register_vector
@@ -67,6 +67,7 @@ class PostgresBackend(Backend):
         self.url = url
         self.location = str(url)  # the URL with its password masked: what every message shows
         self.index: dict[str, Any] | None = None  # the HNSW index's settings (meta hnsw)
+        self.vector_schema = ""  # pgvector's schema, quoted: its types and operators are named through it
         self.ef_search = EF_SEARCH  # breadth of the index's graph walk for this connection's searches
         self._conn = conn
 
@@ -86,11 +87,17 @@ class PostgresBackend(Backend):
             raise GalleryError(self.location, "not a facecli gallery (its schema facecli holds something else)")
         return bool(meta)
 
+    @property
+    def vector_type(self) -> str:
+        return f"{self.vector_schema}.vector"
+
     def open(self, strict: bool = True) -> list[str]:
         """Use the gallery in the database: the schema objects in it facecli did not make (refused when
-        ``strict``). Refuses a schema facecli that holds something else, and one from a newer schema."""
+        ``strict``). Refuses a schema facecli that holds something else, one from a newer schema, and one that
+        another role could plant objects in."""
         with self.errors():
             self._use_extension()
+            self._check_schemas()
             meta = dict(self._conn.execute("SELECT key, value FROM facecli.meta").fetchall())
             version = int(meta["schema"]) if meta.get("schema", "").isdigit() else 0
             if "model" not in meta or not meta.get("dim", "").isdigit() or version < 1:
@@ -121,10 +128,10 @@ class PostgresBackend(Backend):
                 if not self.exists():  # else created meanwhile by a concurrent enroll
                     if not self._conn.execute("SELECT 1 FROM pg_catalog.pg_extension "
                                               "WHERE extname = 'vector'").fetchone():
-                        self._conn.execute("CREATE EXTENSION vector")
+                        self._conn.execute("CREATE EXTENSION vector SCHEMA public")  # where it goes by default
                     self._use_extension()
                     schema.create(self, dim)
-                    self._conn.execute(index_sql(HNSW, dim))
+                    self._conn.execute(index_sql(HNSW, dim, self.vector_schema))
                     meta = {"model": model, "dim": str(dim), "created": str(time.time()), "hnsw": json.dumps(HNSW)}
                     with self._conn.cursor() as cur:
                         cur.executemany("INSERT INTO facecli.meta VALUES (%s, %s)", list(meta.items()))
@@ -139,7 +146,9 @@ class PostgresBackend(Backend):
         return self.open()
 
     def _use_extension(self) -> None:
-        """Find pgvector's types (whatever schema it was installed in) and teach the connection its binary form."""
+        """Find pgvector's schema (wherever it was installed) and teach the connection its binary form. Its types
+        and operators are then always named through that schema (``OPERATOR(public.<#>)``), and nothing else is
+        found through the search path, which ``pgconnect.connect`` pins to pg_catalog."""
         row = self._conn.execute(
             "SELECT n.nspname, t.oid FROM pg_catalog.pg_extension e "
             "JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace "
@@ -149,11 +158,25 @@ class PostgresBackend(Backend):
             raise GalleryError(self.location, "the pgvector extension is not installed in this database "
                                               "(a superuser runs: CREATE EXTENSION vector)")
         extension_schema, oid = row
-        # pgvector's types and operators are found through the search path; facecli's tables are always
-        # named facecli.*, and pg_catalog comes first anyway
-        self._conn.execute("SELECT pg_catalog.set_config('search_path', pg_catalog.quote_ident(%s), false)",
-                           (extension_schema,))
+        (self.vector_schema,) = self._conn.execute("SELECT pg_catalog.quote_ident(%s)", (extension_schema,)).fetchone()
         register_vector(self._conn, oid)
+
+    def _check_schemas(self) -> None:
+        """Refuse a gallery whose schema, or pgvector's, another role may create objects in: a function or operator
+        planted there (an overload that matches facecli's arguments better) would run inside facecli's statements
+        with this role's rights. The schema's owner, superusers and this role's own roles are trusted."""
+        row = self._conn.execute(
+            "SELECT n.nspname, r.rolname FROM pg_catalog.pg_namespace n CROSS JOIN pg_catalog.pg_roles r "
+            "WHERE n.oid OPERATOR(pg_catalog.=) ANY(ARRAY['facecli'::regnamespace, %s::regnamespace]) "
+            "AND NOT r.rolsuper AND r.rolname !~ '^pg_' "
+            "AND pg_catalog.has_schema_privilege(r.oid, n.oid, 'CREATE') "
+            "AND NOT pg_catalog.pg_has_role(r.oid, n.nspowner, 'MEMBER') "
+            "AND NOT pg_catalog.pg_has_role(CURRENT_USER, r.oid, 'MEMBER') "
+            "ORDER BY n.nspname, r.rolname LIMIT 1", (self.vector_schema,)).fetchone()
+        if row is not None:
+            raise GalleryError(self.location, f"the role {row[1]} can create objects in the schema {row[0]}, which "
+                                              "facecli's statements use: refusing a gallery others can plant code "
+                                              f"in (REVOKE CREATE ON SCHEMA {row[0]} FROM {row[1]})")
 
     # -- running -------------------------------------------------------------------
     def run(self, sql: str, params: tuple | list = (), vectors: bool = False) -> Any:
@@ -170,10 +193,17 @@ class PostgresBackend(Backend):
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
-        """BEGIN … COMMIT (READ COMMITTED), rolled back on any error: all or nothing."""
+        """BEGIN … COMMIT (READ COMMITTED), rolled back on any error: all or nothing. A lock it waits for (another
+        writer's, or one anyone took on facecli's advisory keys) is waited for ``lock_timeout()`` at most."""
+        wait = lock_timeout()
         try:
             with self._conn.transaction():
+                self._conn.execute("SELECT pg_catalog.set_config('lock_timeout', %s, true)",
+                                   (f"{round(wait * 1000)}ms",))
                 yield
+        except psycopg.errors.LockNotAvailable:
+            raise GalleryError(self.location, f"cannot write: the gallery stayed locked by another connection for "
+                                              f"{wait:g} s (FACECLI_LOCK_TIMEOUT sets the wait)") from None
         except psycopg.Error as exc:
             raise GalleryError(self.location, f"cannot write: {one_line(exc, self.url.url)}") from None
 
@@ -233,7 +263,7 @@ class PostgresBackend(Backend):
         expected = schema.catalogue(version, dim)
         if self.index is not None:
             expected[("index", "templates_hnsw")] = index_definition(self.index, dim)
-        found = describe(self._conn)
+        found = describe(self._conn, self.vector_schema)
         tables = {n for (k, n) in found if k == "table"} & {n for (k, n) in expected if k == "table"}
 
         def listed(key: tuple[str, str]) -> bool:
@@ -297,7 +327,7 @@ def set_index(gallery: Gallery, kind: str | None = HNSW["kind"], m: int = HNSW["
         db.run("DROP INDEX IF EXISTS facecli.templates_hnsw")
         db.run("DELETE FROM facecli.meta WHERE key = 'hnsw'")
         if settings is not None:
-            db.run(index_sql(settings, gallery.dim))
+            db.run(index_sql(settings, gallery.dim, db.vector_schema))
             db.run("INSERT INTO facecli.meta VALUES ('hnsw', %s)", (json.dumps(settings),))
     db.index = settings
 
@@ -324,13 +354,14 @@ def check_index(settings: Any) -> dict[str, Any] | None:
     return settings
 
 
-def index_sql(settings: dict[str, Any], dim: int) -> str:
-    """CREATE INDEX for the HNSW index on inner product (the embeddings are unit vectors)."""
+def index_sql(settings: dict[str, Any], dim: int, vs: str) -> str:
+    """CREATE INDEX for the HNSW index on inner product (the embeddings are unit vectors); ``vs``: pgvector's
+    schema, quoted."""
     kind, m, efc = settings["kind"], int(settings["m"]), int(settings["ef_construction"])
     if kind not in INDEX_KINDS:
         raise ValueError(f"index kind {kind!r}")
-    column = "embedding" if kind == "vector" else f"(embedding::halfvec({int(dim)}))"
-    return (f"CREATE INDEX templates_hnsw ON facecli.templates USING hnsw ({column} {kind}_ip_ops) "
+    column = "embedding" if kind == "vector" else f"(embedding::{vs}.halfvec({int(dim)}))"
+    return (f"CREATE INDEX templates_hnsw ON facecli.templates USING hnsw ({column} {vs}.{kind}_ip_ops) "
             f"WITH (m = {m}, ef_construction = {efc})")
 
 
@@ -347,8 +378,9 @@ class DatabaseIndex:
     def __init__(self, db: PostgresBackend, kind: str, dim: int) -> None:
         if kind not in INDEX_KINDS:
             raise ValueError(f"index kind {kind!r}")
-        order = "embedding <#> %s" if kind == "vector" else \
-            f"embedding::halfvec({int(dim)}) <#> %s::vector::halfvec({int(dim)})"
+        vs, d = db.vector_schema, int(dim)
+        order = f"embedding OPERATOR({vs}.<#>) %s" if kind == "vector" else \
+            f"embedding::{vs}.halfvec({d}) OPERATOR({vs}.<#>) %s::{vs}.vector::{vs}.halfvec({d})"
         self.query = f"SELECT id FROM facecli.templates ORDER BY {order} LIMIT %s"
         self.db = db
 
@@ -376,7 +408,8 @@ _RELKINDS = {"r": "table", "p": "partitioned table", "v": "view", "m": "material
              "S": "sequence", "i": "index", "I": "partitioned index", "c": "composite type", "t": "TOAST table"}
 
 # Each query lists one kind of object in (or on the tables of) the schema facecli as (kind, name, definition).
-# Run with the session's search_path on pgvector's schema alone, so types print as `vector(640)`.
+# With the search path on pg_catalog alone, pgvector's types print with their schema (``public.vector(640)``):
+# ``describe`` drops that prefix, as ``schema.catalogue`` writes them.
 _DESCRIBE = [
     """SELECT c.relkind::text, c.relname::text,
               CASE WHEN c.relkind = 'i' THEN pg_catalog.pg_get_indexdef(c.oid) ELSE '' END
@@ -415,10 +448,11 @@ _DESCRIBE = [
 ]
 
 
-def describe(conn: Any) -> dict[tuple[str, str], str]:
-    """(kind, name) -> definition of everything in the schema facecli, as ``schema.catalogue`` lists them."""
+def describe(conn: Any, vs: str) -> dict[tuple[str, str], str]:
+    """(kind, name) -> definition of everything in the schema facecli, as ``schema.catalogue`` lists them (``vs``:
+    pgvector's schema, quoted, whose prefix is dropped)."""
     found: dict[tuple[str, str], str] = {}
     for query in _DESCRIBE:
         for kind, name, definition in conn.execute(query).fetchall():
-            found[(_RELKINDS.get(kind, kind), name)] = " ".join((definition or "").split())
+            found[(_RELKINDS.get(kind, kind), name)] = " ".join((definition or "").replace(f"{vs}.", "").split())
     return found

@@ -80,7 +80,7 @@ CREATE TABLE facecli.templates (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     person_id bigint NOT NULL REFERENCES facecli.persons(id) ON DELETE CASCADE,
     model text NOT NULL,
-    embedding vector({dim}) NOT NULL,
+    embedding {vector}({dim}) NOT NULL,
     source text NOT NULL,
     sha256 text NOT NULL,
     box text NOT NULL,
@@ -143,21 +143,24 @@ class Migratable(Protocol):
     """What applying steps needs of a backend: run a statement, and record the version reached."""
 
     dialect: Any
+    vector_type: str  # PostgreSQL: pgvector's vector type, named by its schema
 
     def run(self, sql: str, params: tuple = ()) -> Any: ...
 
     def set_version(self, version: int) -> None: ...
 
 
-def statements(step: Step, dialect: str, dim: int) -> list[str]:
-    """A step's statements for ``dialect`` ("sqlite" or "postgres"), for embeddings of ``dim`` values."""
-    script = step.sqlite if dialect == "sqlite" else step.postgres.replace("{dim}", str(int(dim)))
+def statements(step: Step, dialect: str, dim: int, vector: str = "vector") -> list[str]:
+    """A step's statements for ``dialect`` ("sqlite" or "postgres"), for embeddings of ``dim`` values (PostgreSQL:
+    pgvector's type ``vector``, named by its schema: ``public.vector``)."""
+    script = step.sqlite if dialect == "sqlite" else \
+        step.postgres.replace("{dim}", str(int(dim))).replace("{vector}", vector)
     return [s for s in script.split(";") if s.strip()]
 
 
 def create(db: Migratable, dim: int, version: int = SCHEMA_VERSION) -> None:
     """The schema as of ``version`` (default: the current one) in an empty database, in the caller's transaction."""
-    for sql in statements(STEPS[0], db.dialect.name, dim):
+    for sql in statements(STEPS[0], db.dialect.name, dim, db.vector_type):
         db.run(sql)
     db.set_version(1)
     upgrade(db, 1, dim, version)
@@ -166,7 +169,7 @@ def create(db: Migratable, dim: int, version: int = SCHEMA_VERSION) -> None:
 def upgrade(db: Migratable, version: int, dim: int, to: int = SCHEMA_VERSION) -> None:
     """Apply every step after ``version`` up to ``to`` (in the caller's transaction) and record each one."""
     for target in range(version + 1, to + 1):
-        for sql in statements(STEPS[target - 1], db.dialect.name, dim):
+        for sql in statements(STEPS[target - 1], db.dialect.name, dim, db.vector_type):
             db.run(sql)
         db.run(db.dialect.sql("INSERT INTO {s}schema_history VALUES (?, ?, ?)"), (target, time.time(), __version__))
         db.set_version(target)

@@ -30,7 +30,7 @@ from urllib.parse import quote
 
 from facecli.errors import GalleryError
 from facecli.gallery import schema
-from facecli.gallery.backend import Backend
+from facecli.gallery.backend import Backend, lock_timeout
 from facecli.gallery.dialect import SQLITE
 from facecli.gallery.fileindex import TemplateIndex
 from facecli.private import check_link, check_private, make_private_dir, new_file, shared_gallery_allowed
@@ -40,13 +40,13 @@ if TYPE_CHECKING:
     from facecli.gallery.store import Gallery
 
 APPLICATION_ID = 0x46434C49  # "FCLI"
-BUSY_TIMEOUT_MS = 60_000
 SIDECARS = ("-wal", "-shm", "-journal")  # files SQLite keeps beside the gallery
 MEMORY = ":memory:"
 
 
 class SqliteBackend(Backend):
     dialect = SQLITE
+    vector_type = "BLOB"  # not used by SQLite's statements
 
     def __init__(self, conn: sqlite3.Connection, location: str, path: Path | None) -> None:
         self.location = location
@@ -252,7 +252,7 @@ def _connect(path: Path, write: bool) -> sqlite3.Connection:
     (a read-only mount, an immutable file), since SQLite cannot then keep its shared-memory file."""
     uri = f"file:{quote(str(path))}?mode={'rw' if write else 'ro'}"
     try:
-        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        conn = sqlite3.connect(uri, uri=True, timeout=lock_timeout(), isolation_level=None)
         try:
             conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
         except sqlite3.OperationalError as exc:
@@ -263,7 +263,7 @@ def _connect(path: Path, write: bool) -> sqlite3.Connection:
             # no journal index can be kept here (a read-only mount, an immutable file or folder): nobody can
             # be writing, so the file is read as it stands
             conn = sqlite3.connect(f"{uri}&immutable=1", uri=True, isolation_level=None)
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute(f"PRAGMA busy_timeout = {round(lock_timeout() * 1000)}")
         conn.execute("PRAGMA foreign_keys = ON")
     except sqlite3.Error as exc:
         if "file is not a database" in str(exc) or "malformed" in str(exc):

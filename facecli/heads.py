@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from facecli.decisions import LOOSE_TAU
 from facecli.errors import ModelError
+from facecli.matching import sq_distances
+from facecli.onnxgraph import NotOnnx, read_graph, refused
+from facecli.private import read_regular
 from facecli.runtime import onnxruntime
 from facecli.sources import sha256_bytes
 from facecli.values import HeadRecord
@@ -30,6 +35,15 @@ from facecli.values import HeadRecord
 METADATA_KEY = "facecli"
 FORMAT = "facecli-head/1"
 INPUT, OUTPUT = "embedding", "head_embedding"
+#: what a head's graph may run: the layers ``facecli tune`` writes (``tune.export``), nothing else
+OPERATORS = frozenset({"MatMul", "Add", "Relu", "ReduceL2", "Div"})
+#: the largest head file read (a two-layer 640 x 640 head is 3.3 MB)
+MAX_BYTES = 64 << 20
+#: distinct inputs a head is tried on when loaded; their outputs must be unit vectors that stay apart
+PROBES, PROBE_SEED = 64, 20261206
+#: the median squared distance between the probes' outputs below which a head is taken to collapse faces
+#: together (distinct unit vectors in 128-640 dimensions sit near 2; a trained head keeps them near 2 too)
+COLLAPSED = 0.5
 #: what a head's metadata must hold for facecli to use it
 REQUIRED = ("base_model", "input_dim", "output_dim", "impostor", "default_tau")
 
@@ -121,10 +135,7 @@ def _session(data: bytes, path: Path) -> Any:
 def load_head(path: str | Path, expected_sha256: str | None = None) -> LoadedHead:
     """Open a head file after checking its sha256 against ``expected_sha256`` or else its sidecar file."""
     path = Path(path).absolute()
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ModelError(str(path), f"cannot read the head: {exc.strerror or exc}") from None
+    data = read_regular(path, "head", MAX_BYTES, ModelError)  # once: the bytes hashed are the bytes run
     digest = sha256_bytes(data)
     if expected_sha256 is None:
         side = sidecar(path)
@@ -138,6 +149,12 @@ def load_head(path: str | Path, expected_sha256: str | None = None) -> LoadedHea
     if digest != expected_sha256:
         raise ModelError(str(path), f"has sha256 {digest[:12]}, expected {expected_sha256[:12]} "
                                     "(modified, corrupt, or another head)")
+    try:
+        problem = refused(read_graph(data), OPERATORS)
+    except NotOnnx:
+        problem = "not an ONNX model"
+    if problem is not None:
+        raise ModelError(str(path), f"refusing this head: {problem}")
     session = _session(data, path)
     text = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
     try:
@@ -151,4 +168,44 @@ def load_head(path: str | Path, expected_sha256: str | None = None) -> LoadedHea
     if [i.name for i in inputs] != [INPUT] or [o.name for o in outputs] != [OUTPUT] \
             or inputs[0].shape[1] != head.in_dim or outputs[0].shape[1] != head.out_dim:
         raise ModelError(str(path), "its graph does not map the sizes its metadata declares")
+    problem = _calibration_problem(metadata) or _behaviour_problem(head)
+    if problem is not None:
+        raise ModelError(str(path), f"refusing this head: {problem}")
     return head
+
+
+def _calibration_problem(metadata: dict[str, Any]) -> str | None:
+    """Why a head's taus cannot be used (they decide who is named): its 1:1 tau must be one ``--tau`` accepts
+    without ``--force``, its impostor quantiles increasing probabilities in (0, 1) with distances in [0, 2)."""
+    tau = metadata.get("default_tau")
+    if not isinstance(tau, (int, float)) or not 0 < tau < LOOSE_TAU:
+        return f"its 1:1 tau {tau!r} is not between 0 and {LOOSE_TAU:g}"
+    table = metadata.get("impostor")
+    p = table.get("p") if isinstance(table, dict) else None
+    d = table.get("d") if isinstance(table, dict) else None
+    if not (isinstance(p, list) and isinstance(d, list) and len(p) == len(d) >= 2
+            and all(isinstance(v, (int, float)) and math.isfinite(v) for v in p + d)):
+        return "its impostor quantiles are not two lists of numbers"
+    if not (all(0 < v < 1 for v in p) and all(a < b for a, b in zip(p, p[1:]))
+            and all(0 <= v < LOOSE_TAU for v in d) and all(a <= b for a, b in zip(d, d[1:]))):
+        return f"its impostor quantiles are not increasing probabilities in (0, 1) with distances in [0, {LOOSE_TAU:g})"
+    return None
+
+
+def _behaviour_problem(head: LoadedHead) -> str | None:
+    """Why a head's outputs cannot be compared by distance: tried on distinct unit vectors, they must be finite,
+    of unit length, and stay apart (a head that maps every face to one point makes everyone the same person)."""
+    x = np.random.default_rng(PROBE_SEED).standard_normal((PROBES, head.in_dim)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    try:
+        y = head.apply(x)
+    except Exception as exc:  # onnxruntime raises its own untyped errors
+        return f"it fails on ordinary inputs ({type(exc).__name__})"
+    if not np.isfinite(y).all():
+        return "its outputs are not finite numbers"
+    if not np.allclose(np.linalg.norm(y, axis=1), 1.0, atol=1e-3):
+        return "its outputs are not unit vectors"
+    spread = float(np.median(sq_distances(y, y)[np.triu_indices(PROBES, 1)]))
+    if spread < COLLAPSED:
+        return f"it collapses distinct faces together (median squared distance {spread:.3f} between outputs)"
+    return None

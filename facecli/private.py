@@ -81,6 +81,32 @@ def shared_gallery_allowed() -> bool:
     return os.environ.get(SHARED_GALLERY_ENV, "") not in ("", "0")
 
 
+def read_regular(path: Path, what: str, limit: int, error: type[FaceCliError] = FaceCliError) -> bytes:
+    """The bytes of the regular file at ``path``, read through one descriptor, at most ``limit`` of them: a FIFO
+    (which would block), a device such as /dev/zero (which never ends) or a file past ``limit`` is refused."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise error(str(path), f"cannot read the {what}: {exc.strerror or exc}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise error(str(path), f"is not a regular file: not a {what}")
+        if st.st_size > limit:
+            raise error(str(path), f"holds {st.st_size} bytes, more than a {what} ever does ({limit})")
+        chunks, size = [], 0
+        while chunk := os.read(fd, min(1 << 20, limit + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise error(str(path), f"holds more than {limit} bytes, more than a {what} ever does")
+        return b"".join(chunks)
+    except OSError as exc:
+        raise error(str(path), f"cannot read the {what}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+
+
 def make_private_dir(folder: Path) -> None:
     """Create ``folder`` (and missing parents) readable by you alone; an existing folder is left as it is."""
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)

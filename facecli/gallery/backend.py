@@ -17,6 +17,8 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
+from facecli.errors import BadValue
+
 if TYPE_CHECKING:
     from facecli.gallery.dialect import Dialect
     from facecli.gallery.search import CandidateIndex
@@ -31,8 +33,6 @@ def lock_timeout() -> float:
     except ValueError:
         value = -1.0
     if not 0 < value <= 86_400:
-        from facecli.errors import BadValue
-
         raise BadValue("FACECLI_LOCK_TIMEOUT", os.environ.get("FACECLI_LOCK_TIMEOUT"), "seconds, above 0")
     return value
 

@@ -51,10 +51,10 @@ def profile(paths: list[str], model: str, rounds: int, batch: int) -> tuple[list
         lambda: [decode(read_bytes(p), p, jpeg_shrink(d, pipe.det_size)) for p, d in zip(paths, data)], rounds)))
     if det.name == "yunet":  # the network alone (a session of the same file and settings), then the rest
         from facecli.detectors.common import working_copy
-        from facecli.models import spec, verified_path
+        from facecli.models import spec
         from facecli.runtime import create_session
 
-        session, name = create_session(verified_path("yunet"), "cpu", threads=1), spec("yunet").input["name"]
+        session, name = create_session(spec("yunet"), "cpu", threads=1), spec("yunet").input["name"]
         feeds = []
         for im in images:
             work, _ = working_copy(im, det.max_side)

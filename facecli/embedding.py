@@ -14,7 +14,7 @@ import numpy as np
 
 from facecli.alignment import align_five_points, crop_face
 from facecli.errors import BadValue, ModelError, OutOfMemory
-from facecli.models import DEFAULT_MODEL, ModelSpec, PipelineSpec, pipeline_spec, spec, verified_path
+from facecli.models import DEFAULT_MODEL, ModelSpec, PipelineSpec, pipeline_spec, spec
 from facecli.runtime import create_session, provider_name
 from facecli.values import Detection
 
@@ -51,8 +51,7 @@ class Embedder:
             pool.shutdown(wait=False)
 
     def _create(self):
-        return create_session(verified_path(self.spec.name), self._device, threads=self._threads,
-                              cache_key=self.spec.sha256[:16])
+        return create_session(self.spec, self._device, threads=self._threads, optimise=True)
 
     @cached_property
     def session(self):

@@ -24,7 +24,8 @@ from typing import Any
 
 from facecli.errors import BadValue, ModelError
 from facecli.paths import MANIFEST, PACKAGE_DIR, cache_dir, models_dir
-from facecli.sources import download, extract, sha256_file
+from facecli.private import private_folder, private_output, read_regular
+from facecli.sources import download, extract, sha256_bytes, sha256_file
 from facecli.stamps import file_stamp, read_json, write_json
 
 BUILD_HINT = "run `facecli models build`"
@@ -136,7 +137,8 @@ def verified_path(name: str) -> Path:
     except (FileNotFoundError, RuntimeError):
         raise ModelError(f"model {name}", f"{path} is missing; {BUILD_HINT}") from None
     key = str(real)
-    stamps = read_json(_stamps_file())
+    # a stamp vouches for a file only from a cache that you alone can change
+    stamps = read_json(_stamps_file()) if private_folder(_stamps_file().parent) else None
     stamps = stamps if isinstance(stamps, dict) else {}
     if stamps.get(key) == [*stamp, s.sha256]:
         return path
@@ -150,6 +152,23 @@ def verified_path(name: str) -> Path:
     stamps[key] = [*stamp, s.sha256]
     write_json(_stamps_file(), stamps)  # if it cannot be written, the next run hashes again
     return path
+
+
+#: the largest model file read (FaceNet float is 94 MB)
+MAX_MODEL_BYTES = 512 << 20
+
+
+def verified_bytes(s: ModelSpec) -> bytes:
+    """The bytes of model ``s``, read once through one descriptor and checked against the manifest's sha256: the
+    bytes checked are the bytes onnxruntime loads (no file swapped between the check and the load is used)."""
+    if not s.path.exists():
+        raise ModelError(f"model {s.name}", f"{s.path} is missing; {BUILD_HINT}")
+    data = read_regular(s.path, "model", MAX_MODEL_BYTES, ModelError)
+    got = sha256_bytes(data)
+    if got != s.sha256:
+        raise ModelError(f"model {s.name}", f"{s.path} has sha256 {got[:12]}…, the manifest expects "
+                                            f"{s.sha256[:12]}… (modified or corrupt); delete it and {BUILD_HINT}")
+    return data
 
 
 def check_built() -> None:
@@ -231,11 +250,11 @@ def _converted(s: ModelSpec) -> Path:
 
 
 def _place(src: Path, dest: Path) -> None:
-    """Copy ``src`` to ``dest`` atomically: a reader never sees half a file."""
+    """Copy ``src`` to ``dest`` atomically (a reader never sees half a file), never through a link planted at
+    ``dest`` or at a predictable temporary name."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f"{dest.name}.{os.getpid()}.part")
-    shutil.copyfile(src, tmp)
-    tmp.replace(dest)
+    with private_output(dest, ModelError, 0o644) as tmp:
+        shutil.copyfile(src, tmp)
 
 
 def _from_converted(s: ModelSpec) -> bool:
@@ -263,14 +282,16 @@ def _copy_installed(s: ModelSpec) -> None:
     src = Path(cv2.data.haarcascades) / Path(s.source["member"]).name
     if not src.exists():
         raise ModelError(f"model {s.name}", f"{src} not found: OpenCV 5 dropped Haar cascades; install opencv<5")
-    s.path.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, s.path)
+    _place(src, s.path)
 
 
 def _build_python(requirements: list[str], log: Callable[[str], None]) -> Path:
     """A virtual environment for build-only tools (TensorFlow), kept in the cache."""
     venv = cache_dir() / "build-venv"
     python = venv / "bin" / "python"
+    if not private_folder(cache_dir()):
+        raise ModelError("build environment", f"{cache_dir()} can be changed by others: refusing to run a program "
+                                              "from it (make it yours alone, or set FACECLI_CACHE)")
     stamp = venv / "facecli-requirements.txt"
     wanted = "\n".join(requirements)
     if python.exists() and stamp.exists() and stamp.read_text() == wanted:
@@ -321,12 +342,14 @@ def _convert(s: ModelSpec, log: Callable[[str], None]) -> None:
     src = verified_path(s.source["model"]) if "model" in s.source else source_path(s.name)
     python = _build_python(s.build["requirements"], log)
     s.path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = s.path.with_name(s.path.name + ".part")
     script = PACKAGE_DIR / "modelbuild" / s.build["script"]
     env = dict(os.environ, PYTHONHASHSEED="0", TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
     log(f"{s.name}: converting with {s.build['tool']} ({s.build['script']})")
     args = [str(a) for a in s.build.get("args", [s.build.get("opset")])]
+    # the conversion writes into a work folder of its own; the result is moved into the models folder as every
+    # model file is (never through a link planted there)
     with tempfile.TemporaryDirectory(prefix="facecli-build-") as work:
+        tmp = Path(work) / s.path.name
         if section := s.build.get("calibration"):
             spec_file = Path(work) / "spec.json"
             spec_file.write_text(json.dumps({"input": s.input, "preprocess": s.preprocess,
@@ -336,12 +359,11 @@ def _convert(s: ModelSpec, log: Callable[[str], None]) -> None:
         # like one of the standard library's would hide it from TensorFlow.
         proc = subprocess.run([str(python), "-c", _RUN_SCRIPT, str(script), str(src), str(tmp), *args],
                               capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
-        raise ModelError(f"model {s.name}", f"conversion failed: {tail}")
-    got = sha256_file(tmp)
-    if got != s.sha256:
-        tmp.unlink()
-        raise ModelError(f"model {s.name}", f"conversion gave sha256 {got}, the manifest expects {s.sha256}: "
-                         f"are the build requirements {s.build['requirements']}?")
-    tmp.replace(s.path)
+        if proc.returncode != 0:
+            tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
+            raise ModelError(f"model {s.name}", f"conversion failed: {tail}")
+        got = sha256_file(tmp)
+        if got != s.sha256:
+            raise ModelError(f"model {s.name}", f"conversion gave sha256 {got}, the manifest expects {s.sha256}: "
+                             f"are the build requirements {s.build['requirements']}?")
+        _place(tmp, s.path)

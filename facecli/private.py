@@ -77,6 +77,21 @@ def check_private(path: Path, what: str, error: type[FaceCliError] = FaceCliErro
                                f"it can make strangers match; fix it with `chmod 600 {path}`{hint}")
 
 
+def private_folder(folder: Path) -> bool:
+    """Whether ``folder`` and every folder above it up to the home or / can be changed by you (and root) alone:
+    what is found there (a cached stamp, an optimised graph, a program) was put there by you."""
+    try:
+        st = os.lstat(folder)
+    except OSError:
+        return False
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode) or st.st_uid not in (os.geteuid(), 0) \
+            or st.st_mode & 0o022:
+        return False
+    parent = folder.parent
+    return parent == folder or folder == Path.home() or private_folder(parent) or bool(
+        os.lstat(parent).st_mode & stat.S_ISVTX and st.st_uid == os.geteuid())
+
+
 def shared_gallery_allowed() -> bool:
     return os.environ.get(SHARED_GALLERY_ENV, "") not in ("", "0")
 
@@ -149,14 +164,16 @@ def publish(tmp: Path, target: Path, error: type[FaceCliError] = FaceCliError) -
 
 
 @contextlib.contextmanager
-def private_output(target: Path, error: type[FaceCliError] = FaceCliError) -> Iterator[Path]:
+def private_output(target: Path, error: type[FaceCliError] = FaceCliError, mode: int = 0o600) -> Iterator[Path]:
     """Where to write what will be ``target`` (a result file: embeddings, an annotated video): a fresh 0600 file
     beside it, with its extension, moved into place when the block ends; removed if the block fails, so nothing
     is half-written. A link or someone else's file at ``target`` is refused before any work and again at the
-    move: nothing is ever written through a link planted there."""
+    move: nothing is ever written through a link planted there. ``mode``: 0644 for what is not personal data
+    (a model file)."""
     check_replaceable(target, error)
     try:
-        with new_file(target.parent, target.name, target.suffix or ".tmp") as (_fd, tmp):
+        with new_file(target.parent, target.name, target.suffix or ".tmp") as (fd, tmp):
+            os.fchmod(fd, mode)
             yield tmp
             publish(tmp, target, error)
     except OSError as exc:

@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from facecli.errors import BadValue, FaceCliError, ModelError, OutOfMemory
+from facecli.models import MAX_MODEL_BYTES, ModelSpec, verified_bytes, verified_path
 from facecli.paths import cache_dir
-from facecli.private import check_private, make_private_dir, publish
-from facecli.sources import sha256_file
+from facecli.private import check_private, make_private_dir, private_folder, publish, read_regular
+from facecli.sources import sha256_bytes, sha256_file
 from facecli.stamps import file_stamp, read_json, write_json
 
 DEVICES = ("auto", "cpu", "cuda", "tensorrt")
@@ -109,35 +110,41 @@ def _cpu_tag() -> str:
     return hashlib.sha256(f"{platform.machine()} {flags}".encode()).hexdigest()[:12]
 
 
-def _optimised_copy(path: Path, key: str) -> tuple[Path, bool]:
-    """Where the CPU-optimised graph of a model is cached, and whether it is there intact.
+def _optimised_copy(key: str) -> tuple[Path, bytes | None]:
+    """Where the CPU-optimised graph of a model is cached, and its bytes when they are there intact.
 
     Optimising FaceNet's graph at full level takes ~0.2 s per process; the
     result depends on this onnxruntime and this CPU (NCHWc layouts), so it
     is cached per (model, onnxruntime version, CPU). Nothing vouches for it
     as the manifest vouches for the model, so it is checked on every load:
-    yours and private, exactly as written (size, times, inode) and with the
-    content hash recorded when it was written; otherwise it is rebuilt.
+    in a cache you alone can change, yours and private, exactly as written
+    (size, times, inode), and its bytes, read once, with the content hash
+    recorded when it was written; otherwise it is rebuilt.
     """
     ort = onnxruntime()
 
     target = cache_dir() / "ort-optimised" / f"{key}-ort{ort.__version__}-{_cpu_tag()}.onnx"
     try:
+        if not private_folder(target.parent):
+            return target, None
         check_private(target, "cached graph")
         check_private(target.with_suffix(".stamp"), "cached graph's stamp")
         stamp = read_json(target.with_suffix(".stamp"))
-        ok = (isinstance(stamp, dict) and stamp.get("stat") == file_stamp(target)
-              and stamp.get("sha256") == sha256_file(target))
+        if not (isinstance(stamp, dict) and stamp.get("stat") == file_stamp(target)):
+            return target, None
+        data = read_regular(target, "cached graph", MAX_MODEL_BYTES)
+        return target, data if stamp.get("sha256") == sha256_bytes(data) else None
     except (OSError, FaceCliError):
-        ok = False
-    return target, ok
+        return target, None
 
 
-def create_session(path: Path, device: str = "auto", threads: int = 0, cache_key: str | None = None) -> Any:
-    """An InferenceSession for ``path`` on ``device``; ``session.get_providers()[0]`` is the one used.
+def create_session(model: ModelSpec, device: str = "auto", threads: int = 0, optimise: bool = False) -> Any:
+    """An InferenceSession for ``model`` on ``device``; ``session.get_providers()[0]`` is the one used.
 
-    With ``cache_key`` (the model's sha256) a CPU session loads its graph
-    from the optimised copy in the cache, writing it on first use.
+    onnxruntime gets bytes, never a path: the model file's, read once and
+    checked against the manifest (``models.verified_bytes``). With
+    ``optimise`` a CPU session loads instead the optimised copy in the cache
+    (checked as ``_optimised_copy`` says), writing it on first use.
     """
     ort = onnxruntime()
 
@@ -165,22 +172,25 @@ def create_session(path: Path, device: str = "auto", threads: int = 0, cache_key
     opts.enable_cpu_mem_arena = True
     opts.enable_mem_pattern = True
     opts.log_severity_level = 4
-    source, written = path, None
-    if cache_key and providers == ["CPUExecutionProvider"]:
-        optimised, ok = _optimised_copy(path, cache_key)
-        if ok:
-            source = optimised
+    data, written, optimised = None, None, None
+    if optimise and providers == ["CPUExecutionProvider"]:
+        optimised, data = _optimised_copy(model.sha256[:16])
+        if data is not None:
+            # the model file itself is not loaded, but a modified or missing one is still refused
+            verified_path(model.name)
             opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC  # done already
-        else:
+        elif private_folder(cache_dir()) or not cache_dir().exists():
             with contextlib.suppress(OSError):
                 make_private_dir(optimised.parent)
                 fd, name = tempfile.mkstemp(prefix=f".{optimised.name}.", suffix=".tmp", dir=optimised.parent)
                 os.close(fd)
                 written = Path(name)
                 opts.optimized_model_filepath = str(written)
+    if data is None:
+        data = verified_bytes(model)
     try:
         try:
-            session = ort.InferenceSession(str(source), sess_options=opts, providers=providers)
+            session = ort.InferenceSession(data, sess_options=opts, providers=providers)
         except Exception:  # onnxruntime raises its own untyped errors
             if written is None:
                 raise
@@ -188,12 +198,12 @@ def create_session(path: Path, device: str = "auto", threads: int = 0, cache_key
             written.unlink(missing_ok=True)
             written = None
             opts.optimized_model_filepath = ""
-            session = ort.InferenceSession(str(source), sess_options=opts, providers=providers)
+            session = ort.InferenceSession(data, sess_options=opts, providers=providers)
     except Exception as exc:
         reason = str(exc).splitlines()[0]
         # an allocation that failed says nothing about the file: it may load once other work lets go of memory
         error = OutOfMemory if "bad_alloc" in reason else ModelError
-        raise error(str(path), f"onnxruntime cannot load it: {reason}") from None
+        raise error(str(model.path), f"onnxruntime cannot load it: {reason}") from None
     if written is not None:
         with contextlib.suppress(OSError, FaceCliError):  # a cache not written costs time, not correctness
             publish(written, optimised)

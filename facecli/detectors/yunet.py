@@ -6,7 +6,7 @@ import numpy as np
 
 from facecli.detectors import DET_SIZE
 from facecli.detectors.common import nms, working_copy
-from facecli.models import spec, verified_path
+from facecli.models import spec
 from facecli.runtime import create_session, provider_name
 from facecli.values import Detection
 
@@ -31,7 +31,7 @@ class YuNet:
         self.min_score = s.postprocess["score"] if min_score is None else min_score
         self.nms = s.postprocess["nms"] if nms is None else nms
         self.min_size = min_size
-        self._session = create_session(verified_path("yunet"), device, threads=1, cache_key=s.sha256[:16])
+        self._session = create_session(s, device, threads=1, optimise=True)
         self._input = s.input["name"]
         self._bgr = s.input["color"] == "BGR"
         self._strides = tuple(s.postprocess["strides"])

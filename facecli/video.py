@@ -42,6 +42,9 @@ SAME_PERSON_FAR = 1e-4
 STREAM_TIMEOUT_MS = 10_000
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+#: The streams a URL may name (docs/watch.md): FFmpeg's other protocols (file://, tcp://, unix://, concat: …)
+#: would read local files or sockets in the name of a "camera".
+URL_SCHEMES = ("rtsp", "rtsps", "http", "https")
 _SECRET_QUERY = re.compile(r"(^|[&;])([^=&;]*(?:pass|pwd|token|secret|key|auth|sig)[^=&;]*)=([^&;]*)", re.I)
 
 
@@ -86,6 +89,9 @@ class Video:
         self.log = log
         self.index = -1  # of the last frame read
         self._reader: threading.Thread | None = None
+        if self.url and urlsplit(str(source)).scheme.lower() not in URL_SCHEMES:
+            raise InputError(self.label, f"not a stream facecli opens: the URL must start with "
+                                         f"{', '.join(s + '://' for s in URL_SCHEMES)}")
         if not self.url and isinstance(source, str):
             _check_file(source)
         self._capture = self._open()

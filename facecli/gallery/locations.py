@@ -19,20 +19,23 @@ URL_PREFIXES = ("postgresql://", "postgres://")
 
 
 def mask_url(url: str) -> str:
-    """The URL with any password replaced by ``***`` (in the user info, and in a ``password=`` parameter).
+    """The URL with any password replaced by ``***`` (in the user info, and in a ``password=`` or
+    ``sslpassword=`` parameter).
 
-    The user info is found as libpq finds it: up to the first ``@`` before any ``/``.
+    The user info is taken to run to the last ``@`` before the parameters, whatever it holds: a password
+    with a ``/`` or an ``@`` in it (which libpq would read otherwise) is still masked whole.
     """
     scheme, sep, rest = url.partition("://")
     if not sep:
         return url
-    stop = re.search(r"[@/]", rest)
-    if stop and stop.group() == "@":
-        user, colon, _ = rest[:stop.start()].partition(":")
+    before, question, params = rest.partition("?")
+    at = before.rfind("@")
+    if at >= 0:
+        user, colon, _ = before[:at].partition(":")
         if colon:
-            rest = f"{user}:***{rest[stop.start():]}"
-    rest = re.sub(r"([?&]password=)[^&]*", r"\1***", rest)
-    return f"{scheme}{sep}{rest}"
+            before = f"{user}:***{before[at:]}"
+    params = re.sub(r"(^|&)((?:ssl)?password=)[^&]*", r"\1\2***", params)
+    return f"{scheme}{sep}{before}{question}{params}"
 
 
 class DatabaseURL:

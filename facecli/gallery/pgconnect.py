@@ -26,11 +26,12 @@ CONNECT_TIMEOUT_S = 10  # libpq waits forever by default; the URL or PGCONNECT_T
 # -- messages without secrets ------------------------------------------------------------------
 def secrets(url: str) -> list[str]:
     """Passwords that must never appear in a message: the URL's (as written and decoded) and PGPASSWORD."""
-    found = [m.group(1) for m in re.finditer(r"[?&]password=([^&]*)", url)]
-    rest = url.partition("://")[2]
-    stop = re.search(r"[@/]", rest)
-    if stop and stop.group() == "@" and ":" in rest[:stop.start()]:
-        found.append(rest[:stop.start()].partition(":")[2])
+    found = [m.group(1) for m in re.finditer(r"[?&](?:ssl)?password=([^&]*)", url)]
+    before = url.partition("://")[2].partition("?")[0]
+    for at in (i for i, c in enumerate(before) if c == "@"):  # libpq's reading and every longer one
+        if ":" in before[:at]:
+            password = before[:at].partition(":")[2]
+            found += [password, *password.replace("@", "/").split("/")]
     found += [unquote(s) for s in found]
     if os.environ.get("PGPASSWORD"):
         found.append(os.environ["PGPASSWORD"])

@@ -54,3 +54,12 @@ def test_a_limit_past_reason_is_a_usage_error_up_front(run, images):
         proc = run(command, str(images / "obama2.jpg"), "--top-k", "1000000000", "--csv")
         one_line_error(proc, "--top-k 1000000000", "between 1 and 1000")
         assert proc.stdout == ""
+
+
+def test_watch_opens_only_the_stream_schemes_it_names(run, images):
+    assert run("enroll", "alice", str(images / "obama.jpg")).returncode == 0
+    for url in ("file:///etc/passwd", "tcp://127.0.0.1:9/", "unix:///tmp/facecli-no-such.sock",
+                "FILE:///etc/hostname"):
+        proc = run("watch", "--video", url)
+        one_line_error(proc, url.split("://")[1], "not a stream facecli opens", "rtsp://")
+        assert proc.stdout == ""

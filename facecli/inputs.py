@@ -39,26 +39,51 @@ def folder_images(folder: str) -> list[str] | InputError:
     return found or InputError(folder, "no image files in this folder (searched recursively)")
 
 
-def stdin_paths() -> Iterator[str]:
-    """The paths listed on stdin, one per line (blank lines skipped), each as soon as its line is complete.
+#: The longest line of stdin taken for a path (Linux's PATH_MAX is 4096 bytes); a longer one is reported and skipped
+MAX_LINE = 1 << 16
+
+
+def stdin_paths() -> Iterator[str | InputError]:
+    """The paths listed on stdin, one per line (blank lines skipped), each as soon as its line is complete; a line
+    past ``MAX_LINE`` bytes is no path: an ``InputError`` in its place, its bytes dropped as they arrive.
 
     Read from the file descriptor with ``os.read``, not through Python's
     buffered ``sys.stdin``: a producer that keeps the pipe open (``tail -f``,
     ``inotifywait -m``) gets each path processed as it arrives, and a reader
     blocked here holds no lock that could stall the interpreter's exit. Bytes
-    become paths as the command line's do (``os.fsdecode``).
+    become paths as the command line's do (``os.fsdecode``). Each byte is
+    copied once (a 100 MB line took 103 s when each read was joined to all
+    that came before it).
     """
     try:
         fd = sys.stdin.fileno()
     except (AttributeError, OSError, ValueError):  # stdin replaced by an object without a descriptor
         yield from (line.rstrip("\r\n") for line in sys.stdin if line.strip())
         return
-    pending = b""
+    pending = bytearray()
+    overlong = 0  # bytes of the current line dropped so far
     while chunk := os.read(fd, 1 << 16):
-        *lines, pending = (pending + chunk).split(b"\n")
-        yield from (os.fsdecode(line.rstrip(b"\r")) for line in lines if line.strip())
-    if pending.strip():
-        yield os.fsdecode(pending.rstrip(b"\r"))
+        start = 0
+        while (end := chunk.find(b"\n", start)) >= 0:
+            if overlong:
+                yield InputError(f"a line of {overlong + len(pending) + end - start} bytes on stdin",
+                                 f"not a path (paths are at most {MAX_LINE} bytes)")
+            else:
+                pending += chunk[start:end]
+                if pending.strip():
+                    yield os.fsdecode(bytes(pending.rstrip(b"\r")))
+            pending.clear()
+            overlong = 0
+            start = end + 1
+        pending += chunk[start:]
+        if len(pending) > MAX_LINE:
+            overlong += len(pending)
+            pending.clear()
+    if overlong:
+        yield InputError(f"a line of {overlong + len(pending)} bytes on stdin",
+                         f"not a path (paths are at most {MAX_LINE} bytes)")
+    elif pending.strip():
+        yield os.fsdecode(bytes(pending.rstrip(b"\r")))
 
 
 def expand(args: Iterable[str], folders: bool = True) -> Iterator[str | InputError]:

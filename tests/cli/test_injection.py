@@ -76,3 +76,13 @@ def test_json_lines_stay_utf8_for_file_names_that_are_not(images, tmp_path):
     assert proc.returncode == 0, proc.stderr
     (row,) = [json.loads(line) for line in proc.stdout.decode("utf-8").splitlines()]  # strict UTF-8, valid JSON
     assert os.fsencode(row["file"]).endswith(name)  # the name's bytes come back
+
+
+def test_a_huge_line_on_stdin_is_reported_and_the_next_path_still_read(images):
+    """Issue 24: a 100 MB line took 103 s (each read joined to all before it) before being tried as a path."""
+    data = b"x" * 100_000_000 + b"\n" + os.fsencode(images / "obama.jpg") + b"\n"
+    env = dict(os.environ, FACECLI_DEVICE="cpu")
+    proc = subprocess.run([FACECLI, "detect", "-", "--json"], input=data, capture_output=True, env=env, timeout=120)
+    rows = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    assert proc.returncode == 2 and [r["file"] for r in rows if r.get("box")] == [str(images / "obama.jpg")]
+    assert b"a line of 100000000 bytes on stdin: not a path" in proc.stderr

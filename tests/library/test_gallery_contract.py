@@ -253,3 +253,10 @@ def test_check_reports_names_another_tool_wrote(location, faces):
         problems = g.check()
     assert "persons 'aIice' and 'alice' look alike: rename one of them" in problems
     assert "person 'e\\u0301ve': a name must be stored in NFC" in problems
+
+
+@backends
+def test_new_names_count_past_names_that_only_look_numbered(location, faces):
+    with open_gallery(location, "facenet", create=True) as g:
+        g.enroll([("unknown-\u00b2", template(faces["obama"], "a.jpg")), ("unknown-3", template(faces["biden"], "b"))])
+        assert g.new_names("unknown-", 2) == ["unknown-4", "unknown-5"]  # '²' is a digit to str.isdigit, not to int

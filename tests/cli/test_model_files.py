@@ -8,9 +8,6 @@ import os
 import time
 from pathlib import Path
 
-import pytest
-
-from facecli.errors import ModelError
 from facecli.models import manifest
 from facecli.stamps import file_stamp
 from tests.helpers import one_line_error
@@ -65,20 +62,3 @@ def test_models_build_never_writes_through_a_planted_link(run, tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr  # the build says what it does, then stops:
     assert proc.stderr.splitlines()[-1] == f"error: {haar}: is a symbolic link: refusing to replace it"
     assert victim.read_text() == "precious"
-
-
-def test_a_build_environment_in_a_cache_others_can_write_is_never_run(tmp_path, monkeypatch):
-    from facecli import models
-
-    cache = tmp_path / "cache"
-    python = cache / "build-venv" / "bin" / "python"
-    python.parent.mkdir(parents=True)
-    marker = tmp_path / "ran"
-    python.write_text(f"#!/bin/sh\ntouch {marker}\n")
-    python.chmod(0o755)
-    (cache / "build-venv" / "facecli-requirements.txt").write_text("tf2onnx==1.17.0")
-    cache.chmod(0o777)
-    monkeypatch.setenv("FACECLI_CACHE", str(cache))
-    with pytest.raises(ModelError, match="can be changed by others"):
-        models._build_python(["tf2onnx==1.17.0"], lambda _m: None)
-    assert not marker.exists()

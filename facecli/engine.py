@@ -367,8 +367,6 @@ class Engine:
         join tracks by motion and by embedding (``facecli.tracking``). A stream lost for good still ends
         with the final frame (every track leaves), then raises ``StreamLost``.
         """
-
-
         self._use(gallery)  # before any frame is read
         threshold = threshold or identification.threshold(gallery, head=self.head)
         video = source if isinstance(source, Video) else open_video(source)
@@ -402,7 +400,6 @@ class Engine:
                 ) -> tuple[list[ImageResult], list[ClusteredFace], Threshold]:
         """Every face of every image labelled with a cluster (0 = the largest), at the 1:1 threshold (through the
         head, with one)."""
-
         threshold = decisions.verification_threshold(self.model, tau, force, self.head)
         results = []
         for res in self.run(images):

@@ -219,7 +219,6 @@ class Pipeline:
     def _analyse_array(self, pixels: np.ndarray, name: str, rgb: bool, digest: bool) -> ImageResult:
         """An image given as pixels: the same detection and crops as a decoded file of those pixels (the same
         sha256 too, whichever colour order they are given in)."""
-
         check_pixels(pixels, name, rgb)
         pixels = np.ascontiguousarray(pixels)  # OpenCV refuses a view with negative strides (image[..., ::-1])
         channels = 1 if pixels.ndim == 2 else pixels.shape[2]

@@ -81,7 +81,6 @@ def gpu_runtime_present() -> bool:
     session. Checking once for the libraries keeps the CPU path quiet and fast.
     (A machine with a CUDA toolkit but no cuBLAS or cuDNN counts as no GPU.)
     """
-
     for lib in ("libcudart.so.13", "libcublasLt.so.13", "libcudnn.so.9"):
         try:
             ctypes.CDLL(lib)
@@ -103,7 +102,6 @@ def runs_on_cpu(device: str) -> bool:
 @cache
 def _cpu_tag() -> str:
     """Names this CPU's instruction set, which a CPU-optimised graph depends on."""
-
     flags = ""
     with contextlib.suppress(OSError), open("/proc/cpuinfo") as fh:
         flags = next((line for line in fh if line.startswith("flags")), "")

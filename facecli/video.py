@@ -281,7 +281,6 @@ class _Closed:
 
 def _check_file(path: str) -> None:
     """Refuse, with one line, a path that cannot be a video: missing, a folder, empty, or an image."""
-
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -314,7 +313,6 @@ def same_person_tau(model: str) -> float | None:
     most 0.41). None: the model has no impostor measurements (its 1:1 tau is
     then used, with box overlap).
     """
-
     try:
         return tau_for(pipeline_spec(model), 1, SAME_PERSON_FAR)
     except BadValue:

@@ -61,7 +61,6 @@ def root(
 
 def print_version(verbose: bool = False) -> None:
     """facecli's version on stdout; verbose: what it runs on, for bug reports."""
-
     print(f"facecli {facecli.__version__}")
     if not verbose:
         return

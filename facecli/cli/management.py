@@ -63,7 +63,6 @@ def models_build(force: Annotated[bool, typer.Option(help="Rebuild even what ver
 
     Example: [bold]facecli models build[/]
     """
-
     out = output(quiet=quiet)
     out.note(f"models folder: {models_dir()}")
     with _build_progress(out, len(models.manifest())) as advance:
@@ -93,7 +92,6 @@ def models_list(json_lines: Json = False, csv_rows: Csv = False) -> None:
 
     Example: [bold]facecli models list --json[/]
     """
-
     out = output(json_lines, csv_rows=csv_rows)
     rows = models.status()
     with out.results(render.MODELS, f"models in {models_dir()}") as results:
@@ -127,7 +125,6 @@ def gallery_show(name: str, gallery: GalleryOpt = None, json_lines: Json = False
 
     Example: [bold]facecli gallery show alice[/]
     """
-
     out = output(json_lines, quiet, csv_rows=csv_rows)
     with open_gallery_at(gallery) as g:
         if not g.has_person(name):

@@ -107,7 +107,6 @@ Images = Annotated[list[str], typer.Argument(
 def expand(args: list[str], folders: bool = True) -> list[str | InputError] | Iterator[str | InputError]:
     """The inputs the arguments name (``facecli.inputs.expand``): a list when they are all known now
     (its length sizes the progress bar), a stream when '-' reads stdin."""
-
     found = inputs(args, folders)
     return found if "-" in args else list(found)
 
@@ -161,7 +160,6 @@ def load_head(path: Path | None) -> LoadedHead | None:
 def model_for(model: str | None, gallery: Gallery | None = None, head: LoadedHead | None = None) -> str:
     """--model, else the model of the open gallery in use, else the --head's base model, else the default
     (``decisions.choose_model``)."""
-
     return choose_model(model, gallery.model if gallery is not None else None, head)
 
 

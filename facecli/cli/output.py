@@ -159,7 +159,6 @@ class Results:
 
     def _csv_row(self, row: dict[str, Any] | None) -> None:
         """One CSV row on stdout (the header first), flushed; None: only the header."""
-
         cells = None if row is None else flat(row)
         if self._csv is None:
             if self._fields:

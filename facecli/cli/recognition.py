@@ -184,7 +184,6 @@ def enroll(
       [bold]facecli enroll alice alice.jpg[/]
       [bold]facecli enroll --dir people/[/]     (people/alice/*.jpg or people/alice_2.jpg)
     """
-
     out = output(json_lines, quiet, verbose, csv_rows)
     tuned = load_head(head)
     if directory is not None:
@@ -332,7 +331,6 @@ def cluster(
       [bold]facecli cluster holiday/ --link by-person/[/]
       [bold]facecli cluster holiday/ --enroll-as-unknown && facecli gallery rename unknown-1 alice[/]
     """
-
     out = output(json_lines, quiet, verbose, csv_rows)
     tuned = load_head(head)
     paths = list(expand(images))

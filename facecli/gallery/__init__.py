@@ -49,7 +49,6 @@ def open_gallery(location: str | os.PathLike | DatabaseURL | None = None, model:
     it). A gallery whose contents look tampered with is refused unless not
     ``strict`` (for ``gallery check``, which reports what is wrong).
     """
-
     if location is None:
 
         location = default_gallery()

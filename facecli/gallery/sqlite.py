@@ -237,7 +237,6 @@ class SqliteBackend(Backend):
     def search_index(self, gallery: Gallery, log: Callable[[str], None]) -> CandidateIndex:
         """The usearch index beside the file (``fileindex``), extended or rebuilt first if stale; in memory, one
         built for this open gallery."""
-
         if self.path is None:
             matrix = gallery._templates()
             return TemplateIndex.build(matrix.matrix, matrix.ids)

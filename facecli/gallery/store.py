@@ -126,7 +126,6 @@ class Gallery:
     def bind(self, model: str) -> None:
         """Use the gallery with ``model``'s embeddings: a new gallery takes it; any other must have been built
         with it (else ``ModelMismatch``)."""
-
         dim = pipeline_spec(model).dim
         meta = self.meta()
         if "model" not in meta and self.is_new:
@@ -273,7 +272,6 @@ class Gallery:
 
     def rename(self, old: str, new: str) -> None:
         """Give an enrolled person another name (one no one else has)."""
-
         old, new = as_stored(old), person_name(new)
         taken = GalleryError(new, "a person with this name is already enrolled")
         try:

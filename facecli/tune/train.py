@@ -116,7 +116,6 @@ def _openset(people: np.ndarray, seed: int):
     With no one-photo person to act as a stranger, every other several-photo
     person (in a seeded order) becomes one, through their first photo.
     """
-
     names, first, counts = np.unique(people, return_index=True, return_counts=True)
     strangers = set(names[counts == 1].tolist())
     if not strangers:
@@ -141,7 +140,6 @@ def openset_figures(emb: np.ndarray, people: np.ndarray, seed: int = 0, targets:
                     default_tau: float | None = None) -> dict:
     """``facecli.evaluation.openset_report`` on labelled rows (first row of each person enrolled), without its
     curve; ``at_default_tau`` only when a ``default_tau`` is given."""
-
     rep = openset_report({str(i): v for i, v in enumerate(emb)}, _openset(np.asarray(people), seed),
                          Threshold(2.0 if default_tau is None else default_tau), targets).as_dict()
     for key in ("curve", "setting", "seed", "fallbacks") + (("at_default_tau",) if default_tau is None else ()):
@@ -289,7 +287,6 @@ def train_head(data: Labelled, config: TuneConfig = TuneConfig(),
 
 def plot_curves(result: TuneResult, out: Path) -> None:
     """The training loss and active fraction, and the validation FNIR per epoch, the kept epoch marked."""
-
     plt = pyplot(out)
     hist = result.history[1:]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))

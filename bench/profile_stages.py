@@ -106,10 +106,12 @@ def backends(paths: list[str], rounds: int) -> list[list[str]]:
     """onnxruntime against cv2.dnn, per network, one thread each, batch 1, on real crops and images."""
     import cv2
     import numpy as np
-    import onnxruntime as ort
 
     from facecli.imageio import read_image
     from facecli.models import source_path, spec, verified_path
+    from facecli.runtime import onnxruntime
+
+    ort = onnxruntime()  # with its telemetry off, as facecli imports it
     from facecli.pipeline import Pipeline
 
     pipe = Pipeline(device="cpu", embed=False)

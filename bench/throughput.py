@@ -387,9 +387,9 @@ def _alternatives(gallery: np.ndarray, probes: np.ndarray, truth: list[int], row
 
 # -- 5. GPU ------------------------------------------------------------------------------
 def gpu() -> None:
-    import onnxruntime as ort
+    from facecli.runtime import gpu_runtime_present, onnxruntime
 
-    from facecli.runtime import gpu_runtime_present
+    ort = onnxruntime()  # with its telemetry off, as facecli imports it
 
     providers = ort.get_available_providers()
     if "CUDAExecutionProvider" not in providers or not gpu_runtime_present():

@@ -55,7 +55,7 @@ _PUBLIC = {
     "facecli.tracking": ("Event",),
 }
 _MODULE_OF = {name: module for module, names in _PUBLIC.items() for name in names}
-__all__ = [  # what _PUBLIC names, and the version (tests/test_api_shape.py checks that they agree)
+__all__ = [  # what _PUBLIC names, and the version (tests/library/test_api_shape.py checks that they agree)
     "BadValue", "Candidate", "ClusteredFace", "Decision", "Detection", "Engine", "EnrollResult", "Event", "Face",
     "FaceCliError", "Frame", "Gallery", "GalleryError", "ImageResult", "InputError", "Match", "ModelError",
     "PersonInfo", "Template", "Threshold", "Verification", "Video", "__version__", "distance", "load",

@@ -53,7 +53,7 @@ from facecli.errors import BadValue, FaceCliError, FaceTooSmall, InputError, Sev
 from facecli.gallery import Gallery, identification
 from facecli.heads import LoadedHead, load_head
 from facecli.models import DEFAULT_MODEL, pipeline_spec
-from facecli.names import as_stored, person_name
+from facecli.names import person_name
 from facecli.pipeline import Pipeline
 from facecli.tracking import Tracker
 from facecli.values import (
@@ -229,9 +229,10 @@ class Engine:
         matching.check_templates(templates)
         threshold = decisions.verification_threshold(self.model, tau, force, self.head)
         self._use(gallery)  # before any image work
-        name = as_stored(name)
-        if not gallery.has_person(name):
+        stored = gallery.person(name)
+        if stored is None:
             raise BadValue("claim", name, f"no such person in {gallery.location}")
+        name = stored
         for result in self.run(images):
             try:
                 faces = _faces_of(result, all_faces)
@@ -271,9 +272,8 @@ class Engine:
         good = [r for r in results if r.template is not None]
         if not good:
             return results
-        if adopt_head:
-            gallery.set_head(self.head.record)
-        for r, stored in zip(good, gallery.enroll([(r.name, r.template) for r in good])):
+        record = self.head.record if adopt_head else None
+        for r, stored in zip(good, gallery.enroll([(r.name, r.template) for r in good], record)):
             r.status = stored.status if stored.status != "taken" else "error"
             if stored.holder is not None:
                 r.error = InputError(r.path, f"this photo is already enrolled as {stored.holder}")
@@ -417,11 +417,12 @@ class Engine:
         if not clustered:
             return {}
         gallery.bind(self.model)
-        if self.head is not None and gallery.head() is None and not gallery.person_count():
-            gallery.set_head(self.head.record)
-        identification.check_head(gallery, self.head)
+        adopt_head = self.head is not None and gallery.head() is None and not gallery.person_count()
+        if not adopt_head:
+            identification.check_head(gallery, self.head)
         ids = sorted({c.cluster for c in clustered})
         names = dict(zip(ids, gallery.new_names("unknown-", len(ids))))
         gallery.enroll([(names[c.cluster], Template(c.face.embedding, c.result.path, c.result.sha256,
-                                                    c.face.detection.box)) for c in clustered])
+                                                    c.face.detection.box)) for c in clustered],
+                       self.head.record if adopt_head else None)
         return names

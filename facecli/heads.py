@@ -163,6 +163,9 @@ def load_head(path: str | Path, expected_sha256: str | None = None) -> LoadedHea
         metadata = {}
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT or not all(k in metadata for k in REQUIRED):
         raise ModelError(str(path), "not a head written by facecli tune (no facecli-head/1 metadata)")
+    if not all(type(metadata[k]) is int and 1 <= metadata[k] <= 4096 for k in ("input_dim", "output_dim")) \
+            or not isinstance(metadata["base_model"], str):
+        raise ModelError(str(path), "refusing this head: its metadata's model and sizes are not what facecli writes")
     head = LoadedHead(path, digest, metadata, session)
     inputs, outputs = session.get_inputs(), session.get_outputs()
     if [i.name for i in inputs] != [INPUT] or [o.name for o in outputs] != [OUTPUT] \

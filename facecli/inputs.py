@@ -68,6 +68,9 @@ def stdin_paths() -> Iterator[str | InputError]:
             if overlong:
                 yield InputError(f"a line of {overlong + len(pending) + end - start} bytes on stdin",
                                  f"not a path (paths are at most {MAX_LINE} bytes)")
+            elif len(pending) + end - start > MAX_LINE:
+                yield InputError(f"a line of {len(pending) + end - start} bytes on stdin",
+                                 f"not a path (paths are at most {MAX_LINE} bytes)")
             else:
                 pending += chunk[start:end]
                 if pending.strip():

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterable
-from functools import cache
+from functools import cache, lru_cache
 
 from facecli.errors import InputError
 
@@ -64,6 +64,7 @@ def _checker():  # noqa: ANN202 (icu's type)
     return icu.SpoofChecker()
 
 
+@lru_cache(maxsize=1 << 18)
 def skeleton(name: str) -> str:
     """The UTS #39 skeleton of a name: two names look alike exactly when their skeletons are equal."""
     return _checker().getSkeleton(0, name)

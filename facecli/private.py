@@ -171,13 +171,17 @@ def private_output(target: Path, error: type[FaceCliError] = FaceCliError, mode:
     move: nothing is ever written through a link planted there. ``mode``: 0644 for what is not personal data
     (a model file)."""
     check_replaceable(target, error)
-    try:
-        with new_file(target.parent, target.name, target.suffix or ".tmp") as (fd, tmp):
+    with contextlib.ExitStack() as stack:
+        try:
+            fd, tmp = stack.enter_context(new_file(target.parent, target.name, target.suffix or ".tmp"))
             os.fchmod(fd, mode)
-            yield tmp
+        except OSError as exc:
+            raise error(str(target), f"cannot write: {exc.strerror or exc}") from None
+        yield tmp  # what the caller's writing raises is its own
+        try:
             publish(tmp, target, error)
-    except OSError as exc:
-        raise error(str(target), f"cannot write: {exc.strerror or exc}") from None
+        except OSError as exc:
+            raise error(str(target), f"cannot write: {exc.strerror or exc}") from None
 
 
 def write_private(target: Path, data: bytes, error: type[FaceCliError] = FaceCliError) -> None:

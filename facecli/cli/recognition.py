@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -46,6 +47,7 @@ from facecli.decisions import MIN_FACE, check_top_k
 from facecli.detectors import DET_SIZE
 from facecli.errors import FaceCliError, InputError
 from facecli.inputs import scan_people_dir
+from facecli.models import check_built
 from facecli.private import check_replaceable, private_output
 
 app = typer.Typer()
@@ -335,11 +337,14 @@ def cluster(
     tuned = load_head(head)
     paths = list(expand(images))
     _make_folders(link)
-    with open_gallery_at(gallery, model, create=True, embeds=True) as g:
+    # the gallery is opened only to enroll the clusters: clustering itself needs none
+    with open_gallery_at(gallery, model, create=True, embeds=True) if enroll_as_unknown else \
+            contextlib.nullcontext() as g:
+        check_built()
         eng = engine(out, model_for(model, g, tuned), detector, device, det_size=det_size, head=tuned)
         with out.progress(len(paths), "cluster") as tick:
             results, clustered, threshold = eng.cluster(paths, tau, linkage, on_image=tick, force=force)
-        names = eng.enroll_clusters(g, clustered) if enroll_as_unknown else {}
+        names = eng.enroll_clusters(g, clustered) if g is not None else {}
     failed = False
     for res in results:
         if res.error or not res.faces:

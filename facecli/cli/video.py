@@ -39,7 +39,7 @@ from facecli.decisions import MIN_FACE
 from facecli.detectors import DET_SIZE
 from facecli.errors import FaceCliError, InputError
 from facecli.private import check_replaceable, private_output
-from facecli.video import ATTEMPTS, DELAY, open_video
+from facecli.video import ATTEMPTS, DELAY, StreamLost, open_video
 
 app = typer.Typer()
 
@@ -108,8 +108,9 @@ def watch(
         step = every or max(1, round(source.fps / fps))
         writer = None
         recognised = False
-        # the annotated video is written beside its name, 0600, and moved there at the end: never through a link
-        # planted at the name, never half-written
+        lost: StreamLost | None = None
+        # the annotated video is written beside its name, 0600, and moved there at the end, also when the stream
+        # is lost (what was recorded is kept): never through a link planted at the name
         with open_gallery_at(gallery, model, embeds=True) as g, out.results(render.EVENTS) as results, \
                 private_output(annotate, InputError) if annotate is not None else contextlib.nullcontext() as target:
             eng = engine(out, model_for(model, g, tuned), detector, device, det_size=det_size, head=tuned)
@@ -130,9 +131,13 @@ def watch(
                         cv2.imshow("facecli", picture)
                         if cv2.waitKey(1) & 0xFF == ord("q"):
                             stop.set()  # the next frame ends the session: every face leaves
+            except StreamLost as exc:  # reported once the recording is in place
+                lost = exc
             finally:
                 if writer is not None:
                     writer.release()
+        if lost is not None:
+            raise lost
     raise typer.Exit(EXIT_OK if recognised else EXIT_NO)
 
 

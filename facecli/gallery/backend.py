@@ -17,7 +17,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
-from facecli.errors import BadValue
+from facecli.errors import FaceCliError
 
 if TYPE_CHECKING:
     from facecli.gallery.dialect import Dialect
@@ -33,7 +33,8 @@ def lock_timeout() -> float:
     except ValueError:
         value = -1.0
     if not 0 < value <= 86_400:
-        raise BadValue("FACECLI_LOCK_TIMEOUT", os.environ.get("FACECLI_LOCK_TIMEOUT"), "seconds, above 0")
+        raise FaceCliError("FACECLI_LOCK_TIMEOUT", f"{os.environ.get('FACECLI_LOCK_TIMEOUT')!r} is not a number of "
+                                                   "seconds between 0 and 86400")
     return value
 
 
@@ -46,9 +47,9 @@ class Backend(ABC):
         """Execute one statement (in this dialect); a cursor. ``vectors``: its result holds templates."""
 
     @abstractmethod
-    def run_each(self, sql: str, rows: list[tuple]) -> list[bool]:
-        """Execute an INSERT … RETURNING once per row (in one round trip where the driver can); per row,
-        whether it inserted one."""
+    def run_each(self, sql: str, rows: list[tuple]) -> list[tuple | None]:
+        """Execute an INSERT … RETURNING once per row (in one round trip where the driver can); per row, the row
+        it returned, or None when it inserted nothing."""
 
     @abstractmethod
     def transaction(self) -> AbstractContextManager[None]:

@@ -45,6 +45,8 @@ class Dialect:
 
     def decode(self, raw: Any) -> np.ndarray | None:
         """A stored template as float32 values (None when its bytes are not whole float32s)."""
+        if not isinstance(raw, (bytes, bytearray, memoryview)):  # another tool stored a number or text
+            return None
         if self.name == "postgres":  # pgvector's binary form: 16-bit size, 16 unused bits, big-endian float32s
             raw = bytes(raw)[4:]
         if not isinstance(raw, bytes) or len(raw) % 4:
@@ -56,7 +58,7 @@ class Dialect:
         (100 000 templates: one copy, not 100 000), else each decoded alone (``rows.checked_matrix`` names the
         one that is not)."""
         header = 4 if self.name == "postgres" else 0
-        if raws and all(len(r) == header + 4 * dim for r in raws):
+        if raws and all(isinstance(r, (bytes, bytearray, memoryview)) and len(r) == header + 4 * dim for r in raws):
             raw = np.frombuffer(b"".join(raws), dtype=np.uint8).reshape(len(raws), header + 4 * dim)[:, header:]
             return np.ascontiguousarray(raw).view("<f4" if self.name == "sqlite" else ">f4").astype(np.float32)
         return [self.decode(r) for r in raws]

@@ -123,7 +123,10 @@ class PostgresBackend(Backend):
     def create(self, model: str, dim: int) -> list[str]:
         """Create the extension (where allowed and missing) and the schema; idempotent across processes."""
         try:
+            wait = lock_timeout()
             with self._conn.transaction():
+                self._conn.execute("SELECT pg_catalog.set_config('lock_timeout', %s, true)",
+                                   (f"{round(wait * 1000)}ms",))
                 self._conn.execute("SELECT pg_catalog.pg_advisory_xact_lock(%s, %s)", (LOCK_KEY, SCHEMA_LOCK))
                 if not self.exists():  # else created meanwhile by a concurrent enroll
                     if not self._conn.execute("SELECT 1 FROM pg_catalog.pg_extension "
@@ -135,6 +138,10 @@ class PostgresBackend(Backend):
                     meta = {"model": model, "dim": str(dim), "created": str(time.time()), "hnsw": json.dumps(HNSW)}
                     with self._conn.cursor() as cur:
                         cur.executemany("INSERT INTO facecli.meta VALUES (%s, %s)", list(meta.items()))
+        except psycopg.errors.LockNotAvailable:
+            raise GalleryError(self.location, f"cannot create the gallery: the database stayed locked by another "
+                                              f"connection for {wait:g} s (FACECLI_LOCK_TIMEOUT sets the wait)") \
+                from None
         except psycopg.errors.InsufficientPrivilege as exc:
             hint = ("the pgvector extension is not installed and this role may not install it "
                     "(a superuser runs: CREATE EXTENSION vector)" if "extension" in str(exc)
@@ -165,6 +172,15 @@ class PostgresBackend(Backend):
         """Refuse a gallery whose schema, or pgvector's, another role may create objects in: a function or operator
         planted there (an overload that matches facecli's arguments better) would run inside facecli's statements
         with this role's rights. The schema's owner, superusers and this role's own roles are trusted."""
+        public = self._conn.execute(
+            "SELECT n.nspname FROM pg_catalog.pg_namespace n, pg_catalog.aclexplode(n.nspacl) a "
+            "WHERE n.oid OPERATOR(pg_catalog.=) ANY(ARRAY['facecli'::regnamespace, %s::regnamespace]) "
+            "AND a.grantee OPERATOR(pg_catalog.=) 0 AND a.privilege_type OPERATOR(pg_catalog.=) 'CREATE' "
+            "ORDER BY 1 LIMIT 1", (self.vector_schema,)).fetchone()
+        if public is not None:  # PostgreSQL 14 and older grant it on public by default
+            raise GalleryError(self.location, f"every role can create objects in the schema {public[0]}, which "
+                                              "facecli's statements use: refusing a gallery others can plant code "
+                                              f"in (REVOKE CREATE ON SCHEMA {public[0]} FROM PUBLIC)")
         row = self._conn.execute(
             "SELECT n.nspname, r.rolname FROM pg_catalog.pg_namespace n CROSS JOIN pg_catalog.pg_roles r "
             "WHERE n.oid OPERATOR(pg_catalog.=) ANY(ARRAY['facecli'::regnamespace, %s::regnamespace]) "

@@ -21,6 +21,7 @@ Matching against a gallery (1:N, 1:1 against a claim) is decided in
 from __future__ import annotations
 
 import time
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -142,20 +143,28 @@ class Gallery:
     def person_count(self) -> int:
         return int(self._rows("SELECT COUNT(*) FROM {s}persons")[0][0])
 
+    def person(self, name: str) -> str | None:
+        """How ``name`` is spelt in the gallery: as typed, else in NFC (how facecli stores names), else in NFD (how
+        an older facecli may have stored a name typed on macOS); None when nobody has that name."""
+        spellings = [name, as_stored(name), unicodedata.normalize("NFD", name)]
+        found = {n for (n,) in self._rows("SELECT name FROM {s}persons WHERE name IN (?, ?, ?)", tuple(spellings))}
+        return next((s for s in spellings if s in found), None)
+
     def has_person(self, name: str) -> bool:
-        return bool(self._rows("SELECT 1 FROM {s}persons WHERE name = ?", (as_stored(name),)))
+        return self.person(name) is not None
 
     def templates_of(self, name: str) -> list[dict[str, Any]]:
         """One person's templates: id, source, sha256, box, created (no embeddings)."""
         rows = self._rows("SELECT t.id, t.source, t.sha256, t.box, t.created FROM {s}templates t "
-                          "JOIN {s}persons p ON p.id = t.person_id WHERE p.name = ? ORDER BY t.id", (as_stored(name),))
+                          "JOIN {s}persons p ON p.id = t.person_id WHERE p.name = ? ORDER BY t.id",
+                          (self.person(name) or name,))
         return [{"id": i, "source": s, "sha256": h, "box": stored_box(b, i, self.location), "created": c}
                 for i, s, h, b, c in rows]
 
     def embeddings_of(self, name: str) -> np.ndarray:
         """(T, dim) float32: one person's templates."""
         rows = self._rows("SELECT t.id, t.embedding FROM {s}templates t JOIN {s}persons p ON p.id = t.person_id "
-                          "WHERE p.name = ? ORDER BY t.id", (as_stored(name),), vectors=True)
+                          "WHERE p.name = ? ORDER BY t.id", (self.person(name) or name,), vectors=True)
         return self._stack([r[1] for r in rows], [r[0] for r in rows])
 
     def new_names(self, prefix: str, count: int) -> list[str]:
@@ -203,21 +212,27 @@ class Gallery:
         return problems + [f"person {_shown(name)} has no template" for (name,) in empty]
 
     # -- writing ------------------------------------------------------------------
-    def enroll(self, entries: Iterable[tuple[str, Template]]) -> list[Stored]:
+    def enroll(self, entries: Iterable[tuple[str, Template]], head: HeadRecord | None = None) -> list[Stored]:
         """Add (name, template) pairs in one transaction; new names become persons; per entry, what happened.
 
         A photo (by content hash) already enrolled for that person is skipped,
         not duplicated; one enrolled under another name is refused (``taken``):
         one photo, one person. Enrolls are serialised, so two of them cannot
-        give one photo to two people.
+        give one photo to two people. ``head``: recorded as the head the
+        gallery is used with, in the same transaction (a new gallery's first
+        enroll through a tuned engine).
         """
         entries = [(person_name(name), t) for name, t in entries]
         if not entries:
             return []
+        if self.is_new:  # refused before the gallery is created: a refused first enroll leaves nothing behind
+            self._refuse_look_alikes(sorted({name for name, _ in entries}))
         now = time.time()
         stored: list[Stored | None] = []
         with self._write():
             self._db.lock_enrolls()
+            if head is not None:
+                self._put_meta({"head_sha256": head.sha256, "head_path": head.path})
             holders: dict[str, set[str]] = {}
             shas = self._db.dialect.id_list(sorted({t.sha256 for _, t in entries}))
             for sha, name in self._rows("SELECT t.sha256, p.name FROM {s}templates t JOIN {s}persons p "
@@ -260,7 +275,7 @@ class Gallery:
     def remove(self, name: str) -> int:
         """Delete a person and their templates (one transaction); the number of templates removed."""
         with self._write():
-            row = self._rows("SELECT id FROM {s}persons WHERE name = ?{lock}", (as_stored(name),))
+            row = self._rows("SELECT id FROM {s}persons WHERE name = ?{lock}", (self.person(name) or name,))
             if not row:
                 raise GalleryError(name, f"no such person in {self.location}")
             n = self._db.run(self._sql("DELETE FROM {s}templates WHERE person_id = ?"), row[0]).rowcount
@@ -272,11 +287,12 @@ class Gallery:
 
     def rename(self, old: str, new: str) -> None:
         """Give an enrolled person another name (one no one else has)."""
-        old, new = as_stored(old), person_name(new)
+        old, new = self.person(old) or old, person_name(new)
         taken = GalleryError(new, "a person with this name is already enrolled")
         try:
             with self._write():
-                if self._rows("SELECT 1 FROM {s}persons WHERE name = ?", (new,)):
+                self._db.lock_enrolls()  # a concurrent enroll or rename cannot slip a look-alike in
+                if new != old and self._rows("SELECT 1 FROM {s}persons WHERE name = ?", (new,)):
                     raise taken
                 self._refuse_look_alikes([new], ignore=old)
                 if self._db.run(self._sql("UPDATE {s}persons SET name = ? WHERE name = ?"), (new, old)).rowcount == 0:
@@ -431,12 +447,16 @@ class Gallery:
             self._derived["meta"] = {**self.meta(), **values}  # type: ignore[dict-item]
             return
         with self._write():
-            for key, value in values.items():
-                if value is None:
-                    self._db.run(self._sql("DELETE FROM {s}meta WHERE key = ?"), (key,))
-                else:
-                    self._db.run(self._sql("INSERT INTO {s}meta VALUES (?, ?) ON CONFLICT (key) "
-                                           "DO UPDATE SET value = excluded.value"), (key, value))
+            self._put_meta(values)
+
+    def _put_meta(self, values: dict[str, str | None]) -> None:
+        """Set (None: delete) meta keys, in the caller's write transaction."""
+        for key, value in values.items():
+            if value is None:
+                self._db.run(self._sql("DELETE FROM {s}meta WHERE key = ?"), (key,))
+            else:
+                self._db.run(self._sql("INSERT INTO {s}meta VALUES (?, ?) ON CONFLICT (key) "
+                                       "DO UPDATE SET value = excluded.value"), (key, value))
 
     @contextmanager
     def _write(self) -> Iterator[None]:

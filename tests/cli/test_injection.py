@@ -86,3 +86,11 @@ def test_a_huge_line_on_stdin_is_reported_and_the_next_path_still_read(images):
     rows = [json.loads(line) for line in proc.stdout.decode().splitlines()]
     assert proc.returncode == 2 and [r["file"] for r in rows if r.get("box")] == [str(images / "obama.jpg")]
     assert b"a line of 100000000 bytes on stdin: not a path" in proc.stderr
+
+
+def test_cluster_needs_no_gallery_and_a_bad_lock_timeout_is_one_line(run, images):
+    assert run("enroll", "alice", str(images / "obama.jpg")).returncode == 0  # a fusion gallery
+    clustered = run("cluster", str(images / "obama2.jpg"), str(images / "biden.jpg"), "--model", "sface", "--json")
+    assert clustered.returncode == 0 and len(json_rows(clustered.stdout)) == 2
+    one_line_error(run("gallery", "list", env={"FACECLI_LOCK_TIMEOUT": "abc"}), "FACECLI_LOCK_TIMEOUT",
+                   "not a number of seconds")

@@ -260,3 +260,28 @@ def test_new_names_count_past_names_that_only_look_numbered(location, faces):
     with open_gallery(location, "facenet", create=True) as g:
         g.enroll([("unknown-\u00b2", template(faces["obama"], "a.jpg")), ("unknown-3", template(faces["biden"], "b"))])
         assert g.new_names("unknown-", 2) == ["unknown-4", "unknown-5"]  # '²' is a digit to str.isdigit, not to int
+
+
+@stored
+def test_a_name_an_older_facecli_stored_in_nfd_is_found_renamed_and_removed(location, faces):
+    nfd, nfc = "Jose\u0301", "Jos\u00e9"
+    with open_gallery(location, "facenet", create=True) as g:
+        g.enroll([("alice", template(faces["obama"], "a.jpg"))])
+        db = g._db
+        with db.transaction():  # as typed on macOS, before names were stored in NFC
+            db.run(db.dialect.sql("UPDATE {s}persons SET name = ? WHERE name = 'alice'"), (nfd,))
+    with open_gallery(location, write=True) as g:
+        assert g.person(nfc) == nfd and g.person(nfd) == nfd and len(g.templates_of(nfc)) == 1
+        g.rename(nfc, nfc)  # stored again, in NFC
+        assert [p.name for p in g.persons()] == [nfc] and g.check() == []
+        assert g.remove(nfd) == 1 and g.persons() == []
+
+
+@backends
+def test_a_refused_first_enroll_leaves_no_gallery(location, faces, tmp_path):
+    with open_gallery(location, "facenet", create=True) as g:
+        with pytest.raises(GalleryError, match="looks like"):
+            g.enroll([("Arnie", template(faces["obama"], "a.jpg")), ("Amie", template(faces["biden"], "b.jpg"))])
+        assert g.is_new and g.persons() == []
+    if location.endswith(".db"):
+        assert not (tmp_path / "gallery.db").exists()

@@ -132,3 +132,10 @@ def test_a_head_path_that_is_no_file_is_refused_at_once(tmp_path, kind):
     with pytest.raises(ModelError, match="not a regular file"):
         load_head(path, expected_sha256="0" * 64)
     assert time.monotonic() - start < 5
+
+
+@pytest.mark.parametrize("change", [{"input_dim": "abc"}, {"output_dim": [1]}, {"base_model": 3}])
+def test_metadata_that_tune_never_writes_is_refused_in_one_line(tmp_path, change):
+    path = _linear(tmp_path, "odd.onnx", np.eye(DIM), np.zeros(DIM), metadata=METADATA | change)
+    with pytest.raises(ModelError, match="not what facecli writes"):
+        load_head(path)

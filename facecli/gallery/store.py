@@ -225,6 +225,9 @@ class Gallery:
         entries = [(person_name(name), t) for name, t in entries]
         if not entries:
             return []
+        # an enrolled person keeps the spelling they were stored with (an older facecli's NFD, say)
+        spelt = {name: self.person(name) or name for name in {name for name, _ in entries}}
+        entries = [(spelt[name], t) for name, t in entries]
         if self.is_new:  # refused before the gallery is created: a refused first enroll leaves nothing behind
             self._refuse_look_alikes(sorted({name for name, _ in entries}))
         now = time.time()

@@ -272,9 +272,11 @@ def test_a_name_an_older_facecli_stored_in_nfd_is_found_renamed_and_removed(loca
             db.run(db.dialect.sql("UPDATE {s}persons SET name = ? WHERE name = 'alice'"), (nfd,))
     with open_gallery(location, write=True) as g:
         assert g.person(nfc) == nfd and g.person(nfd) == nfd and len(g.templates_of(nfc)) == 1
+        assert g.enroll([(nfc, template(faces["obama2"], "o2.jpg"))])[0].status == "added"  # the same person
+        assert [(p.name, p.templates) for p in g.persons()] == [(nfd, 2)]
         g.rename(nfc, nfc)  # stored again, in NFC
         assert [p.name for p in g.persons()] == [nfc] and g.check() == []
-        assert g.remove(nfd) == 1 and g.persons() == []
+        assert g.remove(nfd) == 2 and g.persons() == []
 
 
 @backends

@@ -66,7 +66,6 @@ __all__ = [  # what _PUBLIC names, and the version (tests/library/test_api_shape
 def __getattr__(name: str):
     """The public API, imported on first use (PEP 562), so ``import facecli`` stays light."""
     if name in _MODULE_OF:
-
         return getattr(import_module(_MODULE_OF[name]), name)
     raise AttributeError(f"module 'facecli' has no attribute {name!r}")
 

@@ -61,6 +61,7 @@ from facecli.values import (
     Decision,
     EnrollResult,
     Face,
+    HeadRecord,
     ImageResult,
     Match,
     Template,
@@ -89,7 +90,6 @@ def load(model: str | None = None, device: str = "auto", detector: str | None = 
     default is BGR, OpenCV's order).
     """
     if head is not None and not isinstance(head, LoadedHead):
-
         head = load_head(head)
     model = model or (head.base_model if head is not None else DEFAULT_MODEL)
     if head is not None:
@@ -258,10 +258,7 @@ class Engine:
         """
         for name in {n for n, _ in items}:
             person_name(name)
-        gallery.bind(self.model)
-        adopt_head = self.head is not None and gallery.head() is None and not gallery.person_count()
-        if not adopt_head:
-            identification.check_head(gallery, self.head)
+        record = self._head_to_record(gallery)
         results: list[EnrollResult] = []
         for name, res, face in self.enroll_faces(items, largest, min_face, on_image):
             if isinstance(face, FaceCliError):
@@ -272,7 +269,6 @@ class Engine:
         good = [r for r in results if r.template is not None]
         if not good:
             return results
-        record = self.head.record if adopt_head else None
         for r, stored in zip(good, gallery.enroll([(r.name, r.template) for r in good], record)):
             r.status = stored.status if stored.status != "taken" else "error"
             if stored.holder is not None:
@@ -389,6 +385,15 @@ class Engine:
         if lost is not None:
             raise lost
 
+    def _head_to_record(self, gallery: Gallery) -> HeadRecord | None:
+        """Before enrolling into ``gallery``: bind its model and check its head, or, for an empty gallery used with
+        no head yet, the head its first enroll records (this engine's)."""
+        gallery.bind(self.model)
+        if self.head is not None and gallery.head() is None and not gallery.person_count():
+            return self.head.record
+        identification.check_head(gallery, self.head)
+        return None
+
     def _use(self, gallery: Gallery) -> None:
         """Refuse a gallery of another model, or used with another head than this engine's."""
         gallery.bind(self.model)
@@ -416,13 +421,9 @@ class Engine:
         """Enroll each cluster as a new person ``unknown-N`` (one transaction); cluster -> name."""
         if not clustered:
             return {}
-        gallery.bind(self.model)
-        adopt_head = self.head is not None and gallery.head() is None and not gallery.person_count()
-        if not adopt_head:
-            identification.check_head(gallery, self.head)
+        record = self._head_to_record(gallery)
         ids = sorted({c.cluster for c in clustered})
         names = dict(zip(ids, gallery.new_names("unknown-", len(ids))))
         gallery.enroll([(names[c.cluster], Template(c.face.embedding, c.result.path, c.result.sha256,
-                                                    c.face.detection.box)) for c in clustered],
-                       self.head.record if adopt_head else None)
+                                                    c.face.detection.box)) for c in clustered], record)
         return names

@@ -65,12 +65,8 @@ def stdin_paths() -> Iterator[str | InputError]:
     while chunk := os.read(fd, 1 << 16):
         start = 0
         while (end := chunk.find(b"\n", start)) >= 0:
-            if overlong:
-                yield InputError(f"a line of {overlong + len(pending) + end - start} bytes on stdin",
-                                 f"not a path (paths are at most {MAX_LINE} bytes)")
-            elif len(pending) + end - start > MAX_LINE:
-                yield InputError(f"a line of {len(pending) + end - start} bytes on stdin",
-                                 f"not a path (paths are at most {MAX_LINE} bytes)")
+            if overlong or len(pending) + end - start > MAX_LINE:
+                yield _not_a_path(overlong + len(pending) + end - start)
             else:
                 pending += chunk[start:end]
                 if pending.strip():
@@ -83,10 +79,13 @@ def stdin_paths() -> Iterator[str | InputError]:
             overlong += len(pending)
             pending.clear()
     if overlong:
-        yield InputError(f"a line of {overlong + len(pending)} bytes on stdin",
-                         f"not a path (paths are at most {MAX_LINE} bytes)")
+        yield _not_a_path(overlong + len(pending))
     elif pending.strip():
         yield os.fsdecode(bytes(pending.rstrip(b"\r")))
+
+
+def _not_a_path(size: int) -> InputError:
+    return InputError(f"a line of {size} bytes on stdin", f"not a path (paths are at most {MAX_LINE} bytes)")
 
 
 def expand(args: Iterable[str], folders: bool = True) -> Iterator[str | InputError]:

@@ -33,7 +33,6 @@ SHARED_GALLERY_ENV = "FACECLI_SHARED_GALLERY"
 
 
 def _owner(uid: int) -> str:
-
     try:
         return pwd.getpwuid(uid).pw_name
     except KeyError:

@@ -71,7 +71,6 @@ def _annotate(folder: Path | None, n: int, result, faces) -> str | None:
 
 
 def _make_folders(*folders: Path | None) -> None:
-
     for folder in folders:
         if folder is not None:
             make_folder(folder)

@@ -50,7 +50,6 @@ def open_gallery(location: str | os.PathLike | DatabaseURL | None = None, model:
     ``strict`` (for ``gallery check``, which reports what is wrong).
     """
     if location is None:
-
         location = default_gallery()
     if location == MEMORY:
         memory = SqliteBackend.memory()
@@ -80,7 +79,6 @@ def open_gallery(location: str | os.PathLike | DatabaseURL | None = None, model:
 
 
 def _dim(model: str) -> int:
-
     return pipeline_spec(model).dim
 
 

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.helpers import FACECLI, json_rows
+from tests.helpers import FACECLI, door_clip, json_rows
 
 # -- videos built from the real photos ----------------------------------------------------------------
 # A walker at 1.5 m/s with a 16 cm wide face box crosses 9.4 face widths per second, whatever the
@@ -137,23 +137,7 @@ def test_two_people_crossing_stay_two_tracks_with_their_names(gallery, sprites, 
 @pytest.fixture(scope="module")
 def clip(images, tmp_path_factory) -> Path:
     """A 4.5 s, 10 fps video built from the photos: Obama 1.5 s, nobody 1.5 s, Biden 1.5 s."""
-    def frame(photo: str | None) -> np.ndarray:
-        canvas = np.full((480, 640, 3), 90, np.uint8)
-        if photo:
-            im = cv2.imread(str(images / photo))
-            im = cv2.resize(im, (round(im.shape[1] * 480 / im.shape[0]), 480))[:, :640]
-            x = (640 - im.shape[1]) // 2
-            canvas[:, x:x + im.shape[1]] = im
-        return canvas
-
-    path = tmp_path_factory.mktemp("video") / "door.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 480))
-    for photo in ["obama2.jpg", None, "biden.jpg"]:
-        picture = frame(photo)
-        for _ in range(15):
-            writer.write(picture)
-    writer.release()
-    return path
+    return door_clip(images, tmp_path_factory.mktemp("video") / "door.avi")
 
 
 def test_watch_reports_each_appearance_once(run, images, clip, tmp_path):

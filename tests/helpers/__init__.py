@@ -50,6 +50,30 @@ def variant_photos(images: Path, folder: Path, longest: int, growth: float, mirr
     return out
 
 
+def door_clip(images: Path, path: Path) -> Path:
+    """A 4.5 s, 10 fps MJPEG video at ``path`` built from the photos: Obama 1.5 s, nobody 1.5 s, Biden 1.5 s, each
+    photo scaled to the 640 x 480 frame's height and centred on grey."""
+    import cv2
+    import numpy as np
+
+    def frame(photo: str | None) -> np.ndarray:
+        canvas = np.full((480, 640, 3), 90, np.uint8)
+        if photo:
+            im = cv2.imread(str(images / photo))
+            im = cv2.resize(im, (round(im.shape[1] * 480 / im.shape[0]), 480))[:, :640]
+            x = (640 - im.shape[1]) // 2
+            canvas[:, x:x + im.shape[1]] = im
+        return canvas
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 480))
+    for photo in ["obama2.jpg", None, "biden.jpg"]:
+        picture = frame(photo)
+        for _ in range(15):
+            writer.write(picture)
+    writer.release()
+    return path
+
+
 def empty_gallery(location: str | Path, model: str) -> None:
     """A gallery built with ``model`` and nobody in it (a new gallery is created by its first write: here, one
     that leaves its FPIR setting as it is)."""

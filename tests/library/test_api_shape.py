@@ -17,7 +17,7 @@ import pytest
 import facecli
 from facecli.errors import InputError
 from facecli.values import Candidate, EnrollResult, Template
-from tests.helpers import FACECLI, json_rows
+from tests.helpers import FACECLI, door_clip, json_rows
 
 PHOTOS = ("obama.jpg", "obama2.jpg", "biden.jpg", "obama_partial_face.jpg", "32bit.png")
 
@@ -252,24 +252,8 @@ def test_gallery_and_watch_values_print_in_a_line(engine, images, clip_gallery, 
 
 @pytest.fixture(scope="module")
 def clip(images, tmp_path_factory) -> Path:
-    """As tests/test_watch.py's: 4.5 s at 10 fps built from the photos, Obama 1.5 s, nobody 1.5 s, Biden 1.5 s."""
-    def frame(photo: str | None) -> np.ndarray:
-        canvas = np.full((480, 640, 3), 90, np.uint8)
-        if photo:
-            im = cv2.imread(str(images / photo))
-            im = cv2.resize(im, (round(im.shape[1] * 480 / im.shape[0]), 480))[:, :640]
-            x = (640 - im.shape[1]) // 2
-            canvas[:, x:x + im.shape[1]] = im
-        return canvas
-
-    path = tmp_path_factory.mktemp("video") / "door.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 480))
-    for photo in ["obama2.jpg", None, "biden.jpg"]:
-        picture = frame(photo)
-        for _ in range(15):
-            writer.write(picture)
-    writer.release()
-    return path
+    """A 4.5 s, 10 fps video built from the photos: Obama 1.5 s, nobody 1.5 s, Biden 1.5 s."""
+    return door_clip(images, tmp_path_factory.mktemp("video") / "door.avi")
 
 
 @pytest.fixture(scope="module")

@@ -104,7 +104,12 @@ def choose_model(requested: str | None = None, gallery_model: str | None = None,
 
 def is_too_small(detection: Detection, min_face: float = MIN_FACE) -> bool:
     """A face narrower or shorter than ``min_face`` pixels: never named, never enrolled."""
-    return min(detection.width, detection.height) < min_face
+    return is_too_small_size(min(detection.width, detection.height), min_face)
+
+
+def is_too_small_size(size: float, min_face: float = MIN_FACE) -> bool:
+    """A face whose shorter side is ``size`` pixels is too small to name (``is_too_small``)."""
+    return size < min_face
 
 
 def too_small(faces: list[Face], decisions: list[Decision], min_face: float) -> list[Decision]:

@@ -40,7 +40,7 @@ import numpy as np
 from facecli.detectors import DET_SIZE, create_detector
 from facecli.embedding import FaceEmbedder
 from facecli.errors import BadValue, FaceCliError, InputError, ModelError, OutOfMemory
-from facecli.imageio import cv_reason, decode, jpeg_shrink, read_bytes
+from facecli.imageio import cv_reason, decode, jpeg_shrink, read_bytes, read_header
 from facecli.models import DEFAULT_MODEL
 from facecli.runtime import runs_on_cpu
 from facecli.sources import sha256_bytes
@@ -214,7 +214,7 @@ class Pipeline:
                 faces.append(Face(i, det, self._crops(full, det)))
             else:
                 faces.append(Face(i, det.scaled(shrink), self._crops(decoded, det, 1 / shrink)))
-        return ImageResult(path, faces, sha256=sha)
+        return ImageResult(path, faces, sha256=sha, size=_displayed_size(data, path, decoded, shrink))
 
     def _analyse_array(self, pixels: np.ndarray, name: str, rgb: bool, digest: bool) -> ImageResult:
         """An image given as pixels: the same detection and crops as a decoded file of those pixels (the same
@@ -230,7 +230,7 @@ class Pipeline:
             bgr = pixels if not rgb or channels == 1 else cv2.cvtColor(
                 pixels, cv2.COLOR_RGB2BGR if channels == 3 else cv2.COLOR_RGBA2BGRA)
             sha = sha256_bytes(f"{bgr.shape}".encode() + bgr.tobytes())
-        return ImageResult(name, self._faces(image), sha256=sha)
+        return ImageResult(name, self._faces(image), sha256=sha, size=(image.shape[1], image.shape[0]))
 
     def _crops(self, image: np.ndarray, det: Detection, scale: float = 1.0) -> tuple[np.ndarray, ...]:
         return tuple(p.crop(image, det, scale) for p in self._croppers)
@@ -388,6 +388,17 @@ class _Failed:
 
 def _failed(error: FaceCliError) -> ImageResult:
     return ImageResult(error.subject, error=error)
+
+
+def _displayed_size(data: bytes, path: str, decoded: np.ndarray, shrink: int) -> tuple[int, int]:
+    """(width, height) of the full image as displayed: the decoded one's, or for a JPEG decoded at 1/``shrink``,
+    its header's (turned as the decoded one is: EXIF orientation may swap them)."""
+    h, w = decoded.shape[:2]
+    if shrink == 1:
+        return w, h
+    header = read_header(data, path)
+    stored = (-(-header.width // shrink), -(-header.height // shrink))
+    return (header.width, header.height) if stored == (w, h) else (header.height, header.width)
 
 
 def check_pixels(pixels: np.ndarray, name: str, rgb: bool = False) -> None:

@@ -106,6 +106,7 @@ class ImageResult:
     faces: list[Face] = field(default_factory=list)
     error: FaceCliError | None = None
     sha256: str | None = None  # of the file's bytes (or of the array's pixels): the identity of a photo
+    size: tuple[int, int] | None = None  # (width, height) as displayed (EXIF orientation applied): what boxes are in
 
     def __repr__(self) -> str:
         if self.error is not None:

@@ -2,6 +2,7 @@
 
 One module per command group, each with its own ``typer.Typer`` joined here:
 ``recognition`` (detect, embed, enroll, verify, identify, cluster, search),
+``library`` (index, find, people, name),
 ``video`` (watch), ``management`` (models, gallery, calibrate),
 ``evaluation`` (eval) and ``tuning`` (tune). Shared options live in ``options``; rows and their
 tables in ``facecli.cli.render``.
@@ -24,7 +25,7 @@ import typer
 
 import facecli
 from facecli import models
-from facecli.cli import evaluation, management, recognition, tuning, video
+from facecli.cli import evaluation, library, management, recognition, tuning, video
 from facecli.cli.options import EXIT_ERROR, message, output
 from facecli.errors import FaceCliError
 from facecli.paths import models_dir
@@ -37,7 +38,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
 )
-for group in (recognition, video, management, evaluation, tuning):
+for group in (recognition, library, video, management, evaluation, tuning):
     app.add_typer(group.app)
 
 

@@ -86,6 +86,39 @@ def link_clusters(folder: Path, clustered: list[ClusteredFace], order: dict[str,
     return links
 
 
+def link_found(folder: Path, found: list[tuple[str, str]]) -> list[Path]:
+    """``folder/<name>/`` per person with a symbolic link to each photo they are in (``find --link``); a person's
+    folder name keeps letters of any script but never a separator or a leading dot."""
+    links, numbers = [], {}
+    for name, path in found:
+        sub = _own_subfolder(folder / (re.sub(r"[\\/\x00]+", "_", name).lstrip(".") or "person"))
+        n = numbers.setdefault(path, len(numbers))
+        link = sub / safe_name(n, path, "", Path(path).suffix)
+        _replace_link(link, Path(path))
+        links.append(link)
+    return links
+
+
+def write_face_sample(target: Path, paths: list[str], box: list[float]) -> Path | None:
+    """A picture of one face, its box widened by half on each side, from the first of ``paths`` that can be
+    read (``people --unnamed --crops``); None when none can."""
+    # OpenCV: loaded only where pixels are decoded or drawn
+    import cv2
+
+    for path in paths:
+        try:
+            image = read_image(path)
+        except InputError:
+            continue
+        x1, y1, x2, y2 = box
+        w, h = x2 - x1, y2 - y1
+        top, left = max(int(y1 - h / 2), 0), max(int(x1 - w / 2), 0)
+        crop = image[top:max(int(y2 + h / 2), top + 1), left:max(int(x2 + w / 2), left + 1)]
+        _write_png(target, cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
+        return target
+    return None
+
+
 def _own_subfolder(sub: Path) -> Path:
     """``sub``, created 0700 if missing; an existing one must be a real folder of yours, not a link."""
     with contextlib.suppress(FileExistsError):

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from facecli.gallery.copy import Copied
+    from facecli.library import Found, IndexEvent, UnnamedCluster
     from facecli.tracking import Event
     from facecli.tune import TuneResult
     from facecli.values import (
@@ -291,6 +292,52 @@ def match_row(path: str, face: Face, m: Match) -> Row:
 MATCHES = View(("rank", "name", "distance", "template", "source"),
                lambda r: (r["rank"], r["name"], _dist(r["distance"]), r["template"], r["source"]),
                fields=("file", "face", "rank", "name", "distance", "template", "source"))
+
+
+# -- the photo library (index, find, people) -------------------------------------------------------
+def index_row(e: IndexEvent) -> Row:
+    return {"file": e.path, "status": e.status, "faces": e.faces if e.status != "error" else None,
+            "error": e.error.reason if e.error else None}
+
+
+def _index_summary(rows: list[Row]) -> list[tuple]:
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    faces = sum(r["faces"] or 0 for r in rows if r["status"] in ("new", "changed", "redone"))
+    return [("files", len(rows)), *sorted(counts.items()), ("faces recorded", faces)]
+
+
+INDEXED = View(("", "count"), group=_index_summary, fields=("file", "status", "faces", "error"))
+
+
+def found_row(f: Found, path: str, link: str | None = None) -> Row:
+    row = {"name": f.name, "file": path, "face": f.face["face"], "box": [round(v, 1) for v in f.face["box"]],
+           "size": round(f.face["size"], 1), "distance": rounded(f.distance), "sha256": f.face["sha256"]}
+    if link is not None:
+        row["link"] = link
+    return row
+
+
+FOUND = View(("name", "file", "face", "box", "distance"),
+             lambda r: (r["name"], r["file"], r["face"], _box(r), _dist(r["distance"])),
+             fields=("name", "file", "face", "box", "size", "distance", "sha256"))
+
+
+def unnamed_row(c: UnnamedCluster, sample: dict[str, Any], paths: list[str], photos: int,
+                crop: str | None = None) -> Row:
+    row = {"cluster": c.cluster, "faces": len(c.faces), "photos": photos, "file": paths[0] if paths else None,
+           "face": sample["face"], "box": [round(v, 1) for v in sample["box"]]}
+    if crop is not None:
+        row["crop"] = crop
+    return row
+
+
+UNNAMED = View(("cluster", "faces", "photos", "sample"),
+               lambda r: (r["cluster"], r["faces"], r["photos"], f"{r['file']}#{r['face']}"),
+               fields=("cluster", "faces", "photos", "file", "face", "box"))
+PEOPLE = View(("name", "faces", "photos"), lambda r: (r["name"], r["faces"], r["photos"]),
+              fields=("name", "faces", "photos"))
 
 
 # -- watch -----------------------------------------------------------------------------------

@@ -54,10 +54,17 @@ def identify(gallery: Gallery, faces: list[Face], threshold: Threshold, top_k: i
     if not faces:
         return []
     head = _check_embedded(gallery, faces)
-    vectors = matching.face_vectors(faces)
-    found = matching.identify(vectors, candidates(gallery, vectors, head, search, max(64, 8 * top_k),
-                                                  templates == "mean", log), threshold, top_k, templates)
+    found = decide(gallery, matching.face_vectors(faces), threshold, head, top_k, templates, search, log)
     return decisions.too_small(faces, found, min_face)
+
+
+def decide(gallery: Gallery, vectors: np.ndarray, threshold: Threshold, head: LoadedHead | None = None,
+           top_k: int = 1, templates: str = "mean", search: str = "auto",
+           log: Callable[[str], None] = lambda _m: None) -> list[Decision]:
+    """1:K for face vectors (through ``head`` already): what ``identify`` decides before faces too small to name
+    are set aside (``find`` decides indexed faces with it, so both give the same names)."""
+    return matching.identify(vectors, candidates(gallery, vectors, head, search, max(64, 8 * top_k),
+                                                 templates == "mean", log), threshold, top_k, templates)
 
 
 def distance_to(gallery: Gallery, faces: list[Face], name: str, templates: str = "mean") -> tuple[int, float]:

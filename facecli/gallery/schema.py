@@ -19,6 +19,12 @@ History:
    embeddings are pgvector's ``vector(dim)``.
 2. ``schema_history``; an index on ``templates(sha256)``, so a photo already
    enrolled under any name is found without a scan.
+3. The photo index (``facecli index``): ``photos`` (one row per content,
+   by sha256: its displayed size and the detector settings that found its
+   faces), ``files`` (each path holding a photo, with the size and
+   modification time that let a re-run skip it), ``faces`` (each face of a
+   photo: box, landmarks, detector score, size, the base model's embedding,
+   and the unnamed cluster it was put in).
 
 The next change is a new ``Step`` appended to ``STEPS``.
 """
@@ -132,6 +138,95 @@ CREATE INDEX templates_sha256 ON facecli.templates (sha256)
             ("constraint", "schema_history_pkey on schema_history"): "PRIMARY KEY (version)",
             ("index", "schema_history_pkey"): _UNIQUE.format("schema_history_pkey", "schema_history", "version"),
             ("index", "templates_sha256"): "CREATE INDEX templates_sha256 ON facecli.templates USING btree (sha256)",
+        }),
+    Step(  # 3
+        sqlite="""
+CREATE TABLE photos (
+    id INTEGER PRIMARY KEY,
+    sha256 TEXT NOT NULL UNIQUE,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    detector TEXT NOT NULL,
+    indexed REAL NOT NULL
+);
+CREATE TABLE files (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    photo_id INTEGER NOT NULL REFERENCES photos(id),
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL
+);
+CREATE INDEX files_photo ON files(photo_id);
+CREATE TABLE faces (
+    id INTEGER PRIMARY KEY,
+    photo_id INTEGER NOT NULL REFERENCES photos(id),
+    n INTEGER NOT NULL,
+    embedding BLOB NOT NULL,
+    box TEXT NOT NULL,
+    landmarks TEXT NOT NULL,
+    score REAL NOT NULL,
+    size REAL NOT NULL,
+    cluster INTEGER,
+    UNIQUE (photo_id, n)
+);
+CREATE INDEX faces_cluster ON faces(cluster)
+""",
+        postgres="""
+CREATE TABLE facecli.photos (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    sha256 text NOT NULL UNIQUE,
+    width integer NOT NULL,
+    height integer NOT NULL,
+    detector text NOT NULL,
+    indexed double precision NOT NULL
+);
+CREATE TABLE facecli.files (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    path text NOT NULL UNIQUE,
+    photo_id bigint NOT NULL REFERENCES facecli.photos(id),
+    size bigint NOT NULL,
+    mtime_ns bigint NOT NULL
+);
+CREATE INDEX files_photo ON facecli.files (photo_id);
+CREATE TABLE facecli.faces (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    photo_id bigint NOT NULL REFERENCES facecli.photos(id),
+    n integer NOT NULL,
+    embedding {vector}({dim}) NOT NULL,
+    box text NOT NULL,
+    landmarks text NOT NULL,
+    score double precision NOT NULL,
+    size double precision NOT NULL,
+    cluster bigint,
+    UNIQUE (photo_id, n)
+);
+CREATE INDEX faces_cluster ON facecli.faces (cluster)
+""",
+        catalogue={
+            **{("table", t): "" for t in ("photos", "files", "faces")},
+            **{("sequence", f"{t}_id_seq"): "" for t in ("photos", "files", "faces")},
+            **{("column", f"{t}.id"): _ID for t in ("photos", "files", "faces")},
+            **{("constraint", f"{t}_pkey on {t}"): "PRIMARY KEY (id)" for t in ("photos", "files", "faces")},
+            **{("index", f"{t}_pkey"): _UNIQUE.format(f"{t}_pkey", t, "id") for t in ("photos", "files", "faces")},
+            ("column", "photos.sha256"): f"text {_NN}", ("column", "photos.width"): f"integer {_NN}",
+            ("column", "photos.height"): f"integer {_NN}", ("column", "photos.detector"): f"text {_NN}",
+            ("column", "photos.indexed"): f"double precision {_NN}",
+            ("constraint", "photos_sha256_key on photos"): "UNIQUE (sha256)",
+            ("index", "photos_sha256_key"): _UNIQUE.format("photos_sha256_key", "photos", "sha256"),
+            ("column", "files.path"): f"text {_NN}", ("column", "files.photo_id"): f"bigint {_NN}",
+            ("column", "files.size"): f"bigint {_NN}", ("column", "files.mtime_ns"): f"bigint {_NN}",
+            ("constraint", "files_path_key on files"): "UNIQUE (path)",
+            ("constraint", "files_photo_id_fkey on files"): "FOREIGN KEY (photo_id) REFERENCES facecli.photos(id)",
+            ("index", "files_path_key"): _UNIQUE.format("files_path_key", "files", "path"),
+            ("index", "files_photo"): "CREATE INDEX files_photo ON facecli.files USING btree (photo_id)",
+            ("column", "faces.photo_id"): f"bigint {_NN}", ("column", "faces.n"): f"integer {_NN}",
+            ("column", "faces.embedding"): f"vector({{dim}}) {_NN}", ("column", "faces.box"): f"text {_NN}",
+            ("column", "faces.landmarks"): f"text {_NN}", ("column", "faces.score"): f"double precision {_NN}",
+            ("column", "faces.size"): f"double precision {_NN}", ("column", "faces.cluster"): "bigint",
+            ("constraint", "faces_photo_id_fkey on faces"): "FOREIGN KEY (photo_id) REFERENCES facecli.photos(id)",
+            ("constraint", "faces_photo_id_n_key on faces"): "UNIQUE (photo_id, n)",
+            ("index", "faces_photo_id_n_key"): _UNIQUE.format("faces_photo_id_n_key", "faces", "photo_id, n"),
+            ("index", "faces_cluster"): "CREATE INDEX faces_cluster ON facecli.faces USING btree (cluster)",
         }),
 ]
 

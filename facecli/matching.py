@@ -163,16 +163,18 @@ def identify(faces: np.ndarray, gallery: TemplateMatrix, threshold: Threshold, t
              templates: str = "mean") -> list[Decision]:
     """1:K decisions for a batch of face embeddings: the nearest person if within tau, else nobody."""
     per_person = person_distances(faces, gallery, templates)
-    decisions = []
+    if per_person.shape[1] == 0:
+        return [Decision(None, None, [], threshold) for _ in range(len(per_person))]
     k = max(1, min(top_k, per_person.shape[1]))
-    for row in per_person:
-        if row.size == 0:
-            decisions.append(Decision(None, None, [], threshold))
-            continue
-        top = np.argpartition(row, k - 1)[:k] if k < row.size else np.arange(row.size)
-        top = top[np.argsort(row[top], kind="stable")]
-        cands = [Candidate(gallery.names[i], float(row[i])) for i in top]
-        best = cands[0]
-        decisions.append(Decision(best.name if best.distance <= threshold.tau else None, best.distance, cands,
-                                  threshold))
+    # each row's k nearest, nearest first (ties: the first person), all rows at once
+    top = np.argpartition(per_person, k - 1, axis=1)[:, :k] if k < per_person.shape[1] else \
+        np.broadcast_to(np.arange(per_person.shape[1]), per_person.shape)
+    nearest = np.take_along_axis(per_person, top, axis=1)
+    order = np.argsort(nearest, axis=1, kind="stable")
+    top, nearest = np.take_along_axis(top, order, axis=1), np.take_along_axis(nearest, order, axis=1)
+    names = gallery.names
+    decisions = []
+    for people, dists in zip(top.tolist(), nearest.tolist()):
+        cands = [Candidate(names[i], d) for i, d in zip(people, dists)]
+        decisions.append(Decision(cands[0].name if dists[0] <= threshold.tau else None, dists[0], cands, threshold))
     return decisions

@@ -126,13 +126,13 @@ class PhotoIndex:
             after_id = rows[-1][0]
 
     def faces(self, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
-        """Face id -> its photo (id, sha256, width, height), number in the photo, box, landmarks, score, size."""
-        rows = self.g._rows("SELECT f.id, f.photo_id, p.sha256, p.width, p.height, f.n, f.box, f.landmarks, f.score, "
-                            "f.size, f.cluster FROM {s}faces f JOIN {s}photos p ON p.id = f.photo_id WHERE {ids:f.id}",
+        """Face id -> its photo (id, sha256, width, height), number in the photo, box, score, size, cluster."""
+        rows = self.g._rows("SELECT f.id, f.photo_id, p.sha256, p.width, p.height, f.n, f.box, f.score, f.size, "
+                            "f.cluster FROM {s}faces f JOIN {s}photos p ON p.id = f.photo_id WHERE {ids:f.id}",
                             (self.g._db.dialect.id_list([int(i) for i in ids]),))
         return {r[0]: {"photo_id": r[1], "sha256": r[2], "width": r[3], "height": r[4], "face": r[5],
-                       "box": stored_box(r[6], r[0], self.g.location), "landmarks": json.loads(r[7]),
-                       "score": r[8], "size": r[9], "cluster": r[10]} for r in rows}
+                       "box": stored_box(r[6], r[0], self.g.location), "score": r[7], "size": r[8],
+                       "cluster": r[9]} for r in rows}
 
     def paths(self, photo_ids: Iterable[int]) -> dict[int, list[str]]:
         """Photo id -> the indexed paths holding it, in path order."""

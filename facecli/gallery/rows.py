@@ -75,23 +75,27 @@ def head_record(meta: dict[str, str], location: str) -> HeadRecord | None:
     return None if "head_sha256" not in meta else HeadRecord(meta["head_sha256"], meta["head_path"])
 
 
-def box_problem(text: object) -> str | None:
-    """Why a stored box is not the JSON list of four numbers facecli writes, or None."""
+def _parsed_box(text: object) -> list[float] | None:
+    """A stored box as the four numbers facecli writes, or None when it is not that."""
     try:
         box = json.loads(text) if isinstance(text, str) else None
     except ValueError:
-        box = None
-    if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) for v in box)):
-        return f"box {str(text)[:40]!r} is not four numbers"
-    return None
+        return None
+    ok = isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) for v in box)
+    return box if ok else None
+
+
+def box_problem(text: object) -> str | None:
+    """Why a stored box is not the JSON list of four numbers facecli writes, or None."""
+    return None if _parsed_box(text) is not None else f"box {str(text)[:40]!r} is not four numbers"
 
 
 def stored_box(text: object, template: int, location: str) -> list[float]:
     """A stored face box, or an error naming the template whose box is not what facecli writes."""
-    problem = box_problem(text)
-    if problem is not None:
-        raise damaged(location, template, problem)
-    return json.loads(text)  # type: ignore[arg-type]
+    box = _parsed_box(text)
+    if box is None:
+        raise damaged(location, template, box_problem(text))
+    return box
 
 
 def box_text(box: tuple[float, float, float, float]) -> str:

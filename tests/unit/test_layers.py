@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "facecli"
 #: what a function may import late: the libraries that cost a noticeable share of a command's start, or that an
 #: extra installs (rich.progress: only when a bar is shown)
 HEAVY = {"numpy", "cv2", "onnxruntime", "psycopg", "usearch", "matplotlib", "onnx", "tensorflow", "tf2onnx",
-         "rich.progress", "icu"}
+         "rich.progress", "icu", "exiv2"}
 MAX_LINES = 500
 
 

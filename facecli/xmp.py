@@ -326,7 +326,8 @@ def read_regions(photo: Path) -> tuple[tuple[int, int] | None, list[Region]]:
     return None, []
 
 
-def _iou(a: Box, b: Box) -> float:
+def iou(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes (x1, y1, x2, y2): 1 the same place, 0 apart."""
     inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
@@ -384,9 +385,9 @@ def _merge(xmp: exiv2.XmpData, new: list[tuple[str, Box]],
     added, replaced, conflicts = 0, set(), []
     next_index = max(original, default=0) + 1
     for name, area in new:
-        match = next((r for r in existing if r.kind == "Face" and r.area and _iou(r.area, area) >= SAME_FACE_IOU),
+        match = next((r for r in existing if r.kind == "Face" and r.area and iou(r.area, area) >= SAME_FACE_IOU),
                      None)
-        other = next((r for r in microsoft if _iou(r.area, area) >= SAME_FACE_IOU and not _same_name(r.name, name)),
+        other = next((r for r in microsoft if iou(r.area, area) >= SAME_FACE_IOU and not _same_name(r.name, name)),
                      None)
         if other is not None or (match is not None and match.name.strip() and not _same_name(match.name, name)):
             conflicts.append((name, (match if other is None else other).name))

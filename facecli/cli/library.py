@@ -217,3 +217,73 @@ def name(
                          "box": None})
     out.note(f"{person}: {sum(s.status == 'added' for _, s in stored)} templates from cluster {cluster}")
     raise typer.Exit(EXIT_ERROR if failed else EXIT_OK)
+
+
+# -- XMP -------------------------------------------------------------------------------------
+xmp_app = typer.Typer(help="Hand names to photo apps (digiKam, darktable, Lightroom, Immich) as XMP face "
+                           "regions, and take the names they have.", no_args_is_help=True)
+app.add_typer(xmp_app, name="xmp")
+
+
+@xmp_app.command("export")
+def xmp_export(
+    paths: Paths, min_face: MinFace = MIN_FACE, tau: Tau = None, fpir: Fpir = None, gallery: GalleryOpt = None,
+    head: HeadOpt = None, json_lines: Json = False, csv_rows: Csv = False, quiet: Quiet = False,
+) -> None:
+    """Write the named faces of indexed photos as MWG face regions into XMP sidecars (PHOTO.jpg.xmp), keeping
+    every other tag; the photos themselves are never written. Exit 0, 2 if a photo could not be tagged.
+
+    Example: [bold]facecli index ~/Pictures && facecli xmp export ~/Pictures[/]
+    """
+    # numpy: loaded by the commands that handle vectors, not by --help or argument errors
+    from facecli.gallery import identification
+    from facecli.phototags import export_tags
+
+    out = output(json_lines, quiet, csv_rows=csv_rows)
+    tuned = load_head(head)
+    failed = False
+    with open_gallery_at(gallery) as g:
+        threshold = identification.threshold(g, tau, fpir, head=tuned)
+        with out.results(render.TAGS) as results:
+            for tagged in export_tags(g, expand(paths), tuned, threshold, min_face):
+                failed |= _report_tagged(out, tagged)
+                results.add(render.tagged_row(tagged))
+    raise typer.Exit(EXIT_ERROR if failed else EXIT_OK)
+
+
+@xmp_app.command("import")
+def xmp_import(
+    paths: Paths, gallery: GalleryOpt = None, detector: DetectorOpt = None, model: ModelOpt = None,
+    device: Device = "auto", det_size: DetSize = DET_SIZE, json_lines: Json = False, csv_rows: Csv = False,
+    quiet: Quiet = False, verbose: Verbose = False,
+) -> None:
+    """Enroll the faces that photo apps named (MWG or Windows face regions, in sidecars or in the photos): a
+    library tagged by hand bootstraps the gallery. Exit 0, 2 if a region or photo could not be used.
+
+    Example: [bold]facecli xmp import ~/Pictures/tagged[/]
+    """
+    from facecli.phototags import import_tags
+
+    out = output(json_lines, quiet, verbose, csv_rows)
+    inputs = expand(paths)
+    failed = False
+    with open_gallery_at(gallery, model, create=True, embeds=True) as g, \
+            out.progress(total(inputs), "import") as tick, out.results(render.TAGS) as results:
+        eng = engine(out, model_for(model, g), detector, device, det_size=det_size)
+        for tagged in import_tags(eng, g, inputs):
+            tick()
+            failed |= _report_tagged(out, tagged)
+            results.add(render.tagged_row(tagged))
+    raise typer.Exit(EXIT_ERROR if failed else EXIT_OK)
+
+
+def _report_tagged(out, tagged) -> bool:
+    """Say on stderr what went wrong with one photo; True when something did."""
+    if tagged.error is not None:
+        out.error(message(tagged.error))
+        return True
+    for reason in tagged.missed:
+        out.error(f"{tagged.path}: region {reason}")
+    for name, other in tagged.report.conflicts if tagged.report else []:
+        out.warn(f"{tagged.path}: {name} not written: that face is tagged {other} already")
+    return bool(tagged.missed)

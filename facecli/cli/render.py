@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from facecli.gallery.copy import Copied
     from facecli.library import Found, IndexEvent, UnnamedCluster
+    from facecli.phototags import Tagged
     from facecli.tracking import Event
     from facecli.tune import TuneResult
     from facecli.values import (
@@ -67,6 +68,8 @@ _CORNERS = ("x1", "y1", "x2", "y2")
 #: JSON fields holding a list of points or of objects: the suffix of each item's cells
 _ITEMS = {"landmarks": ("x", "y"), "candidates": ("name", "distance")}
 _SIZES = {"landmarks": LANDMARKS}
+#: JSON fields holding a list of texts: one CSV cell, the texts joined by "; "
+_TEXTS = ("names", "conflicts", "missed")
 
 
 def _is_box(field: str) -> bool:
@@ -115,7 +118,9 @@ def flat(row: Row) -> Row:
     ``embedding_0 …``; a null list leaves its cells empty."""
     cells: Row = {}
     for field, value in row.items():
-        if isinstance(value, list):
+        if field in _TEXTS:
+            cells[field] = _cell("; ".join(value))
+        elif isinstance(value, list):
             cells.update(zip(_columns(field, len(value)), map(_cell, _cells(field, value))))
         elif value is not None or not _is_list(field):
             cells[field] = _cell(value)
@@ -338,6 +343,20 @@ UNNAMED = View(("cluster", "faces", "photos", "sample"),
                fields=("cluster", "faces", "photos", "file", "face", "box"))
 PEOPLE = View(("name", "faces", "photos"), lambda r: (r["name"], r["faces"], r["photos"]),
               fields=("name", "faces", "photos"))
+
+
+def tagged_row(t: Tagged) -> Row:
+    report = t.report
+    return {"file": t.path, "names": t.names, "sidecar": str(report.sidecar) if report and report.written else None,
+            "added": report.added if report else None, "updated": report.replaced if report else None,
+            "conflicts": [f"{n} (tagged {o})" for n, o in report.conflicts] if report else [],
+            "missed": t.missed, "error": t.error.reason if t.error else None}
+
+
+TAGS = View(("file", "names", "sidecar"),
+            lambda r: (r["file"], ", ".join(r["names"]) or "-", r["sidecar"] or "-"),
+            keep=lambda r: r["error"] is None,
+            fields=("file", "names", "sidecar", "added", "updated", "conflicts", "missed", "error"))
 
 
 # -- watch -----------------------------------------------------------------------------------

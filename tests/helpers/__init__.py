@@ -50,19 +50,6 @@ def variant_photos(images: Path, folder: Path, longest: int, growth: float, mirr
     return out
 
 
-def group_photo(images: Path, path: Path) -> Path:
-    """A real two-person photo: Obama (obama.jpg) and Biden (biden.jpg) side by side, each scaled to 480 px high."""
-    import cv2
-    import numpy as np
-
-    parts = []
-    for name in ("obama.jpg", "biden.jpg"):
-        im = cv2.imread(str(images / name))
-        parts.append(cv2.resize(im, (round(im.shape[1] * 480 / im.shape[0]), 480), interpolation=cv2.INTER_AREA))
-    cv2.imwrite(str(path), np.hstack(parts), [cv2.IMWRITE_JPEG_QUALITY, 92])
-    return path
-
-
 def door_clip(images: Path, path: Path) -> Path:
     """A 4.5 s, 10 fps MJPEG video at ``path`` built from the photos: Obama 1.5 s, nobody 1.5 s, Biden 1.5 s, each
     photo scaled to the 640 x 480 frame's height and centred on grey."""

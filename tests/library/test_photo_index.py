@@ -22,7 +22,6 @@ from facecli.gallery.facematrix import face_matrix
 from facecli.gallery.photos import PhotoIndex
 from facecli.library import IndexSummary, choose_templates, cluster_unnamed, find, index, name_cluster, people
 from facecli.values import Template
-from tests.helpers import group_photo
 from tests.library.test_gallery_contract import BACKENDS
 
 LFW = Path(__file__).resolve().parents[3] / "shared" / "lfw" / "images"
@@ -50,13 +49,13 @@ def engine():
 
 
 @pytest.fixture
-def library(images, tmp_path) -> Path:
+def library(images, side_by_side, tmp_path) -> Path:
     """The sample portraits and a group photo of Obama and Biden side by side."""
     folder = tmp_path / "library"
     folder.mkdir()
     for name in ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg"):
         shutil.copyfile(images / name, folder / name)
-    group_photo(images, folder / "group.jpg")
+    shutil.copyfile(side_by_side, folder / "group.jpg")
     return folder
 
 

@@ -64,6 +64,7 @@ from facecli.values import (
     HeadRecord,
     ImageResult,
     Match,
+    Stored,
     Template,
     Threshold,
     Verification,
@@ -249,8 +250,9 @@ class Engine:
         """Embed every (name, photo), then write all good templates in one transaction.
 
         A photo without a face, with several unless ``largest``, with a face
-        smaller than ``min_face`` pixels (identify would never name it), or
-        already enrolled as someone else, is reported and skipped. The gallery
+        smaller than ``min_face`` pixels (identify would never name it), whose
+        face is already enrolled as someone else, or of which that person has
+        another face, is reported and skipped. The gallery
         is checked before any work (its model, and the head it is used with);
         a new one (``open_gallery(..., create=True)``) is created only when
         there is something to write, and with this engine's head it records
@@ -270,9 +272,7 @@ class Engine:
         if not good:
             return results
         for r, stored in zip(good, gallery.enroll([(r.name, r.template) for r in good], record)):
-            r.status = stored.status if stored.status != "taken" else "error"
-            if stored.holder is not None:
-                r.error = InputError(r.path, f"this photo is already enrolled as {stored.holder}")
+            _record(r, stored, r.path)
         return results
 
     def enroll_faces(self, items: list[tuple[str, Image]], largest: bool = False,
@@ -417,13 +417,43 @@ class Engine:
                          threshold.tau, linkage)
         return results, [ClusteredFace(r, f, int(k)) for (r, f), k in zip(faces, labels)], threshold
 
-    def enroll_clusters(self, gallery: Gallery, clustered: list[ClusteredFace]) -> dict[int, str]:
-        """Enroll each cluster as a new person ``unknown-N`` (one transaction); cluster -> name."""
-        if not clustered:
-            return {}
+    def enroll_clusters(self, gallery: Gallery, clustered: list[ClusteredFace],
+                        min_face: float = decisions.MIN_FACE) -> list[EnrollResult]:
+        """Enroll each cluster as a new person ``unknown-N`` (one transaction): per clustered face, in order, the
+        person its cluster became and whether the face is in the gallery under that name (``added``,
+        ``present``), or the error saying why not.
+
+        A face under ``min_face`` pixels is not enrolled (identify would never
+        name it), nor one already enrolled as someone else, nor a second face
+        of a photo in one cluster (a person has one face per photo); a cluster
+        with no face to enroll is given no name.
+        """
+        results = []
+        for c in clustered:
+            d, subject = c.face.detection, f"{c.result.path}#{c.face.index}"
+            if decisions.is_too_small(d, min_face):
+                results.append(EnrollResult(None, c.result.path, "error", FaceTooSmall(subject, d.width, d.height,
+                                                                                       min_face)))
+            else:
+                template = Template(c.face.embedding, c.result.path, c.result.sha256, d.box)
+                results.append(EnrollResult(None, c.result.path, "pending", template=template))
+        named = sorted({c.cluster for c, r in zip(clustered, results) if r.template is not None})
+        if not named:
+            return results
         record = self._head_to_record(gallery)
-        ids = sorted({c.cluster for c in clustered})
-        names = dict(zip(ids, gallery.new_names("unknown-", len(ids))))
-        gallery.enroll([(names[c.cluster], Template(c.face.embedding, c.result.path, c.result.sha256,
-                                                    c.face.detection.box)) for c in clustered], record)
-        return names
+        names = dict(zip(named, gallery.new_names("unknown-", len(named))))
+        for c, r in zip(clustered, results):
+            r.name = names.get(c.cluster)
+        todo = [(c, r) for c, r in zip(clustered, results) if r.template is not None]
+        for (c, r), stored in zip(todo, gallery.enroll([(r.name, r.template) for _, r in todo], record)):
+            _record(r, stored, f"{r.path}#{c.face.index}")
+        return results
+
+
+def _record(r: EnrollResult, stored: Stored, subject: str) -> None:
+    """What the gallery did with an enroll's template: added or present, else the error naming who holds it."""
+    r.status = stored.status if stored.status in ("added", "present") else "error"
+    if stored.status == "taken":
+        r.error = InputError(subject, f"this face is already enrolled as {stored.holder}")
+    elif stored.status == "duplicate":
+        r.error = InputError(subject, f"{stored.holder} already has another face of this photo")

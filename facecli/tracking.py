@@ -45,7 +45,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from facecli.values import Decision, Face, decision_label
+from facecli.values import Decision, Face, decision_label, iou
 
 if TYPE_CHECKING:
     import numpy as np
@@ -62,14 +62,6 @@ REACH_MIN = 0.5
 MAX_SCALE = 2.0
 #: Embeddings a track keeps (the most recent): a face that turns drifts away from its first views.
 RECENT = 8
-
-
-def iou(a: Sequence[float], b: Sequence[float]) -> float:
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def _centre(box: Sequence[float]) -> tuple[float, float]:

@@ -1,6 +1,7 @@
 """The values that flow through facecli: image -> faces -> embeddings -> decisions.
 
-Plain dataclasses with no behaviour beyond a few derived properties, and
+Plain dataclasses with no behaviour beyond a few derived properties (and
+``iou``, the overlap of two face boxes that tracking and the gallery share), and
 reprs that show what a person reads them for (boxes, scores, distances,
 names, an embedding's size as ``<640-d>``), never the arrays themselves: a
 face holds an embedding and crops of thousands of numbers. This module
@@ -10,6 +11,7 @@ commands that only read a gallery or print help stay light.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -23,6 +25,15 @@ if TYPE_CHECKING:
 
 def _box(box: tuple[float, float, float, float]) -> str:
     return "(" + ", ".join(f"{v:.1f}" for v in box) + ")"
+
+
+def iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over union of two ``[x1, y1, x2, y2]`` boxes: 1 the same box, 0 apart."""
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
 
 
 def _array(a: np.ndarray | None) -> str:
@@ -244,8 +255,9 @@ class Verification:
 
 @dataclass(frozen=True)
 class Stored:
-    """What enrolling one template did: ``added``, ``present`` (that person has this photo already) or
-    ``taken`` (the same photo is enrolled as someone else: ``holder``)."""
+    """What enrolling one template did: ``added``; ``present`` (that person has this face of this photo
+    already); ``taken`` (this face of this photo is enrolled as someone else: ``holder``); or ``duplicate``
+    (that person, ``holder``, has another face of this photo: one face per photo per person)."""
 
     status: str
     holder: str | None = None
@@ -253,7 +265,7 @@ class Stored:
 
 @dataclass
 class EnrollResult:
-    name: str
+    name: str | None  # None: a cluster none of whose faces could be enrolled (``enroll_clusters``)
     path: str
     status: str  # "added", "present", "pending" (before the write) or "error"
     error: FaceCliError | None = None

@@ -41,6 +41,7 @@ from facecli.models import pipeline_spec
 from facecli.paths import models_dir
 
 if TYPE_CHECKING:
+    from facecli.gallery.people import Moved
     from facecli.gallery.settings import GallerySettings
 
 app = typer.Typer()
@@ -159,6 +160,59 @@ def gallery_rename(old: str, new: str, gallery: GalleryOpt = None, quiet: Quiet 
     with open_gallery_at(gallery, write=True) as g:
         g.rename(old, new)
     out.note(f"renamed {old} to {new}")
+
+
+@gallery_app.command("merge")
+def gallery_merge(
+    into: Annotated[str, typer.Argument(metavar="A", help="The person who stays.", show_default=False)],
+    other: Annotated[str, typer.Argument(metavar="B", help="The person whose templates join A; B is removed.",
+                                         show_default=False)],
+    gallery: GalleryOpt = None, json_lines: Json = False, csv_rows: Csv = False, quiet: Quiet = False,
+) -> None:
+    """Merge person B into A (one transaction): B's templates join A and B is removed. Where both have a face of
+    one photo, A's is kept and B's dropped.
+
+    Example: [bold]facecli gallery merge alice unknown-3[/]
+    """
+    # numpy: loaded by the commands that handle vectors, not by --help or argument errors
+    from facecli.gallery.people import merge
+
+    with open_gallery_at(gallery, write=True) as g:
+        moved = merge(g, into, other)
+    _report_moved(output(json_lines, quiet, csv_rows=csv_rows), moved)
+
+
+@gallery_app.command("split")
+def gallery_split(
+    name: Annotated[str, typer.Argument(help="The person to take templates from.", show_default=False)],
+    ids: Annotated[list[int], typer.Argument(metavar="ID...", help="Template ids, as `gallery show NAME` lists "
+                                                                    "them.", show_default=False)],
+    into: Annotated[str | None, typer.Option(
+        "--as", metavar="NEW", show_default=False,
+        help="Move them to this person (new or enrolled; the naming rules of enroll apply) instead of removing "
+             "them.")] = None,
+    gallery: GalleryOpt = None, json_lines: Json = False, csv_rows: Csv = False, quiet: Quiet = False,
+) -> None:
+    """Take templates out of a person (one transaction): a wrong face removed, or with --as, moved to another
+    person. A person left with no template is removed.
+
+    Examples:
+      [bold]facecli gallery split unknown-3 7[/]   (template 7 was not them)
+      [bold]facecli gallery split unknown-3 7 9 --as bob[/]
+    """
+    # numpy: loaded by the commands that handle vectors, not by --help or argument errors
+    from facecli.gallery.people import split
+
+    with open_gallery_at(gallery, write=True) as g:
+        moved = split(g, name, ids, into)
+    _report_moved(output(json_lines, quiet, csv_rows=csv_rows), moved)
+
+
+def _report_moved(out: Output, moved: Moved) -> None:
+    """What a merge or split did: a row with --json or --csv, else a line (none with --quiet)."""
+    with out.results(render.MOVES) as results:
+        if out.machine or not out.quiet:
+            results.add(render.moved_row(moved))
 
 
 @gallery_app.command("check")

@@ -321,12 +321,17 @@ def cluster(
     enroll_as_unknown: Annotated[bool, typer.Option(
         "--enroll-as-unknown", help="Enroll each cluster as a person unknown-N (name them later with "
                                     "`gallery rename`).")] = False,
+    min_face: Annotated[float, typer.Option(
+        "--min-face", min=0, metavar="PX",
+        help="With --enroll-as-unknown, leave out faces with a box side under PX pixels: identify would never "
+             "name them.")] = MIN_FACE,
     tau: Tau = None, force: Force = False, gallery: GalleryOpt = None, detector: DetectorOpt = None,
     model: ModelOpt = None, device: Device = "auto", head: HeadOpt = None,
     det_size: DetSize = DET_SIZE, json_lines: Json = False, csv_rows: Csv = False, quiet: Quiet = False,
     verbose: Verbose = False,
 ) -> None:
-    """Group the faces of a folder by person, without a gallery. Exit 0, 1 no face at all, 2 error.
+    """Group the faces of a folder by person, without a gallery. Exit 0, 1 no face at all, 2 error (with
+    --enroll-as-unknown: also a face not enrolled).
 
     Examples:
       [bold]facecli cluster holiday/ --link by-person/[/]
@@ -343,21 +348,26 @@ def cluster(
         eng = engine(out, model_for(model, g, tuned), detector, device, det_size=det_size, head=tuned)
         with out.progress(len(paths), "cluster") as tick:
             results, clustered, threshold = eng.cluster(paths, tau, linkage, on_image=tick, force=force)
-        names = eng.enroll_clusters(g, clustered) if g is not None else {}
+        enrolled = eng.enroll_clusters(g, clustered, min_face) if g is not None else [None] * len(clustered)
     failed = False
     for res in results:
         if res.error or not res.faces:
             failed |= _report_unusable(out, res)
+    for r in enrolled:
+        if r is not None and r.error is not None:
+            out.error(message(r.error))
+            failed = True
     order = {p: i for i, p in reversed(list(enumerate(paths)))}
     links = link_clusters(link, clustered, order) if link else [None] * len(clustered)
     sizes: dict[int, int] = {}
     for c in clustered:
         sizes[c.cluster] = sizes.get(c.cluster, 0) + 1
     title = f"{len(sizes)} clusters of {len(clustered)} faces (tau {threshold.tau:.3f}, {linkage} linkage)"
-    fields = render.CLUSTERS.fields + _optional(link=link, person=enroll_as_unknown)
+    fields = render.CLUSTERS.fields + _optional(link=link, person=enroll_as_unknown, status=enroll_as_unknown,
+                                                error=enroll_as_unknown)
     with out.results(render.CLUSTERS, title, fields) as rows:
-        for c, symlink in zip(clustered, links):
-            rows.add(render.cluster_row(c, sizes[c.cluster], symlink and str(symlink), names.get(c.cluster)))
+        for c, symlink, r in zip(clustered, links, enrolled):
+            rows.add(render.cluster_row(c, sizes[c.cluster], symlink and str(symlink), r))
     raise typer.Exit(EXIT_ERROR if failed else EXIT_OK if clustered else EXIT_NO)
 
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from facecli.gallery.copy import Copied
+    from facecli.gallery.people import Moved
     from facecli.library import Found, IndexEvent, UnnamedCluster
     from facecli.phototags import Tagged
     from facecli.tracking import Event
@@ -266,21 +267,33 @@ def threshold_title(t: Threshold) -> str:
 
 
 # -- cluster ---------------------------------------------------------------------------------
-def cluster_row(c: ClusteredFace, size: int, link: str | None = None, person: str | None = None) -> Row:
+def cluster_row(c: ClusteredFace, size: int, link: str | None = None, enrolled: EnrollResult | None = None) -> Row:
+    """A clustered face; with ``enrolled`` (``--enroll-as-unknown``), the person its cluster became (null: none of
+    its faces could be enrolled) and whether this face is in the gallery under that name (``status`` added or
+    present), or the ``error`` that kept it out."""
     row = {"cluster": c.cluster, "size": size, "file": c.result.path, "face": c.face.index,
            "box": face_fields(c.face.detection)["box"]}
     if link is not None:
         row["link"] = link
-    if person is not None:
-        row["person"] = person
+    if enrolled is not None:
+        row |= {"person": enrolled.name, "status": enrolled.status,
+                "error": enrolled.error.reason if enrolled.error else None}
     return row
+
+
+def _cluster_person(rows: list[Row]) -> str:
+    """A cluster's person in the table, and how many of its faces were not enrolled."""
+    if "person" not in rows[0]:
+        return "-"
+    left_out = sum(r["error"] is not None for r in rows)
+    return (rows[0]["person"] or "-") + (f" ({left_out} not enrolled)" if left_out else "")
 
 
 def _cluster_table(rows: list[Row]) -> list[tuple]:
     members: dict[int, list[Row]] = {}
     for r in rows:
         members.setdefault(r["cluster"], []).append(r)
-    return [(k, len(v), v[0].get("person", "-"), " ".join(f"{r['file']}#{r['face']}" for r in v))
+    return [(k, len(v), _cluster_person(v), " ".join(f"{r['file']}#{r['face']}" for r in v))
             for k, v in sorted(members.items())]
 
 
@@ -393,6 +406,30 @@ def copy_row(c: Copied) -> Row:
     """``gallery copy``: where from and to (passwords masked), what was copied, and its checksum."""
     return {"source": c.source, "destination": c.destination, "persons": c.content.persons,
             "templates": c.content.templates, "checksum": c.content.checksum, "verified": True}
+
+
+def moved_row(m: Moved) -> Row:
+    """``gallery merge`` and ``gallery split``: whose templates went where, how many were dropped, and whether the
+    person they were taken from is gone."""
+    return {"source": m.source, "target": m.target, "moved": m.moved, "dropped": m.dropped,
+            "source_removed": m.source_removed}
+
+
+def _templates(n: int) -> str:
+    return f"{n} template{'' if n == 1 else 's'}"
+
+
+def _moved_line(r: Row) -> str:
+    if r["target"] is None:
+        text = f"took {_templates(r['dropped'])} out of {r['source']}"
+    else:
+        text = f"moved {_templates(r['moved'])} of {r['source']} to {r['target']}"
+        if r["dropped"]:
+            text += f", dropped {r['dropped']} ({r['target']} has a face of their photo already)"
+    return text + (f"; {r['source']} removed (no template left)" if r["source_removed"] else "")
+
+
+MOVES = View(line=_moved_line, fields=("source", "target", "moved", "dropped", "source_removed"))
 
 
 CALIBRATIONS = View(line=lambda r: f"tau {r['tau']:.3f} keeps strangers named at {r['fpir']:g} with "

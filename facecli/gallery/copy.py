@@ -27,6 +27,7 @@ import numpy as np
 
 from facecli.errors import GalleryError
 from facecli.gallery import DatabaseURL, Gallery, as_location, open_gallery
+from facecli.gallery.people import who_has
 from facecli.matching import TemplateMatrix
 from facecli.values import Template
 
@@ -87,13 +88,15 @@ def copy_gallery(source: Gallery, destination: str | os.PathLike | DatabaseURL) 
     """
     model, dim = str(source.model), source.dim
     matrix, info = read_all(source)
-    holders: dict[str, str] = {}
-    for r, tid in enumerate(matrix.ids):  # a gallery from before "one photo, one person" may break it
+    faces: dict[str, list[tuple[str, list[float]]]] = {}
+    for r, tid in enumerate(matrix.ids):  # a gallery from before "one face, one person" may break it
         t, name = info[int(tid)], matrix.names[matrix.person_of_row[r]]
-        if holders.setdefault(t["sha256"], name) != name:
-            raise GalleryError(source.location, f"the photo {t['source']} is enrolled as both "
-                                                f"{holders[t['sha256']]} and {name}, which a gallery now refuses: "
+        held = who_has(faces.setdefault(t["sha256"], []), name, t["box"])
+        if held is not None and held.status == "taken":
+            raise GalleryError(source.location, f"a face of the photo {t['source']} is enrolled as both "
+                                                f"{held.holder} and {name}, which a gallery now refuses: "
                                                 "remove one of them before copying")
+        faces[t["sha256"]].append((name, t["box"]))
     expected = content(model, dim, matrix, info)
     with open_gallery(as_location(destination), create=True) as dst:
         if dst.model is not None and dst.model != model:

@@ -8,8 +8,8 @@ Every query here is written once (``dialect``) and run by a backend
 (``backend.Backend``: an SQLite file, a PostgreSQL database, or memory).
 
 Every change is one transaction: an interrupted or failed enroll leaves no
-half person. One photo (by content hash) is one person's: enrolling it under
-another name is refused. A gallery that does not exist yet and is opened
+half person. One face (a photo by content hash, and its box) is one
+person's: enrolling it under another name is refused. A gallery that does not exist yet and is opened
 with ``create`` is *new*: it reads as empty, its model is bound by the first
 engine that uses it (``bind``), and it is created by its first write, so a
 command that writes nothing leaves nothing behind.
@@ -32,6 +32,7 @@ import numpy as np
 from facecli.calibration import check_fpir
 from facecli.errors import GalleryError, ModelMismatch
 from facecli.gallery import schema
+from facecli.gallery.people import mark_stale, who_has
 from facecli.gallery.rows import (
     box_problem,
     box_text,
@@ -215,12 +216,14 @@ class Gallery:
     def enroll(self, entries: Iterable[tuple[str, Template]], head: HeadRecord | None = None) -> list[Stored]:
         """Add (name, template) pairs in one transaction; new names become persons; per entry, what happened.
 
-        A photo (by content hash) already enrolled for that person is skipped,
-        not duplicated; one enrolled under another name is refused (``taken``):
-        one photo, one person. Enrolls are serialised, so two of them cannot
-        give one photo to two people. ``head``: recorded as the head the
-        gallery is used with, in the same transaction (a new gallery's first
-        enroll through a tuned engine).
+        A face (a photo by content hash, and a box overlapping the stored
+        one: ``people.who_has``) already enrolled for that person is skipped,
+        not duplicated; one enrolled under another name is refused
+        (``taken``): one face, one person; so is another face of a photo the
+        person has a face of (``duplicate``). Enrolls are serialised, so two
+        of them cannot give one face to two people. ``head``: recorded as the
+        head the gallery is used with, in the same transaction (a new
+        gallery's first enroll through a tuned engine).
         """
         entries = [(person_name(name), t) for name, t in entries]
         if not entries:
@@ -236,19 +239,19 @@ class Gallery:
             self._db.lock_enrolls()
             if head is not None:
                 self._put_meta({"head_sha256": head.sha256, "head_path": head.path})
-            holders: dict[str, set[str]] = {}
+            faces: dict[str, list[tuple[str, list[float]]]] = {}  # photo -> its enrolled faces: (person, box)
             shas = self._db.dialect.id_list(sorted({t.sha256 for _, t in entries}))
-            for sha, name in self._rows("SELECT t.sha256, p.name FROM {s}templates t JOIN {s}persons p "
-                                        "ON p.id = t.person_id WHERE {ids:t.sha256}", (shas,)):
-                holders.setdefault(sha, set()).add(name)
+            for i, sha, name, box in self._rows("SELECT t.id, t.sha256, p.name, t.box FROM {s}templates t JOIN "
+                                                "{s}persons p ON p.id = t.person_id WHERE {ids:t.sha256}", (shas,)):
+                faces.setdefault(sha, []).append((name, stored_box(box, i, self.location)))
             todo: list[tuple[int, str, Template]] = []
             first: dict[str, float] = {}  # a new person's creation: their earliest template's
             for name, t in entries:
-                others = holders.setdefault(t.sha256, set()) - {name}
-                if others:
-                    stored.append(Stored("taken", min(others)))
+                held = who_has(faces.setdefault(t.sha256, []), name, t.box)
+                if held is not None:
+                    stored.append(held)
                     continue
-                holders[t.sha256].add(name)
+                faces[t.sha256].append((name, list(t.box)))
                 todo.append((len(stored), name, t))
                 stored.append(None)
                 first[name] = min(first.get(name, np.inf), now if t.created is None else t.created)
@@ -283,9 +286,7 @@ class Gallery:
                 raise GalleryError(name, f"no such person in {self.location}")
             n = self._db.run(self._sql("DELETE FROM {s}templates WHERE person_id = ?"), row[0]).rowcount
             self._db.run(self._sql("DELETE FROM {s}persons WHERE id = ?"), row[0])
-            # counted so that a search index built before this removal knows it is stale
-            self._db.run(self._sql("INSERT INTO {s}meta VALUES ('removals', '1') ON CONFLICT (key) "
-                                   "DO UPDATE SET value = CAST(CAST({s}meta.value AS BIGINT) + 1 AS TEXT)"))
+            mark_stale(self)  # a search index built before this removal is stale
         return int(n)
 
     def rename(self, old: str, new: str) -> None:

@@ -55,7 +55,8 @@ def test_every_command_emits_the_documented_fields(run, images, tmp_path, no_fac
     folder.mkdir()
     (folder / "a.jpg").symlink_to(images / "obama3.jpg")
     rows = json_rows(run("cluster", str(folder), "--json", "--link", str(tmp_path / "l"), "--enroll-as-unknown").stdout)
-    assert {frozenset(r) for r in rows} == {frozenset({"cluster", "size", "file", "face", "box", "link", "person"})}
+    assert {frozenset(r) for r in rows} == {frozenset({"cluster", "size", "file", "face", "box", "link", "person",
+                                                       "status", "error"})}
     rows = json_rows(run("search", photo, "--json").stdout)
     assert {frozenset(r) for r in rows} == {frozenset({"file", "face", "rank", "name", "distance", "template",
                                                        "source"})}

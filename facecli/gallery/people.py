@@ -1,0 +1,129 @@
+"""Who holds which face: the one-face-one-person rule, and moving faces between people (merge, split).
+
+A face is a photo (by content hash) and a box in it: two boxes of one photo
+overlapping by ``SAME_FACE_IOU`` or more are the same face. One face is one
+person's, so the second face of a group photo may be someone else; one
+person holds at most one face of a photo (the schema's UNIQUE (person_id,
+sha256)). ``merge`` and ``split`` keep both rules, each in one transaction,
+written once for every backend over the gallery's own plumbing; both mark a
+search index built before them as stale, as a removal does.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from facecli.errors import GalleryError
+from facecli.names import person_name
+from facecli.values import Stored, iou
+
+if TYPE_CHECKING:
+    from facecli.gallery.store import Gallery
+
+#: How much two boxes of one photo overlap (intersection over union) when they are the same face.
+SAME_FACE_IOU = 0.5
+
+
+def who_has(faces: list[tuple[str, Sequence[float]]], name: str, box: Sequence[float]) -> Stored | None:
+    """What enrolling the face at ``box`` for ``name`` does, given the faces of its photo enrolled so far
+    ((person, box) pairs): None (it may be added); ``present`` (that person has this face); ``taken`` (someone
+    else has it: ``holder``); or ``duplicate`` (that person has another face of this photo)."""
+    same = sorted(n for n, b in faces if iou(b, box) >= SAME_FACE_IOU)
+    if name in same:
+        return Stored("present")
+    if same:
+        return Stored("taken", same[0])
+    if any(n == name for n, _ in faces):
+        return Stored("duplicate", name)
+    return None
+
+
+@dataclass(frozen=True)
+class Moved:
+    """What a merge or a split did: templates of ``source`` that joined ``target`` (``moved``), or that were
+    deleted (``dropped``: the target had a face of their photo already, or, with no target, taken out), and
+    whether ``source`` was removed, left with no template."""
+
+    source: str
+    target: str | None
+    moved: int
+    dropped: int
+    source_removed: bool
+
+
+def merge(gallery: Gallery, into: str, other: str) -> Moved:
+    """Give all of ``other``'s templates to ``into`` and remove ``other`` (one transaction). Where both have a
+    face of one photo, ``into`` keeps its own and ``other``'s is dropped."""
+    with gallery._write():
+        gallery._db.lock_enrolls()  # an enroll deciding who holds a face sees the gallery before or after
+        target, into = _person(gallery, into)
+        source, other = _person(gallery, other)
+        if source == target:
+            raise GalleryError(other, "a person cannot be merged into themselves")
+        dropped = _run(gallery, "DELETE FROM {s}templates WHERE person_id = ? AND sha256 IN "
+                                "(SELECT sha256 FROM {s}templates WHERE person_id = ?)", (source, target))
+        moved = _run(gallery, "UPDATE {s}templates SET person_id = ? WHERE person_id = ?", (target, source))
+        _run(gallery, "DELETE FROM {s}persons WHERE id = ?", (source,))
+        mark_stale(gallery)
+    return Moved(other, into, moved, dropped, True)
+
+
+def split(gallery: Gallery, name: str, ids: Sequence[int], new: str | None = None) -> Moved:
+    """Take the templates ``ids`` out of ``name`` (one transaction): to the person ``new`` (created if need be;
+    the naming rules of enroll apply), or, with None, delete them (a wrong face taken out). An id that is not
+    one of ``name``'s changes nothing; ``name`` left with no template is removed."""
+    wanted = sorted({int(i) for i in ids})
+    if not wanted:
+        raise GalleryError(name, "no template to take out")
+    new = None if new is None else person_name(new)
+    with gallery._write():
+        gallery._db.lock_enrolls()  # as merge
+        source, name = _person(gallery, name)
+        listed = gallery._db.dialect.id_list(wanted)
+        owned = {i for (i,) in gallery._rows("SELECT id FROM {s}templates WHERE person_id = ? AND {ids:id}",
+                                             (source, listed))}
+        for i in wanted:
+            if i not in owned:
+                raise GalleryError(f"template {i}", f"is not one of {name}'s templates")
+        moved = 0
+        if new is None:
+            dropped = _run(gallery, "DELETE FROM {s}templates WHERE {ids:id}", (listed,))
+        else:
+            new = gallery.person(new) or new
+            if new == name:
+                raise GalleryError(new, "these templates are this person's already")
+            gallery._refuse_look_alikes([new])
+            target = gallery._rows("INSERT INTO {s}persons (name, created) VALUES (?, ?) ON CONFLICT (name) "
+                                   "DO UPDATE SET name = excluded.name RETURNING id", (new, time.time()))[0][0]
+            dropped = _run(gallery, "DELETE FROM {s}templates WHERE {ids:id} AND sha256 IN "
+                                    "(SELECT sha256 FROM {s}templates WHERE person_id = ?)", (listed, target))
+            moved = _run(gallery, "UPDATE {s}templates SET person_id = ? WHERE {ids:id}", (target, listed))
+        emptied = not gallery._rows("SELECT 1 FROM {s}templates WHERE person_id = ? LIMIT 1", (source,))
+        if emptied:
+            _run(gallery, "DELETE FROM {s}persons WHERE id = ?", (source,))
+        mark_stale(gallery)
+    return Moved(name, new, moved, dropped, emptied)
+
+
+def mark_stale(gallery: Gallery) -> None:
+    """Count one more removal, in the caller's write transaction: a search index built before it, which knows
+    templates by id and their persons as they were, is rebuilt."""
+    _run(gallery, "INSERT INTO {s}meta VALUES ('removals', '1') ON CONFLICT (key) "
+                  "DO UPDATE SET value = CAST(CAST({s}meta.value AS BIGINT) + 1 AS TEXT)", ())
+
+
+def _person(gallery: Gallery, name: str) -> tuple[int, str]:
+    """An enrolled person's id and stored name, locked until the transaction ends; else an error naming them."""
+    stored = gallery.person(name) or name
+    rows = gallery._rows("SELECT id FROM {s}persons WHERE name = ?{lock}", (stored,))
+    if not rows:
+        raise GalleryError(name, f"no such person in {gallery.location}")
+    return int(rows[0][0]), stored
+
+
+def _run(gallery: Gallery, text: str, params: tuple) -> int:
+    """One change, in the caller's write transaction: the number of rows it touched."""
+    return int(gallery._db.run(gallery._sql(text), params).rowcount)

@@ -13,7 +13,7 @@ BENCH_VENV := $(HOME)/.cache/facecli/bench-venv
 # its tests) use its own git-ignored models/ unless FACECLI_MODELS is set.
 export FACECLI_MODELS ?= $(CURDIR)/models
 
-.PHONY: install models images test demo accuracy bench lint clean
+.PHONY: install models images test demo accuracy bench bench-library lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -73,6 +73,10 @@ $(BENCH_VENV)/.installed:
 bench: models images $(BENCH_VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/throughput.py
+
+# The photo library: index 5,000 LFW photos, re-index, find at 10k and 100k faces (~15 min; bench/RESULTS.md)
+bench-library: models $(BENCH_VENV)/.installed
+	$(BIN)/python bench/library.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

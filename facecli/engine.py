@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from facecli import decisions, matching
+from facecli import decisions, library, matching
 from facecli.clustering import cluster
 from facecli.detectors import DET_SIZE
 from facecli.errors import BadValue, FaceCliError, FaceTooSmall, InputError, SeveralFaces
@@ -72,6 +72,7 @@ from facecli.values import (
 from facecli.video import Frame, StreamLost, Video, open_video, same_person_tau
 
 if TYPE_CHECKING:
+    from facecli.library import Found, IndexEvent
     from facecli.video import Frame, Video
 
 Image = str | os.PathLike | np.ndarray  # a path, or decoded pixels: BGR, or RGB where ``rgb`` says
@@ -349,6 +350,21 @@ class Engine:
         self._use(gallery)  # before any image work
         (face,) = _faces_of(self.analyse(image), all_faces=False)
         return face, identification.nearest_templates(gallery, face, top_k)
+
+    # -- the photo library ------------------------------------------------------------------
+    def index(self, gallery: Gallery, paths: Iterable[str | os.PathLike], prune: bool = False) -> Iterator[IndexEvent]:
+        """Bring ``gallery``'s photo index up to date with these photo files (``library.index``): one event per
+        file (new, changed, redone, moved, copy, unchanged, error); ``prune``: afterwards forget indexed files
+        among ``paths`` that no longer exist."""
+        names = [os.fspath(p) for p in paths]
+        return library.index(self, gallery, names, prune, names)
+
+    def find(self, gallery: Gallery, names: list[str], threshold: Threshold | None = None,
+             min_face: float = decisions.MIN_FACE, templates: str = "mean") -> list[Found]:
+        """The indexed faces ``identify`` names as one of ``names`` (through this engine's head), from the index
+        alone (``library.find``)."""
+        self._use(gallery)
+        return library.find(gallery, names, threshold, self.head, templates, min_face)
 
     # -- video ----------------------------------------------------------------------------
     def watch(self, gallery: Gallery, source: str | int | Video, threshold: Threshold | None = None,

@@ -94,9 +94,11 @@ def index(engine: Engine, gallery: Gallery, inputs: Iterable[str | FaceCliError]
     photos = PhotoIndex(gallery)
     settings = detector_settings(engine)
     known = photos.known_files()
-    by_sha: dict[str, list[str]] = {}
+    by_sha: dict[str, list[str]] = {}  # every indexed photo has a file: the index's photos, by content
+    found_with: dict[str, str] = {}
     for k in known.values():
         by_sha.setdefault(k.sha256, []).append(k.path)
+        found_with[k.sha256] = k.detector
     sizes = {k.size for k in known.values()}
     seen: set[str] = set()
     pending: list[FileRecord] = []
@@ -134,7 +136,7 @@ def index(engine: Engine, gallery: Gallery, inputs: Iterable[str | FaceCliError]
             except FaceCliError as exc:
                 yield from _told([IndexEvent(path, "error", error=exc)], summary)
                 continue
-            photo_settings = photos.photos_by_sha([sha]).get(sha)
+            photo_settings = found_with.get(sha)
             if photo_settings == settings:
                 gone = next((p for p in by_sha.get(sha, []) if p != path and not os.path.exists(p)), None)
                 event = "unchanged" if was is not None and was.sha256 == sha else \

@@ -7,7 +7,7 @@ region a photo app wrote (digiKam, Lightroom, Picasa-style MWG regions, or
 Windows' MP regions) becomes an enrollment of the face facecli detects at
 that place, so a library tagged by hand bootstraps a gallery in one
 command. A region whose place holds no detected face (IoU under
-``xmp.SAME_FACE_IOU``) is reported, never enrolled.
+``SAME_FACE_IOU``) is reported, never enrolled.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from facecli.errors import FaceCliError, InputError
 from facecli.gallery import identification
 from facecli.gallery.facematrix import face_matrix
 from facecli.gallery.photos import PhotoIndex
-from facecli.values import Template
+from facecli.values import SAME_FACE_IOU, Template, iou
 
 if TYPE_CHECKING:
     from facecli.engine import Engine
@@ -106,8 +106,8 @@ def import_tags(engine: Engine, gallery: Gallery, paths: Iterable[str | FaceCliE
         for region in regions:
             box = (region.box[0] * scale[0], region.box[1] * scale[1], region.box[2] * scale[0],
                    region.box[3] * scale[1])
-            face = max(result.faces, key=lambda f: xmp.iou(f.box, box), default=None)
-            if face is None or xmp.iou(face.box, box) < xmp.SAME_FACE_IOU:
+            face = max(result.faces, key=lambda f: iou(f.box, box), default=None)
+            if face is None or iou(face.box, box) < SAME_FACE_IOU:
                 missed.append(f"{region.name}: no face detected at this region")
                 continue
             entries.append((region.name, Template(face.embedding, result.path, str(result.sha256), face.box)))

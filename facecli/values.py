@@ -27,6 +27,11 @@ def _box(box: tuple[float, float, float, float]) -> str:
     return "(" + ", ".join(f"{v:.1f}" for v in box) + ")"
 
 
+#: How much two boxes of one photo overlap (``iou``) when they are the same face: the one-face-one-person rule
+#: of a gallery, and a tagged XMP region's face.
+SAME_FACE_IOU = 0.5
+
+
 def iou(a: Sequence[float], b: Sequence[float]) -> float:
     """Intersection over union of two ``[x1, y1, x2, y2]`` boxes: 1 the same box, 0 apart."""
     w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))

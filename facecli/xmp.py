@@ -69,6 +69,7 @@ from typing import TYPE_CHECKING
 
 from facecli.errors import BadValue, FaceCliError, InputError
 from facecli.private import check_replaceable, new_file, publish, read_regular
+from facecli.values import SAME_FACE_IOU, iou
 
 if TYPE_CHECKING:
     import exiv2
@@ -79,8 +80,6 @@ _DIMS = f"{_REGIONS}/mwg-rs:AppliedToDimensions"
 _MP_LIST = "Xmp.MP.RegionInfo/MPRI:Regions"
 #: a sidecar is a few kilobytes; darktable's edit history can make one a few megabytes
 _SIDECAR_LIMIT = 64 << 20
-#: the overlap (intersection over union) from which a face written is the face already there
-SAME_FACE_IOU = 0.5
 
 Box = tuple[float, float, float, float]
 
@@ -324,13 +323,6 @@ def read_regions(photo: Path) -> tuple[tuple[int, int] | None, list[Region]]:
             regions.append(Region(face.name, (x1 * width, y1 * height, x2 * width, y2 * height)))
         return (width, height), regions
     return None, []
-
-
-def iou(a: Box, b: Box) -> float:
-    """Intersection over union of two boxes (x1, y1, x2, y2): 1 the same place, 0 apart."""
-    inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def _same_name(a: str, b: str) -> bool:

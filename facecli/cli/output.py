@@ -3,7 +3,7 @@
 Results are rows (dicts). Each result type has one ``render.View`` that turns
 its rows into a table or lines for people; with ``--json`` the rows
 themselves go out as JSON Lines, and with ``--csv`` as CSV (a header, then one
-flat row per row: ``render.flat``), each flushed as it comes. stdout holds
+flat row per row: ``csvcells.flat``), each flushed as it comes. stdout holds
 results only, in every mode: a table's title (the tau in use, the gallery
 written to), logs, warnings and progress bars go to stderr, so
 ``facecli ... > out.txt`` and ``facecli ... --json | jq`` see data alone.
@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from facecli.cli.render import csv_columns, flat
+from facecli.cli.csvcells import csv_columns, flat
 
 if TYPE_CHECKING:
     from facecli.cli.render import View

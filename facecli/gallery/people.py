@@ -18,14 +18,10 @@ from typing import TYPE_CHECKING
 
 from facecli.errors import GalleryError
 from facecli.names import person_name
-from facecli.values import Stored, iou
+from facecli.values import SAME_FACE_IOU, Stored, iou
 
 if TYPE_CHECKING:
     from facecli.gallery.store import Gallery
-
-#: How much two boxes of one photo overlap (intersection over union) when they are the same face.
-SAME_FACE_IOU = 0.5
-
 
 def who_has(faces: list[tuple[str, Sequence[float]]], name: str, box: Sequence[float]) -> Stored | None:
     """What enrolling the face at ``box`` for ``name`` does, given the faces of its photo enrolled so far

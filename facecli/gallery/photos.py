@@ -96,13 +96,6 @@ class PhotoIndex:
                             "JOIN {s}photos p ON p.id = f.photo_id")
         return {r[0]: KnownFile(r[0], int(r[1]), int(r[2]), int(r[3]), r[4], r[5]) for r in rows}
 
-    def photos_by_sha(self, shas: list[str]) -> dict[str, str]:
-        """sha256 -> the detector settings of photos already indexed with that content."""
-        if not shas or self.g.is_new or self.g.schema < 3:
-            return {}
-        return dict(self.g._rows("SELECT sha256, detector FROM {s}photos WHERE {ids:sha256}",
-                                 (self.g._db.dialect.id_list(sorted(set(shas))),)))
-
     def state(self) -> FaceState:
         if self.g.is_new or self.g.schema < 3:
             return FaceState(str(self.g.model), self.g.dim, 0, 0, 0)
@@ -219,7 +212,6 @@ class PhotoIndex:
                                  "ON CONFLICT (path) DO UPDATE SET photo_id = excluded.photo_id, size = excluded.size, "
                                  "mtime_ns = excluded.mtime_ns"), (r.path, pid, r.size, r.mtime_ns))
             removed += self._forget_orphans(set(before.values()) - set(photo_ids.values()))
-
             self._count_removals(removed)
 
     def prune(self, paths: list[str]) -> int:

@@ -81,6 +81,7 @@ def test_people_unnamed_crops_and_name_then_find(run, library, tmp_path):
     assert proc.returncode == 0, proc.stderr
     clusters = json_rows(proc.stdout)
     top = clusters[0]
+    assert all(set(c) == {"cluster", "faces", "photos", "file", "face", "box", "crop"} for c in clusters)
     assert top["faces"] == 4 and top["photos"] == 4  # Obama: three portraits and the group photo's left face
     assert Path(top["crop"]).is_file() and (Path(top["crop"]).stat().st_mode & 0o777) == 0o600
     assert json_rows(run("people", "--unnamed", "--json").stdout)[0]["cluster"] == top["cluster"]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from facecli.cli.render import csv_columns, flat
+from facecli.cli.csvcells import csv_columns, flat
 from tests.helpers import FACECLI, json_rows
 
 TABLE = tuple("┏┃┡│└")  # the characters a rich table's lines start with

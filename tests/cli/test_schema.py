@@ -61,6 +61,14 @@ def test_every_command_emits_the_documented_fields(run, images, tmp_path, no_fac
     assert {frozenset(r) for r in rows} == {frozenset({"file", "face", "rank", "name", "distance", "template",
                                                        "source"})}
 
+    rows = json_rows(run("index", str(folder), "--json").stdout)
+    assert {frozenset(r) for r in rows} == {frozenset({"file", "status", "faces", "error"})}
+    rows = json_rows(run("find", "obama", "--json", "--link", str(tmp_path / "f")).stdout)
+    assert rows and {frozenset(r) for r in rows} == {frozenset({"name", "file", "face", "box", "size", "distance",
+                                                                "sha256", "link"})}
+    rows = json_rows(run("people", "--json").stdout)
+    assert rows and {frozenset(r) for r in rows} == {frozenset({"name", "faces", "photos"})}
+
     video = tmp_path / "v.avi"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5, (320, 240))
     frame = cv2.resize(cv2.imread(photo), (320, 240))

@@ -84,3 +84,35 @@ def test_sigkill_mid_enroll_leaves_each_photo_enrolled_or_absent(many_photos, tm
         assert sorted(sources) in ([], sorted(batch)), sources  # all of this enroll, or nothing
         outcomes.append(len(sources))
     assert len(outcomes) == trials
+
+
+def test_sigkill_mid_index_then_a_rerun_leaves_exactly_one_record_per_face(many_photos, tmp_path):
+    """``facecli index`` killed at random moments, then run to the end: the index holds exactly what one
+    uninterrupted run records (every photo, each face once), whatever the kills interrupted."""
+    folder = tmp_path / "library"
+    folder.mkdir()
+    for p in many_photos[:60]:
+        (folder / p.name).symlink_to(p)
+    clean, crashed = tmp_path / "clean.db", tmp_path / "crashed.db"
+    assert _spawn(["index", str(folder), "--quiet"], clean).wait() == 0
+    rng = random.Random(11)
+    for _ in range(4):
+        proc = _spawn(["index", str(folder), "--quiet"], crashed)
+        time.sleep(rng.uniform(1.0, 5.0))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    final = _spawn(["index", str(folder), "--json"], crashed)
+    out, err = final.communicate(timeout=600)
+    assert final.returncode == 0, err
+    assert {r["status"] for r in json_rows(out)} <= {"new", "unchanged"}
+
+    def content(gallery: Path) -> list[tuple]:
+        with sqlite3.connect(gallery) as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            return conn.execute("SELECT p.sha256, f.n, f.box FROM faces f JOIN photos p ON p.id = f.photo_id "
+                                "ORDER BY p.sha256, f.n").fetchall()
+
+    faces = content(crashed)
+    assert faces == content(clean) and len(faces) >= 60
+    with sqlite3.connect(crashed) as conn:
+        assert conn.execute("SELECT COUNT(*), COUNT(DISTINCT path) FROM files").fetchone() == (60, 60)

@@ -51,6 +51,7 @@ from facecli.clustering import cluster
 from facecli.detectors import DET_SIZE
 from facecli.errors import BadValue, FaceCliError, FaceTooSmall, InputError, SeveralFaces
 from facecli.gallery import Gallery, identification
+from facecli.gallery.people import refusal
 from facecli.heads import LoadedHead, load_head
 from facecli.models import DEFAULT_MODEL, pipeline_spec
 from facecli.names import person_name
@@ -469,7 +470,6 @@ class Engine:
 def _record(r: EnrollResult, stored: Stored, subject: str) -> None:
     """What the gallery did with an enroll's template: added or present, else the error naming who holds it."""
     r.status = stored.status if stored.status in ("added", "present") else "error"
-    if stored.status == "taken":
-        r.error = InputError(subject, f"this face is already enrolled as {stored.holder}")
-    elif stored.status == "duplicate":
-        r.error = InputError(subject, f"{stored.holder} already has another face of this photo")
+    reason = refusal(stored)
+    if reason is not None:
+        r.error = InputError(subject, reason)

@@ -35,10 +35,11 @@ from facecli.clustering import cluster
 from facecli.errors import BadValue, FaceCliError, InputError
 from facecli.gallery import identification
 from facecli.gallery.facematrix import FaceMatrix, face_matrix
+from facecli.gallery.people import refusal
 from facecli.gallery.photos import FileRecord, IndexedFace, PhotoIndex
 from facecli.imageio import read_bytes
 from facecli.sources import sha256_bytes
-from facecli.values import Stored, Template
+from facecli.values import EnrollResult, Template
 
 if TYPE_CHECKING:
     from facecli.engine import Engine
@@ -359,9 +360,9 @@ def choose_templates(vectors: np.ndarray, count: int = NAME_TEMPLATES) -> list[i
 
 
 def name_cluster(gallery: Gallery, number: int, name: str, head: LoadedHead | None = None,
-                 tau: float | None = None, min_face: float = decisions.MIN_FACE) -> list[tuple[str, Stored]]:
+                 tau: float | None = None, min_face: float = decisions.MIN_FACE) -> list[EnrollResult]:
     """Enroll the person of unnamed cluster ``number`` as ``name`` from up to ``NAME_TEMPLATES`` of its faces
-    (``choose_templates``); per template, its photo's path and what the gallery did with it."""
+    (``choose_templates``); per template, what the gallery did with it (as ``Engine.enroll`` says it)."""
     clusters = {c.cluster: c for c in cluster_unnamed(gallery, head, tau, min_face)}
     if number not in clusters:
         raise BadValue("cluster", number, "no such unnamed cluster (facecli people --unnamed lists them)")
@@ -377,5 +378,9 @@ def name_cluster(gallery: Gallery, number: int, name: str, head: LoadedHead | No
         embedding = np.asarray(fm.matrix[rows[faces.index(f)]], dtype=np.float32)
         source = (paths.get(info[f]["photo_id"]) or [info[f]["sha256"]])[0]
         entries.append((source, Template(embedding, source, info[f]["sha256"], tuple(info[f]["box"]))))
-    stored = gallery.enroll([(name, t) for _, t in entries])
-    return [(source, s) for (source, _), s in zip(entries, stored)]
+    results = []
+    for (source, template), stored in zip(entries, gallery.enroll([(name, t) for _, t in entries])):
+        reason = refusal(stored)
+        results.append(EnrollResult(name, source, stored.status if reason is None else "error",
+                                    None if reason is None else InputError(source, reason), template))
+    return results

@@ -24,6 +24,7 @@ from facecli import decisions, xmp
 from facecli.errors import FaceCliError, InputError
 from facecli.gallery import identification
 from facecli.gallery.facematrix import face_matrix
+from facecli.gallery.people import refusal
 from facecli.gallery.photos import PhotoIndex
 from facecli.values import SAME_FACE_IOU, Template, iou
 
@@ -113,7 +114,6 @@ def import_tags(engine: Engine, gallery: Gallery, paths: Iterable[str | FaceCliE
             entries.append((region.name, Template(face.embedding, result.path, str(result.sha256), face.box)))
         stored = gallery.enroll(entries, record) if entries else []
         record = None  # recorded with the first enroll
-        names = [n for (n, _), s in zip(entries, stored) if s.status in ("added", "present")]
-        refused = [f"{n}: this face is enrolled as {s.holder}" for (n, _), s in zip(entries, stored)
-                   if s.holder is not None]
+        names = [n for (n, _), s in zip(entries, stored) if refusal(s) is None]
+        refused = [f"{n}: {refusal(s)}" for (n, _), s in zip(entries, stored) if refusal(s) is not None]
         yield Tagged(result.path, names, missed=missed + refused)

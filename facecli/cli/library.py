@@ -206,16 +206,13 @@ def name(
     tuned = load_head(head)
     with open_gallery_at(gallery, write=True) as g:
         stored = name_cluster(g, cluster, person, tuned, min_face=min_face)
-    failed = False
     with out.results(render.ENROLLMENTS) as results:
-        for source, s in stored:
-            error = f"this face is already enrolled as {s.holder}" if s.holder is not None else None
-            failed |= error is not None
-            if error:
-                out.error(f"{source}: {error}")
-            results.add({"name": person, "file": source, "status": "error" if error else s.status, "error": error,
-                         "box": None})
-    out.note(f"{person}: {sum(s.status == 'added' for _, s in stored)} templates from cluster {cluster}")
+        for r in stored:
+            if r.error is not None:
+                out.error(message(r.error))
+            results.add(render.enroll_row(r))
+    out.note(f"{person}: {sum(r.status == 'added' for r in stored)} templates from cluster {cluster}")
+    failed = any(r.error is not None for r in stored)
     raise typer.Exit(EXIT_ERROR if failed else EXIT_OK)
 
 

@@ -37,6 +37,15 @@ def who_has(faces: list[tuple[str, Sequence[float]]], name: str, box: Sequence[f
     return None
 
 
+def refusal(stored: Stored) -> str | None:
+    """Why the gallery refused a template (``taken``, ``duplicate``), in words; None when it holds it."""
+    if stored.status == "taken":
+        return f"this face is already enrolled as {stored.holder}"
+    if stored.status == "duplicate":
+        return f"{stored.holder} already has another face of this photo"
+    return None
+
+
 @dataclass(frozen=True)
 class Moved:
     """What a merge or a split did: templates of ``source`` that joined ``target`` (``moved``), or that were

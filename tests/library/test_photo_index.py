@@ -168,7 +168,7 @@ def test_unnamed_clusters_keep_their_numbers_and_a_named_one_is_found(location, 
         assert bush.cluster not in set(numbers.values()) and len(bush.faces) >= 4
 
         stored = name_cluster(g, bush.cluster, "George Bush")
-        assert stored and all(s.status == "added" for _, s in stored) and len(stored) <= 5
+        assert stored and all(r.status == "added" and r.error is None for r in stored) and len(stored) <= 5
         found = [(Path(f.paths[0]).name, f.face["face"]) for f in find(g, ["George Bush"])]
         bush_files = {p.name for p in more.glob("George_W_Bush_*")}
         assert len({name for name, _ in found} & bush_files) >= 5

@@ -40,6 +40,7 @@ from facecli.cli.options import (
 )
 from facecli.decisions import MIN_FACE
 from facecli.detectors import DET_SIZE
+from facecli.names import person_name
 
 app = typer.Typer()
 
@@ -199,7 +200,6 @@ def name(
     """
     # numpy: loaded by the commands that handle vectors, not by --help or argument errors
     from facecli.library import name_cluster
-    from facecli.names import person_name
 
     out = output(json_lines, quiet, csv_rows=csv_rows)
     person = person_name(person)
@@ -259,6 +259,7 @@ def xmp_import(
 
     Example: [bold]facecli xmp import ~/Pictures/tagged[/]
     """
+    # numpy and OpenCV: loaded only by the commands that detect or embed
     from facecli.phototags import import_tags
 
     out = output(json_lines, quiet, verbose, csv_rows)

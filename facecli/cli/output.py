@@ -125,10 +125,17 @@ class Output:
         # rich's progress bars: loaded only when a bar is shown
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        rate = TextColumn("{task.fields[rate]}")  # items per second, once there is one
+        with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), rate, TimeRemainingColumn(),
                       console=self.err, transient=True) as bar:
-            task = bar.add_task(label, total=total)
-            yield lambda: bar.advance(task)
+            task = bar.add_task(label, total=total, rate="")
+
+            def tick() -> None:
+                bar.advance(task)
+                speed = bar.tasks[task].speed
+                bar.update(task, rate=f"{speed:.1f}/s" if speed else "")
+
+            yield tick
 
 
 class Results:

@@ -471,3 +471,20 @@ def test_copy_file_to_database_to_file(pg, db, run, images, tmp_path):
     empty_gallery(other, "sface")
     one_line_error(facecli(src, "gallery", "copy", src, other), "sface", "fusion")
     one_line_error(facecli(src, "gallery", "copy", str(tmp_path / "missing.db"), db), "no gallery here yet")
+
+
+def test_the_photo_library_answers_as_the_file_does(both, images, side_by_side, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for n in ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg"):
+        (folder / n).symlink_to(images / n)
+    (folder / "group.jpg").symlink_to(side_by_side)
+    assert {r["status"] for r in json_rows(both("index", str(folder), "--json").stdout)} == {"new"}
+    assert {r["status"] for r in json_rows(both("index", str(folder), "--json").stdout)} == {"unchanged"}
+    clusters = json_rows(both("people", "--unnamed", "--json").stdout)
+    assert clusters[0]["faces"] == 4
+    assert both("name", str(clusters[0]["cluster"]), "obama", "--json").returncode == 0
+    found = json_rows(both("find", "obama", "--json").stdout)
+    assert {r["file"].rsplit("/", 1)[1] for r in found} == {"obama.jpg", "obama2.jpg", "obama3.jpg", "group.jpg"}
+    assert both("gallery", "remove", "obama", "--quiet").returncode == 0
+    assert both("find", "obama").returncode == 2

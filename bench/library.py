@@ -177,7 +177,7 @@ def quality(gallery: str, lib: Path) -> dict:
         entries = []
         for person in enrolled:
             first = str(by_person[person][0].resolve())
-            photo_id, sha, _, _ = index.photos_of_paths([first])[first]
+            photo_id, sha = index.photos_of_paths([first])[first][:2]
             faces = index.faces(index.faces_of_photos([photo_id]).get(photo_id, []))
             if not faces:
                 continue

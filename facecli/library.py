@@ -121,6 +121,10 @@ def index(engine: Engine, gallery: Gallery, inputs: Iterable[str | FaceCliError]
             continue
         path = os.path.abspath(item)
         seen.add(path)
+        if not _recordable(path):
+            yield from _told([IndexEvent(item, "error", error=InputError(
+                ascii(item), "a file name that is not UTF-8 cannot be recorded: rename the file"))], summary)
+            continue
         try:
             st = os.stat(path)
         except OSError as exc:
@@ -139,7 +143,8 @@ def index(engine: Engine, gallery: Gallery, inputs: Iterable[str | FaceCliError]
                 continue
             photo_settings = found_with.get(sha)
             if photo_settings == settings:
-                gone = next((p for p in by_sha.get(sha, []) if p != path and not os.path.exists(p)), None)
+                gone = None if was is not None else \
+                    next((p for p in by_sha.get(sha, []) if p != path and not os.path.exists(p)), None)
                 event = "unchanged" if was is not None and was.sha256 == sha else \
                     "changed" if was is not None else "moved" if gone else "copy"
                 pending.append(FileRecord(path, st.st_size, st.st_mtime_ns, sha, moved_from=gone))
@@ -166,6 +171,15 @@ def index(engine: Engine, gallery: Gallery, inputs: Iterable[str | FaceCliError]
         summary.counts["pruned"] += photos.prune(_gone(known, seen, [os.path.abspath(r) for r in roots]))
 
 
+def _recordable(path: str) -> bool:
+    """Whether a path can be stored as text (a name that is not UTF-8 reaches Python as surrogate escapes)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _told(events: list[IndexEvent], summary: IndexSummary) -> Iterator[IndexEvent]:
     """Hand out events (once what they report is recorded), counting them."""
     for event in events:
@@ -182,7 +196,10 @@ def _record(result: ImageResult, st: os.stat_result, settings: str) -> FileRecor
 
 
 def _gone(known: dict, seen: set[str], roots: list[str]) -> list[str]:
-    """Indexed paths under ``roots`` that this run did not see and that no longer exist."""
+    """Indexed paths under ``roots`` that this run did not see and that no longer exist; nothing under a root
+    that is itself missing (an unmounted drive, a mistyped path)."""
+    roots = [r for r in roots if os.path.exists(r)]  # an unmounted drive's photos are not gone
+
     def under(path: str) -> bool:
         return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
 
@@ -355,6 +372,7 @@ def choose_templates(vectors: np.ndarray, count: int = NAME_TEMPLATES) -> list[i
     chosen = [int(core[0])]
     while len(chosen) < min(count, len(core)):
         nearest = (vectors[core] @ vectors[chosen].T).max(axis=1)
+        nearest[np.isin(core, chosen)] = np.inf  # never the same face twice, even among identical ones
         chosen.append(int(core[int(np.argmin(nearest))]))
     return chosen
 

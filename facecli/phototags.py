@@ -63,7 +63,16 @@ def export_tags(gallery: Gallery, paths: Iterable[str | FaceCliError], head: Loa
         if photo is None:
             yield Tagged(item, error=InputError(item, "not in the photo index: run `facecli index` on it first"))
             continue
-        photo_id, _, width, height = photo
+        photo_id, _, width, height, size, mtime_ns = photo
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            yield Tagged(item, error=InputError(item, exc.strerror or str(exc)))
+            continue
+        if (st.st_size, st.st_mtime_ns) != (size, mtime_ns):  # its boxes may no longer be where the faces are
+            yield Tagged(item, error=InputError(item, "changed since it was indexed: run `facecli index` on it "
+                                                      "first"))
+            continue
         rows = np.flatnonzero(fm.photos == photo_id)
         info = index.faces(fm.ids[rows].tolist())
         found = identification.decide(gallery, np.asarray(vectors[rows]), threshold, head) if len(rows) else []

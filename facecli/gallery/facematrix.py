@@ -6,8 +6,9 @@ memory-mapped in milliseconds from a ``.npy``. So the matrix, with each
 face's id, photo and size, is cached: beside a file gallery
 (``gallery.db.faces.npy``), in facecli's private cache for a database one,
 in memory for ``:memory:``. It is derived data, trusted only while its
-JSON says it reflects the gallery's current faces (count, largest id,
-removals, as ``fileindex`` does for templates) and it is private (0600, ours);
+JSON says it reflects this gallery (its creation time) and its current faces
+(count, largest id, removals, as ``fileindex`` does for templates) and it is
+private (0600, ours);
 new faces are appended, any removal rebuilds it. A folder that cannot be
 written only costs the cache: the matrix is then read from the gallery.
 """
@@ -46,6 +47,9 @@ def face_matrix(gallery: Gallery) -> FaceMatrix:
     key = f"faces {state}"
     if key in gallery._derived:
         return gallery._derived[key]
+    if state.count == 0:  # nothing indexed (or an older schema without the index): nothing to read or keep
+        return FaceMatrix(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32),
+                          np.empty((0, state.dim), np.float32))
     where = _cache_path(gallery)
     rows, matrix = _load(where, state, index) if where is not None else (None, None)
     if rows is None:
@@ -84,7 +88,7 @@ def _load(where: Path, state, index: PhotoIndex) -> tuple[np.ndarray | None, np.
     if not all(_private(p) for p in (matrix_path, rows_path, meta_path)):
         return None, None
     meta = read_json(meta_path)
-    expected = {"model": state.model, "dim": state.dim, "removals": state.removals}
+    expected = {"model": state.model, "dim": state.dim, "removals": state.removals, "gallery": state.created}
     if not isinstance(meta, dict) or any(meta.get(k) != v for k, v in expected.items()) \
             or meta.get("stamps") != [file_stamp(matrix_path), file_stamp(rows_path)]:
         return None, None
@@ -114,7 +118,7 @@ def _save(where: Path, state, rows: np.ndarray, matrix: np.ndarray) -> None:
                 with open(fd, "wb", closefd=False) as fh:
                     np.save(fh, np.ascontiguousarray(array))
                 publish(tmp, target)
-        write_json(meta_path, {"model": state.model, "dim": state.dim, "count": len(rows),
+        write_json(meta_path, {"model": state.model, "dim": state.dim, "gallery": state.created, "count": len(rows),
                                "max_id": int(rows[:, 0].max(initial=0)), "removals": state.removals,
                                "stamps": [file_stamp(matrix_path), file_stamp(rows_path)]})
     except (OSError, FaceCliError):

@@ -74,6 +74,7 @@ class FaceState:
     count: int
     max_id: int
     removals: int
+    created: str | None = None  # the gallery's creation time: a cache of another gallery at the same path is not it
 
 
 def face_size(box: tuple[float, float, float, float]) -> float:
@@ -98,11 +99,12 @@ class PhotoIndex:
 
     def state(self) -> FaceState:
         if self.g.is_new or self.g.schema < 3:
-            return FaceState(str(self.g.model), self.g.dim, 0, 0, 0)
+            return FaceState(str(self.g.model), self.g.dim, 0, 0, 0, self.g.meta().get("created"))
         with self.g._db.errors(), self.g._db.snapshot():
             count, max_id = self.g._rows("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM {s}faces")[0]
             removals = self.g._rows("SELECT value FROM {s}meta WHERE key = 'face_removals'")
-        return FaceState(str(self.g.model), self.g.dim, int(count), int(max_id), int(removals[0][0]) if removals else 0)
+        return FaceState(str(self.g.model), self.g.dim, int(count), int(max_id), int(removals[0][0]) if removals else 0,
+                         self.g.meta().get("created"))
 
     def count_up_to(self, max_id: int) -> int:
         return int(self.g._rows("SELECT COUNT(*) FROM {s}faces WHERE id <= ?", (int(max_id),))[0][0])
@@ -135,11 +137,12 @@ class PhotoIndex:
             found.setdefault(photo, []).append(path)
         return found
 
-    def photos_of_paths(self, paths: list[str]) -> dict[str, tuple[int, str, int, int]]:
-        """Indexed path -> (photo id, sha256, width, height)."""
-        rows = self.g._rows("SELECT f.path, p.id, p.sha256, p.width, p.height FROM {s}files f JOIN {s}photos p "
-                            "ON p.id = f.photo_id WHERE {ids:f.path}", (self.g._db.dialect.id_list(paths),))
-        return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
+    def photos_of_paths(self, paths: list[str]) -> dict[str, tuple[int, str, int, int, int, int]]:
+        """Indexed path -> (photo id, sha256, width, height, and the file's size and mtime_ns when indexed)."""
+        rows = self.g._rows("SELECT f.path, p.id, p.sha256, p.width, p.height, f.size, f.mtime_ns FROM {s}files f "
+                            "JOIN {s}photos p ON p.id = f.photo_id WHERE {ids:f.path}",
+                            (self.g._db.dialect.id_list(paths),))
+        return {r[0]: tuple(r[1:]) for r in rows}
 
     def faces_of_photos(self, photo_ids: Iterable[int]) -> dict[int, list[int]]:
         """Photo id -> its face ids, in face order."""
@@ -174,11 +177,17 @@ class PhotoIndex:
         with g._write():
             g._db.lock_enrolls()  # two indexers never record one photo twice
             dialect = g._db.dialect
-            photo_ids: dict[str, int] = {}
             removed = 0
+            shas = dialect.id_list(sorted({r.sha256 for r in records}))
+            # a photo recorded already with the same settings (a copy analysed in this run, or by another
+            # indexer meanwhile) keeps its faces, their ids and their clusters
+            found = {sha: (pid, det) for sha, pid, det in g._rows(
+                "SELECT sha256, id, detector FROM {s}photos WHERE {ids:sha256}", (shas,))}
+            photo_ids = {sha: pid for sha, (pid, det) in found.items()}
             for r in records:
-                if r.photo is None or r.sha256 in photo_ids:
+                if r.photo is None or found.get(r.sha256, (None, None))[1] == r.photo[2]:
                     continue
+                found[r.sha256] = (None, r.photo[2])
                 width, height, detector = r.photo
                 (pid,) = g._db.run(g._sql(
                     "INSERT INTO {s}photos (sha256, width, height, detector, indexed) VALUES (?, ?, ?, ?, ?) "
@@ -193,10 +202,6 @@ class PhotoIndex:
                         "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id"),
                         [(pid, n, dialect.encode(f.embedding), box_text(f.box), json.dumps(f.landmarks),
                           float(f.score), face_size(f.box)) for n, f in enumerate(r.faces)])
-            known = [r.sha256 for r in records if r.sha256 not in photo_ids]
-            if known:
-                photo_ids |= dict(g._rows("SELECT sha256, id FROM {s}photos WHERE {ids:sha256}",
-                                          (dialect.id_list(sorted(set(known))),)))
             paths = [r.moved_from or r.path for r in records] + [r.path for r in records]
             before = {p: pid for p, pid in g._rows("SELECT path, photo_id FROM {s}files WHERE {ids:path}",
                                                     (dialect.id_list(sorted(set(paths))),))}

@@ -7,6 +7,7 @@ checked against its face's box within a pixel.
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -44,14 +45,19 @@ def test_index_twice_then_a_rename_then_prune(run, library):
     assert json_rows(run("people", "--json").stdout) == []  # nobody enrolled: nobody listed
 
 
-def test_a_bad_file_is_reported_and_the_rest_indexed(run, library):
+def test_a_bad_file_is_reported_and_the_rest_indexed(run, library, images):
     (library / "broken.jpg").write_bytes(b"\xff\xd8not a jpeg")
+    shutil.copyfile(images / "biden.jpg", library / os.fsdecode(b"caf\xe9.jpg"))  # a name that is not UTF-8
     proc = run("index", str(library), "--json")
     assert proc.returncode == 2
-    rows = {Path(r["file"]).name: r for r in json_rows(proc.stdout)}
-    assert rows["broken.jpg"]["status"] == "error" and rows["broken.jpg"]["error"]
-    assert sum(r["status"] == "new" for r in rows.values()) == 5
-    assert proc.stderr.count("error:") == 1 and "broken.jpg" in proc.stderr
+    rows = json_rows(proc.stdout)
+    errors = sorted(r["error"] for r in rows if r["status"] == "error")
+    assert len(errors) == 2 and "not UTF-8" in errors[0] + errors[1]
+    assert sum(r["status"] == "new" for r in rows) == 5
+    assert proc.stderr.count("error:") == 2 and "broken.jpg" in proc.stderr
+    missing = run("index", str(library / "gone"), "--prune", "--json")  # a missing root prunes nothing
+    assert missing.returncode == 2 and "0 files forgotten" in missing.stderr
+    assert set(statuses(run("index", str(library), "--json")).values()) == {"unchanged", "error"}
 
 
 def test_find_lists_and_links_a_persons_photos_and_says_when_there_are_none(run, library, images, tmp_path):
@@ -133,12 +139,12 @@ def test_xmp_export_is_read_back_by_exiv2_and_imported_into_an_empty_gallery(run
     again = run("xmp", "export", str(library), "--json")  # a second export duplicates nothing
     assert all(r["added"] == 0 for r in json_rows(again.stdout))
 
-    fresh = {"FACECLI_GALLERY": str(tmp_path / "fresh.db")}
-    imported = run("xmp", "import", str(library), "--json", env=fresh)
+    fresh = ("--gallery", str(tmp_path / "fresh.db"))
+    imported = run("xmp", "import", str(library), "--json", *fresh)
     assert imported.returncode == 0, imported.stderr
-    people = {r["name"]: r["templates"] for r in json_rows(run("gallery", "list", "--json", env=fresh).stdout)}
+    people = {r["name"]: r["templates"] for r in json_rows(run("gallery", "list", "--json", *fresh).stdout)}
     assert people == {"obama": 4, "biden": 2}
-    identified = json_rows(run("identify", str(images / "obama2.jpg"), "--json", env=fresh).stdout)
+    identified = json_rows(run("identify", str(images / "obama2.jpg"), "--json", *fresh).stdout)
     assert identified[0]["name"] == "obama"
 
 
@@ -146,4 +152,8 @@ def test_xmp_export_of_a_photo_not_indexed_is_an_error(run, library, images):
     pytest.importorskip("exiv2", reason="the [xmp] extra is not installed")
     run("enroll", "obama", str(images / "obama.jpg"), "--quiet")
     one_line_error(run("xmp", "export", str(library / "obama.jpg")), "obama.jpg", "not in the photo index")
+    assert not (library / "obama.jpg.xmp").exists()
+    run("index", str(library), "--quiet")
+    shutil.copyfile(images / "obama2.jpg", library / "obama.jpg")  # edited after indexing: its boxes are stale
+    one_line_error(run("xmp", "export", str(library / "obama.jpg")), "obama.jpg", "changed since it was indexed")
     assert not (library / "obama.jpg.xmp").exists()

@@ -206,3 +206,14 @@ def test_the_face_cache_beside_a_file_gallery_is_private_and_never_trusted_when_
     with open_gallery(str(gallery)) as g:
         assert np.array_equal(face_matrix(g).matrix, expected.matrix)
     assert (cache.stat().st_mode & 0o777) == 0o600
+
+    gallery.unlink()  # another gallery at the same path, with more faces: the old cache is not its
+    for p in (library / "obama.jpg", library / "biden.jpg", library / "obama2.jpg"):
+        cv2.imwrite(str(library / f"mirror-{p.name}"), cv2.imread(str(p))[:, ::-1])
+    with open_gallery(str(gallery), create=True) as g:
+        run_index(engine, g, library)
+        cached = face_matrix(g)
+    with open_gallery(str(gallery)) as g:
+        fresh = PhotoIndex(g)
+        rows, matrix = zip(*fresh.iter_faces())
+        assert np.array_equal(cached.matrix, np.concatenate(matrix))

@@ -21,7 +21,7 @@ from tests.helpers import empty_gallery, json_rows, one_line_error
 
 pytestmark = pytest.mark.postgres
 pytest.importorskip("psycopg", reason="the [postgres] extra is not installed")
-from facecli.gallery import open_gallery, postgres  # noqa: E402
+from facecli.gallery import open_gallery, postgres, schema  # noqa: E402
 from facecli.gallery.copy import gallery_content  # noqa: E402
 from facecli.gallery.locations import mask_url  # noqa: E402
 from facecli.heads import sidecar  # noqa: E402
@@ -312,22 +312,26 @@ def test_gallery_check_reports_damage(pg, db, images):
 
 
 def test_an_older_schema_is_read_as_it_is_and_upgraded_by_the_first_write(pg, db, images):
-    """Schema 1 (no schema_history, no index on sha256): read without change, upgraded in the first write."""
+    """Schema 1 (no schema_history, no index on sha256, no photo index): read without change, upgraded in the
+    first write."""
     assert facecli(db, "enroll", "obama", str(images / "obama.jpg")).returncode == 0
     database = database_name(db)
     pg.sql(["DROP TABLE facecli.schema_history", "DROP INDEX facecli.templates_sha256",
+            "DROP TABLE facecli.faces", "DROP TABLE facecli.files", "DROP TABLE facecli.photos",
             "UPDATE facecli.meta SET value = '1' WHERE key = 'schema'"], database=database)
     for args in (["identify", str(images / "obama2.jpg")], ["gallery", "check"]):
         assert facecli(db, *args).returncode == 0
+    assert facecli(db, "people").returncode == 1  # no photo index yet: nobody in any photo, and no error
     assert json_rows(facecli(db, "gallery", "stats", "--json").stdout)[0]["schema"] == 1
     assert facecli(db, "enroll", "biden", str(images / "biden.jpg")).returncode == 0
     stats = json_rows(facecli(db, "gallery", "stats", "--json").stdout)[0]
-    assert (stats["schema"], stats["persons"]) == (2, 2)
+    assert (stats["schema"], stats["persons"]) == (schema.SCHEMA_VERSION, 2)
     assert facecli(db, "gallery", "check").returncode == 0
     import psycopg
 
     with psycopg.connect(pg.admin_url(database)) as conn:
-        assert [r[0] for r in conn.execute("SELECT version FROM facecli.schema_history")] == [2]
+        assert [r[0] for r in conn.execute("SELECT version FROM facecli.schema_history")] == \
+            list(range(2, schema.SCHEMA_VERSION + 1))
 
 
 def test_a_role_that_may_only_read_serves_every_read(pg, db, images):

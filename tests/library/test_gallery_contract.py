@@ -14,6 +14,8 @@ import pytest
 from facecli.errors import BadValue, GalleryError, InputError, ModelMismatch
 from facecli.gallery import identification, open_gallery, schema
 from facecli.gallery.copy import copy_gallery, gallery_content
+from facecli.gallery.facematrix import face_matrix
+from facecli.library import find
 from facecli.values import HeadRecord, Template
 
 POSTGRES = pytest.param("postgres", marks=pytest.mark.postgres)
@@ -186,15 +188,17 @@ def test_an_older_schema_is_read_as_it_is_and_upgraded_by_the_first_write(locati
         g.enroll([("obama", template(faces["obama"], "obama.jpg"))])
         db = g._db
         with db.transaction():  # back to version 1: what an older facecli left
-            db.run(db.dialect.sql("DROP TABLE {s}schema_history"))
+            for table in ("schema_history", "faces", "files", "photos"):
+                db.run(db.dialect.sql(f"DROP TABLE {{s}}{table}"))
             db.run(db.dialect.sql("DROP INDEX {s}templates_sha256"))
             db.set_version(1)
     with open_gallery(location) as old:
         assert old.schema == 1 and [p.name for p in old.persons()] == ["obama"] and old.check() == []
+        assert find(old, ["obama"]) == [] and len(face_matrix(old).ids) == 0  # no photo index yet: none found
     with open_gallery(location, write=True) as g:
         g.enroll([("biden", template(faces["biden"], "biden.jpg"))])
         assert g.schema == schema.SCHEMA_VERSION and g.check() == []
-        assert g._rows("SELECT version FROM {s}schema_history") == [(2,)]
+        assert g._rows("SELECT version FROM {s}schema_history") == [(v,) for v in range(2, schema.SCHEMA_VERSION + 1)]
 
 
 @stored

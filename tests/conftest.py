@@ -11,6 +11,7 @@ models away from its tests, and the other levels' conftests stop at once when th
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -95,6 +96,17 @@ def side_by_side(images: Path, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("pair") / "obama_and_biden.jpg"
     cv2.imwrite(str(path), np.hstack([a, b]))
     return path
+
+
+@pytest.fixture
+def library(images: Path, side_by_side: Path, tmp_path: Path) -> Path:
+    """A small photo library: the four sample portraits and the group photo of Obama and Biden side by side."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg"):
+        shutil.copyfile(images / name, folder / name)
+    shutil.copyfile(side_by_side, folder / "group.jpg")
+    return folder
 
 
 @pytest.fixture(scope="session")

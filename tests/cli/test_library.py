@@ -16,16 +16,6 @@ import pytest
 from tests.helpers import json_rows, one_line_error
 
 
-@pytest.fixture
-def library(images, side_by_side, tmp_path) -> Path:
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for name in ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg"):
-        shutil.copyfile(images / name, folder / name)
-    shutil.copyfile(side_by_side, folder / "group.jpg")
-    return folder
-
-
 def statuses(proc) -> dict[str, str]:
     return {Path(r["file"]).name: r["status"] for r in json_rows(proc.stdout)}
 

@@ -48,17 +48,6 @@ def engine():
     return facecli.load(model="facenet", device="cpu")
 
 
-@pytest.fixture
-def library(images, side_by_side, tmp_path) -> Path:
-    """The sample portraits and a group photo of Obama and Biden side by side."""
-    folder = tmp_path / "library"
-    folder.mkdir()
-    for name in ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg"):
-        shutil.copyfile(images / name, folder / name)
-    shutil.copyfile(side_by_side, folder / "group.jpg")
-    return folder
-
-
 def run_index(engine, gallery, folder: Path, prune: bool = False) -> dict[str, list[str]]:
     """status -> the file names it was given (an index run over ``folder``)."""
     summary = IndexSummary()

@@ -51,7 +51,7 @@ from facecli.clustering import cluster
 from facecli.detectors import DET_SIZE
 from facecli.errors import BadValue, FaceCliError, FaceTooSmall, InputError, SeveralFaces
 from facecli.gallery import Gallery, identification
-from facecli.gallery.people import refusal
+from facecli.gallery.people import settle
 from facecli.heads import LoadedHead, load_head
 from facecli.models import DEFAULT_MODEL, pipeline_spec
 from facecli.names import person_name
@@ -65,7 +65,6 @@ from facecli.values import (
     HeadRecord,
     ImageResult,
     Match,
-    Stored,
     Template,
     Threshold,
     Verification,
@@ -274,7 +273,7 @@ class Engine:
         if not good:
             return results
         for r, stored in zip(good, gallery.enroll([(r.name, r.template) for r in good], record)):
-            _record(r, stored, r.path)
+            settle(r, stored, r.path)
         return results
 
     def enroll_faces(self, items: list[tuple[str, Image]], largest: bool = False,
@@ -463,13 +462,6 @@ class Engine:
             r.name = names.get(c.cluster)
         todo = [(c, r) for c, r in zip(clustered, results) if r.template is not None]
         for (c, r), stored in zip(todo, gallery.enroll([(r.name, r.template) for _, r in todo], record)):
-            _record(r, stored, f"{r.path}#{c.face.index}")
+            settle(r, stored, f"{r.path}#{c.face.index}")
         return results
 
-
-def _record(r: EnrollResult, stored: Stored, subject: str) -> None:
-    """What the gallery did with an enroll's template: added or present, else the error naming who holds it."""
-    r.status = stored.status if stored.status in ("added", "present") else "error"
-    reason = refusal(stored)
-    if reason is not None:
-        r.error = InputError(subject, reason)

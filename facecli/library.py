@@ -35,7 +35,7 @@ from facecli.clustering import cluster
 from facecli.errors import BadValue, FaceCliError, InputError
 from facecli.gallery import identification
 from facecli.gallery.facematrix import FaceMatrix, face_matrix
-from facecli.gallery.people import refusal
+from facecli.gallery.people import settle
 from facecli.gallery.photos import FileRecord, IndexedFace, PhotoIndex
 from facecli.imageio import read_bytes
 from facecli.sources import sha256_bytes
@@ -396,9 +396,5 @@ def name_cluster(gallery: Gallery, number: int, name: str, head: LoadedHead | No
         embedding = np.asarray(fm.matrix[rows[faces.index(f)]], dtype=np.float32)
         source = (paths.get(info[f]["photo_id"]) or [info[f]["sha256"]])[0]
         entries.append((source, Template(embedding, source, info[f]["sha256"], tuple(info[f]["box"]))))
-    results = []
-    for (source, template), stored in zip(entries, gallery.enroll([(name, t) for _, t in entries])):
-        reason = refusal(stored)
-        results.append(EnrollResult(name, source, stored.status if reason is None else "error",
-                                    None if reason is None else InputError(source, reason), template))
-    return results
+    return [settle(EnrollResult(name, source, "pending", template=template), stored, source)
+            for (source, template), stored in zip(entries, gallery.enroll([(name, t) for _, t in entries]))]

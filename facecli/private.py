@@ -76,6 +76,16 @@ def check_private(path: Path, what: str, error: type[FaceCliError] = FaceCliErro
                                f"it can make strangers match; fix it with `chmod 600 {path}`{hint}")
 
 
+def trusted(path: Path, what: str) -> bool:
+    """Whether derived data at ``path`` (a search index, a face cache) can be trusted: missing, or a regular file
+    of yours that no one else can write (``check_private``); a file that is not is rebuilt, never read."""
+    try:
+        check_private(path, what)
+    except FaceCliError:
+        return False
+    return True
+
+
 def private_folder(folder: Path) -> bool:
     """Whether ``folder`` and every folder above it up to the home or / can be changed by you (and root) alone:
     what is found there (a cached stamp, an optimised graph, a program) was put there by you."""

@@ -25,7 +25,7 @@ import numpy as np
 from facecli.errors import FaceCliError
 from facecli.gallery.photos import PhotoIndex
 from facecli.paths import cache_dir
-from facecli.private import check_private, make_private_dir, new_file, publish
+from facecli.private import make_private_dir, new_file, publish, trusted
 from facecli.stamps import file_stamp, read_json, write_json
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ def _load(where: Path, state, index: PhotoIndex) -> tuple[np.ndarray | None, np.
     """The cached rows and matrix if they reflect ``state`` (extended with new faces if only those are
     missing), else (None, None)."""
     matrix_path, rows_path, meta_path = _files(where)
-    if not all(_private(p) for p in (matrix_path, rows_path, meta_path)):
+    if not all(p.exists() and trusted(p, "face cache") for p in (matrix_path, rows_path, meta_path)):
         return None, None
     meta = read_json(meta_path)
     expected = {"model": state.model, "dim": state.dim, "removals": state.removals, "gallery": state.created}
@@ -128,11 +128,3 @@ def _save(where: Path, state, rows: np.ndarray, matrix: np.ndarray) -> None:
 def _files(where: Path) -> tuple[Path, Path, Path]:
     return (where.with_name(where.name + ".npy"), where.with_name(where.name + "-rows.npy"),
             where.with_name(where.name + ".json"))
-
-
-def _private(path: Path) -> bool:
-    try:
-        check_private(path, "face cache")
-    except FaceCliError:
-        return False
-    return path.exists()

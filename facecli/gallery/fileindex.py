@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from facecli.errors import FaceCliError
-from facecli.private import check_private, new_file, publish
+from facecli.private import new_file, publish, trusted
 from facecli.stamps import file_stamp, read_json, write_json
 
 if TYPE_CHECKING:
@@ -59,7 +59,8 @@ class TemplateIndex:
 
         index_path, meta_path = cls.paths(path)
         state = gallery._state()
-        meta = read_json(meta_path) if _private(index_path) and _private(meta_path) else None
+        meta = read_json(meta_path) if trusted(index_path, "search index") and trusted(meta_path, "search index") \
+            else None
         meta = meta if isinstance(meta, dict) else None
         fresh = (meta is not None and index_path.exists() and meta.get("stamp") == file_stamp(index_path)
                  and meta.get("model") == state.model and meta.get("dim") == state.dim
@@ -89,15 +90,6 @@ class TemplateIndex:
         matches = self.index.search(faces.astype(np.float32), count, threads=0)
         keys = np.asarray(matches.keys).reshape(len(faces), -1)
         return np.unique(keys[keys != np.iinfo(np.uint64).max]).astype(np.int64)
-
-
-def _private(path: Path) -> bool:
-    """Whether a derived file can be trusted: yours and writable by you alone (else it is rebuilt)."""
-    try:
-        check_private(path, "search index")
-    except FaceCliError:
-        return False
-    return True
 
 
 def _new_index(dim: int) -> Any:

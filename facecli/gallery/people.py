@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from facecli.errors import GalleryError
+from facecli.errors import GalleryError, InputError
 from facecli.names import person_name
-from facecli.values import SAME_FACE_IOU, Stored, iou
+from facecli.values import SAME_FACE_IOU, EnrollResult, Stored, iou
 
 if TYPE_CHECKING:
     from facecli.gallery.store import Gallery
@@ -44,6 +44,15 @@ def refusal(stored: Stored) -> str | None:
     if stored.status == "duplicate":
         return f"{stored.holder} already has another face of this photo"
     return None
+
+
+def settle(result: EnrollResult, stored: Stored, subject: str) -> EnrollResult:
+    """An enroll's result once the gallery stored its template: added or present, else an error naming
+    ``subject`` and who holds the face (what enroll, cluster, name and xmp import report)."""
+    reason = refusal(stored)
+    result.status = stored.status if reason is None else "error"
+    result.error = None if reason is None else InputError(subject, reason)
+    return result
 
 
 @dataclass(frozen=True)

@@ -88,17 +88,22 @@ class PhotoIndex:
     def __init__(self, gallery: Gallery) -> None:
         self.g = gallery
 
+    def _exists(self) -> bool:
+        """Whether the gallery has the index's tables: not a new gallery, nor one of an older schema (until its
+        first write upgrades it), which read as an empty index."""
+        return not self.g.is_new and self.g.schema >= 3
+
     # -- reading -------------------------------------------------------------------
     def known_files(self) -> dict[str, KnownFile]:
         """Every indexed path, with what the index knows of it (a new gallery: none)."""
-        if self.g.is_new or self.g.schema < 3:
+        if not self._exists():
             return {}
         rows = self.g._rows("SELECT f.path, f.size, f.mtime_ns, f.photo_id, p.sha256, p.detector FROM {s}files f "
                             "JOIN {s}photos p ON p.id = f.photo_id")
         return {r[0]: KnownFile(r[0], int(r[1]), int(r[2]), int(r[3]), r[4], r[5]) for r in rows}
 
     def state(self) -> FaceState:
-        if self.g.is_new or self.g.schema < 3:
+        if not self._exists():
             return FaceState(str(self.g.model), self.g.dim, 0, 0, 0, self.g.meta().get("created"))
         with self.g._db.errors(), self.g._db.snapshot():
             count, max_id = self.g._rows("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM {s}faces")[0]
@@ -154,13 +159,13 @@ class PhotoIndex:
 
     def clusters(self) -> dict[int, int]:
         """Face id -> the unnamed cluster it was put in (faces not clustered yet are absent)."""
-        if self.g.is_new or self.g.schema < 3:
+        if not self._exists():
             return {}
         return {int(f): int(c) for f, c in self.g._rows("SELECT id, cluster FROM {s}faces WHERE cluster IS NOT NULL")}
 
     def counts(self) -> dict[str, int]:
         """Indexed files, photos and faces."""
-        if self.g.is_new or self.g.schema < 3:
+        if not self._exists():
             return {"files": 0, "photos": 0, "faces": 0}
         with self.g._db.errors(), self.g._db.snapshot():
             return {t: int(self.g._rows(f"SELECT COUNT(*) FROM {{s}}{t}")[0][0]) for t in ("files", "photos", "faces")}

@@ -116,3 +116,19 @@ def too_small(faces: list[Face], decisions: list[Decision], min_face: float) -> 
     """Faces narrower or shorter than ``min_face`` pixels keep their nearest candidate but are never named."""
     return [replace(d, name=None, too_small=True) if is_too_small(f.detection, min_face) else d
             for f, d in zip(faces, decisions)]
+
+
+def liveness(blinked: bool, flat: bool | None, challenge: str | None, complete: bool) -> tuple[bool | None, str]:
+    """Whether a face is live, and why, from its checks (``facecli.liveness``): a face that moves like a flat
+    picture (``flat``), or fails its challenge, is not; one that blinked (and passed its challenge, if it was
+    given one) is; otherwise it is not once its window has been watched (``complete``), and undecided before.
+    Depth that could not tell (``flat`` None: too little motion) neither helps nor hurts: the blink decides."""
+    if flat:
+        return False, "moves like a flat picture"
+    if challenge == "failed":
+        return False, "did not follow the challenge in time"
+    if blinked and challenge in (None, "passed"):
+        return True, "blinked" + (" and followed the challenge" if challenge else "")
+    if not complete:
+        return None, "still watching"
+    return False, "no blink in the window" if not blinked else "did not follow the challenge in time"

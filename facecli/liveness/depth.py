@@ -78,11 +78,21 @@ def _round(v: float | None) -> float | None:
 @dataclass
 class Segment:
     """Points seeded together on one frame and followed: ``times`` (one per frame), ``points`` (each (K, 2),
-    NaN once lost), ``size``: the face's size on the first frame."""
+    NaN once lost), ``size``: the face's size on the first frame; ``changes``: (time, motion, residual) from the
+    first frame to each later one, measured as the frame is added."""
 
     size: float
     times: list[float] = field(default_factory=list)
     points: list[np.ndarray] = field(default_factory=list)
+    changes: list[tuple[float, float, float]] = field(default_factory=list)
+
+    def add(self, time: float, points: np.ndarray) -> None:
+        self.times.append(time)
+        self.points.append(points)
+        both = ~np.isnan(points[:, 0])
+        if both.sum() >= MIN_POINTS:
+            a, b = self.points[0][both] / self.size, points[both] / self.size
+            self.changes.append((time, similarity_residual(a, b), homography_residual(a, b)))
 
 
 def _polygon(points: np.ndarray, indices: tuple[int, ...]) -> np.ndarray:
@@ -107,17 +117,25 @@ def face_mask(shape: tuple[int, ...], points: np.ndarray) -> np.ndarray:
     return mask
 
 
-def band_pass(grey: np.ndarray) -> np.ndarray:
-    """The frame's detail between 1 and 8 pixels, each place scaled by its own contrast: light that changes over
-    the face (a lamp, a cloud, a screen's glare) otherwise drags the tracks by a pixel or two, as much as a
-    head's parallax (a still print then read as 3 % of its size of non-planar motion)."""
+def band_pass(grey: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """The frame's detail between 1 and 8 pixels, each place scaled by its own contrast, around the face (a
+    margin of half its size; mid-grey elsewhere): light that changes over the face (a lamp, a cloud, a screen's
+    glare) otherwise drags the tracks by a pixel or two, as much as a head's parallax (a still print then read as
+    3 % of its size of non-planar motion)."""
     # OpenCV: only where frames are handled
     import cv2
 
-    f = grey.astype(np.float32)
+    margin = 0.5 * float(face_size(points)) + 16
+    x0, y0 = (max(0, int(v - margin)) for v in points[:, :2].min(axis=0))
+    x1, y1 = (int(v + margin) for v in points[:, :2].max(axis=0))
+    out = np.full(grey.shape[:2], 128, np.uint8)
+    f = grey[y0:y1, x0:x1].astype(np.float32)
+    if f.size == 0:
+        return out
     detail = cv2.GaussianBlur(f, (0, 0), 1.0) - cv2.GaussianBlur(f, (0, 0), 8.0)
     contrast = cv2.GaussianBlur(np.abs(detail), (0, 0), 8.0) + 2.0
-    return np.clip(128 + 60 * detail / contrast, 0, 255).astype(np.uint8)
+    out[y0:y1, x0:x1] = np.clip(128 + 60 * detail / contrast, 0, 255).astype(np.uint8)
+    return out
 
 
 class FaceTracker:
@@ -134,7 +152,7 @@ class FaceTracker:
         # OpenCV: only where frames are handled
         import cv2
 
-        grey = band_pass(grey)
+        grey = band_pass(grey, points)
         size = float(face_size(points))
         current = self.segments[-1] if self.segments else None
         if current is not None and self._grey is not None and time - self._time <= MAX_GAP and self._alive is not None:
@@ -159,8 +177,7 @@ class FaceTracker:
             self._alive = ~np.isnan(moved[:, 0])
             if (self._alive.sum() >= max(MIN_POINTS, MIN_ALIVE * len(last))
                     and time - current.times[0] <= SEGMENT):
-                current.times.append(time)
-                current.points.append(moved)
+                current.add(time, moved)
                 self._grey, self._time = grey, time
                 return
         corners = cv2.goodFeaturesToTrack(grey, MAX_POINTS, 0.01, max(3.0, size / 30),
@@ -198,20 +215,8 @@ def homography_residual(a: np.ndarray, b: np.ndarray) -> float:
 def pair_changes(segments: list[Segment], start: float = -np.inf, end: float = np.inf) -> list[tuple[float, float]]:
     """(motion, residual) in face sizes between each segment's first frame and each of its later frames, for
     segments that begin at or after ``start`` and frames up to ``end``."""
-    out = []
-    for seg in segments:
-        if seg.times[0] < start:
-            continue
-        first = seg.points[0]
-        for t, later in zip(seg.times[1:], seg.points[1:]):
-            if t > end:
-                break
-            both = ~np.isnan(later[:, 0])
-            if both.sum() < MIN_POINTS:
-                continue
-            a, b = first[both] / seg.size, later[both] / seg.size
-            out.append((similarity_residual(a, b), homography_residual(a, b)))
-    return out
+    return [(motion, residual) for seg in segments if seg.times[0] >= start
+            for t, motion, residual in seg.changes if t <= end]
 
 
 def planarity(segments: list[Segment], start: float = -np.inf, end: float = np.inf) -> Depth:

@@ -36,6 +36,7 @@ from facecli.facemesh import FaceMesh
 from facecli.imageio import read_image
 from facecli.liveness.blinks import find_blinks
 from facecli.liveness.challenge import PASSED, STEPS, Challenge
+from facecli.liveness.depth import FLAT_RATIO
 from facecli.liveness.series import MeshSeries
 from facecli.liveness.verdict import WINDOW, LivenessTrack, judge
 
@@ -198,6 +199,15 @@ def report(live: list[dict], attacks: list[dict], odds: list[dict], rates: list[
             share(rows, lambda r: r["live"] is not True),
             share(rows, lambda r: r.get("live_without_challenge") is True) if kind == "replay" else "-")
            for (kind,), rows in _groups(attacks, ("kind",)).items()])
+    def spread(rows: list[dict]) -> tuple:
+        ratios = sorted(r["depth_ratio"] for r in rows if r["depth_ratio"] is not None)
+        if not ratios:
+            return len(rows), 0, "-", "-", "-"
+        return len(rows), len(ratios), f"{ratios[0]:.2f}", f"{statistics.median(ratios):.2f}", f"{ratios[-1]:.2f}"
+
+    table(f"Depth: share of the change a homography leaves (flat below {FLAT_RATIO})",
+          ["faces", "samples", "with motion to tell", "min", "median", "max"],
+          [("live", *spread(live))] + [(kind, *spread(rows)) for (kind,), rows in _groups(attacks, ("kind",)).items()])
     table("A replay passing a challenge by chance (prompt every 0.1 s)", ["clip", "steps", "passed"],
           [(o["clip"], o["steps"], f"{o['passed']}/{o['starts']}") for o in odds])
     table("Blink of the talking clip seen, by frame rate", ["fps", "phases seen"],

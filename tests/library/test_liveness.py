@@ -74,6 +74,17 @@ def test_the_talking_clip_is_live_at_15_frames_per_second(talking, mesh, yunet):
         assert verdict.live is True, (phase, verdict)
 
 
+def test_a_tilted_head_still_blinks(talking, mesh, yunet):
+    """The clip turned 25 degrees in the image (a head tilted to one side), at 15 fps: its blink is still seen."""
+    frames, fps, annotated = talking
+    h, w = frames[0].shape[:2]
+    turn = cv2.getRotationMatrix2D((w / 2, h / 2), 25, 1.0)
+    tilted = [cv2.warpAffine(f, turn, (w, h), borderMode=cv2.BORDER_REPLICATE) for f in frames[::2]]
+    verdict = follow(tilted, fps / 2, mesh, yunet).judge(final=True)
+    assert verdict.live is True and len(verdict.blinked) == 1, verdict
+    assert (annotated[0].start - 3) / fps <= verdict.blinked[0] <= annotated[0].stop / fps
+
+
 def test_the_turning_clip_is_live_and_not_flat(turning, mesh, yunet):
     frames, fps = turning
     verdict = follow(frames, fps, mesh, yunet).judge(final=True)

@@ -112,6 +112,12 @@ def is_too_small_size(size: float, min_face: float = MIN_FACE) -> bool:
     return size < min_face
 
 
+def unjudged(face: Face, min_face: float = MIN_FACE) -> str | None:
+    """Why a face cannot be judged 1:1 (``verify --claim``): "too small" under ``min_face`` pixels, where fewer than
+    half of enrolled faces are named; None when it can be. Such a face is never said to be the claimed person."""
+    return "too small" if is_too_small(face.detection, min_face) else None
+
+
 def too_small(faces: list[Face], decisions: list[Decision], min_face: float) -> list[Decision]:
     """Faces narrower or shorter than ``min_face`` pixels keep their nearest candidate but are never named."""
     return [replace(d, name=None, too_small=True) if is_too_small(f.detection, min_face) else d

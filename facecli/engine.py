@@ -216,33 +216,34 @@ class Engine:
         return ImageResult("<face>", [face])
 
     def verify_claim(self, gallery: Gallery, image: Image, name: str, tau: float | None = None,
-                     all_faces: bool = False, templates: str = "mean", force: bool = False) -> Verification:
-        """Is the (largest) face of ``image`` the enrolled person ``name``?"""
-        (v,) = self.verify_claims(gallery, [image], name, tau, all_faces, templates, force)
+                     all_faces: bool = False, templates: str = "mean", force: bool = False,
+                     min_face: float = decisions.MIN_FACE) -> Verification:
+        """Is the largest face of ``image`` the enrolled person ``name``? (``all_faces``: the face nearest to them.)
+        A photo with no face is a Verification with decision "no face"; a face under ``min_face`` pixels, one
+        that cannot be judged."""
+        (v,) = self.verify_claims(gallery, [image], name, tau, all_faces, templates, force, min_face)
         if isinstance(v, FaceCliError):
             raise v
-        return v
+        return v[0] if not all_faces else min(v, key=lambda x: (x.distance is None, x.distance or 0.0))
 
     def verify_claims(self, gallery: Gallery, images: Iterable[Image | FaceCliError], name: str,
                       tau: float | None = None, all_faces: bool = False, templates: str = "mean",
-                      force: bool = False) -> Iterator[Verification | FaceCliError]:
-        """``verify_claim`` for each image of a stream, in input order: its Verification, or the error
-        (unreadable, no face) that kept it from one, so that the rest goes on."""
+                      force: bool = False, min_face: float = decisions.MIN_FACE,
+                      ) -> Iterator[list[Verification] | FaceCliError]:
+        """For each image of a stream, in input order: the decision on its largest face (with ``all_faces``, one
+        per face; none found: one "no face" decision), or the error (unreadable) that kept it from one, so that
+        the rest goes on."""
         matching.check_templates(templates)
         threshold = decisions.verification_threshold(self.model, tau, force, self.head)
         self._use(gallery)  # before any image work
         stored = gallery.person(name)
         if stored is None:
             raise BadValue("claim", name, f"no such person in {gallery.location}")
-        name = stored
         for result in self.run(images):
-            try:
-                faces = _faces_of(result, all_faces)
-            except FaceCliError as exc:
-                yield exc
+            if result.error:
+                yield result.error
                 continue
-            i, d = identification.distance_to(gallery, faces, name, templates)
-            yield Verification(result, faces[i], d, threshold, claim=name)
+            yield identification.claim_decisions(gallery, result, stored, threshold, all_faces, templates, min_face)
 
     # -- enrollment -------------------------------------------------------------------
     def enroll(self, gallery: Gallery, items: list[tuple[str, Image]], largest: bool = False,

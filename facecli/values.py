@@ -231,17 +231,28 @@ class Decision:
                 f"candidates=[{shown}]{small})")
 
 
+#: What a 1:1 decision can be: the probe has no face (a negative answer), its face cannot be judged (too small or
+#: too poor: never "same", whatever its distance), or the distance decides.
+NO_FACE, CANNOT_JUDGE, SAME, DIFFERENT = "no face", "cannot judge", "same", "different"
+
+
 @dataclass(frozen=True)
 class Verification:
-    """A 1:1 decision between a probe photo and a reference (a photo, or an enrolled person)."""
+    """A 1:1 decision between a probe photo and a reference (a photo, or an enrolled person).
+
+    ``probe_face`` is None when the probe has no face (``decision`` "no face"); ``unjudged`` says why its face
+    cannot be judged ("too small", "too poor"), which makes the decision "cannot judge" whatever the distance.
+    """
 
     probe: ImageResult
-    probe_face: Face
-    distance: float
+    probe_face: Face | None
+    distance: float | None
     threshold: Threshold
     reference: ImageResult | None = None  # photo against photo
     reference_face: Face | None = None
     claim: str | None = None  # photo against an enrolled person
+    faces: int = 1  # faces found in the probe
+    unjudged: str | None = None
 
     @property
     def tau(self) -> float:
@@ -249,13 +260,21 @@ class Verification:
 
     @property
     def same(self) -> bool:
-        return self.distance <= self.threshold.tau
+        return self.decision == SAME
+
+    @property
+    def decision(self) -> str:
+        if self.probe_face is None or self.distance is None:
+            return NO_FACE
+        if self.unjudged is not None:
+            return CANNOT_JUDGE
+        return SAME if self.distance <= self.threshold.tau else DIFFERENT
 
     def __repr__(self) -> str:
         against = f"claim={self.claim!r}" if self.claim is not None else \
             f"reference={self.reference.path if self.reference else None!r}"
-        return (f"Verification(same={self.same}, distance={_distance(self.distance)}, tau={self.tau:.4f}, "
-                f"probe={self.probe.path!r}, {against})")
+        return (f"Verification(decision={self.decision!r}, distance={_distance(self.distance)}, "
+                f"tau={self.tau:.4f}, probe={self.probe.path!r}, {against})")
 
 
 @dataclass(frozen=True)

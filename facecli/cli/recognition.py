@@ -218,13 +218,19 @@ def verify(
                                                    show_default=False)] = None,
     claim: Annotated[str | None, typer.Option(help="Compare with this enrolled person instead.",
                                                  show_default=False)] = None,
-    all_faces: Annotated[bool, typer.Option(help="Use the closest pair of all faces, not the largest.")] = False,
+    all_faces: Annotated[bool, typer.Option(
+        help="Two photos: compare the closest pair of all their faces, not the largest. --claim: decide on each "
+             "face (a row each; the photo is the person's when one of its faces is).")] = False,
+    min_face: Annotated[float, typer.Option(
+        "--min-face", min=0, metavar="PX",
+        help="--claim: a face with a box side under PX pixels cannot be judged (never 'same').")] = MIN_FACE,
     templates: Templates = "mean", tau: Tau = None, force: Force = False, gallery: GalleryOpt = None,
     detector: DetectorOpt = None, model: ModelOpt = None, device: Device = "auto",
     flip: Flip = None, head: HeadOpt = None, det_size: DetSize = DET_SIZE, json_lines: Json = False,
     csv_rows: Csv = False, quiet: Quiet = False, verbose: Verbose = False,
 ) -> None:
-    """1:1 — same person or not? Exit 0 same (every photo, for a folder), 1 different, 2 error.
+    """1:1 — same person or not? Exit 0 same (every photo, for a folder), 1 not (different, no face, cannot judge),
+    2 error.
 
     Examples:
       [bold]facecli verify a.jpg b.jpg[/]
@@ -249,13 +255,14 @@ def verify(
     with open_gallery_at(gallery, model, embeds=True) as g, \
             out.results(render.VERIFICATIONS, fields=render.CLAIM_FIELDS) as results:
         eng = engine(out, model_for(model, g, tuned), detector, device, flip, det_size, head=tuned)
-        for v in eng.verify_claims(g, photos, claim, tau, all_faces, templates, force):
-            if isinstance(v, FaceCliError):  # reported, and the other photos still verified
-                out.error(message(v))
+        for found in eng.verify_claims(g, photos, claim, tau, all_faces, templates, force, min_face):
+            if isinstance(found, FaceCliError):  # reported, and the other photos still verified
+                out.error(message(found))
                 failed = True
                 continue
-            different |= not v.same
-            results.add(render.verification_row(v))
+            different |= not any(v.same for v in found)
+            for v in found:
+                results.add(render.verification_row(v))
     raise typer.Exit(EXIT_ERROR if failed else EXIT_NO if different else EXIT_OK)
 
 

@@ -136,22 +136,33 @@ ENROLLMENTS = View(("name", "photo", "status"), lambda r: (r["name"], r["file"],
 
 # -- verify ----------------------------------------------------------------------------------
 def verification_row(v: Verification) -> Row:
+    face = v.probe_face
     if v.claim is not None:
-        against: Row = {"claim": v.claim}
+        against: Row = {"faces": v.faces, "claim": v.claim}
     else:
         against = {"other": v.reference.path, "other_face": v.reference_face.index,
                    "other_box": face_fields(v.reference_face.detection)["box"]}
-    return {"file": v.probe.path, "face": v.probe_face.index, "box": face_fields(v.probe_face.detection)["box"],
-            **against, "distance": rounded(v.distance), "tau": v.tau, "same": v.same,
-            "decision": "same" if v.same else "different"}
+    row = {"file": v.probe.path, "face": None if face is None else face.index,
+           "box": None if face is None else face_fields(face.detection)["box"], **against,
+           "distance": rounded(v.distance), "tau": v.tau, "same": v.same, "decision": v.decision}
+    if v.claim is not None:
+        row["reason"] = v.unjudged
+    return row
 
 
-VERIFICATIONS = View(line=lambda r: f"{r['decision']}: {r['file']} vs "
-                                    f"{('claimed ' + r['claim']) if 'claim' in r else r['other']}  "
-                                    f"distance {r['distance']:.3f}  tau {r['tau']:.3f}",
+def _verification_line(r: Row) -> str:
+    against = ("claimed " + r["claim"]) if "claim" in r else r["other"]
+    if r["face"] is None:
+        return f"{r['decision']}: {r['file']} vs {against}"
+    why = f" ({r['reason']})" if r.get("reason") else ""
+    several = f"  face {r['face'] + 1} of {r['faces']}" if r.get("faces", 1) > 1 else ""
+    return f"{r['decision']}{why}: {r['file']} vs {against}  distance {r['distance']:.3f}  tau {r['tau']:.3f}{several}"
+
+
+VERIFICATIONS = View(line=_verification_line,
                      fields=("file", "face", "box", "other", "other_face", "other_box", "distance", "tau", "same",
                              "decision"))
-CLAIM_FIELDS = ("file", "face", "box", "claim", "distance", "tau", "same", "decision")  # verify --claim
+CLAIM_FIELDS = ("file", "face", "box", "faces", "claim", "distance", "tau", "same", "decision", "reason")  # --claim
 
 
 # -- identify --------------------------------------------------------------------------------

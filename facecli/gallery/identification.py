@@ -19,13 +19,13 @@ import numpy as np
 from facecli import decisions, matching
 from facecli.errors import BadValue, GalleryError, HeadMismatch
 from facecli.gallery.search import Searcher, check_search
-from facecli.values import Match
+from facecli.values import Match, Verification
 
 if TYPE_CHECKING:
     from facecli.gallery.store import Gallery
     from facecli.heads import LoadedHead
     from facecli.matching import TemplateMatrix
-    from facecli.values import Decision, Face, Threshold
+    from facecli.values import Decision, Face, ImageResult, Threshold
 
 
 def check_head(gallery: Gallery, head: LoadedHead | None) -> None:
@@ -67,15 +67,26 @@ def decide(gallery: Gallery, vectors: np.ndarray, threshold: Threshold, head: Lo
                                                  templates == "mean", log), threshold, top_k, templates)
 
 
-def distance_to(gallery: Gallery, faces: list[Face], name: str, templates: str = "mean") -> tuple[int, float]:
-    """Which of ``faces`` is nearest to the enrolled person ``name``, and its distance (1:1 against a claim)."""
-    if not gallery.has_person(name):
+def claim_distances(gallery: Gallery, faces: list[Face], name: str, templates: str = "mean") -> np.ndarray:
+    """Each face's distance to the enrolled person ``name`` (1:1 against a claim)."""
+    stored = gallery.embeddings_of(name)
+    if not len(stored):
         raise BadValue("claim", name, f"no such person in {gallery.location}")
     head = _check_embedded(gallery, faces)
-    stored = gallery.embeddings_of(name)
     reference = matching.person_references(stored if head is None else head.apply(stored), templates)
-    i, _, d = matching.closest_pair(matching.face_vectors(faces), reference)
-    return i, d
+    return matching.sq_distances(matching.face_vectors(faces), reference).min(axis=1)
+
+
+def claim_decisions(gallery: Gallery, result: ImageResult, name: str, threshold: Threshold, all_faces: bool = False,
+                    templates: str = "mean", min_face: float = decisions.MIN_FACE) -> list[Verification]:
+    """1:1 against the claim ``name`` for an analysed image: its largest face (``all_faces``: each face) decided,
+    or one "no face" decision; faces that cannot be judged (``decisions.unjudged``) are never "same"."""
+    if not result.faces:
+        return [Verification(result, None, None, threshold, claim=name, faces=0)]
+    faces = result.faces if all_faces else result.faces[:1]
+    d = claim_distances(gallery, faces, name, templates)
+    return [Verification(result, f, float(x), threshold, claim=name, faces=len(result.faces),
+                         unjudged=decisions.unjudged(f, min_face)) for f, x in zip(faces, d)]
 
 
 def nearest_templates(gallery: Gallery, face: Face, top_k: int = 10) -> list[Match]:

@@ -40,7 +40,7 @@ def test_every_command_emits_the_documented_fields(run, images, tmp_path, no_fac
     (row,) = json_rows(run("verify", photo, str(images / "obama3.jpg"), "--json").stdout)
     assert set(row) == VERIFY | {"other", "other_face", "other_box"}
     (row,) = json_rows(run("verify", photo, "--claim", "obama", "--json").stdout)
-    assert set(row) == VERIFY | {"claim"}
+    assert set(row) == VERIFY | {"faces", "claim", "reason"}
 
     (row,) = json_rows(run("detect", photo, "--json", "--crops", str(tmp_path / "c")).stdout)
     assert set(row) == FACE | {"crop"}

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from facecli import decisions, library, matching
+from facecli import decisions, door, library, matching
 from facecli.clustering import cluster
 from facecli.detectors import DET_SIZE
 from facecli.errors import BadValue, FaceCliError, FaceTooSmall, InputError, SeveralFaces
@@ -72,6 +72,7 @@ from facecli.values import (
 from facecli.video import Frame, StreamLost, Video, open_video, same_person_tau
 
 if TYPE_CHECKING:
+    from facecli.door import DoorEvent
     from facecli.library import Found, IndexEvent
     from facecli.video import Frame, Video
 
@@ -401,6 +402,26 @@ class Engine:
         yield Frame(max(video.index, 0), end, None, [], [], tracker.finish(end))
         if lost is not None:
             raise lost
+
+    def verify_at_door(self, gallery: Gallery, source: str | int | Video, name: str, timeout: float = 10.0,
+                       tau: float | None = None, step: int = 1, embed_every: int = 1, templates: str = "mean",
+                       min_face: float = decisions.MIN_FACE, liveness: type | None = None, force: bool = False,
+                       stop: threading.Event | None = None) -> Iterator[DoorEvent]:
+        """``verify_claim`` on a video, a camera or a stream: watch it until the face at the door is confirmed as
+        ``name`` (``facecli.door``), ``timeout`` seconds pass, or it ends; each change of the answer, then the
+        final ``DoorEvent`` ("confirmed", "timeout" or "ended"). ``liveness``: a ``door.LiveCheck`` class."""
+        matching.check_templates(templates)
+        threshold = decisions.verification_threshold(self.model, tau, force, self.head)
+        self._use(gallery)
+        stored = gallery.person(name)
+        if stored is None:
+            raise BadValue("claim", name, f"no such person in {gallery.location}")
+        video = source if isinstance(source, Video) else open_video(source)
+        try:
+            yield from door.watch_claim(self.pipeline, gallery, video, stored, threshold, timeout, step, embed_every,
+                                        templates, min_face, liveness, stop)
+        finally:
+            video.close()
 
     def _head_to_record(self, gallery: Gallery) -> HeadRecord | None:
         """Before enrolling into ``gallery``: bind its model and check its head, or, for an empty gallery used with

@@ -201,6 +201,11 @@ class Pipeline:
         self._embed_results([result])
         return result
 
+    def embed_result(self, result: ImageResult) -> None:
+        """Embed the faces of an ``analyse`` result (what ``one`` does after it): a camera loop that detects every
+        frame embeds only some of them."""
+        self._embed_results([result])
+
     def _analyse_decoded(self, path: str, data: bytes, decoded: np.ndarray, shrink: int) -> ImageResult:
         sha = sha256_bytes(data)
         full = None

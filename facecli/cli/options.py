@@ -90,6 +90,11 @@ Force = Annotated[bool, typer.Option(
 MinFace = Annotated[float, typer.Option(
     "--min-face", min=0, metavar="PX",
     help="Faces with a box side under PX pixels are reported as too small to identify, never named.")]
+VideoOpt = Annotated[str | None, typer.Option(
+    "--video", metavar="FILE|URL", show_default=False,
+    help="A video file, or a stream URL that FFmpeg reads (rtsp://, http://, https://...).")]
+CameraOpt = Annotated[int | None, typer.Option("--camera", metavar="N", show_default=False,
+                                               help="A camera by index (0 = the first).")]
 Fpir = Annotated[float | None, typer.Option(
     "--fpir", show_default=False,
     help="Share of strangers allowed to be given a name; sets tau for the gallery's size "

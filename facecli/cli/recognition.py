@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from facecli.cli import render
+from facecli.cli import door, render
 from facecli.cli.files import link_clusters, make_folder, write_annotated, write_crop
 from facecli.cli.options import (
     EXIT_ERROR,
     EXIT_NO,
     EXIT_OK,
     Annotate,
+    CameraOpt,
     Csv,
     DetectorOpt,
     DetSize,
@@ -34,6 +36,7 @@ from facecli.cli.options import (
     Tau,
     Templates,
     Verbose,
+    VideoOpt,
     engine,
     expand,
     load_head,
@@ -211,13 +214,16 @@ def enroll(
 
 @app.command()
 def verify(
-    photo: Annotated[str, typer.Argument(
-        metavar="PHOTO", show_default=False,
-        help="The photo to check; with --claim also a folder (its images, recursively) or '-' (paths on stdin).")],
+    photo: Annotated[str | None, typer.Argument(
+        metavar="[PHOTO]", show_default=False,
+        help="The photo to check; with --claim also a folder (its images, recursively) or '-' (paths on stdin).")
+    ] = None,
     other: Annotated[str | None, typer.Argument(help="A second photo to compare with.",
                                                    show_default=False)] = None,
     claim: Annotated[str | None, typer.Option(help="Compare with this enrolled person instead.",
                                                  show_default=False)] = None,
+    camera: CameraOpt = None, video: VideoOpt = None, timeout: door.Timeout = 10.0, liveness: door.Liveness = False,
+    challenge: door.Challenge = False,
     all_faces: Annotated[bool, typer.Option(
         help="Two photos: compare the closest pair of all their faces, not the largest. --claim: decide on each "
              "face (a row each; the photo is the person's when one of its faces is).")] = False,
@@ -236,8 +242,24 @@ def verify(
       [bold]facecli verify a.jpg b.jpg[/]
       [bold]facecli verify door-cam.jpg --claim alice --json[/]
       [bold]facecli verify door-cam/ --claim alice --csv[/]
+      [bold]facecli verify --camera 0 --claim "$USER" --liveness --timeout 10 && open-door[/]
     """
     out = output(json_lines, quiet, verbose, csv_rows)
+    streamed = camera is not None or video is not None
+    if challenge and not liveness:
+        raise FaceCliError("--challenge", "is part of the liveness check: add --liveness")
+    if streamed:
+        if camera is not None and video is not None or photo is not None or claim is None:
+            raise FaceCliError("verify", "--camera N or --video FILE|URL (one of them) is verified against "
+                                         "--claim NAME, without a photo")
+        door.verify_at_door(out, camera if camera is not None else video, claim, timeout, liveness, challenge,
+                            gallery, model, detector, device, flip, det_size, load_head(head), tau, force,
+                            templates, min_face, threading.Event())
+    if photo is None:
+        raise FaceCliError("verify", "give a photo (or --camera N / --video FILE with --claim NAME)")
+    if liveness:
+        raise InputError(photo, "a single photo cannot show that a face is live (a print of it would pass): "
+                                "use --camera N or --video FILE with --liveness")
     if (other is None) == (claim is None):
         raise FaceCliError("verify", "give a second photo or --claim NAME (exactly one of them)")
     tuned = load_head(head)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import numpy as np
 
+    from facecli.door import DoorEvent
     from facecli.gallery.copy import Copied
     from facecli.gallery.people import Moved
     from facecli.library import Found, IndexEvent, UnnamedCluster
@@ -163,6 +164,22 @@ VERIFICATIONS = View(line=_verification_line,
                      fields=("file", "face", "box", "other", "other_face", "other_box", "distance", "tau", "same",
                              "decision"))
 CLAIM_FIELDS = ("file", "face", "box", "faces", "claim", "distance", "tau", "same", "decision", "reason")  # --claim
+
+
+def door_row(e: DoorEvent, source: str) -> Row:
+    """One decision of ``verify --camera/--video``: the verification row of the door face, with the event, the
+    time and the evidence (the streak of "same" frames, liveness)."""
+    return {"event": e.event, "time": round(e.time, 3), "frame": e.frame,
+            **verification_row(e.verification), "file": source, "streak": e.streak,
+            "live": e.live, "liveness": None if e.liveness is None else e.liveness.as_dict()}
+
+
+def _door_line(r: Row) -> str:
+    live = "" if r["live"] is None and r["liveness"] is None else f"  live {str(r['live']).lower()}"
+    return f"{r['time']:7.2f} s  {r['event']:9} {_verification_line(r)}{live}"
+
+
+DOORS = View(line=_door_line, fields=("event", "time", "frame", *CLAIM_FIELDS, "streak", "live", "liveness"))
 
 
 # -- identify --------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from facecli.cli import render
 from facecli.cli.options import (
     EXIT_NO,
     EXIT_OK,
+    CameraOpt,
     DetectorOpt,
     DetSize,
     Device,
@@ -29,6 +30,7 @@ from facecli.cli.options import (
     Quiet,
     Tau,
     Verbose,
+    VideoOpt,
     engine,
     load_head,
     model_for,
@@ -46,11 +48,7 @@ app = typer.Typer()
 
 @app.command()
 def watch(
-    video: Annotated[str | None, typer.Option(
-        "--video", metavar="FILE|URL", show_default=False,
-        help="A video file, or a stream URL that FFmpeg reads (rtsp://, http://, https://...).")] = None,
-    camera: Annotated[int | None, typer.Option("--camera", metavar="N", show_default=False,
-                                               help="A camera by index (0 = the first).")] = None,
+    video: VideoOpt = None, camera: CameraOpt = None,
     fps: Annotated[float, typer.Option(min=0.1, help="Frames per second to analyse (others are skipped).")] = 5.0,
     every: Annotated[int | None, typer.Option(min=1, show_default=False,
                                               help="Analyse every Nth frame instead of --fps.")] = None,
@@ -101,7 +99,7 @@ def watch(
             raise FaceCliError("--show", "this OpenCV build has no GUI (opencv-python-headless); "
                                          "use --annotate OUT.mp4, or install opencv-python") from None
     stop = threading.Event()
-    with _stop_on_interrupt(stop):  # from here on, Ctrl-C ends the session cleanly
+    with stop_on_interrupt(stop):  # from here on, Ctrl-C ends the session cleanly
         source = open_video(video if video is not None else camera, reconnect, reconnect_delay, out.warn)
         length = f"{source.length} frames" if source.length is not None else "live"
         out.info(f"{source.label}: {source.fps:g} fps, {length}")
@@ -142,7 +140,7 @@ def watch(
 
 
 @contextmanager
-def _stop_on_interrupt(stop: threading.Event) -> Iterator[None]:
+def stop_on_interrupt(stop: threading.Event) -> Iterator[None]:
     """The first Ctrl-C sets ``stop`` (the session ends after this frame, every face leaving); a second one kills."""
     def first(_signum: int, _frame: object) -> None:
         signal.signal(signal.SIGINT, signal.SIG_DFL)

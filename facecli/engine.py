@@ -371,20 +371,22 @@ class Engine:
     # -- video ----------------------------------------------------------------------------
     def watch(self, gallery: Gallery, source: str | int | Video, threshold: Threshold | None = None,
               step: int = 1, max_gap: float = 1.0, min_face: float = decisions.MIN_FACE,
-              stop: threading.Event | None = None) -> Iterator[Frame]:
+              stop: threading.Event | None = None, liveness: type | None = None) -> Iterator[Frame]:
         """Identify the faces of every ``step``-th frame of a video and follow them as tracks, until the video
         ends or ``stop`` is set: one ``Frame`` per analysed frame, with the ``events`` it brought (appear,
         update, leave).
 
         ``source`` is a video file, a stream URL, a camera index (``facecli.video.Video``: reconnection, a
         real-time reader for live sources), or a ``Video`` opened already; it is closed at the end. Faces
-        join tracks by motion and by embedding (``facecli.tracking``). A stream lost for good still ends
+        join tracks by motion and by embedding (``facecli.tracking``); with ``liveness`` (a ``door.LiveCheck``
+        class) each track is checked for liveness on its faces, and an update says when that changes. A stream lost for good still ends
         with the final frame (every track leaves), then raises ``StreamLost``.
         """
         self._use(gallery)  # before any frame is read
         threshold = threshold or identification.threshold(gallery, head=self.head)
         video = source if isinstance(source, Video) else open_video(source)
-        tracker = Tracker(decisions.verification_threshold(self.model).tau, same_person_tau(self.model), max_gap)
+        tracker = Tracker(decisions.verification_threshold(self.model).tau, same_person_tau(self.model), max_gap,
+                          liveness=liveness)
         lost: StreamLost | None = None
         try:
             for index, now, bgr in video.frames(step, stop):
@@ -393,7 +395,7 @@ class Engine:
                 if result.error:
                     raise result.error
                 found = identification.identify(gallery, result.faces, threshold, min_face=min_face)
-                yield Frame(index, now, image, result.faces, found, tracker.update(now, result.faces, found))
+                yield Frame(index, now, image, result.faces, found, tracker.update(now, result.faces, found, image))
         except StreamLost as exc:
             lost = exc
         finally:

@@ -43,7 +43,7 @@ import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from facecli.values import Decision, Face, decision_label, iou
 
@@ -85,6 +85,13 @@ class Track:
     votes: dict[str | None, int] = field(default_factory=dict)
     best: dict[str | None, float] = field(default_factory=dict)  # nearest distance per name
     reported: str | None = None
+    #: the liveness check following this face (``door.LiveCheck``), and its latest verdict (``.live``, evidence)
+    check: Any = None
+    liveness: Any = None
+
+    @property
+    def live(self) -> bool | None:
+        return None if self.liveness is None else self.liveness.live
 
     @property
     def name(self) -> str | None:
@@ -156,7 +163,8 @@ class Tracker:
     """Tracks from the faces of successive frames (see the module's docstring for the rule)."""
 
     def __init__(self, tau: float | None = None, sure: float | None = None, max_gap: float = 1.0,
-                 min_iou: float = 0.3) -> None:
+                 min_iou: float = 0.3, liveness: type | None = None) -> None:
+        self.liveness = liveness  # a ``door.LiveCheck`` class: one per track, fed that track's faces
         self.tau = tau
         self.sure = tau if sure is None or tau is None else min(sure, tau)
         self.max_gap = max_gap
@@ -186,8 +194,10 @@ class Tracker:
             return d / self.tau + motion  # type: ignore[operator]
         return None
 
-    def update(self, time: float, faces: Sequence[Face], decisions: Sequence[Decision]) -> list[Event]:
-        """Feed one analysed frame (its faces and their decisions); returns what changed, in time order."""
+    def update(self, time: float, faces: Sequence[Face], decisions: Sequence[Decision],
+               image: np.ndarray | None = None) -> list[Event]:
+        """Feed one analysed frame (its faces and their decisions; its RGB ``image`` for liveness); returns what
+        changed, in time order: a name, or with liveness whether the face is live."""
         gone = [t for t in self.live if time - t.last_seen > self.max_gap and t.last_seen < self._last_time]
         events = self._leave(gone, time)
         self._last_time = time
@@ -202,18 +212,28 @@ class Tracker:
         for j, (face, decision) in enumerate(zip(faces, decisions)):
             track = matched.get(j)
             if track is None:
-                track = Track(self._next, time, time, face.detection.box)
+                track = Track(self._next, time, time, face.detection.box,
+                              check=self.liveness() if self.liveness is not None else None)
                 self._next += 1
                 self.live.append(track)
                 track.add(face, decision, time)
+                self._check(track, face, image, time)
                 track.reported = track.name
                 events.append(Event("appear", track, time))
                 continue
             track.add(face, decision, time)
-            if track.name != track.reported:
+            was = track.live
+            self._check(track, face, image, time)
+            if track.name != track.reported or track.live != was:
                 track.reported = track.name
                 events.append(Event("update", track, time))
         return events
+
+    @staticmethod
+    def _check(track: Track, face: Face, image: np.ndarray | None, time: float) -> None:
+        if track.check is not None and image is not None:
+            track.check.observe(time, image, face.detection)
+            track.liveness = track.check.verdict(time)
 
     def finish(self, time: float) -> list[Event]:
         """The end of the video at ``time`` (the last frame read): every live track leaves."""

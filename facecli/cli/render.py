@@ -331,12 +331,17 @@ def event_row(e: Event, frame: int, threshold: Threshold) -> Row:
     name = t.name if e.kind != "leave" else t.reported
     return {"event": e.kind, "time": round(e.time, 3), "frame": frame, "track": t.id, "name": name,
             "decision": t.label, "distance": rounded(t.best.get(name)), **threshold_fields(threshold),
-            "box": [round(v, 1) for v in t.box], "first_seen": round(t.start, 3), "last_seen": round(t.last_seen, 3)}
+            "box": [round(v, 1) for v in t.box], "first_seen": round(t.start, 3), "last_seen": round(t.last_seen, 3),
+            "live": t.live, "liveness": None if t.liveness is None else t.liveness.as_dict()}
 
 
-EVENTS = View(line=lambda r: f"{r['time']:8.2f} s  {r['event']:6}  track {r['track']}: {r['name'] or r['decision']}",
-              fields=("event", "time", "frame", "track", "name", "decision", "distance", "tau", "gallery_size", "fpir",
-                      "box"))
+def _event_line(r: Row) -> str:
+    live = "" if r["liveness"] is None else f"  live {str(r['live']).lower()}"
+    return f"{r['time']:8.2f} s  {r['event']:6}  track {r['track']}: {r['name'] or r['decision']}{live}"
+
+
+EVENTS = View(line=_event_line, fields=("event", "time", "frame", "track", "name", "decision", "distance", "tau",
+                                        "gallery_size", "fpir", "box", "live", "liveness"))
 
 
 # -- management ------------------------------------------------------------------------------

@@ -379,8 +379,8 @@ class Engine:
         ``source`` is a video file, a stream URL, a camera index (``facecli.video.Video``: reconnection, a
         real-time reader for live sources), or a ``Video`` opened already; it is closed at the end. Faces
         join tracks by motion and by embedding (``facecli.tracking``); with ``liveness`` (a ``door.LiveCheck``
-        class) each track is checked for liveness on its faces, and an update says when that changes. A stream lost for good still ends
-        with the final frame (every track leaves), then raises ``StreamLost``.
+        class) each track is checked for liveness on its faces, and an update says when that changes. A stream
+        lost for good still ends with the final frame (every track leaves), then raises ``StreamLost``.
         """
         self._use(gallery)  # before any frame is read
         threshold = threshold or identification.threshold(gallery, head=self.head)

@@ -81,9 +81,10 @@ def index_photos(
                 out.error(message(event.error))
             results.add(render.index_row(event))
     c = summary.counts
-    out.note(f"{c['seen']} files: {c['new']} new, {c['changed']} changed, {c['redone']} redone, {c['moved']} moved, "
-             f"{c['copy']} copies, {c['unchanged']} unchanged, {c['error']} errors; {c['faces']} faces recorded"
-             + (f"; {c['pruned']} files forgotten" if prune else ""))
+    out.note(f"{render.counted(c['seen'], 'file')}: {c['new']} new, {c['changed']} changed, {c['redone']} redone, "
+             f"{c['moved']} moved, {render.counted(c['copy'], 'copy')}, {c['unchanged']} unchanged, "
+             f"{render.counted(c['error'], 'error')}; {render.counted(c['faces'], 'face')} recorded"
+             + (f"; {render.counted(c['pruned'], 'file')} forgotten" if prune else ""))
     raise typer.Exit(EXIT_ERROR if c["error"] else EXIT_OK)
 
 
@@ -169,7 +170,7 @@ def people(
         samples = index.faces([c.sample for c in shown])
         paths = index.paths({s["photo_id"] for s in samples.values()})
         photos = {c.cluster: len({f["photo_id"] for f in index.faces(c.faces).values()}) for c in shown}
-    title = f"{len(clusters)} clusters of {min_size} or more unnamed faces" + \
+    title = f"{render.counted(len(clusters), 'cluster')} of {min_size} or more unnamed faces" + \
         (f" (the {limit} largest)" if len(clusters) > limit else "")
     fields = render.UNNAMED.fields + (("crop",) if crops is not None else ())
     with out.results(render.UNNAMED, title, fields) as results:
@@ -211,7 +212,7 @@ def name(
             if r.error is not None:
                 out.error(message(r.error))
             results.add(render.enroll_row(r))
-    out.note(f"{person}: {sum(r.status == 'added' for r in stored)} templates from cluster {cluster}")
+    out.note(f"{person}: {render.counted(sum(r.status == 'added' for r in stored), 'template')} from cluster {cluster}")
     failed = any(r.error is not None for r in stored)
     raise typer.Exit(EXIT_ERROR if failed else EXIT_OK)
 

@@ -147,7 +147,7 @@ def gallery_remove(name: str, gallery: GalleryOpt = None, quiet: Quiet = False) 
     out = output(quiet=quiet)
     with open_gallery_at(gallery, write=True) as g:
         n = g.remove(name)
-    out.note(f"removed {name} ({n} templates)")
+    out.note(f"removed {name} ({render.counted(n, 'template')})")
 
 
 @gallery_app.command("rename")
@@ -320,7 +320,7 @@ def gallery_set(
     elif identify is None:
         out.note(f"FPIR {now.fpir:g} stored; the gallery's head cannot be read: {message(now.head_problem)}")
     elif changing_head:
-        out.note(f"{what}: identify uses tau {identify.tau:.3f} with {identify.gallery_size} people "
+        out.note(f"{what}: identify uses tau {identify.tau:.3f} with {render.counted(identify.gallery_size, 'person')} "
                  f"(FPIR {identify.fpir:g}), verify tau {verify.tau:.3f}; no one needs enrolling again")
     else:
         out.note(f"FPIR {identify.fpir:g}: identify uses tau {identify.tau:.3f} with {identify.gallery_size} "

@@ -320,7 +320,7 @@ def identify(
         eng = engine(out, model_for(model, g, tuned), detector, device, flip, det_size, head=tuned)
         threshold = eng.threshold(g, tau, fpir, force)
         results.title = render.threshold_title(threshold)
-        out.info(f"gallery {g.location}: {threshold.gallery_size} people; tau {threshold.tau:.3f}"
+        out.info(f"gallery {g.location}: {render.counted(threshold.gallery_size, 'person')}; tau {threshold.tau:.3f}"
                  + (f" for FPIR {threshold.fpir:g}" if threshold.fpir is not None else " (--tau)"))
         found = eng.identify(g, paths, threshold, top_k, search=search, min_face=min_face, templates=templates,
                              log=out.note)
@@ -391,7 +391,8 @@ def cluster(
     sizes: dict[int, int] = {}
     for c in clustered:
         sizes[c.cluster] = sizes.get(c.cluster, 0) + 1
-    title = f"{len(sizes)} clusters of {len(clustered)} faces (tau {threshold.tau:.3f}, {linkage} linkage)"
+    title = (f"{render.counted(len(sizes), 'cluster')} of {render.counted(len(clustered), 'face')} "
+             f"(tau {threshold.tau:.3f}, {linkage} linkage)")
     fields = render.CLUSTERS.fields + _optional(link=link, person=enroll_as_unknown, status=enroll_as_unknown,
                                                 error=enroll_as_unknown)
     with out.results(render.CLUSTERS, title, fields) as rows:

@@ -214,7 +214,7 @@ IDENTITIES = View(("file", "face", "box", "identity", "distance"), _identity_cel
 
 
 def threshold_title(t: Threshold) -> str:
-    target = f"FPIR {t.fpir:g} with {t.gallery_size} people" if t.fpir is not None else "--tau"
+    target = f"FPIR {t.fpir:g} with {counted(t.gallery_size, 'person')}" if t.fpir is not None else "--tau"
     return f"tau {t.tau:.3f} ({target})"
 
 
@@ -354,8 +354,9 @@ TEMPLATES = View(("template", "source", "sha256", "box"),
                  fields=("name", "id", "source", "sha256", "box", "created"))
 KEY_VALUES = View(("key", "value"), group=lambda rows: [kv for r in rows for kv in r.items()])  # CSV: the row's keys
 CHECKS = View(line=lambda r: f"{r['gallery']}: ok" if r["ok"] else [f"{r['gallery']}: {p}" for p in r["problems"]])
-COPIES = View(line=lambda r: f"copied {r['persons']} people, {r['templates']} templates from {r['source']} to "
-                             f"{r['destination']} (verified: counts and checksum {r['checksum'][:16]})",
+COPIES = View(line=lambda r: f"copied {counted(r['persons'], 'person')}, {counted(r['templates'], 'template')} "
+                             f"from {r['source']} to {r['destination']} "
+                             f"(verified: counts and checksum {r['checksum'][:16]})",
               fields=("source", "destination", "persons", "templates", "checksum", "verified"))
 
 
@@ -372,15 +373,20 @@ def moved_row(m: Moved) -> Row:
             "source_removed": m.source_removed}
 
 
-def _templates(n: int) -> str:
-    return f"{n} template{'' if n == 1 else 's'}"
+#: Nouns whose plural is not the singular with an s.
+_PLURALS = {"person": "people", "copy": "copies"}
+
+
+def counted(n: int, noun: str) -> str:
+    """``n`` and the noun, singular for one: "1 template", "2 templates", "1 person", "3 people"."""
+    return f"{n} {noun if n == 1 else _PLURALS.get(noun, noun + 's')}"
 
 
 def _moved_line(r: Row) -> str:
     if r["target"] is None:
-        text = f"took {_templates(r['dropped'])} out of {r['source']}"
+        text = f"took {counted(r['dropped'], 'template')} out of {r['source']}"
     else:
-        text = f"moved {_templates(r['moved'])} of {r['source']} to {r['target']}"
+        text = f"moved {counted(r['moved'], 'template')} of {r['source']} to {r['target']}"
         if r["dropped"]:
             text += f", dropped {r['dropped']} ({r['target']} has a face of their photo already)"
     return text + (f"; {r['source']} removed (no template left)" if r["source_removed"] else "")
@@ -390,7 +396,8 @@ MOVES = View(line=_moved_line, fields=("source", "target", "moved", "dropped", "
 
 
 CALIBRATIONS = View(line=lambda r: f"tau {r['tau']:.3f} keeps strangers named at {r['fpir']:g} with "
-                                   f"{r['gallery_size']} people enrolled (use it with identify --tau {r['tau']:.3f})",
+                                   f"{counted(r['gallery_size'], 'person')} enrolled "
+                                   f"(use it with identify --tau {r['tau']:.3f})",
                     fields=("tau", "fpir", "gallery_size", "model"))
 
 

@@ -296,11 +296,12 @@ class Gallery:
         try:
             with self._write():
                 self._db.lock_enrolls()  # a concurrent enroll or rename cannot slip a look-alike in
+                if not self._rows("SELECT 1 FROM {s}persons WHERE name = ?", (old,)):
+                    raise GalleryError(old, f"no such person in {self.location}")  # whatever the new name
                 if new != old and self._rows("SELECT 1 FROM {s}persons WHERE name = ?", (new,)):
                     raise taken
                 self._refuse_look_alikes([new], ignore=old)
-                if self._db.run(self._sql("UPDATE {s}persons SET name = ? WHERE name = ?"), (new, old)).rowcount == 0:
-                    raise GalleryError(old, f"no such person in {self.location}")
+                self._db.run(self._sql("UPDATE {s}persons SET name = ? WHERE name = ?"), (new, old))
         except GalleryError as exc:
             if type(exc.__context__).__name__ in ("UniqueViolation", "IntegrityError"):  # enrolled meanwhile
                 raise taken from None

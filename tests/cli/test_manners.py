@@ -79,7 +79,7 @@ def test_titles_and_status_lines_go_to_stderr(run, images, photos):
 
     proc = run("identify", str(images / "obama2.jpg"))
     assert proc.returncode == 0 and _table_only(proc.stdout) and "obama" in proc.stdout, proc.stdout
-    assert "tau " not in proc.stdout and "tau 1." in proc.stderr and "FPIR 0.01 with 1 people" in proc.stderr
+    assert "tau " not in proc.stdout and "tau 1." in proc.stderr and "FPIR 0.01 with 1 person" in proc.stderr
     quiet = run("identify", str(images / "obama2.jpg"), "--quiet")
     assert quiet.stdout == proc.stdout and quiet.stderr == ""
 

@@ -1,0 +1,22 @@
+"""Messages that tell the truth: counts in the singular for one, and the reason that really applies."""
+
+from __future__ import annotations
+
+
+def test_one_template_is_singular_and_two_people_plural(run, images):
+    assert run("enroll", "obama", str(images / "obama.jpg")).returncode == 0
+    assert run("enroll", "biden", str(images / "biden.jpg")).returncode == 0
+    proc = run("identify", str(images / "obama2.jpg"))
+    assert "FPIR 0.01 with 2 people" in proc.stderr
+    proc = run("gallery", "remove", "biden")
+    assert proc.returncode == 0 and "removed biden (1 template)" in proc.stderr, proc.stderr
+    proc = run("identify", str(images / "obama2.jpg"))
+    assert "FPIR 0.01 with 1 person" in proc.stderr and "1 people" not in proc.stderr
+
+
+def test_renaming_someone_not_enrolled_says_so_whatever_the_new_name(run, images):
+    assert run("enroll", "obama", str(images / "obama.jpg")).returncode == 0
+    proc = run("gallery", "rename", "nobody", "obama")
+    assert proc.returncode == 2 and "nobody: no such person" in proc.stderr and "already" not in proc.stderr
+    proc = run("gallery", "rename", "obama", "obama")
+    assert proc.returncode == 0

@@ -42,7 +42,7 @@ from facecli.embedding import FaceEmbedder
 from facecli.errors import BadValue, FaceCliError, InputError, ModelError, OutOfMemory
 from facecli.imageio import cv_reason, decode, jpeg_shrink, read_bytes, read_header
 from facecli.models import DEFAULT_MODEL
-from facecli.runtime import runs_on_cpu
+from facecli.runtime import env_threads, runs_on_cpu
 from facecli.sources import sha256_bytes
 from facecli.values import Detection, Face, ImageResult
 
@@ -108,11 +108,12 @@ class _Turns:
 
 
 def _cores() -> int:
-    """CPUs this process may run on."""
+    """CPUs this process may run on, or fewer where ``FACECLI_THREADS`` says (a machine shared with other work)."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    return min(cores, env_threads() or cores)
 
 
 class Pipeline:

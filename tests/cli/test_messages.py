@@ -20,3 +20,13 @@ def test_renaming_someone_not_enrolled_says_so_whatever_the_new_name(run, images
     assert proc.returncode == 2 and "nobody: no such person" in proc.stderr and "already" not in proc.stderr
     proc = run("gallery", "rename", "obama", "obama")
     assert proc.returncode == 0
+
+
+def test_facecli_threads_bounds_the_workers_and_a_bad_value_is_one_line(run, images, monkeypatch):
+    import facecli
+
+    monkeypatch.setenv("FACECLI_THREADS", "1")
+    assert facecli.load(device="cpu").pipeline.workers == 1
+    proc = run("detect", str(images / "obama2.jpg"), env={"FACECLI_THREADS": "many"})
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        "error: FACECLI_THREADS: 'many' is not a number of threads between 0 and 1024"]

@@ -44,6 +44,7 @@ from facecli.imageio import cv_reason, decode, jpeg_shrink, read_bytes, read_hea
 from facecli.models import DEFAULT_MODEL
 from facecli.runtime import env_threads, runs_on_cpu
 from facecli.sources import sha256_bytes
+from facecli.timings import StageTimes
 from facecli.values import Detection, Face, ImageResult
 
 if TYPE_CHECKING:
@@ -162,6 +163,8 @@ class Pipeline:
         self.batch_size = batch_size
         self.prefetch = max(prefetch, 2 * self.workers * (self.CHUNK if self.in_workers else 1))
         self._turns = _Turns()
+        #: seconds per stage, for ``--verbose``
+        self.times = StageTimes()
 
     @property
     def provider(self) -> str:
@@ -181,10 +184,12 @@ class Pipeline:
             if isinstance(image, np.ndarray):
                 stage = "detecting"
                 return self._analyse_array(image, name, self.rgb if rgb is None else rgb, digest)
-            data = read_bytes(image)
+            with self.times.stage("read"):
+                data = read_bytes(image)
             stage = "decoding"
-            shrink = jpeg_shrink(data, self.det_size)
-            decoded = decode(data, image, shrink)
+            with self.times.stage("decode"):
+                shrink = jpeg_shrink(data, self.det_size)
+                decoded = decode(data, image, shrink)
             stage = "detecting"
             return self._analyse_decoded(image, data, decoded, shrink)
         except FaceCliError as exc:
@@ -211,7 +216,9 @@ class Pipeline:
         sha = sha256_bytes(data)
         full = None
         faces = []
-        for i, det in enumerate(self.detector.detect(decoded)):
+        with self.times.stage("detect"):
+            found = self.detector.detect(decoded)
+        for i, det in enumerate(found):
             if shrink > 1 and any(p.too_small(det, 1 / shrink) for p in self._croppers):
                 # too small at this scale to fill the crop: take it from the full image
                 if full is None:
@@ -239,16 +246,20 @@ class Pipeline:
         return ImageResult(name, self._faces(image), sha256=sha, size=(image.shape[1], image.shape[0]))
 
     def _crops(self, image: np.ndarray, det: Detection, scale: float = 1.0) -> tuple[np.ndarray, ...]:
-        return tuple(p.crop(image, det, scale) for p in self._croppers)
+        with self.times.stage("crop"):
+            return tuple(p.crop(image, det, scale) for p in self._croppers)
 
     def _faces(self, rgb: np.ndarray) -> list[Face]:
         """The faces detected in a decoded RGB image at its own size, largest first, with their crops."""
-        return [Face(i, det, self._crops(rgb, det)) for i, det in enumerate(self.detector.detect(rgb))]
+        with self.times.stage("detect"):
+            found = self.detector.detect(rgb)
+        return [Face(i, det, self._crops(rgb, det)) for i, det in enumerate(found)]
 
     def _embed(self, faces: list[Face]) -> None:
         """Fill in the embeddings of these faces, in one batched call."""
         if self.embed and faces:
-            emb = self.embedder.embed([f.crops for f in faces])
+            with self.times.stage("embed"):
+                emb = self.embedder.embed([f.crops for f in faces])
             for face, vector in zip(faces, emb):
                 face.embedding = vector
                 face.head = self.head

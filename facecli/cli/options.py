@@ -3,6 +3,7 @@ the engine and gallery they open, and how a library error becomes one line."""
 
 from __future__ import annotations
 
+import atexit
 import shlex
 from collections.abc import Iterator
 from pathlib import Path
@@ -149,6 +150,8 @@ def engine(out: Output, model: str, detector: str | None = None, device: str = "
         if head is not None:
             parts += f", head {head.label} ({head.out_dim}-d)"
         out.info(f"detector {eng.pipeline.detector.name}{parts} on {eng.provider}")
+        # said when the command ends, however it ends (its result's exit code, an error, Ctrl-C)
+        atexit.register(lambda: out.info(eng.pipeline.times.summary()))
     return eng
 
 

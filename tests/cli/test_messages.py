@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 def test_one_template_is_singular_and_two_people_plural(run, images):
     assert run("enroll", "obama", str(images / "obama.jpg")).returncode == 0
@@ -30,3 +32,14 @@ def test_facecli_threads_bounds_the_workers_and_a_bad_value_is_one_line(run, ima
     proc = run("detect", str(images / "obama2.jpg"), env={"FACECLI_THREADS": "many"})
     assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
         "error: FACECLI_THREADS: 'many' is not a number of threads between 0 and 1024"]
+
+
+def test_verbose_says_where_the_time_went_stage_by_stage(run, images):
+    proc = run("detect", str(images / "obama.jpg"), str(images / "biden.jpg"), "--verbose", "--json")
+    assert proc.returncode == 0
+    (line,) = [x for x in proc.stderr.splitlines() if x.startswith("timings: ")]
+    stages = dict(re.findall(r"(\w+) ([\d.]+) s \(", line))
+    assert {"read", "decode", "detect", "crop"} <= set(stages) and "embed" not in stages  # detect embeds nothing
+    assert float(stages["detect"]) > 0 and "(2x)" in line.split("detect")[1]
+    quiet = run("detect", str(images / "obama.jpg"), "--json")
+    assert "timings" not in quiet.stderr

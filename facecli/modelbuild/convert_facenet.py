@@ -7,8 +7,13 @@ runtime. Usage: python convert_facenet.py GRAPH.pb OUT.onnx OPSET
 
 from __future__ import annotations
 
-import hashlib
+import runpy
 import sys
+from pathlib import Path
+
+#: shared with the other converters; loaded by its path, since the build runs each script with its folder off
+#: sys.path (facecli/models.py ``_RUN_SCRIPT``)
+canonicalise = runpy.run_path(str(Path(__file__).with_name("canonical.py")))["canonicalise"]
 
 
 def convert(graph_path: str, out_path: str, opset: int) -> None:
@@ -51,56 +56,10 @@ def convert(graph_path: str, out_path: str, opset: int) -> None:
         dim0.ClearField("dim_value")
         dim0.dim_param = "batch"
     del model.graph.value_info[:]
-    _canonicalise(model.graph)
+    canonicalise(model.graph)
     model.producer_name = "facecli"
     onnx.checker.check_model(model)
     onnx.save(model, out_path)
-
-
-def _canonicalise(graph) -> None:
-    """Make the saved bytes reproducible, so the manifest can pin their sha256.
-
-    tf2onnx deduplicates equal constants but keeps an arbitrary one of them
-    and numbers folded constants in a run-dependent order. Naming every
-    initializer by a hash of its content and ordering nodes topologically
-    (ties by name) removes both sources of variation.
-    """
-    # the build environment's libraries (TensorFlow, onnx): imported where used, so that the
-    # package imports this script without them
-    from onnx import numpy_helper
-
-    rename: dict[str, str] = {}
-    unique = {}
-    for init in graph.initializer:
-        value = numpy_helper.to_array(init)
-        digest = hashlib.sha256(f"{value.dtype}{value.shape}".encode() + value.tobytes())
-        key = "c_" + digest.hexdigest()[:20]
-        rename[init.name] = key
-        if key not in unique:
-            unique[key] = numpy_helper.from_array(value, key)
-    inits = sorted(unique.values(), key=lambda t: t.name)
-    del graph.initializer[:]
-    graph.initializer.extend(inits)
-    for node in graph.node:
-        for i, name in enumerate(node.input):
-            if name in rename:
-                node.input[i] = rename[name]
-
-    producers = {out: node.name for node in graph.node for out in node.output}
-    pending = {node.name: {producers[i] for i in node.input if i in producers} for node in graph.node}
-    by_name = {node.name: node for node in graph.node}
-    ordered = []
-    while pending:
-        ready = sorted(name for name, deps in pending.items() if not deps)
-        if not ready:
-            raise SystemExit("graph has a cycle")
-        for name in ready:
-            del pending[name]
-            ordered.append(by_name[name])
-        for deps in pending.values():
-            deps.difference_update(ready)
-    del graph.node[:]
-    graph.node.extend(ordered)
 
 
 if __name__ == "__main__":

@@ -59,6 +59,14 @@ def images() -> Path:
 
 
 @pytest.fixture(scope="session")
+def blink_clip() -> tuple[Path, list[range]]:
+    """A real 10 s talking-face video (720x576, 30 fps) and its annotated blinks, as frame ranges (fetched once)."""
+    from tests.helpers.clip import fetch_clip
+
+    return fetch_clip()
+
+
+@pytest.fixture(scope="session")
 def pipeline():
     """MTCNN + FaceNet: the tests of FaceNet's own pipeline (tests/library/test_sface.py covers the others)."""
     from facecli.pipeline import Pipeline

@@ -121,6 +121,7 @@ def test_the_wheel_carries_the_manifest_and_build_scripts_and_no_weights(install
         names = set(zf.namelist())
         entry_points = zf.read(f"facecli-{facecli.__version__}.dist-info/entry_points.txt").decode()
     assert {"facecli/manifest.json", "facecli/modelbuild/convert_facenet.py", "facecli/modelbuild/dequantize_onnx.py",
+            "facecli/modelbuild/convert_tflite.py", "facecli/modelbuild/canonical.py",
             "facecli/cli/__init__.py", "facecli/gallery/sqlite.py"} <= names
     assert not [n for n in names if n.endswith((".onnx", ".pb", ".xml", ".jpg", ".png", ".pyc"))]
     assert not [n for n in names if n.split("/")[0] not in ("facecli", f"facecli-{facecli.__version__}.dist-info")]

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from facecli.cli import render
+from facecli.cli import completion, render
 from facecli.cli.files import link_found, make_folder, write_face_sample
 from facecli.cli.options import (
     EXIT_ERROR,
@@ -90,7 +90,8 @@ def index_photos(
 
 @app.command()
 def find(
-    names: Annotated[list[str], typer.Argument(metavar="NAME", show_default=False, help="Enrolled people.")],
+    names: Annotated[list[str], typer.Argument(metavar="NAME", show_default=False, help="Enrolled people.",
+                                               autocompletion=completion.people)],
     link: Annotated[Path | None, typer.Option(
         "--link", metavar="DIR", show_default=False,
         help="Also make DIR/NAME/ with a symbolic link to each photo the person is in.")] = None,

@@ -16,7 +16,7 @@ import typer
 
 from facecli import models
 from facecli.calibration import DEFAULT_FPIR
-from facecli.cli import render
+from facecli.cli import completion, render
 from facecli.cli.options import (
     EXIT_ERROR,
     EXIT_NO,
@@ -26,6 +26,7 @@ from facecli.cli.options import (
     HeadOpt,
     Json,
     ModelOpt,
+    Person,
     Quiet,
     gallery_location,
     load_head,
@@ -120,7 +121,7 @@ def gallery_list(gallery: GalleryOpt = None, json_lines: Json = False, csv_rows:
 
 
 @gallery_app.command("show")
-def gallery_show(name: str, gallery: GalleryOpt = None, json_lines: Json = False, csv_rows: Csv = False,
+def gallery_show(name: Person, gallery: GalleryOpt = None, json_lines: Json = False, csv_rows: Csv = False,
                  quiet: Quiet = False) -> None:
     """Show one person's templates: source photo, content hash, face box.
 
@@ -139,7 +140,7 @@ def gallery_show(name: str, gallery: GalleryOpt = None, json_lines: Json = False
 # remove, rename and set change the gallery and have no result to print: like git, they say what they
 # did on stderr (not with --quiet) and leave stdout empty; the exit status says whether it worked.
 @gallery_app.command("remove")
-def gallery_remove(name: str, gallery: GalleryOpt = None, quiet: Quiet = False) -> None:
+def gallery_remove(name: Person, gallery: GalleryOpt = None, quiet: Quiet = False) -> None:
     """Remove a person and all their templates.
 
     Example: [bold]facecli gallery remove alice[/]
@@ -151,7 +152,7 @@ def gallery_remove(name: str, gallery: GalleryOpt = None, quiet: Quiet = False) 
 
 
 @gallery_app.command("rename")
-def gallery_rename(old: str, new: str, gallery: GalleryOpt = None, quiet: Quiet = False) -> None:
+def gallery_rename(old: Person, new: str, gallery: GalleryOpt = None, quiet: Quiet = False) -> None:
     """Rename a person.
 
     Example: [bold]facecli gallery rename unknown-3 bob[/]
@@ -164,8 +165,10 @@ def gallery_rename(old: str, new: str, gallery: GalleryOpt = None, quiet: Quiet 
 
 @gallery_app.command("merge")
 def gallery_merge(
-    into: Annotated[str, typer.Argument(metavar="A", help="The person who stays.", show_default=False)],
+    into: Annotated[str, typer.Argument(metavar="A", help="The person who stays.", show_default=False,
+                                        autocompletion=completion.people)],
     other: Annotated[str, typer.Argument(metavar="B", help="The person whose templates join A; B is removed.",
+                                         autocompletion=completion.people,
                                          show_default=False)],
     gallery: GalleryOpt = None, json_lines: Json = False, csv_rows: Csv = False, quiet: Quiet = False,
 ) -> None:
@@ -184,7 +187,8 @@ def gallery_merge(
 
 @gallery_app.command("split")
 def gallery_split(
-    name: Annotated[str, typer.Argument(help="The person to take templates from.", show_default=False)],
+    name: Annotated[str, typer.Argument(help="The person to take templates from.", show_default=False,
+                                        autocompletion=completion.people)],
     ids: Annotated[list[int], typer.Argument(metavar="ID...", help="Template ids, as `gallery show NAME` lists "
                                                                     "them.", show_default=False)],
     into: Annotated[str | None, typer.Option(

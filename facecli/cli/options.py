@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
+from facecli.cli import completion
 from facecli.cli.output import Output
 from facecli.decisions import choose_model
 from facecli.detectors import DET_SIZE, DETECTORS
@@ -54,7 +55,7 @@ DetectorOpt = Annotated[choice(DETECTORS) | None, typer.Option(
     "--detector", show_default=False,
     help="mtcnn or yunet (boxes and 5 landmarks), or haar (boxes only, frontal) (default: the model's own).")]
 ModelOpt = Annotated[str | None, typer.Option(
-    "--model", envvar="FACECLI_MODEL", show_default=False,
+    "--model", envvar="FACECLI_MODEL", show_default=False, autocompletion=completion.models,
     help="facenet (MTCNN + FaceNet, 512-d), sface (YuNet + SFace, 128-d) or fusion (both, 640-d) "
          "(default: the gallery's model, else fusion). A gallery keeps the model it was built with.")]
 Flip = Annotated[bool | None, typer.Option(
@@ -94,6 +95,8 @@ MinFace = Annotated[float, typer.Option(
 VideoOpt = Annotated[str | None, typer.Option(
     "--video", metavar="FILE|URL", show_default=False,
     help="A video file, or a stream URL that FFmpeg reads (rtsp://, http://, https://...).")]
+#: An enrolled person's name, completed from the gallery.
+Person = Annotated[str, typer.Argument(metavar="NAME", show_default=False, autocompletion=completion.people)]
 CameraOpt = Annotated[int | None, typer.Option("--camera", metavar="N", show_default=False,
                                                help="A camera by index (0 = the first).")]
 Fpir = Annotated[float | None, typer.Option(

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from facecli.cli import door, render
+from facecli.cli import completion, door, render
 from facecli.cli.files import link_clusters, make_folder, write_annotated, write_crop
 from facecli.cli.options import (
     EXIT_ERROR,
@@ -221,7 +221,7 @@ def verify(
     other: Annotated[str | None, typer.Argument(help="A second photo to compare with.",
                                                    show_default=False)] = None,
     claim: Annotated[str | None, typer.Option(help="Compare with this enrolled person instead.",
-                                                 show_default=False)] = None,
+                                                 show_default=False, autocompletion=completion.people)] = None,
     camera: CameraOpt = None, video: VideoOpt = None, timeout: door.Timeout = 10.0, liveness: door.Liveness = False,
     challenge: door.Challenge = False,
     all_faces: Annotated[bool, typer.Option(

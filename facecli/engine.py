@@ -68,6 +68,7 @@ from facecli.values import (
     Template,
     Threshold,
     Verification,
+    stored_source,
 )
 from facecli.video import Frame, StreamLost, Video, open_video, same_person_tau
 
@@ -269,7 +270,7 @@ class Engine:
             if isinstance(face, FaceCliError):
                 results.append(EnrollResult(name, res.path, "error", face))
                 continue
-            template = Template(face.embedding, res.path, res.sha256, face.detection.box)
+            template = Template(face.embedding, stored_source(res.path), res.sha256, face.detection.box)
             results.append(EnrollResult(name, res.path, "pending", template=template))
         good = [r for r in results if r.template is not None]
         if not good:
@@ -475,7 +476,7 @@ class Engine:
                 results.append(EnrollResult(None, c.result.path, "error", FaceTooSmall(subject, d.width, d.height,
                                                                                        min_face)))
             else:
-                template = Template(c.face.embedding, c.result.path, c.result.sha256, d.box)
+                template = Template(c.face.embedding, stored_source(c.result.path), c.result.sha256, d.box)
                 results.append(EnrollResult(None, c.result.path, "pending", template=template))
         named = sorted({c.cluster for c, r in zip(clustered, results) if r.template is not None})
         if not named:

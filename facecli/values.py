@@ -11,6 +11,7 @@ commands that only read a gallery or print help stay light.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -133,6 +134,12 @@ class ImageResult:
 
 
 # -- the gallery ---------------------------------------------------------------------
+def stored_source(path: str) -> str:
+    """How a template's source is stored: a file's absolute path, since a relative one means nothing once the
+    shell is elsewhere; what is not a file ("<array>", "<face>") as it is."""
+    return path if path.startswith("<") and path.endswith(">") else os.path.abspath(path)
+
+
 @dataclass(frozen=True)
 class Template:
     """One face to enroll: its embedding and where it came from."""

@@ -43,3 +43,20 @@ def test_verbose_says_where_the_time_went_stage_by_stage(run, images):
     assert float(stages["detect"]) > 0 and "(2x)" in line.split("detect")[1]
     quiet = run("detect", str(images / "obama.jpg"), "--json")
     assert "timings" not in quiet.stderr
+
+
+def test_a_template_remembers_its_photo_by_its_absolute_path(run, images, tmp_path):
+    import shutil
+    import subprocess
+
+    from tests.helpers import FACECLI
+
+    (tmp_path / "photos").mkdir()
+    shutil.copy(images / "obama.jpg", tmp_path / "photos" / "o.jpg")
+    env = {**__import__("os").environ, "FACECLI_GALLERY": str(run.gallery), "FACECLI_DEVICE": "cpu"}
+    enrolled = subprocess.run([FACECLI, "enroll", "obama", "photos/o.jpg"], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=300)
+    assert enrolled.returncode == 0, enrolled.stderr
+    shown = run("gallery", "show", "obama", "--json")  # from another folder
+    (row,) = [__import__("json").loads(line) for line in shown.stdout.splitlines()]
+    assert row["source"] == str(tmp_path / "photos" / "o.jpg")

@@ -19,6 +19,7 @@ validation people (its metadata): its 1:1 tau and its impostor quantiles.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -122,3 +123,21 @@ def too_small(faces: list[Face], decisions: list[Decision], min_face: float) -> 
     """Faces narrower or shorter than ``min_face`` pixels keep their nearest candidate but are never named."""
     return [replace(d, name=None, too_small=True) if is_too_small(f.detection, min_face) else d
             for f, d in zip(faces, decisions)]
+
+
+#: With several faces in a photo of a person, the face nearest to their other photos is theirs only when the next
+#: face is farther by at least this much: closer, the photo is ambiguous (twins, a poster of them behind).
+AGREEMENT_MARGIN = 0.3
+
+
+def agreeing_face(distances: Sequence[float], tau: float) -> tuple[int | None, str | None]:
+    """Which of a photo's faces is the person's, from each face's distance to their other photos: the nearest,
+    when it is within the 1:1 ``tau`` and clearly nearer than the next (``AGREEMENT_MARGIN``); else None and
+    why not ("none agrees", "ambiguous")."""
+    order = sorted(range(len(distances)), key=lambda i: distances[i])
+    best = order[0]
+    if distances[best] > tau:
+        return None, "none agrees"
+    if len(order) > 1 and distances[order[1]] - distances[best] < AGREEMENT_MARGIN:
+        return None, "ambiguous"
+    return best, None

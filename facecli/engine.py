@@ -47,9 +47,10 @@ import cv2
 import numpy as np
 
 from facecli import decisions, door, library, matching
+from facecli.choosing import Chosen, choose_faces
 from facecli.clustering import cluster
 from facecli.detectors import DET_SIZE
-from facecli.errors import BadValue, FaceCliError, FaceTooSmall, InputError, SeveralFaces
+from facecli.errors import BadValue, FaceCliError, FaceTooSmall, InputError
 from facecli.gallery import Gallery, identification
 from facecli.gallery.people import settle
 from facecli.heads import LoadedHead, load_head
@@ -266,12 +267,12 @@ class Engine:
             person_name(name)
         record = self._head_to_record(gallery)
         results: list[EnrollResult] = []
-        for name, res, face in self.enroll_faces(items, largest, min_face, on_image):
-            if isinstance(face, FaceCliError):
-                results.append(EnrollResult(name, res.path, "error", face))
+        for name, res, chosen in self.enroll_faces(items, largest, min_face, on_image, gallery):
+            if isinstance(chosen, FaceCliError):
+                results.append(EnrollResult(name, res.path, "error", chosen))
                 continue
-            template = Template(face.embedding, stored_source(res.path), res.sha256, face.detection.box)
-            results.append(EnrollResult(name, res.path, "pending", template=template))
+            template = Template(chosen.face.embedding, stored_source(res.path), res.sha256, chosen.face.box)
+            results.append(EnrollResult(name, res.path, "pending", template=template, chosen=chosen))
         good = [r for r in results if r.template is not None]
         if not good:
             return results
@@ -281,29 +282,21 @@ class Engine:
 
     def enroll_faces(self, items: list[tuple[str, Image]], largest: bool = False,
                      min_face: float = decisions.MIN_FACE, on_image: Callable[[], None] = lambda: None,
-                     ) -> Iterator[tuple[str, ImageResult, Face | FaceCliError]]:
-        """Each (name, photo) in input order with its photo's result and the one face it contributes
-        (``enroll_face``), or the error saying why it contributes none: what enroll and tune both take."""
-        names = iter([n for n, _ in items])
-        for result in self.run(p for _, p in items):
+                     gallery: Gallery | None = None) -> list[tuple[str, ImageResult, Chosen | FaceCliError]]:
+        """Each (name, photo) in input order with its photo's result and the face it contributes, chosen as
+        ``facecli.choosing`` says (a photo with several faces: the one that agrees with the person's other photos,
+        and their templates in ``gallery``), or the error saying why it contributes none: what enroll and tune
+        both take."""
+        analysed = []
+        for (name, _), result in zip(items, self.run(p for _, p in items)):
             on_image()
-            try:
-                face: Face | FaceCliError = self.enroll_face(result, largest, min_face)
-            except FaceCliError as exc:
-                face = exc
-            yield next(names), result, face
-
-    @staticmethod
-    def enroll_face(result: ImageResult, largest: bool = False, min_face: float = decisions.MIN_FACE) -> Face:
-        """The one face a photo contributes (to a gallery, or to a tuning set), or an InputError saying why there
-        is none: no face, several unless ``largest``, or one under ``min_face`` pixels."""
-        faces = _faces_of(result)
-        if len(faces) > 1 and not largest:
-            raise SeveralFaces(result.path, len(faces))
-        face = faces[0]  # faces come largest first
-        if decisions.is_too_small(face.detection, min_face):
-            raise FaceTooSmall(result.path, face.detection.width, face.detection.height, min_face)
-        return face
+            for face in result.faces:
+                face.crops = ()  # only the embedding is kept: a tuning set may hold thousands of photos
+            analysed.append((name, result))
+        tau = decisions.verification_threshold(self.model).tau  # base embeddings, whatever the head
+        enrolled = (lambda n: gallery.embeddings_of(gallery.person(n) or n)) if gallery is not None else None
+        chosen = choose_faces(analysed, tau, largest, min_face, enrolled)
+        return [(name, result, c) for (name, result), c in zip(analysed, chosen)]
 
     # -- 1:N --------------------------------------------------------------------------
     def identify(self, gallery: Gallery, images: Iterable[Image], threshold: Threshold | None = None,

@@ -39,8 +39,8 @@ class GalleryError(FaceCliError):
 class SeveralFaces(InputError):
     """A photo that should show one face shows several (enrolling it would guess who is meant)."""
 
-    def __init__(self, path: str, count: int) -> None:
-        super().__init__(path, f"{count} faces found")
+    def __init__(self, path: str, count: int, advice: str = "") -> None:
+        super().__init__(path, f"{count} faces found" + (f"; {advice}" if advice else ""))
         self.count = count
 
 

@@ -21,6 +21,7 @@ from facecli.errors import FaceCliError
 if TYPE_CHECKING:
     import numpy as np
 
+    from facecli.choosing import Chosen
     from facecli.heads import LoadedHead
 
 
@@ -301,6 +302,7 @@ class EnrollResult:
     status: str  # "added", "present", "pending" (before the write) or "error"
     error: FaceCliError | None = None
     template: Template | None = None
+    chosen: Chosen | None = None  # which face of the photo, and how it was chosen
 
     def __repr__(self) -> str:
         error = f", error={self.error!r}" if self.error is not None else ""

@@ -127,12 +127,25 @@ EMBEDDINGS = View(("file", "face", "box", "score", "embedding"), DETECTIONS.cell
 
 # -- enroll ----------------------------------------------------------------------------------
 def enroll_row(r: EnrollResult) -> Row:
+    c = r.chosen
     return {"name": r.name, "file": r.path, "status": r.status, "error": r.error.reason if r.error else None,
-            "box": None if r.template is None else [round(v, 1) for v in r.template.box]}
+            "box": None if r.template is None else [round(v, 1) for v in r.template.box],
+            "face": None if c is None else c.face.index, "faces": None if c is None else c.faces,
+            "chosen": None if c is None else c.how, "agreement": None if c is None else rounded(c.distance),
+            "next": None if c is None else rounded(c.runner_up)}
 
 
-ENROLLMENTS = View(("name", "photo", "status"), lambda r: (r["name"], r["file"], r["status"]),
-                   keep=lambda r: r["error"] is None, fields=("name", "file", "status", "error", "box"))
+def _enroll_status(r: Row) -> str:
+    if r["chosen"] != "agreement":
+        return r["status"]
+    after = f", the next {r['next']:.3f}" if r["next"] is not None else ""
+    return (f"{r['status']} (face {r['face'] + 1} of {r['faces']}: distance {r['agreement']:.3f} to their other "
+            f"photos{after})")
+
+
+ENROLLMENTS = View(("name", "photo", "status"), lambda r: (r["name"], r["file"], _enroll_status(r)),
+                   keep=lambda r: r["error"] is None,
+                   fields=("name", "file", "status", "error", "box", "face", "faces", "chosen", "agreement", "next"))
 
 
 # -- verify ----------------------------------------------------------------------------------

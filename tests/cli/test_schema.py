@@ -50,7 +50,7 @@ def test_every_command_emits_the_documented_fields(run, images, tmp_path, no_fac
     assert set(row) == {"file", "face", "error"}
 
     (row,) = json_rows(run("enroll", "obama", photo, "--json").stdout)
-    assert set(row) == {"name", "file", "status", "error", "box"}
+    assert set(row) == {"name", "file", "status", "error", "box", "face", "faces", "chosen", "agreement", "next"}
     folder = tmp_path / "photos"
     folder.mkdir()
     (folder / "a.jpg").symlink_to(images / "obama3.jpg")

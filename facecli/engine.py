@@ -347,6 +347,20 @@ class Engine:
         (face,) = _faces_of(self.analyse(image), all_faces=False)
         return face, identification.nearest_templates(gallery, face, top_k)
 
+    def search_each(self, gallery: Gallery, images: Iterable[Image | FaceCliError], top_k: int = 10,
+                    ) -> Iterator[tuple[ImageResult, list[Match] | FaceCliError]]:
+        """``search`` for each image of a stream, in input order: its result and the matches of its largest face,
+        or the error (unreadable, no face) that kept it from any, so that the rest goes on."""
+        decisions.check_top_k(top_k)
+        self._use(gallery)
+        for result in self.run(images):
+            try:
+                (face,) = _faces_of(result, all_faces=False)
+            except FaceCliError as exc:
+                yield result, exc
+                continue
+            yield result, identification.nearest_templates(gallery, face, top_k)
+
     # -- the photo library ------------------------------------------------------------------
     def index(self, gallery: Gallery, paths: Iterable[str | os.PathLike], prune: bool = False) -> Iterator[IndexEvent]:
         """Bring ``gallery``'s photo index up to date with these photo files (``library.index``): one event per

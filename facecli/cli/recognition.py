@@ -403,22 +403,31 @@ def cluster(
 
 @app.command()
 def search(
-    photo: Annotated[str, typer.Argument(help="The photo whose largest face is searched.", show_default=False)],
-    top_k: Annotated[int, typer.Option(min=1, help="How many templates to list.")] = 10,
+    images: Images, top_k: Annotated[int, typer.Option(min=1, help="How many templates to list per photo.")] = 10,
     gallery: GalleryOpt = None, detector: DetectorOpt = None, model: ModelOpt = None, device: Device = "auto",
     head: HeadOpt = None, det_size: DetSize = DET_SIZE, json_lines: Json = False, csv_rows: Csv = False,
     quiet: Quiet = False, verbose: Verbose = False,
 ) -> None:
-    """The most similar enrolled templates to a face, across all persons, nearest first.
+    """The enrolled templates most similar to each photo's largest face, across all persons, nearest first.
 
-    Example: [bold]facecli search stranger.jpg --top-k 10 --json[/]
+    Examples:
+      [bold]facecli search stranger.jpg --top-k 10 --json[/]
+      [bold]facecli search unknowns/ --top-k 3 --csv[/]
     """
     out = output(json_lines, quiet, verbose, csv_rows)
     check_top_k(top_k)
     tuned = load_head(head)
-    with open_gallery_at(gallery, model, embeds=True) as g:
+    paths = expand(images)
+    failed = False
+    with open_gallery_at(gallery, model, embeds=True) as g, out.progress(total(paths), "search") as tick, \
+            out.results(render.MATCHES, "nearest templates to each photo's largest face") as results:
         eng = engine(out, model_for(model, g, tuned), detector, device, det_size=det_size, head=tuned)
-        face, matches = eng.search(g, photo, top_k)
-    with out.results(render.MATCHES, f"nearest templates to {photo}") as results:
-        for m in matches:
-            results.add(render.match_row(photo, face, m))
+        for result, matches in eng.search_each(g, paths, top_k):
+            tick()
+            if isinstance(matches, FaceCliError):  # reported, and the other photos still searched
+                out.error(message(matches))
+                failed = True
+                continue
+            for m in matches:
+                results.add(render.match_row(result.path, result.faces[0], m))
+    raise typer.Exit(EXIT_ERROR if failed else EXIT_OK)

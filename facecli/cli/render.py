@@ -272,8 +272,8 @@ def match_row(path: str, face: Face, m: Match) -> Row:
             "template": m.template, "source": m.source}
 
 
-MATCHES = View(("rank", "name", "distance", "template", "source"),
-               lambda r: (r["rank"], r["name"], _dist(r["distance"]), r["template"], r["source"]),
+MATCHES = View(("file", "rank", "name", "distance", "template", "source"),
+               lambda r: (r["file"], r["rank"], r["name"], _dist(r["distance"]), r["template"], r["source"]),
                fields=("file", "face", "rank", "name", "distance", "template", "source"))
 
 

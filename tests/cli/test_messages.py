@@ -60,3 +60,19 @@ def test_a_template_remembers_its_photo_by_its_absolute_path(run, images, tmp_pa
     shown = run("gallery", "show", "obama", "--json")  # from another folder
     (row,) = [__import__("json").loads(line) for line in shown.stdout.splitlines()]
     assert row["source"] == str(tmp_path / "photos" / "o.jpg")
+
+
+def test_search_takes_a_folder_like_every_command_that_reads_photos(run, images, tmp_path, no_face):
+    assert run("enroll", "obama", str(images / "obama.jpg")).returncode == 0
+    assert run("enroll", "biden", str(images / "biden.jpg")).returncode == 0
+    folder = tmp_path / "unknowns"
+    (folder / "sub").mkdir(parents=True)
+    for name in ("obama2.jpg", "biden.jpg"):
+        (folder / "sub" / name).symlink_to(images / name)
+    (folder / "flag.png").symlink_to(no_face)
+    proc = run("search", str(folder), "--top-k", "1", "--json")
+    assert proc.returncode == 2 and "flag.png: no face found" in proc.stderr  # the others still searched
+    rows = [__import__("json").loads(line) for line in proc.stdout.splitlines()]
+    assert {(r["file"].rsplit("/", 1)[1], r["name"]) for r in rows} == {("obama2.jpg", "obama"), ("biden.jpg", "biden")}
+    listed = run("search", "-", "--top-k", "2", "--json", stdin=f"{images / 'obama3.jpg'}\n")
+    assert listed.returncode == 0 and len(listed.stdout.splitlines()) == 2

@@ -265,12 +265,13 @@ def _warn(out: Output, current: GallerySettings) -> None:
 def gallery_copy(
     source: Annotated[str, typer.Argument(metavar="SRC", help="The gallery to copy: a file, or postgresql://...",
                                           show_default=False)],
-    destination: Annotated[str, typer.Argument(metavar="DST", help="A new or empty gallery: a file, or "
-                                                                   "postgresql://...", show_default=False)],
+    destination: Annotated[str, typer.Argument(metavar="DST", help="The gallery to copy into (new, or merged into): "
+                                                                   "a file, or postgresql://...", show_default=False)],
     json_lines: Json = False, csv_rows: Csv = False,
 ) -> None:
-    """Copy a gallery between files and PostgreSQL databases, either way, into a new or empty gallery of the
-    same model; verified at the end by counts and a content checksum.
+    """Copy a gallery between files and PostgreSQL databases, either way, into a gallery of the same model: a new
+    one, or one with people, merged (same name, same person; a face it holds under another name is a conflict,
+    reported and not copied, exit 2); verified at the end by counts and a content checksum.
 
     Examples:
       [bold]facecli gallery copy gallery.db postgresql://facecli@db.example.org/faces[/]
@@ -282,8 +283,11 @@ def gallery_copy(
     out = output(json_lines, csv_rows=csv_rows)
     with open_gallery_at(source) as src:
         copied = copy_gallery(src, gallery_location(destination))
+    for c in copied.conflicts:  # not copied: the destination keeps what it has
+        out.error(f"{c.source}: not copied to {c.name}: {c.reason} in {copied.destination}")
     with out.results(render.COPIES) as results:
         results.add(render.copy_row(copied))
+    raise typer.Exit(EXIT_ERROR if copied.conflicts else EXIT_OK)
 
 
 @gallery_app.command("set")

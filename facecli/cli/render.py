@@ -367,16 +367,27 @@ TEMPLATES = View(("template", "source", "sha256", "box"),
                  fields=("name", "id", "source", "sha256", "box", "created"))
 KEY_VALUES = View(("key", "value"), group=lambda rows: [kv for r in rows for kv in r.items()])  # CSV: the row's keys
 CHECKS = View(line=lambda r: f"{r['gallery']}: ok" if r["ok"] else [f"{r['gallery']}: {p}" for p in r["problems"]])
-COPIES = View(line=lambda r: f"copied {counted(r['persons'], 'person')}, {counted(r['templates'], 'template')} "
-                             f"from {r['source']} to {r['destination']} "
-                             f"(verified: counts and checksum {r['checksum'][:16]})",
-              fields=("source", "destination", "persons", "templates", "checksum", "verified"))
+def _copy_line(r: Row) -> str:
+    verified = f"(verified: counts and checksum {r['checksum'][:16]})"
+    if not r["merged"]:
+        return (f"copied {counted(r['persons'], 'person')}, {counted(r['templates'], 'template')} from "
+                f"{r['source']} to {r['destination']} {verified}")
+    return (f"merged {r['source']} into {r['destination']}: {counted(r['added'], 'template')} added, "
+            f"{r['present']} already there, {counted(len(r['conflicts']), 'conflict')}; it holds "
+            f"{counted(r['persons'], 'person')}, {counted(r['templates'], 'template')} {verified}")
+
+
+COPIES = View(line=_copy_line, fields=("source", "destination", "persons", "templates", "checksum", "verified",
+                                       "merged", "added", "present", "conflicts"))
 
 
 def copy_row(c: Copied) -> Row:
     """``gallery copy``: where from and to (passwords masked), what was copied, and its checksum."""
     return {"source": c.source, "destination": c.destination, "persons": c.content.persons,
-            "templates": c.content.templates, "checksum": c.content.checksum, "verified": True}
+            "templates": c.content.templates, "checksum": c.content.checksum, "verified": True, "merged": c.merged,
+            "added": c.added, "present": c.present,
+            "conflicts": [{"name": x.name, "source": x.source, "status": x.status, "holder": x.holder,
+                           "reason": x.reason} for x in c.conflicts]}
 
 
 def moved_row(m: Moved) -> Row:

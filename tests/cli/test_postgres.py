@@ -468,8 +468,13 @@ def test_copy_file_to_database_to_file(pg, db, run, images, tmp_path):
     for location in (src, db, str(again)):
         (ident,) = json_rows(facecli(location, "identify", str(images / "obama2.jpg"), "--json").stdout)
         assert (ident["name"], ident["fpir"]) == ("obama", 0.001)
-    # refused: a destination with people in it, or of another model, or a source that is not there
-    one_line_error(facecli(src, "gallery", "copy", src, db), "copy only into a new or empty gallery")
+    # into a destination with people in it: merged, nothing new, nothing overwritten
+    merged = facecli(src, "gallery", "copy", src, db, "--json")
+    assert merged.returncode == 0, merged.stderr
+    (row,) = json_rows(merged.stdout)
+    assert row["merged"] and (row["added"], row["present"], row["conflicts"]) == (0, 3, [])
+    assert row["checksum"] == _content(db)[0].checksum
+    # refused: a destination of another model, or a source that is not there
     pg.new_database("sface_gallery", ROLE)
     other = pg.tcp_url(ROLE, PASSWORD, "sface_gallery")
     empty_gallery(other, "sface")

@@ -224,6 +224,31 @@ def test_copy_to_and_from_every_backend_keeps_the_content(location, faces, tmp_p
     assert back.content == expected
 
 
+@stored
+def test_copy_into_a_gallery_with_people_merges_and_reports_conflicts(location, faces, tmp_path):
+    source = str(tmp_path / "source.db")
+    with open_gallery(location, "facenet", create=True) as dst:
+        dst.enroll([("obama", template(faces["obama"], "obama.jpg")), ("joe", template(faces["biden"], "b.jpg"))])
+        dst.set_fpir(0.002)
+    with open_gallery(source, "facenet", create=True) as g:
+        g.enroll([("obama", template(faces["obama"], "obama.jpg")),      # there already: left as it is
+                  ("obama", template(faces["obama2"], "o2.jpg")),        # joins obama
+                  ("biden", template(faces["biden"], "b.jpg")),          # the destination's joe: a conflict
+                  ("barack", template(faces["obama3"], "o3.jpg"))])      # a new person
+        copied = copy_gallery(g, location)
+    assert copied.merged and (copied.added, copied.present) == (2, 1)
+    assert [(c.name, c.source, c.status, c.holder) for c in copied.conflicts] == [("biden", "b.jpg", "taken", "joe")]
+    assert "already enrolled as joe" in copied.conflicts[0].reason
+    with open_gallery(location) as there:
+        assert [(p.name, p.templates) for p in there.persons()] == [("barack", 1), ("joe", 1), ("obama", 2)]
+        assert there.fpir() == 0.002  # the destination keeps its settings
+        assert gallery_content(there) == copied.content and copied.content.templates == 4
+    again = None
+    with open_gallery(source) as g:
+        again = copy_gallery(g, location)  # copying again changes nothing
+    assert (again.added, again.present, len(again.conflicts)) == (0, 3, 1) and again.content == copied.content
+
+
 @backends
 def test_names_are_one_spelling_and_never_look_like_another(location, faces):
     nfc, nfd = "Jos\u00e9", "Jose\u0301"

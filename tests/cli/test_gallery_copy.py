@@ -17,7 +17,8 @@ def test_a_merge_copy_adds_what_is_new_and_reports_each_conflict(run, images, tm
     (row,) = [json.loads(line) for line in proc.stdout.splitlines()]
     assert row["merged"] and row["added"] == 1 and row["present"] == 0
     assert [(c["name"], c["holder"], c["status"]) for c in row["conflicts"]] == [("biden", "joe", "taken")]
-    shown = [json.loads(line) for line in run("gallery", "list", "--json", "--gallery", str(target)).stdout.splitlines()]
+    listed = run("gallery", "list", "--json", "--gallery", str(target))
+    shown = [json.loads(line) for line in listed.stdout.splitlines()]
     assert [(r["name"], r["templates"]) for r in shown] == [("joe", 1), ("obama", 2)]  # joe kept; obama gained one
     human = run("gallery", "copy", str(source), str(target))
     assert human.stdout.startswith(f"merged {source} into {target}: 0 templates added, 1 already there, 1 conflict;")

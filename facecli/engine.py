@@ -253,7 +253,9 @@ class Engine:
         A photo without a face, with several unless ``largest``, with a face
         smaller than ``min_face`` pixels (identify would never name it), whose
         face is already enrolled as someone else, or of which that person has
-        another face, is reported and skipped. The gallery
+        another face, is reported and skipped. A face too poor to identify
+        (``min_quality``) is enrolled, marked ``too_poor``: it may be the only
+        photo there is, but it makes a poor template. The gallery
         is checked before any work (its model, and the head it is used with);
         a new one (``open_gallery(..., create=True)``) is created only when
         there is something to write, and with this engine's head it records
@@ -262,13 +264,15 @@ class Engine:
         for name in {n for n, _ in items}:
             person_name(name)
         record = self._head_to_record(gallery)
+        floor = self.min_quality()
         results: list[EnrollResult] = []
         for name, res, face in self.enroll_faces(items, largest, min_face, on_image):
             if isinstance(face, FaceCliError):
                 results.append(EnrollResult(name, res.path, "error", face))
                 continue
             template = Template(face.embedding, res.path, res.sha256, face.detection.box)
-            results.append(EnrollResult(name, res.path, "pending", template=template))
+            results.append(EnrollResult(name, res.path, "pending", template=template, quality=face.quality,
+                                        too_poor=decisions.is_too_poor(face.quality, floor)))
         good = [r for r in results if r.template is not None]
         if not good:
             return results
@@ -306,11 +310,12 @@ class Engine:
     def identify(self, gallery: Gallery, images: Iterable[Image], threshold: Threshold | None = None,
                  top_k: int = 1, search: str = "auto", min_face: float = decisions.MIN_FACE,
                  templates: str = "mean", log: Callable[[str], None] = lambda _m: None,
-                 ) -> Iterator[tuple[ImageResult, list[Decision]]]:
+                 min_quality: float | None = None) -> Iterator[tuple[ImageResult, list[Decision]]]:
         """1:K for every face of every image: (result, one decision per face), in input order.
 
         ``threshold`` defaults to the gallery's (``identification.threshold``:
-        FPIR-calibrated for its size). The faces of each group the pipeline
+        FPIR-calibrated for its size); faces under ``min_quality`` are never
+        named (``min_quality``). The faces of each group the pipeline
         embeds together are decided together, in one matrix product against
         the gallery, and handed out at once: on a slow stream, an image's
         decisions do not wait for the next image.
@@ -319,9 +324,11 @@ class Engine:
         decisions.check_top_k(top_k)
         self._use(gallery)  # before any image work
         threshold = threshold or identification.threshold(gallery, head=self.head)
+        quality = self.min_quality(min_quality)
         for batch in self.pipeline.batches(_source(i) for i in images):
             faces = [f for r in batch for f in r.faces]
-            found = identification.identify(gallery, faces, threshold, top_k, templates, min_face, search, log)
+            found = identification.identify(gallery, faces, threshold, top_k, templates, min_face, search, log,
+                                            quality)
             start = 0
             for r in batch:
                 yield r, found[start:start + len(r.faces)]
@@ -329,13 +336,20 @@ class Engine:
 
     def identify_faces(self, gallery: Gallery, faces: list[Face], threshold: Threshold | None = None,
                        top_k: int = 1, search: str = "auto", min_face: float = decisions.MIN_FACE,
-                       templates: str = "mean") -> list[Decision]:
+                       templates: str = "mean", min_quality: float | None = None) -> list[Decision]:
         """1:K for faces this engine embedded already (``faces``): one decision per face, in order."""
         matching.check_templates(templates)
         decisions.check_top_k(top_k)
         self._use(gallery)
         threshold = threshold or identification.threshold(gallery, head=self.head)
-        return identification.identify(gallery, faces, threshold, top_k, templates, min_face, search)
+        return identification.identify(gallery, faces, threshold, top_k, templates, min_face, search,
+                                       min_quality=self.min_quality(min_quality))
+
+    def min_quality(self, requested: float | None = None) -> float:
+        """The quality under which this engine's faces are never named (``decisions.min_quality``): ``requested``
+        (0: no such rule), else its model's. A face under it (``decisions.is_too_poor``) is no basis for any
+        decision: identify and watch say "too poor to identify"."""
+        return decisions.min_quality(self.model, requested)
 
     def threshold(self, gallery: Gallery, tau: float | None = None, fpir: float | None = None,
                   force: bool = False) -> Threshold:
@@ -369,7 +383,7 @@ class Engine:
     # -- video ----------------------------------------------------------------------------
     def watch(self, gallery: Gallery, source: str | int | Video, threshold: Threshold | None = None,
               step: int = 1, max_gap: float = 1.0, min_face: float = decisions.MIN_FACE,
-              stop: threading.Event | None = None) -> Iterator[Frame]:
+              stop: threading.Event | None = None, min_quality: float | None = None) -> Iterator[Frame]:
         """Identify the faces of every ``step``-th frame of a video and follow them as tracks, until the video
         ends or ``stop`` is set: one ``Frame`` per analysed frame, with the ``events`` it brought (appear,
         update, leave).
@@ -381,6 +395,7 @@ class Engine:
         """
         self._use(gallery)  # before any frame is read
         threshold = threshold or identification.threshold(gallery, head=self.head)
+        quality = self.min_quality(min_quality)
         video = source if isinstance(source, Video) else open_video(source)
         tracker = Tracker(decisions.verification_threshold(self.model).tau, same_person_tau(self.model), max_gap)
         lost: StreamLost | None = None
@@ -390,7 +405,8 @@ class Engine:
                 result = self.pipeline.one(image, rgb=True, digest=False)
                 if result.error:
                     raise result.error
-                found = identification.identify(gallery, result.faces, threshold, min_face=min_face)
+                found = identification.identify(gallery, result.faces, threshold, min_face=min_face,
+                                                min_quality=quality)
                 yield Frame(index, now, image, result.faces, found, tracker.update(now, result.faces, found))
         except StreamLost as exc:
             lost = exc

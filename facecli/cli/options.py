@@ -90,6 +90,10 @@ Force = Annotated[bool, typer.Option(
 MinFace = Annotated[float, typer.Option(
     "--min-face", min=0, metavar="PX",
     help="Faces with a box side under PX pixels are reported as too small to identify, never named.")]
+MinQuality = Annotated[float | None, typer.Option(
+    "--min-quality", min=0.0, max=1.0, metavar="Q", show_default=False,
+    help="Faces whose quality (0-1) is under Q are reported as too poor to identify, never named (default: the "
+         "model's threshold, chosen on degraded LFW; 0: name faces of any quality).")]
 Fpir = Annotated[float | None, typer.Option(
     "--fpir", show_default=False,
     help="Share of strangers allowed to be given a name; sets tau for the gallery's size "

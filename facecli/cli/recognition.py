@@ -28,6 +28,7 @@ from facecli.cli.options import (
     Json,
     Linkage,
     MinFace,
+    MinQuality,
     ModelOpt,
     Quiet,
     SearchMode,
@@ -204,6 +205,9 @@ def enroll(
         for r in enrolled:
             if r.error:
                 out.error(message(r.error))
+            elif r.too_poor:
+                out.warn(f"{r.path}: enrolled, but its face is too poor to identify (quality {r.quality:.2f}, under "
+                         f"{eng.min_quality():g}): a poor template draws strangers to {r.name}; enroll a clearer photo")
             if out.machine or not quiet:
                 results.add(render.enroll_row(r))
     raise typer.Exit(EXIT_ERROR if any(r.error for r in enrolled) else EXIT_OK)
@@ -263,8 +267,8 @@ def verify(
 def identify(
     images: Images,
     top_k: Annotated[int, typer.Option(min=1, help="List the N nearest people per face.")] = 1,
-    search: SearchMode = "auto", min_face: MinFace = MIN_FACE, templates: Templates = "mean",
-    tau: Tau = None, force: Force = False, fpir: Fpir = None, gallery: GalleryOpt = None,
+    search: SearchMode = "auto", min_face: MinFace = MIN_FACE, min_quality: MinQuality = None,
+    templates: Templates = "mean", tau: Tau = None, force: Force = False, fpir: Fpir = None, gallery: GalleryOpt = None,
     detector: DetectorOpt = None, model: ModelOpt = None, device: Device = "auto",
     flip: Flip = None, head: HeadOpt = None, det_size: DetSize = DET_SIZE, annotate: Annotate = None,
     json_lines: Json = False, csv_rows: Csv = False, quiet: Quiet = False, verbose: Verbose = False,
@@ -291,10 +295,12 @@ def identify(
         eng = engine(out, model_for(model, g, tuned), detector, device, flip, det_size, head=tuned)
         threshold = eng.threshold(g, tau, fpir, force)
         results.title = render.threshold_title(threshold)
+        floor = eng.min_quality(min_quality)
         out.info(f"gallery {g.location}: {threshold.gallery_size} people; tau {threshold.tau:.3f}"
-                 + (f" for FPIR {threshold.fpir:g}" if threshold.fpir is not None else " (--tau)"))
+                 + (f" for FPIR {threshold.fpir:g}" if threshold.fpir is not None else " (--tau)")
+                 + (f"; faces of quality under {floor:g} are not named" if floor else ""))
         found = eng.identify(g, paths, threshold, top_k, search=search, min_face=min_face, templates=templates,
-                             log=out.note)
+                             log=out.note, min_quality=floor)
         for n, (res, decisions) in enumerate(found):
             tick()
             drawn = _annotate(annotate, n, res, labelled(res.faces, decisions))

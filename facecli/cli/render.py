@@ -127,11 +127,12 @@ EMBEDDINGS = View(("file", "face", "box", "score", "embedding"), DETECTIONS.cell
 # -- enroll ----------------------------------------------------------------------------------
 def enroll_row(r: EnrollResult) -> Row:
     return {"name": r.name, "file": r.path, "status": r.status, "error": r.error.reason if r.error else None,
-            "box": None if r.template is None else [round(v, 1) for v in r.template.box]}
+            "box": None if r.template is None else [round(v, 1) for v in r.template.box],
+            "quality": rounded(r.quality, 3)}
 
 
 ENROLLMENTS = View(("name", "photo", "status"), lambda r: (r["name"], r["file"], r["status"]),
-                   keep=lambda r: r["error"] is None, fields=("name", "file", "status", "error", "box"))
+                   keep=lambda r: r["error"] is None, fields=("name", "file", "status", "error", "box", "quality"))
 
 
 # -- verify ----------------------------------------------------------------------------------
@@ -156,8 +157,8 @@ CLAIM_FIELDS = ("file", "face", "box", "claim", "distance", "tau", "same", "deci
 
 # -- identify --------------------------------------------------------------------------------
 def identity_row(result: ImageResult, face: Face, d: Decision, top_k: int, annotated: str | None = None) -> Row:
-    row = {"file": result.path, "face": face.index, **face_fields(face.detection), "name": d.name,
-           "distance": rounded(d.distance), **threshold_fields(d.threshold), "decision": d.label,
+    row = {"file": result.path, "face": face.index, **face_fields(face.detection), "quality": rounded(face.quality, 3),
+           "name": d.name, "distance": rounded(d.distance), **threshold_fields(d.threshold), "decision": d.label,
            "candidate": d.candidate,
            "candidates": [{"name": c.name, "distance": rounded(c.distance)} for c in d.candidates[:top_k]]}
     if annotated is not None:
@@ -181,8 +182,8 @@ def _identity_cells(r: Row) -> tuple:
 
 
 IDENTITIES = View(("file", "face", "box", "identity", "distance"), _identity_cells,
-                  fields=(*FACE_FIELDS, "name", "distance", "tau", "gallery_size", "fpir", "decision", "candidate",
-                          "candidates", "error"))
+                  fields=(*FACE_FIELDS, "quality", "name", "distance", "tau", "gallery_size", "fpir", "decision",
+                          "candidate", "candidates", "error"))
 
 
 def threshold_title(t: Threshold) -> str:
@@ -303,12 +304,13 @@ def event_row(e: Event, frame: int, threshold: Threshold) -> Row:
     name = t.name if e.kind != "leave" else t.reported
     return {"event": e.kind, "time": round(e.time, 3), "frame": frame, "track": t.id, "name": name,
             "decision": t.label, "distance": rounded(t.best.get(name)), **threshold_fields(threshold),
-            "box": [round(v, 1) for v in t.box], "first_seen": round(t.start, 3), "last_seen": round(t.last_seen, 3)}
+            "box": [round(v, 1) for v in t.box], "quality": rounded(t.quality, 3), "first_seen": round(t.start, 3),
+            "last_seen": round(t.last_seen, 3)}
 
 
 EVENTS = View(line=lambda r: f"{r['time']:8.2f} s  {r['event']:6}  track {r['track']}: {r['name'] or r['decision']}",
               fields=("event", "time", "frame", "track", "name", "decision", "distance", "tau", "gallery_size", "fpir",
-                      "box"))
+                      "box", "quality"))
 
 
 # -- management ------------------------------------------------------------------------------

@@ -48,14 +48,14 @@ def threshold(gallery: Gallery, tau: float | None = None, fpir: float | None = N
 
 def identify(gallery: Gallery, faces: list[Face], threshold: Threshold, top_k: int = 1, templates: str = "mean",
              min_face: float = decisions.MIN_FACE, search: str = "auto",
-             log: Callable[[str], None] = lambda _m: None) -> list[Decision]:
+             log: Callable[[str], None] = lambda _m: None, min_quality: float = 0.0) -> list[Decision]:
     """1:K for embedded faces: each one's nearest person within ``threshold``, or nobody; faces smaller than
-    ``min_face`` pixels are never named."""
+    ``min_face`` pixels, or of a quality under ``min_quality``, are never named."""
     if not faces:
         return []
     head = _check_embedded(gallery, faces)
     found = decide(gallery, matching.face_vectors(faces), threshold, head, top_k, templates, search, log)
-    return decisions.too_small(faces, found, min_face)
+    return decisions.too_poor(faces, decisions.too_small(faces, found, min_face), min_quality)
 
 
 def decide(gallery: Gallery, vectors: np.ndarray, threshold: Threshold, head: LoadedHead | None = None,

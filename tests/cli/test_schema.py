@@ -14,7 +14,7 @@ SCHEMA = ROOT / "docs" / "output.md"
 FACE = {"file", "face", "box", "score", "landmarks"}
 VERIFY = {"file", "face", "box", "distance", "tau", "same", "decision"}
 EVENT = {"event", "time", "frame", "track", "name", "decision", "distance", "tau", "gallery_size", "fpir", "box",
-         "first_seen", "last_seen"}
+         "quality", "first_seen", "last_seen"}
 
 
 def _identify_fields() -> set[str]:
@@ -50,7 +50,7 @@ def test_every_command_emits_the_documented_fields(run, images, tmp_path, no_fac
     assert set(row) == {"file", "face", "error"}
 
     (row,) = json_rows(run("enroll", "obama", photo, "--json").stdout)
-    assert set(row) == {"name", "file", "status", "error", "box"}
+    assert set(row) == {"name", "file", "status", "error", "box", "quality"}
     folder = tmp_path / "photos"
     folder.mkdir()
     (folder / "a.jpg").symlink_to(images / "obama3.jpg")

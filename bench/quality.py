@@ -17,7 +17,7 @@ cached under the cache folder:
   its clean detection), PNG;
 - grey_jpeg: grey, JPEG quality 10;
 - dark_noisy: brightness x 0.25, Gaussian noise of sigma 6 grey levels, PNG;
-- blurred: Gaussian blur of sigma 2.5-4 px (the face is ~110 px wide), PNG;
+- blurred: Gaussian blur of sigma 2.5-4 px (the face is ~95 px wide), PNG;
 - jpeg5: colour, JPEG quality 5.
 
 Every photo goes through facecli's own pipeline (`identify`'s: detection,

@@ -314,8 +314,9 @@ class Engine:
         """1:K for every face of every image: (result, one decision per face), in input order.
 
         ``threshold`` defaults to the gallery's (``identification.threshold``:
-        FPIR-calibrated for its size); faces under ``min_quality`` are never
-        named (``min_quality``). The faces of each group the pipeline
+        FPIR-calibrated for its size); faces whose quality is under
+        ``min_quality`` (None: the model's, ``Engine.min_quality``) are never
+        named. The faces of each group the pipeline
         embeds together are decided together, in one matrix product against
         the gallery, and handed out at once: on a slow stream, an image's
         decisions do not wait for the next image.

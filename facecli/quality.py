@@ -4,7 +4,7 @@ A face too poor to judge (tiny, blurred, dark and noisy, crushed by JPEG)
 gives an embedding that lands near anyone's: matched against a gallery it is
 as likely to be given someone else's name as its own. Its quality is
 measured from what embedding it leaves behind, at no extra network run
-(a few tens of microseconds of OpenCV on the 112 x 112 crop):
+(0.05-0.2 ms of OpenCV on the 112 x 112 crop, bench/ACCURACY.md):
 
 - **size** and the detector's **score**;
 - **sharpness**: the variance of the Laplacian of the grey input crop (blur
@@ -25,8 +25,8 @@ which issue 20 measured), not as a property of the face.
 The signals are combined by a logistic model (``QualityModel``) whose
 coefficients, fitted by bench/quality.py on one half of LFW's people
 (clean and degraded photos), are stored per pipeline in the manifest with
-the threshold under which a face is too poor to name
-(``decisions.MIN_QUALITY``'s source): the quality is the fitted chance that
+the threshold under which a face is too poor to name (``min_quality``, which
+``decisions.min_quality`` applies): the quality is the fitted chance that
 the face's nearest enrolled person is its own.
 """
 

@@ -78,8 +78,8 @@ def _same_face(a: Detection | None, b: Detection, seen: float, now: float) -> bo
 
 def watch_claim(pipeline: Pipeline, gallery: Gallery, video: Video, name: str, threshold: Threshold,
                 timeout: float, step: int = 1, embed_every: int = 1, templates: str = "mean",
-                min_face: float = 20.0, liveness: type | None = None, stop: threading.Event | None = None,
-                ) -> Iterator[DoorEvent]:
+                min_face: float = 20.0, min_quality: float = 0.0, liveness: type | None = None,
+                stop: threading.Event | None = None) -> Iterator[DoorEvent]:
     """Decide the claim ``name`` on the door face of every ``step``-th frame until it is confirmed, ``timeout``
     seconds of video pass, the video ends or ``stop`` is set; yields each change of the answer, then the final
     row. Faces are detected on every analysed frame (liveness follows them there) and embedded on every
@@ -110,7 +110,8 @@ def watch_claim(pipeline: Pipeline, gallery: Gallery, video: Video, name: str, t
             faces = len(result.faces)
             result.faces = result.faces[:1]  # only the door face is embedded and decided
             pipeline.embed_result(result)
-            (last,) = identification.claim_decisions(gallery, result, name, threshold, False, templates, min_face)
+            (last,) = identification.claim_decisions(gallery, result, name, threshold, False, templates, min_face,
+                                                     min_quality)
             last = replace(last, faces=faces)
             streak = streak + 1 if last.same else 0
         verdict = check.verdict(now) if check is not None and door is not None else None

@@ -43,16 +43,15 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
-import cv2
 import numpy as np
 
 from facecli import decisions, door, library, matching
 from facecli.choosing import Chosen, choose_faces
 from facecli.clustering import cluster
 from facecli.detectors import DET_SIZE
-from facecli.errors import BadValue, FaceCliError, FaceTooSmall, InputError
+from facecli.errors import BadValue, FaceCliError, InputError
 from facecli.gallery import Gallery, identification
-from facecli.gallery.people import settle
+from facecli.gallery.people import enroll_clusters, settle
 from facecli.heads import LoadedHead, load_head
 from facecli.models import DEFAULT_MODEL, pipeline_spec
 from facecli.names import person_name
@@ -71,7 +70,8 @@ from facecli.values import (
     Verification,
     stored_source,
 )
-from facecli.video import Frame, StreamLost, Video, open_video, same_person_tau
+from facecli.video import Video, open_video, same_person_tau
+from facecli.watching import watch_frames
 
 if TYPE_CHECKING:
     from facecli.door import DoorEvent
@@ -220,33 +220,42 @@ class Engine:
 
     def verify_claim(self, gallery: Gallery, image: Image, name: str, tau: float | None = None,
                      all_faces: bool = False, templates: str = "mean", force: bool = False,
-                     min_face: float = decisions.MIN_FACE) -> Verification:
+                     min_face: float = decisions.MIN_FACE, min_quality: float | None = None) -> Verification:
         """Is the largest face of ``image`` the enrolled person ``name``? (``all_faces``: the face nearest to them.)
-        A photo with no face is a Verification with decision "no face"; a face under ``min_face`` pixels, one
-        that cannot be judged."""
-        (v,) = self.verify_claims(gallery, [image], name, tau, all_faces, templates, force, min_face)
+        A photo with no face is a Verification with decision "no face"; a face under ``min_face`` pixels, or of a
+        quality under ``min_quality`` (default: the model's), one that cannot be judged."""
+        (v,) = self.verify_claims(gallery, [image], name, tau, all_faces, templates, force, min_face, min_quality)
         if isinstance(v, FaceCliError):
             raise v
         return v[0] if not all_faces else min(v, key=lambda x: (x.distance is None, x.distance or 0.0))
 
     def verify_claims(self, gallery: Gallery, images: Iterable[Image | FaceCliError], name: str,
                       tau: float | None = None, all_faces: bool = False, templates: str = "mean",
-                      force: bool = False, min_face: float = decisions.MIN_FACE,
+                      force: bool = False, min_face: float = decisions.MIN_FACE, min_quality: float | None = None,
                       ) -> Iterator[list[Verification] | FaceCliError]:
         """For each image of a stream, in input order: the decision on its largest face (with ``all_faces``, one
         per face; none found: one "no face" decision), or the error (unreadable) that kept it from one, so that
         the rest goes on."""
-        matching.check_templates(templates)
-        threshold = decisions.verification_threshold(self.model, tau, force, self.head)
-        self._use(gallery)  # before any image work
-        stored = gallery.person(name)
-        if stored is None:
-            raise BadValue("claim", name, f"no such person in {gallery.location}")
+        stored, threshold = self._claim(gallery, name, tau, force, templates)
+        floor = self.min_quality(min_quality)
         for result in self.run(images):
             if result.error:
                 yield result.error
                 continue
-            yield identification.claim_decisions(gallery, result, stored, threshold, all_faces, templates, min_face)
+            yield identification.claim_decisions(gallery, result, stored, threshold, all_faces, templates, min_face,
+                                                 floor)
+
+    def _claim(self, gallery: Gallery, name: str, tau: float | None, force: bool,
+               templates: str) -> tuple[str, Threshold]:
+        """Before any image work on a claim: the settings checked, the gallery bound, the person's stored name and
+        the 1:1 threshold."""
+        matching.check_templates(templates)
+        threshold = decisions.verification_threshold(self.model, tau, force, self.head)
+        self._use(gallery)
+        stored = gallery.person(name)
+        if stored is None:
+            raise BadValue("claim", name, f"no such person in {gallery.location}")
+        return stored, threshold
 
     # -- enrollment -------------------------------------------------------------------
     def enroll(self, gallery: Gallery, items: list[tuple[str, Image]], largest: bool = False,
@@ -257,7 +266,9 @@ class Engine:
         A photo without a face, with several unless ``largest``, with a face
         smaller than ``min_face`` pixels (identify would never name it), whose
         face is already enrolled as someone else, or of which that person has
-        another face, is reported and skipped. The gallery
+        another face, is reported and skipped. A face too poor to identify
+        (``min_quality``) is enrolled, marked ``too_poor``: it may be the only
+        photo there is, but it makes a poor template. The gallery
         is checked before any work (its model, and the head it is used with);
         a new one (``open_gallery(..., create=True)``) is created only when
         there is something to write, and with this engine's head it records
@@ -266,13 +277,16 @@ class Engine:
         for name in {n for n, _ in items}:
             person_name(name)
         record = self._head_to_record(gallery)
+        floor = self.min_quality()
         results: list[EnrollResult] = []
         for name, res, chosen in self.enroll_faces(items, largest, min_face, on_image, gallery):
             if isinstance(chosen, FaceCliError):
                 results.append(EnrollResult(name, res.path, "error", chosen))
                 continue
-            template = Template(chosen.face.embedding, stored_source(res.path), res.sha256, chosen.face.box)
-            results.append(EnrollResult(name, res.path, "pending", template=template, chosen=chosen))
+            face = chosen.face
+            template = Template(face.embedding, stored_source(res.path), res.sha256, face.box)
+            results.append(EnrollResult(name, res.path, "pending", template=template, chosen=chosen,
+                                        quality=face.quality, too_poor=decisions.is_too_poor(face.quality, floor)))
         good = [r for r in results if r.template is not None]
         if not good:
             return results
@@ -302,11 +316,13 @@ class Engine:
     def identify(self, gallery: Gallery, images: Iterable[Image], threshold: Threshold | None = None,
                  top_k: int = 1, search: str = "auto", min_face: float = decisions.MIN_FACE,
                  templates: str = "mean", log: Callable[[str], None] = lambda _m: None,
-                 ) -> Iterator[tuple[ImageResult, list[Decision]]]:
+                 min_quality: float | None = None) -> Iterator[tuple[ImageResult, list[Decision]]]:
         """1:K for every face of every image: (result, one decision per face), in input order.
 
         ``threshold`` defaults to the gallery's (``identification.threshold``:
-        FPIR-calibrated for its size). The faces of each group the pipeline
+        FPIR-calibrated for its size); faces whose quality is under
+        ``min_quality`` (None: the model's, ``Engine.min_quality``) are never
+        named. The faces of each group the pipeline
         embeds together are decided together, in one matrix product against
         the gallery, and handed out at once: on a slow stream, an image's
         decisions do not wait for the next image.
@@ -315,9 +331,11 @@ class Engine:
         decisions.check_top_k(top_k)
         self._use(gallery)  # before any image work
         threshold = threshold or identification.threshold(gallery, head=self.head)
+        quality = self.min_quality(min_quality)
         for batch in self.pipeline.batches(_source(i) for i in images):
             faces = [f for r in batch for f in r.faces]
-            found = identification.identify(gallery, faces, threshold, top_k, templates, min_face, search, log)
+            found = identification.identify(gallery, faces, threshold, top_k, templates, min_face, search, log,
+                                            quality)
             start = 0
             for r in batch:
                 yield r, found[start:start + len(r.faces)]
@@ -325,13 +343,20 @@ class Engine:
 
     def identify_faces(self, gallery: Gallery, faces: list[Face], threshold: Threshold | None = None,
                        top_k: int = 1, search: str = "auto", min_face: float = decisions.MIN_FACE,
-                       templates: str = "mean") -> list[Decision]:
+                       templates: str = "mean", min_quality: float | None = None) -> list[Decision]:
         """1:K for faces this engine embedded already (``faces``): one decision per face, in order."""
         matching.check_templates(templates)
         decisions.check_top_k(top_k)
         self._use(gallery)
         threshold = threshold or identification.threshold(gallery, head=self.head)
-        return identification.identify(gallery, faces, threshold, top_k, templates, min_face, search)
+        return identification.identify(gallery, faces, threshold, top_k, templates, min_face, search,
+                                       min_quality=self.min_quality(min_quality))
+
+    def min_quality(self, requested: float | None = None) -> float:
+        """The quality under which this engine's faces are never named (``decisions.min_quality``): ``requested``
+        (0: no such rule), else its model's. A face under it (``decisions.is_too_poor``) is no basis for any
+        decision: identify and watch say "too poor to identify"."""
+        return decisions.min_quality(self.model, requested)
 
     def threshold(self, gallery: Gallery, tau: float | None = None, fpir: float | None = None,
                   force: bool = False) -> Threshold:
@@ -379,7 +404,8 @@ class Engine:
     # -- video ----------------------------------------------------------------------------
     def watch(self, gallery: Gallery, source: str | int | Video, threshold: Threshold | None = None,
               step: int = 1, max_gap: float = 1.0, min_face: float = decisions.MIN_FACE,
-              stop: threading.Event | None = None, liveness: type | None = None) -> Iterator[Frame]:
+              stop: threading.Event | None = None, min_quality: float | None = None,
+              liveness: type | None = None) -> Iterator[Frame]:
         """Identify the faces of every ``step``-th frame of a video and follow them as tracks, until the video
         ends or ``stop`` is set: one ``Frame`` per analysed frame, with the ``events`` it brought (appear,
         update, leave).
@@ -392,44 +418,25 @@ class Engine:
         """
         self._use(gallery)  # before any frame is read
         threshold = threshold or identification.threshold(gallery, head=self.head)
+        quality = self.min_quality(min_quality)
         video = source if isinstance(source, Video) else open_video(source)
         tracker = Tracker(decisions.verification_threshold(self.model).tau, same_person_tau(self.model), max_gap,
                           liveness=liveness)
-        lost: StreamLost | None = None
-        try:
-            for index, now, bgr in video.frames(step, stop):
-                image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)  # converted once: analysed, and drawn on by callers
-                result = self.pipeline.one(image, rgb=True, digest=False)
-                if result.error:
-                    raise result.error
-                found = identification.identify(gallery, result.faces, threshold, min_face=min_face)
-                yield Frame(index, now, image, result.faces, found, tracker.update(now, result.faces, found, image))
-        except StreamLost as exc:
-            lost = exc
-        finally:
-            video.close()
-        end = video.time()
-        yield Frame(max(video.index, 0), end, None, [], [], tracker.finish(end))
-        if lost is not None:
-            raise lost
+        yield from watch_frames(self.pipeline, gallery, video, threshold, tracker, step, min_face, quality, stop)
 
     def verify_at_door(self, gallery: Gallery, source: str | int | Video, name: str, timeout: float = 10.0,
                        tau: float | None = None, step: int = 1, embed_every: int = 1, templates: str = "mean",
                        min_face: float = decisions.MIN_FACE, liveness: type | None = None, force: bool = False,
-                       stop: threading.Event | None = None) -> Iterator[DoorEvent]:
+                       stop: threading.Event | None = None, min_quality: float | None = None) -> Iterator[DoorEvent]:
         """``verify_claim`` on a video, a camera or a stream: watch it until the face at the door is confirmed as
         ``name`` (``facecli.door``), ``timeout`` seconds pass, or it ends; each change of the answer, then the
         final ``DoorEvent`` ("confirmed", "timeout" or "ended"). ``liveness``: a ``door.LiveCheck`` class."""
-        matching.check_templates(templates)
-        threshold = decisions.verification_threshold(self.model, tau, force, self.head)
-        self._use(gallery)
-        stored = gallery.person(name)
-        if stored is None:
-            raise BadValue("claim", name, f"no such person in {gallery.location}")
+        stored, threshold = self._claim(gallery, name, tau, force, templates)
+        floor = self.min_quality(min_quality)
         video = source if isinstance(source, Video) else open_video(source)
         try:
             yield from door.watch_claim(self.pipeline, gallery, video, stored, threshold, timeout, step, embed_every,
-                                        templates, min_face, liveness, stop)
+                                        templates, min_face, floor, liveness, stop)
         finally:
             video.close()
 
@@ -476,24 +483,5 @@ class Engine:
         of a photo in one cluster (a person has one face per photo); a cluster
         with no face to enroll is given no name.
         """
-        results = []
-        for c in clustered:
-            d, subject = c.face.detection, f"{c.result.path}#{c.face.index}"
-            if decisions.is_too_small(d, min_face):
-                results.append(EnrollResult(None, c.result.path, "error", FaceTooSmall(subject, d.width, d.height,
-                                                                                       min_face)))
-            else:
-                template = Template(c.face.embedding, stored_source(c.result.path), c.result.sha256, d.box)
-                results.append(EnrollResult(None, c.result.path, "pending", template=template))
-        named = sorted({c.cluster for c, r in zip(clustered, results) if r.template is not None})
-        if not named:
-            return results
-        record = self._head_to_record(gallery)
-        names = dict(zip(named, gallery.new_names("unknown-", len(named))))
-        for c, r in zip(clustered, results):
-            r.name = names.get(c.cluster)
-        todo = [(c, r) for c, r in zip(clustered, results) if r.template is not None]
-        for (c, r), stored in zip(todo, gallery.enroll([(r.name, r.template) for _, r in todo], record)):
-            settle(r, stored, f"{r.path}#{c.face.index}")
-        return results
+        return enroll_clusters(gallery, clustered, min_face, lambda: self._head_to_record(gallery))
 

@@ -75,6 +75,7 @@ class PipelineSpec:
     flip: list[str] = field(default_factory=list)  # components that add their mirrored crop's embedding
     description: str = ""
     impostor: dict[str, Any] = field(default_factory=dict)  # distance quantiles between different people
+    quality: dict[str, Any] = field(default_factory=dict)  # the face quality model and its threshold (quality.py)
 
     @property
     def dim(self) -> int:

@@ -42,6 +42,7 @@ from facecli.embedding import FaceEmbedder
 from facecli.errors import BadValue, FaceCliError, InputError, ModelError, OutOfMemory
 from facecli.imageio import cv_reason, decode, jpeg_shrink, read_bytes, read_header
 from facecli.models import DEFAULT_MODEL
+from facecli.quality import QualityModel, measure
 from facecli.runtime import env_threads, runs_on_cpu
 from facecli.sources import sha256_bytes
 from facecli.timings import StageTimes
@@ -148,6 +149,8 @@ class Pipeline:
         self.embedder = FaceEmbedder(model, device, batch_size, flip, threads=threads)
         #: the projection head every face this pipeline embeds is matched through (``Face.head``); None: none
         self.head = head
+        #: how each embedded face's quality is scored (``Face.quality``); None: the model has no quality model
+        self.quality = QualityModel.of(self.embedder.spec)
         # without embedding (detect), only the first model's crop is made: what --crops writes
         self._croppers = self.embedder.parts if embed else self.embedder.parts[:1]
         if embed:
@@ -256,13 +259,16 @@ class Pipeline:
         return [Face(i, det, self._crops(rgb, det)) for i, det in enumerate(found)]
 
     def _embed(self, faces: list[Face]) -> None:
-        """Fill in the embeddings of these faces, in one batched call."""
+        """Fill in the embeddings of these faces, in one batched call, and their quality signals and score."""
         if self.embed and faces:
             with self.times.stage("embed"):
-                emb = self.embedder.embed([f.crops for f in faces])
-            for face, vector in zip(faces, emb):
+                emb, norms, mirror = self.embedder.embed_measured([f.crops for f in faces])
+            k = self.embedder.measuring
+            for i, (face, vector) in enumerate(zip(faces, emb)):
                 face.embedding = vector
                 face.head = self.head
+                face.signals = measure(face.detection, face.crops[k], norms[i], None if mirror is None else mirror[i])
+                face.quality = None if self.quality is None else self.quality.score(face.signals)
 
     def _embed_results(self, results: list[ImageResult]) -> None:
         """Embed the faces of several images in one batch; if it fails, image by image.

@@ -19,7 +19,7 @@ first. A pair is admissible when:
   also overlaps the track's predicted or last box (IoU at least ``min_iou``).
   Beyond ``tau`` a face never joins: a stranger stepping into the place of
   someone who just left starts a track of their own. Where no embedding can
-  be compared (a face too small to identify on either side, or no tau), the
+  be compared (a face too small or too poor to identify on either side, or no tau), the
   overlap alone decides, as a box-only tracker would.
 
 A pair's cost is its embedding distance over tau (or one minus the overlap)
@@ -33,8 +33,8 @@ unseen for more than ``max_gap`` seconds; a face that was only not looked at
 event is timed last seen + gap (or the previous analysed frame if later, or
 the end of the video if sooner), so events come out in time order. Its name is the one recognised most often in
 its frames (ties: the nearest), so one blurred frame does not rename a person.
-Frames in which the face was too small to identify keep the track alive but
-do not vote.
+Frames in which the face was too small or too poor to identify keep the track alive but
+do not vote (and their embeddings are not compared: overlap alone joins them).
 """
 
 from __future__ import annotations
@@ -93,6 +93,14 @@ class Track:
     def live(self) -> bool | None:
         return None if self.liveness is None else self.liveness.live
 
+    poor: bool = False  # seen too poor to identify (big enough, but not good enough)
+    quality: float | None = None  # the best face quality seen
+
+    @property
+    def too_poor(self) -> bool:
+        """Seen only too small or too poor to identify so far, and too poor at least once."""
+        return not self.votes and self.poor
+
     @property
     def name(self) -> str | None:
         """The most frequent decision; a recognised name wins a tie with "not recognized"."""
@@ -103,11 +111,11 @@ class Track:
     @property
     def too_small(self) -> bool:
         """Seen only too small to identify so far."""
-        return not self.votes
+        return not self.votes and not self.poor
 
     @property
     def label(self) -> str:
-        return decision_label(self.name, self.too_small)
+        return decision_label(self.name, self.too_small, self.too_poor)
 
     def __repr__(self) -> str:  # not the embeddings it keeps
         box = ", ".join(f"{v:.1f}" for v in self.box)
@@ -140,7 +148,10 @@ class Track:
                 (v + m) / 2 for v, m in zip(self.velocity, measured))  # type: ignore[assignment]
         self.box, self.last_seen = box, time
         self.sightings += 1
-        if decision.too_small:
+        if face.quality is not None:
+            self.quality = max(self.quality or 0.0, face.quality)
+        self.poor |= decision.too_poor
+        if decision.too_small or decision.too_poor:
             return
         if face.embedding is not None:
             self.embeddings.append(face.embedding)
@@ -186,7 +197,8 @@ class Tracker:
         if motion > 1:
             return None
         overlap = max(iou(predicted, box), iou(track.box, box))
-        comparable = self.tau is not None and face.embedding is not None and not decision.too_small
+        comparable = (self.tau is not None and face.embedding is not None and not decision.too_small
+                      and not decision.too_poor)
         d = track.distance(face.embedding) if comparable else None
         if d is None:
             return 1 - overlap + motion if overlap >= self.min_iou else None

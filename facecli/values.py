@@ -86,9 +86,24 @@ class Detection:
         return f"Detection(box={_box(self.box)}, score={self.score:.3f})"
 
 
+@dataclass(frozen=True)
+class QualitySignals:
+    """What a face's quality is measured from (``facecli.quality``): all known once it is embedded, at no
+    extra network run. ``mirror`` is None for a model run without its mirror image."""
+
+    size: float  # the shorter side of its box, pixels
+    score: float  # the detector's confidence
+    sharpness: float  # variance of the Laplacian of the grey input crop
+    brightness: float  # mean grey level of the crop, 0-255
+    contrast: float  # standard deviation of the grey levels
+    clipped: float  # share of the crop's pixels at black or white (<= 5 or >= 250)
+    norm: float  # length of the measuring model's raw output (the mean over crop and mirror)
+    mirror: float | None = None  # cosine of the raw embeddings of the crop and of its mirror image
+
+
 @dataclass
 class Face:
-    """A detected face, its model input crops and (once embedded) its unit embedding."""
+    """A detected face, its model input crops and (once embedded) its unit embedding and quality."""
 
     index: int  # in its image, largest first
     detection: Detection
@@ -96,6 +111,9 @@ class Face:
     embedding: np.ndarray | None = None  # the base model's, always (what a gallery stores)
     #: the projection head (``facecli tune``) its embedding is matched through; None: the embedding itself
     head: LoadedHead | None = None
+    signals: QualitySignals | None = None  # measured when embedded
+    #: how well it can be judged, 0-1 (``facecli.quality``); None: not embedded, or a model without a quality model
+    quality: float | None = None
 
     @property
     def box(self) -> tuple[float, float, float, float]:
@@ -112,8 +130,9 @@ class Face:
 
     def __repr__(self) -> str:
         head = f", head={self.head.path.name!r}" if self.head is not None else ""
+        quality = f", quality={self.quality:.3f}" if self.quality is not None else ""
         return (f"Face(index={self.index}, box={_box(self.box)}, score={self.detection.score:.3f}, "
-                f"embedding={_array(self.embedding)}{head})")
+                f"embedding={_array(self.embedding)}{quality}{head})")
 
 
 @dataclass
@@ -204,9 +223,11 @@ class Candidate:
         return f"Candidate(name={self.name!r}, distance={_distance(self.distance)})"
 
 
-def decision_label(name: str | None, too_small: bool = False) -> str:
-    """What is reported for a face (or a track): recognized, not recognized, or too small to identify."""
-    return "too small to identify" if too_small else "recognized" if name else "not recognized"
+def decision_label(name: str | None, too_small: bool = False, too_poor: bool = False) -> str:
+    """What is reported for a face (or a track): recognized, not recognized, too small or too poor to identify."""
+    if too_small:
+        return "too small to identify"
+    return "too poor to identify" if too_poor else "recognized" if name else "not recognized"
 
 
 @dataclass(frozen=True)
@@ -218,6 +239,7 @@ class Decision:
     candidates: list[Candidate]  # nearest first, top-k
     threshold: Threshold
     too_small: bool = False  # below the minimum face size: not named, whatever the distance
+    too_poor: bool = False  # below the minimum face quality: not named, whatever the distance
 
     @property
     def tau(self) -> float:
@@ -230,11 +252,11 @@ class Decision:
 
     @property
     def label(self) -> str:
-        return decision_label(self.name, self.too_small)
+        return decision_label(self.name, self.too_small, self.too_poor)
 
     def __repr__(self) -> str:
         shown = ", ".join(map(repr, self.candidates[:3])) + (", ..." if len(self.candidates) > 3 else "")
-        small = ", too_small=True" if self.too_small else ""
+        small = ", too_small=True" if self.too_small else ", too_poor=True" if self.too_poor else ""
         return (f"Decision(name={self.name!r}, distance={_distance(self.distance)}, tau={self.tau:.4f}, "
                 f"candidates=[{shown}]{small})")
 
@@ -303,6 +325,9 @@ class EnrollResult:
     error: FaceCliError | None = None
     template: Template | None = None
     chosen: Chosen | None = None  # which face of the photo, and how it was chosen
+
+    quality: float | None = None  # of the face enrolled
+    too_poor: bool = False  # enrolled, but its quality is under the model's min_quality: a poor template
 
     def __repr__(self) -> str:
         error = f", error={self.error!r}" if self.error is not None else ""

@@ -32,7 +32,7 @@ DECIDE_FPS = 5.0
 def verify_at_door(out: Output, source: str | int, claim: str, timeout: float, liveness: bool, challenge: bool,
                    gallery: str | None, model: str | None, detector: str | None, device: str, flip: bool | None,
                    det_size: int, head: LoadedHead | None, tau: float | None, force: bool, templates: str,
-                   min_face: float, stop: threading.Event) -> None:
+                   min_face: float, min_quality: float | None, stop: threading.Event) -> None:
     """Watch ``source`` until its face is confirmed as ``claim`` (exit 0), the time runs out or it ends (exit 1)."""
     check = None
     if liveness:
@@ -50,7 +50,7 @@ def verify_at_door(out: Output, source: str | int, claim: str, timeout: float, l
                  f"{embed_every}. of those; waiting up to {timeout:g} s for {claim}")
         confirmed = False
         for e in eng.verify_at_door(g, video, claim, timeout, tau, step, embed_every, templates, min_face, check,
-                                    force, stop):
+                                    force, stop, min_quality):
             confirmed |= e.confirmed
             results.add(render.door_row(e, video.label))
     raise typer.Exit(EXIT_OK if confirmed else EXIT_NO)

@@ -99,6 +99,10 @@ VideoOpt = Annotated[str | None, typer.Option(
 Person = Annotated[str, typer.Argument(metavar="NAME", show_default=False, autocompletion=completion.people)]
 CameraOpt = Annotated[int | None, typer.Option("--camera", metavar="N", show_default=False,
                                                help="A camera by index (0 = the first).")]
+MinQuality = Annotated[float | None, typer.Option(
+    "--min-quality", min=0.0, max=1.0, metavar="Q", show_default=False,
+    help="Faces whose quality (0-1) is under Q are reported as too poor to identify, never named (default: the "
+         "model's threshold, chosen on degraded LFW; 0: name faces of any quality).")]
 Fpir = Annotated[float | None, typer.Option(
     "--fpir", show_default=False,
     help="Share of strangers allowed to be given a name; sets tau for the gallery's size "

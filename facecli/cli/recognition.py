@@ -30,6 +30,7 @@ from facecli.cli.options import (
     Json,
     Linkage,
     MinFace,
+    MinQuality,
     ModelOpt,
     Quiet,
     SearchMode,
@@ -207,6 +208,9 @@ def enroll(
         for r in enrolled:
             if r.error:
                 out.error(message(r.error))
+            elif r.too_poor:
+                out.warn(f"{r.path}: enrolled, but its face is too poor to identify (quality {r.quality:.2f}, under "
+                         f"{eng.min_quality():g}): a poor template draws strangers to {r.name}; enroll a clearer photo")
             if out.machine or not quiet:
                 results.add(render.enroll_row(r))
     raise typer.Exit(EXIT_ERROR if any(r.error for r in enrolled) else EXIT_OK)
@@ -230,6 +234,10 @@ def verify(
     min_face: Annotated[float, typer.Option(
         "--min-face", min=0, metavar="PX",
         help="--claim: a face with a box side under PX pixels cannot be judged (never 'same').")] = MIN_FACE,
+    min_quality: Annotated[float | None, typer.Option(
+        "--min-quality", min=0.0, max=1.0, metavar="Q", show_default=False,
+        help="--claim: a face of quality (0-1) under Q cannot be judged (never 'same') (default: the model's "
+             "threshold; 0: judge faces of any quality).")] = None,
     templates: Templates = "mean", tau: Tau = None, force: Force = False, gallery: GalleryOpt = None,
     detector: DetectorOpt = None, model: ModelOpt = None, device: Device = "auto",
     flip: Flip = None, head: HeadOpt = None, det_size: DetSize = DET_SIZE, json_lines: Json = False,
@@ -254,7 +262,7 @@ def verify(
                                          "--claim NAME, without a photo")
         door.verify_at_door(out, camera if camera is not None else video, claim, timeout, liveness, challenge,
                             gallery, model, detector, device, flip, det_size, load_head(head), tau, force,
-                            templates, min_face, threading.Event())
+                            templates, min_face, min_quality, threading.Event())
     if photo is None:
         raise FaceCliError("verify", "give a photo (or --camera N / --video FILE with --claim NAME)")
     if liveness:
@@ -277,7 +285,7 @@ def verify(
     with open_gallery_at(gallery, model, embeds=True) as g, \
             out.results(render.VERIFICATIONS, fields=render.CLAIM_FIELDS) as results:
         eng = engine(out, model_for(model, g, tuned), detector, device, flip, det_size, head=tuned)
-        for found in eng.verify_claims(g, photos, claim, tau, all_faces, templates, force, min_face):
+        for found in eng.verify_claims(g, photos, claim, tau, all_faces, templates, force, min_face, min_quality):
             if isinstance(found, FaceCliError):  # reported, and the other photos still verified
                 out.error(message(found))
                 failed = True
@@ -292,8 +300,8 @@ def verify(
 def identify(
     images: Images,
     top_k: Annotated[int, typer.Option(min=1, help="List the N nearest people per face.")] = 1,
-    search: SearchMode = "auto", min_face: MinFace = MIN_FACE, templates: Templates = "mean",
-    tau: Tau = None, force: Force = False, fpir: Fpir = None, gallery: GalleryOpt = None,
+    search: SearchMode = "auto", min_face: MinFace = MIN_FACE, min_quality: MinQuality = None,
+    templates: Templates = "mean", tau: Tau = None, force: Force = False, fpir: Fpir = None, gallery: GalleryOpt = None,
     detector: DetectorOpt = None, model: ModelOpt = None, device: Device = "auto",
     flip: Flip = None, head: HeadOpt = None, det_size: DetSize = DET_SIZE, annotate: Annotate = None,
     json_lines: Json = False, csv_rows: Csv = False, quiet: Quiet = False, verbose: Verbose = False,
@@ -320,10 +328,12 @@ def identify(
         eng = engine(out, model_for(model, g, tuned), detector, device, flip, det_size, head=tuned)
         threshold = eng.threshold(g, tau, fpir, force)
         results.title = render.threshold_title(threshold)
+        floor = eng.min_quality(min_quality)
         out.info(f"gallery {g.location}: {render.counted(threshold.gallery_size, 'person')}; tau {threshold.tau:.3f}"
-                 + (f" for FPIR {threshold.fpir:g}" if threshold.fpir is not None else " (--tau)"))
+                 + (f" for FPIR {threshold.fpir:g}" if threshold.fpir is not None else " (--tau)")
+                 + (f"; faces of quality under {floor:g} are not named" if floor else ""))
         found = eng.identify(g, paths, threshold, top_k, search=search, min_face=min_face, templates=templates,
-                             log=out.note)
+                             log=out.note, min_quality=floor)
         for n, (res, decisions) in enumerate(found):
             tick()
             drawn = _annotate(annotate, n, res, labelled(res.faces, decisions))

@@ -132,7 +132,7 @@ def enroll_row(r: EnrollResult) -> Row:
             "box": None if r.template is None else [round(v, 1) for v in r.template.box],
             "face": None if c is None else c.face.index, "faces": None if c is None else c.faces,
             "chosen": None if c is None else c.how, "agreement": None if c is None else rounded(c.distance),
-            "next": None if c is None else rounded(c.runner_up)}
+            "next": None if c is None else rounded(c.runner_up), "quality": rounded(r.quality, 3)}
 
 
 def _enroll_status(r: Row) -> str:
@@ -145,7 +145,8 @@ def _enroll_status(r: Row) -> str:
 
 ENROLLMENTS = View(("name", "photo", "status"), lambda r: (r["name"], r["file"], _enroll_status(r)),
                    keep=lambda r: r["error"] is None,
-                   fields=("name", "file", "status", "error", "box", "face", "faces", "chosen", "agreement", "next"))
+                   fields=("name", "file", "status", "error", "box", "quality", "face", "faces", "chosen", "agreement",
+                           "next"))
 
 
 # -- verify ----------------------------------------------------------------------------------
@@ -161,6 +162,7 @@ def verification_row(v: Verification) -> Row:
            "distance": rounded(v.distance), "tau": v.tau, "same": v.same, "decision": v.decision}
     if v.claim is not None:
         row["reason"] = v.unjudged
+        row["quality"] = None if face is None else rounded(face.quality, 3)
     return row
 
 
@@ -176,7 +178,8 @@ def _verification_line(r: Row) -> str:
 VERIFICATIONS = View(line=_verification_line,
                      fields=("file", "face", "box", "other", "other_face", "other_box", "distance", "tau", "same",
                              "decision"))
-CLAIM_FIELDS = ("file", "face", "box", "faces", "claim", "distance", "tau", "same", "decision", "reason")  # --claim
+CLAIM_FIELDS = ("file", "face", "box", "faces", "claim", "distance", "tau", "same", "decision", "reason",
+                "quality")  # --claim
 
 
 def door_row(e: DoorEvent, source: str) -> Row:
@@ -197,8 +200,8 @@ DOORS = View(line=_door_line, fields=("event", "time", "frame", *CLAIM_FIELDS, "
 
 # -- identify --------------------------------------------------------------------------------
 def identity_row(result: ImageResult, face: Face, d: Decision, top_k: int, annotated: str | None = None) -> Row:
-    row = {"file": result.path, "face": face.index, **face_fields(face.detection), "name": d.name,
-           "distance": rounded(d.distance), **threshold_fields(d.threshold), "decision": d.label,
+    row = {"file": result.path, "face": face.index, **face_fields(face.detection), "quality": rounded(face.quality, 3),
+           "name": d.name, "distance": rounded(d.distance), **threshold_fields(d.threshold), "decision": d.label,
            "candidate": d.candidate,
            "candidates": [{"name": c.name, "distance": rounded(c.distance)} for c in d.candidates[:top_k]]}
     if annotated is not None:
@@ -222,8 +225,8 @@ def _identity_cells(r: Row) -> tuple:
 
 
 IDENTITIES = View(("file", "face", "box", "identity", "distance"), _identity_cells,
-                  fields=(*FACE_FIELDS, "name", "distance", "tau", "gallery_size", "fpir", "decision", "candidate",
-                          "candidates", "error"))
+                  fields=(*FACE_FIELDS, "quality", "name", "distance", "tau", "gallery_size", "fpir", "decision",
+                          "candidate", "candidates", "error"))
 
 
 def threshold_title(t: Threshold) -> str:
@@ -344,8 +347,9 @@ def event_row(e: Event, frame: int, threshold: Threshold) -> Row:
     name = t.name if e.kind != "leave" else t.reported
     return {"event": e.kind, "time": round(e.time, 3), "frame": frame, "track": t.id, "name": name,
             "decision": t.label, "distance": rounded(t.best.get(name)), **threshold_fields(threshold),
-            "box": [round(v, 1) for v in t.box], "first_seen": round(t.start, 3), "last_seen": round(t.last_seen, 3),
-            "live": t.live, "liveness": None if t.liveness is None else t.liveness.as_dict()}
+            "box": [round(v, 1) for v in t.box], "quality": rounded(t.quality, 3), "first_seen": round(t.start, 3),
+            "last_seen": round(t.last_seen, 3), "live": t.live,
+            "liveness": None if t.liveness is None else t.liveness.as_dict()}
 
 
 def _event_line(r: Row) -> str:
@@ -354,7 +358,7 @@ def _event_line(r: Row) -> str:
 
 
 EVENTS = View(line=_event_line, fields=("event", "time", "frame", "track", "name", "decision", "distance", "tau",
-                                        "gallery_size", "fpir", "box", "live", "liveness"))
+                                        "gallery_size", "fpir", "box", "quality", "live", "liveness"))
 
 
 # -- management ------------------------------------------------------------------------------

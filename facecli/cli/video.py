@@ -26,6 +26,7 @@ from facecli.cli.options import (
     HeadOpt,
     Json,
     MinFace,
+    MinQuality,
     ModelOpt,
     Quiet,
     Tau,
@@ -62,7 +63,8 @@ def watch(
         "--annotate", metavar="OUT.mp4", show_default=False,
         help="Write the analysed frames, boxes and names drawn, to a video (.mp4 or .avi).")] = None,
     show: Annotated[bool, typer.Option("--show", help="Show the annotated frames in a window (q quits).")] = False,
-    min_face: MinFace = MIN_FACE, tau: Tau = None, force: Force = False, fpir: Fpir = None,
+    min_face: MinFace = MIN_FACE, min_quality: MinQuality = None, tau: Tau = None, force: Force = False,
+    fpir: Fpir = None,
     gallery: GalleryOpt = None,
     detector: DetectorOpt = None, model: ModelOpt = None, device: Device = "auto", head: HeadOpt = None,
     det_size: DetSize = DET_SIZE, json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False,
@@ -114,7 +116,7 @@ def watch(
             eng = engine(out, model_for(model, g, tuned), detector, device, det_size=det_size, head=tuned)
             threshold = eng.threshold(g, tau, fpir, force)
             try:
-                for frame in eng.watch(g, source, threshold, step, gap, min_face, stop):
+                for frame in eng.watch(g, source, threshold, step, gap, min_face, stop, min_quality):
                     for e in frame.events:
                         row = render.event_row(e, frame.index, threshold)
                         recognised |= row["name"] is not None

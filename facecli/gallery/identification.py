@@ -48,14 +48,14 @@ def threshold(gallery: Gallery, tau: float | None = None, fpir: float | None = N
 
 def identify(gallery: Gallery, faces: list[Face], threshold: Threshold, top_k: int = 1, templates: str = "mean",
              min_face: float = decisions.MIN_FACE, search: str = "auto",
-             log: Callable[[str], None] = lambda _m: None) -> list[Decision]:
+             log: Callable[[str], None] = lambda _m: None, min_quality: float = 0.0) -> list[Decision]:
     """1:K for embedded faces: each one's nearest person within ``threshold``, or nobody; faces smaller than
-    ``min_face`` pixels are never named."""
+    ``min_face`` pixels, or of a quality under ``min_quality``, are never named."""
     if not faces:
         return []
     head = _check_embedded(gallery, faces)
     found = decide(gallery, matching.face_vectors(faces), threshold, head, top_k, templates, search, log)
-    return decisions.too_small(faces, found, min_face)
+    return decisions.too_poor(faces, decisions.too_small(faces, found, min_face), min_quality)
 
 
 def decide(gallery: Gallery, vectors: np.ndarray, threshold: Threshold, head: LoadedHead | None = None,
@@ -78,7 +78,8 @@ def claim_distances(gallery: Gallery, faces: list[Face], name: str, templates: s
 
 
 def claim_decisions(gallery: Gallery, result: ImageResult, name: str, threshold: Threshold, all_faces: bool = False,
-                    templates: str = "mean", min_face: float = decisions.MIN_FACE) -> list[Verification]:
+                    templates: str = "mean", min_face: float = decisions.MIN_FACE,
+                    min_quality: float = 0.0) -> list[Verification]:
     """1:1 against the claim ``name`` for an analysed image: its largest face (``all_faces``: each face) decided,
     or one "no face" decision; faces that cannot be judged (``decisions.unjudged``) are never "same"."""
     if not result.faces:
@@ -86,7 +87,7 @@ def claim_decisions(gallery: Gallery, result: ImageResult, name: str, threshold:
     faces = result.faces if all_faces else result.faces[:1]
     d = claim_distances(gallery, faces, name, templates)
     return [Verification(result, f, float(x), threshold, claim=name, faces=len(result.faces),
-                         unjudged=decisions.unjudged(f, min_face)) for f, x in zip(faces, d)]
+                         unjudged=decisions.unjudged(f, min_face, min_quality)) for f, x in zip(faces, d)]
 
 
 def nearest_templates(gallery: Gallery, face: Face, top_k: int = 10) -> list[Match]:

@@ -48,3 +48,21 @@ def test_a_face_under_min_face_is_never_same(run, images, tmp_path):
     (row,) = _rows(proc.stdout)
     assert proc.returncode == 1 and row["decision"] == "cannot judge" and row["reason"] == "too small"
     assert row["same"] is False and row["distance"] == plain["distance"]  # the distance is still reported
+
+
+def test_a_face_too_poor_to_judge_is_never_same(run, images, tmp_path):
+    from facecli import decisions
+
+    assert run("enroll", "obama", str(images / "obama.jpg")).returncode == 0
+    photo = cv2.imread(str(images / "obama2.jpg"))
+    poor = tmp_path / "poor.jpg"  # a poor camera: 15 % of the size, JPEG quality 5
+    cv2.imwrite(str(poor), cv2.resize(photo, None, fx=0.15, fy=0.15, interpolation=cv2.INTER_AREA),
+                [cv2.IMWRITE_JPEG_QUALITY, 5])
+    proc = run("verify", str(poor), "--claim", "obama", "--json")
+    (row,) = _rows(proc.stdout)
+    assert proc.returncode == 1 and row["decision"] == "cannot judge" and row["reason"] == "too poor"
+    assert row["quality"] < decisions.min_quality("fusion") and row["distance"] <= row["tau"]  # it would pass
+    (anyway,) = _rows(run("verify", str(poor), "--claim", "obama", "--json", "--min-quality", "0").stdout)
+    assert anyway["decision"] == "same"
+    (clear,) = _rows(run("verify", str(images / "obama2.jpg"), "--claim", "obama", "--json").stdout)
+    assert clear["decision"] == "same" and clear["quality"] >= decisions.min_quality("fusion")

@@ -151,6 +151,7 @@ def agreeing_face(distances: Sequence[float], tau: float) -> tuple[int | None, s
         return None, "ambiguous"
     return best, None
 
+
 def min_quality(model: str, requested: float | None = None) -> float:
     """The quality under which a face of ``model`` is never named: ``requested`` (0 disables the rule), else the
     threshold of the model's quality model (the manifest's, chosen on LFW by bench/quality.py). A model without
@@ -176,3 +177,19 @@ def too_poor(faces: list[Face], decisions: list[Decision], min_quality: float) -
     """Faces under ``min_quality`` (and not too small already) keep their nearest candidate but are never named."""
     return [replace(d, name=None, too_poor=True) if not d.too_small and is_too_poor(f.quality, min_quality) else d
             for f, d in zip(faces, decisions)]
+
+
+def liveness(blinked: bool, flat: bool | None, challenge: str | None, complete: bool) -> tuple[bool | None, str]:
+    """Whether a face is live, and why, from its checks (``facecli.liveness``): a face that moves like a flat
+    picture (``flat``), or fails its challenge, is not; one that blinked (and passed its challenge, if it was
+    given one) is; otherwise it is not once its window has been watched (``complete``), and undecided before.
+    Depth that could not tell (``flat`` None: too little motion) neither helps nor hurts: the blink decides."""
+    if flat:
+        return False, "moves like a flat picture"
+    if challenge == "failed":
+        return False, "did not follow the challenge in time"
+    if blinked and challenge in (None, "passed"):
+        return True, "blinked" + (" and followed the challenge" if challenge else "")
+    if not complete:
+        return None, "still watching"
+    return False, "no blink in the window" if not blinked else "did not follow the challenge in time"

@@ -17,7 +17,7 @@ first).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -78,12 +78,12 @@ def _same_face(a: Detection | None, b: Detection, seen: float, now: float) -> bo
 
 def watch_claim(pipeline: Pipeline, gallery: Gallery, video: Video, name: str, threshold: Threshold,
                 timeout: float, step: int = 1, embed_every: int = 1, templates: str = "mean",
-                min_face: float = 20.0, min_quality: float = 0.0, liveness: type | None = None,
+                min_face: float = 20.0, min_quality: float = 0.0, liveness: Callable[[], LiveCheck] | None = None,
                 stop: threading.Event | None = None) -> Iterator[DoorEvent]:
     """Decide the claim ``name`` on the door face of every ``step``-th frame until it is confirmed, ``timeout``
     seconds of video pass, the video ends or ``stop`` is set; yields each change of the answer, then the final
     row. Faces are detected on every analysed frame (liveness follows them there) and embedded on every
-    ``embed_every``-th of them. ``liveness``: a ``LiveCheck`` class, one instance per door face."""
+    ``embed_every``-th of them. ``liveness`` makes a ``LiveCheck`` for each new door face."""
     # OpenCV: loaded only where pixels are decoded or drawn
     import cv2
 

@@ -74,7 +74,7 @@ from facecli.video import Video, open_video, same_person_tau
 from facecli.watching import watch_frames
 
 if TYPE_CHECKING:
-    from facecli.door import DoorEvent
+    from facecli.door import DoorEvent, LiveCheck
     from facecli.library import Found, IndexEvent
     from facecli.video import Frame, Video
 
@@ -405,16 +405,17 @@ class Engine:
     def watch(self, gallery: Gallery, source: str | int | Video, threshold: Threshold | None = None,
               step: int = 1, max_gap: float = 1.0, min_face: float = decisions.MIN_FACE,
               stop: threading.Event | None = None, min_quality: float | None = None,
-              liveness: type | None = None) -> Iterator[Frame]:
+              liveness: Callable[[], LiveCheck] | None = None) -> Iterator[Frame]:
         """Identify the faces of every ``step``-th frame of a video and follow them as tracks, until the video
         ends or ``stop`` is set: one ``Frame`` per analysed frame, with the ``events`` it brought (appear,
         update, leave).
 
         ``source`` is a video file, a stream URL, a camera index (``facecli.video.Video``: reconnection, a
         real-time reader for live sources), or a ``Video`` opened already; it is closed at the end. Faces
-        join tracks by motion and by embedding (``facecli.tracking``); with ``liveness`` (a ``door.LiveCheck``
-        class) each track is checked for liveness on its faces, and an update says when that changes. A stream
-        lost for good still ends with the final frame (every track leaves), then raises ``StreamLost``.
+        join tracks by motion and by embedding (``facecli.tracking``); with ``liveness`` (making a
+        ``door.LiveCheck``) each track is checked for liveness on its faces, and an update says when that
+        changes. A stream lost for good still ends with the final frame (every track leaves), then raises
+        ``StreamLost``.
         """
         self._use(gallery)  # before any frame is read
         threshold = threshold or identification.threshold(gallery, head=self.head)
@@ -426,11 +427,13 @@ class Engine:
 
     def verify_at_door(self, gallery: Gallery, source: str | int | Video, name: str, timeout: float = 10.0,
                        tau: float | None = None, step: int = 1, embed_every: int = 1, templates: str = "mean",
-                       min_face: float = decisions.MIN_FACE, liveness: type | None = None, force: bool = False,
+                       min_face: float = decisions.MIN_FACE, liveness: Callable[[], LiveCheck] | None = None,
+                       force: bool = False,
                        stop: threading.Event | None = None, min_quality: float | None = None) -> Iterator[DoorEvent]:
         """``verify_claim`` on a video, a camera or a stream: watch it until the face at the door is confirmed as
         ``name`` (``facecli.door``), ``timeout`` seconds pass, or it ends; each change of the answer, then the
-        final ``DoorEvent`` ("confirmed", "timeout" or "ended"). ``liveness``: a ``door.LiveCheck`` class."""
+        final ``DoorEvent`` ("confirmed", "timeout" or "ended"). ``liveness`` makes a ``door.LiveCheck`` for each
+        new door face (``facecli.liveness.face.live_faces``)."""
         stored, threshold = self._claim(gallery, name, tau, force, templates)
         floor = self.min_quality(min_quality)
         video = source if isinstance(source, Video) else open_video(source)

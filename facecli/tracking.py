@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -174,8 +174,8 @@ class Tracker:
     """Tracks from the faces of successive frames (see the module's docstring for the rule)."""
 
     def __init__(self, tau: float | None = None, sure: float | None = None, max_gap: float = 1.0,
-                 min_iou: float = 0.3, liveness: type | None = None) -> None:
-        self.liveness = liveness  # a ``door.LiveCheck`` class: one per track, fed that track's faces
+                 min_iou: float = 0.3, liveness: Callable[[], Any] | None = None) -> None:
+        self.liveness = liveness  # makes a ``door.LiveCheck`` for each track, fed that track's faces
         self.tau = tau
         self.sure = tau if sure is None or tau is None else min(sure, tau)
         self.max_gap = max_gap

@@ -12,6 +12,7 @@ from facecli.cli.options import EXIT_NO, EXIT_OK, engine, model_for, open_galler
 from facecli.cli.output import Output
 from facecli.cli.video import stop_on_interrupt
 from facecli.heads import LoadedHead
+from facecli.liveness import MIN_FPS
 from facecli.video import open_video
 
 Timeout = Annotated[float, typer.Option(
@@ -23,8 +24,6 @@ Challenge = Annotated[bool, typer.Option(
     "--challenge", help="With --liveness: print a random instruction on stderr (turn, blink twice) and require "
                         "it to be done, so that a recorded clip does not pass.")]
 
-#: Frames per second the door analyses at most: blinks last 100-400 ms, so liveness needs about 15.
-DOOR_FPS = 15.0
 #: Frames per second embedded and decided; the ones between are only detected (and followed for liveness).
 DECIDE_FPS = 5.0
 
@@ -37,14 +36,14 @@ def verify_at_door(out: Output, source: str | int, claim: str, timeout: float, l
     check = None
     if liveness:
         # numpy and OpenCV (the face mesh): loaded only by the commands that check liveness
-        from facecli.liveness import door_check
+        from facecli.liveness.face import live_faces
 
-        check = door_check(challenge, out.prompt)
+        check = live_faces(challenge, out.prompt, device)
     with stop_on_interrupt(stop), open_gallery_at(gallery, model, embeds=True) as g, \
             out.results(render.DOORS) as results:
         eng = engine(out, model_for(model, g, head), detector, device, flip, det_size, head=head)
         video = open_video(source, log=out.warn)
-        step = max(1, round(video.fps / DOOR_FPS))
+        step = max(1, int(video.fps // MIN_FPS))  # never under what liveness needs when the source has it
         embed_every = max(1, round(video.fps / step / DECIDE_FPS))
         out.info(f"{video.label}: {video.fps:g} fps; analysing every {step}. frame, deciding on every "
                  f"{embed_every}. of those; waiting up to {timeout:g} s for {claim}")

@@ -41,6 +41,7 @@ from facecli.cli.options import (
 from facecli.decisions import MIN_FACE
 from facecli.detectors import DET_SIZE
 from facecli.errors import FaceCliError, InputError
+from facecli.liveness import MIN_FPS
 from facecli.private import check_replaceable, private_output
 from facecli.video import ATTEMPTS, DELAY, StreamLost, open_video
 
@@ -63,6 +64,10 @@ def watch(
         "--annotate", metavar="OUT.mp4", show_default=False,
         help="Write the analysed frames, boxes and names drawn, to a video (.mp4 or .avi).")] = None,
     show: Annotated[bool, typer.Option("--show", help="Show the annotated frames in a window (q quits).")] = False,
+    liveness: Annotated[bool, typer.Option(
+        "--liveness", help="Also judge whether each face is live (blinks, depth from motion): events carry live and "
+                           "its evidence, and an update when it changes; frames are analysed at 15 a second or "
+                           "more.")] = False,
     min_face: MinFace = MIN_FACE, min_quality: MinQuality = None, tau: Tau = None, force: Force = False,
     fpir: Fpir = None,
     gallery: GalleryOpt = None,
@@ -85,6 +90,7 @@ def watch(
     import cv2
 
     from facecli.cli import annotate as drawing
+    from facecli.liveness.face import live_faces
 
     out = output(json_lines, quiet, verbose)
     tuned = load_head(head)
@@ -105,6 +111,8 @@ def watch(
         source = open_video(video if video is not None else camera, reconnect, reconnect_delay, out.warn)
         length = f"{source.length} frames" if source.length is not None else "live"
         out.info(f"{source.label}: {source.fps:g} fps, {length}")
+        if liveness and every is None:
+            fps = max(fps, MIN_FPS)  # blinks are missed below it
         step = every or max(1, round(source.fps / fps))
         writer = None
         recognised = False
@@ -116,7 +124,8 @@ def watch(
             eng = engine(out, model_for(model, g, tuned), detector, device, det_size=det_size, head=tuned)
             threshold = eng.threshold(g, tau, fpir, force)
             try:
-                for frame in eng.watch(g, source, threshold, step, gap, min_face, stop, min_quality):
+                checks = live_faces(prompt=out.prompt, device=device) if liveness else None
+                for frame in eng.watch(g, source, threshold, step, gap, min_face, stop, min_quality, checks):
                     for e in frame.events:
                         row = render.event_row(e, frame.index, threshold)
                         recognised |= row["name"] is not None

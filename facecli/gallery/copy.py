@@ -7,7 +7,8 @@ transaction: all or nothing), then read back from the destination and
 compared: number of persons, number of templates and a content checksum.
 Names, embeddings, source paths, photo hashes, face boxes, enrollment times,
 the gallery's FPIR setting and the projection head it is used with (its
-record: sha256 and path) are copied; template ids are numbered anew.
+record: sha256 and path, and its bytes when the source keeps them) are
+copied; template ids are numbered anew.
 
 The checksum is backend-independent: SHA-256 over the model and embedding
 size, then, persons in code-point order of their names and each person's
@@ -20,13 +21,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from facecli.errors import GalleryError
 from facecli.gallery import DatabaseURL, Gallery, as_location, open_gallery
+from facecli.gallery.keptheads import kept_head
 from facecli.gallery.people import who_has
 from facecli.matching import TemplateMatrix
 from facecli.values import Template
@@ -108,7 +110,8 @@ def copy_gallery(source: Gallery, destination: str | os.PathLike | DatabaseURL) 
                                              "copy only into a new or empty gallery")
         # first: a failed enroll leaves an empty gallery, which a new copy accepts
         dst.set_fpir(source.fpir())
-        dst.set_head(source.head())
+        record = source.head()
+        dst.set_head(record and replace(record, data=kept_head(source)))
         entries = []
         for r, tid in enumerate(matrix.ids):
             t = info[int(tid)]

@@ -312,12 +312,13 @@ def test_gallery_check_reports_damage(pg, db, images):
 
 
 def test_an_older_schema_is_read_as_it_is_and_upgraded_by_the_first_write(pg, db, images):
-    """Schema 1 (no schema_history, no index on sha256, no photo index): read without change, upgraded in the
-    first write."""
+    """Schema 1 (no schema_history, no index on sha256, no photo index, no kept head): read without change,
+    upgraded in the first write."""
     assert facecli(db, "enroll", "obama", str(images / "obama.jpg")).returncode == 0
     database = database_name(db)
     pg.sql(["DROP TABLE facecli.schema_history", "DROP INDEX facecli.templates_sha256",
             "DROP TABLE facecli.faces", "DROP TABLE facecli.files", "DROP TABLE facecli.photos",
+            "DROP TABLE facecli.heads",
             "UPDATE facecli.meta SET value = '1' WHERE key = 'schema'"], database=database)
     for args in (["identify", str(images / "obama2.jpg")], ["gallery", "check"]):
         assert facecli(db, *args).returncode == 0

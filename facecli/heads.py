@@ -207,6 +207,23 @@ def _calibration_problem(metadata: dict[str, Any]) -> str | None:
     if not (all(0 < v < 1 for v in p) and all(a < b for a, b in zip(p, p[1:]))
             and all(0 <= v < LOOSE_TAU for v in d) and all(a <= b for a, b in zip(d, d[1:]))):
         return f"its impostor quantiles are not increasing probabilities in (0, 1) with distances in [0, {LOOSE_TAU:g})"
+    return None if "tail" not in table else _tail_problem(table["tail"])
+
+
+def _tail_problem(tail: object) -> str | None:
+    """Why a head's tail model (``facecli.tune.tail``) cannot be used: a threshold ``u`` in (0, 2), ``p_u`` and the
+    reach in (0, 1) with the reach no larger than ``p_u``, a positive scale and a shape in (-1, 1); a model trusted
+    nowhere needs only ``p_u`` and its people."""
+    if not isinstance(tail, dict) or not isinstance(tail.get("trusted"), bool) or type(tail.get("people")) is not int:
+        return "its tail model is not what facecli tune writes"
+    numbers = ("p_u", "reach_p") + (("u", "xi", "sigma") if tail["trusted"] else ())
+    if not all(isinstance(tail.get(k), (int, float)) and not isinstance(tail.get(k), bool)
+               and math.isfinite(tail[k]) for k in numbers):
+        return "its tail model is not what facecli tune writes"
+    if not (0 < tail["reach_p"] <= tail["p_u"] < 1):
+        return "its tail model's reach is not a probability below its threshold's"
+    if tail["trusted"] and not (0 < tail["u"] < LOOSE_TAU and tail["sigma"] > 0 and -1 < tail["xi"] < 1):
+        return f"its tail model's threshold is not in (0, {LOOSE_TAU:g}), or its scale or shape is out of range"
     return None
 
 

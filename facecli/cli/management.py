@@ -347,8 +347,8 @@ def calibrate(
     """The tau that keeps strangers named at --fpir against a gallery of K people.
 
     A stranger gets K chances to fall within tau, so tau must shrink as the gallery grows; the
-    model's manifest holds its impostor distances (measured on LFW) to compute it (with --head, the
-    head's own, measured on its validation people).
+    model's manifest holds its impostor distances (measured on LFW) to compute it (with --head, or a
+    gallery that keeps a head, the head's own, measured on its validation people, as far as they reach).
 
     Example: [bold]facecli calibrate --fpir 0.001 --gallery-size 5000 --json[/]
     """

@@ -212,7 +212,7 @@ def message(exc: FaceCliError) -> str:
     if isinstance(exc, ModelMismatch):
         return f"{exc}: use --model {exc.built_with} or another --gallery"
     if isinstance(exc, HeadMismatch):
-        if exc.kept:
+        if exc.kept and exc.given is not None:
             return f"{exc}: drop --head (the gallery uses its own), or change it: facecli gallery set --head FILE"
         if exc.expected is not None:
             return f"{exc}: use --head {shlex.quote(exc.expected)}"

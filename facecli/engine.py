@@ -17,12 +17,13 @@
                 ...
 
     tuned = facecli.load(head="head.onnx")         # a projection head from `facecli tune`
+    for_it = facecli.load(gallery=gallery)         # the gallery's model, and the head it keeps (if any)
 
 A head is part of the engine like its models: every face it embeds keeps
 the base model's embedding (what a gallery stores) and names the head it is
 matched through (``Face.head``), so distances, thresholds and galleries all
 use the head's space, and a gallery used with another head (or none) refuses
-the faces.
+the faces. A gallery set to use a head keeps it (``load(gallery=...)``).
 
 One image (``faces``, ``analyse``) is handled on the calling thread, as a
 camera loop wants; ``run`` streams many, several at a time. Arrays are
@@ -52,8 +53,9 @@ from facecli.detectors import DET_SIZE
 from facecli.errors import BadValue, FaceCliError, InputError
 from facecli.gallery import Gallery, identification
 from facecli.gallery.people import enroll_clusters, settle
+from facecli.gallery.settings import head_in_use
 from facecli.heads import LoadedHead, load_head
-from facecli.models import DEFAULT_MODEL, pipeline_spec
+from facecli.models import pipeline_spec
 from facecli.names import person_name
 from facecli.pipeline import Pipeline
 from facecli.tracking import Tracker
@@ -83,20 +85,24 @@ Image = str | os.PathLike | np.ndarray  # a path, or decoded pixels: BGR, or RGB
 
 def load(model: str | None = None, device: str = "auto", detector: str | None = None, flip: bool | None = None,
          det_size: int = DET_SIZE, embed: bool = True, head: str | os.PathLike | LoadedHead | None = None,
-         rgb: bool = False) -> Engine:
-    """An engine for ``model`` (default: fusion, or with a head, the head's base model) on ``device`` (auto: the
-    GPU when there is one).
+         rgb: bool = False, gallery: Gallery | None = None) -> Engine:
+    """An engine for ``model`` (default: the ``gallery``'s, else fusion, or with a head, the head's base model) on
+    ``device`` (auto: the GPU when there is one).
 
     ``detector`` defaults to the model's own; ``flip`` to where the manifest
     measured the mirror image to help; ``embed=False`` loads only the detector.
     ``head``: a projection head file from ``facecli tune`` (checked by its
     sha256 sidecar: ``heads.load_head``), or one loaded already. ``rgb``: arrays
     given to the engine are in RGB order unless a call says otherwise (the
-    default is BGR, OpenCV's order).
+    default is BGR, OpenCV's order). ``gallery``: an engine for matching
+    against it, with its model and the head it keeps (``head`` defaults to it;
+    the gallery refuses another).
     """
     if head is not None and not isinstance(head, LoadedHead):
         head = load_head(head)
-    model = model or (head.base_model if head is not None else DEFAULT_MODEL)
+    if gallery is not None:
+        head = head_in_use(gallery, head)
+    model = decisions.choose_model(model, gallery.model if gallery is not None else None, head)
     if head is not None:
         head.check_model(model, pipeline_spec(model).dim)
     return Engine(Pipeline(detector, model, device, flip, embed=embed, det_size=det_size, head=head, rgb=rgb))

@@ -177,10 +177,12 @@ class Template:
 
 @dataclass(frozen=True)
 class HeadRecord:
-    """The projection head a gallery is used with: its sha256, and where it was found when it was set."""
+    """The projection head a gallery is used with: its sha256, and where it was found when it was set; ``data``:
+    its file's bytes, for the gallery to keep (``Gallery.set_head``), when they are at hand."""
 
     sha256: str
     path: str
+    data: bytes | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)

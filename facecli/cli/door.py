@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from facecli.cli import render
-from facecli.cli.options import EXIT_NO, EXIT_OK, engine, model_for, open_gallery_at
+from facecli.cli.options import EXIT_NO, EXIT_OK, engine, head_for, model_for, open_gallery_at
 from facecli.cli.output import Output
 from facecli.cli.video import stop_on_interrupt
 from facecli.heads import LoadedHead
@@ -41,6 +41,7 @@ def verify_at_door(out: Output, source: str | int, claim: str, timeout: float, l
         check = live_faces(challenge, out.prompt, device)
     with stop_on_interrupt(stop), open_gallery_at(gallery, model, embeds=True) as g, \
             out.results(render.DOORS) as results:
+        head = head_for(g, head)
         eng = engine(out, model_for(model, g, head), detector, device, flip, det_size, head=head)
         video = open_video(source, log=out.warn)
         step = max(1, int(video.fps // MIN_FPS))  # never under what liveness needs when the source has it

@@ -31,6 +31,7 @@ from facecli.cli.options import (
     Verbose,
     engine,
     expand,
+    head_for,
     load_head,
     message,
     model_for,
@@ -116,6 +117,7 @@ def find(
     if link is not None:
         make_folder(link)
     with open_gallery_at(gallery) as g:
+        tuned = head_for(g, tuned)
         threshold = identification.threshold(g, tau, fpir, head=tuned)
         found = find_faces(g, names, threshold, tuned, templates, min_face, search, log=out.note)
     rows = [(f, path) for f in found for path in (f.paths or [f.face["sha256"]])]
@@ -159,6 +161,7 @@ def people(
             raise typer.BadParameter("needs --unnamed", param_hint="--crops")
         make_folder(crops)
     with open_gallery_at(gallery, write=unnamed) as g:
+        tuned = head_for(g, tuned)
         if not unnamed:
             counts = library.people(g, tuned, min_face)
             with out.results(render.PEOPLE) as results:
@@ -207,6 +210,7 @@ def name(
     person = person_name(person)
     tuned = load_head(head)
     with open_gallery_at(gallery, write=True) as g:
+        tuned = head_for(g, tuned)
         stored = name_cluster(g, cluster, person, tuned, min_face=min_face)
     with out.results(render.ENROLLMENTS) as results:
         for r in stored:
@@ -242,6 +246,7 @@ def xmp_export(
     tuned = load_head(head)
     failed = False
     with open_gallery_at(gallery) as g:
+        tuned = head_for(g, tuned)
         threshold = identification.threshold(g, tau, fpir, head=tuned)
         with out.results(render.TAGS) as results:
             for tagged in export_tags(g, expand(paths), tuned, threshold, min_face):
@@ -269,7 +274,7 @@ def xmp_import(
     failed = False
     with open_gallery_at(gallery, model, create=True, embeds=True) as g, \
             out.progress(total(inputs), "import") as tick, out.results(render.TAGS) as results:
-        eng = engine(out, model_for(model, g), detector, device, det_size=det_size)
+        eng = engine(out, model_for(model, g), detector, device, det_size=det_size, head=head_for(g, None))
         for tagged in import_tags(eng, g, inputs):
             tick()
             failed |= _report_tagged(out, tagged)

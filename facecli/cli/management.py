@@ -29,6 +29,7 @@ from facecli.cli.options import (
     Person,
     Quiet,
     gallery_location,
+    head_for,
     load_head,
     message,
     model_for,
@@ -298,16 +299,18 @@ def gallery_set(
     reset: Annotated[bool, typer.Option("--reset", help="Forget the gallery's FPIR (back to 0.01).")] = False,
     head: Annotated[Path | None, typer.Option(
         "--head", metavar="FILE", show_default=False,
-        help="Use the gallery with this projection head from `facecli tune`: every command matching against it "
-             "then needs --head FILE. Nobody is enrolled again (the gallery keeps base-model embeddings).")] = None,
-    no_head: Annotated[bool, typer.Option("--no-head", help="Use the gallery without a head again.")] = False,
+        help="Use the gallery with this projection head from `facecli tune`: the gallery keeps a copy, and every "
+             "command matching against it uses it without --head. Nobody is enrolled again (the gallery keeps "
+             "base-model embeddings).")] = None,
+    no_head: Annotated[bool, typer.Option("--no-head", help="Use the gallery without a head again (its copy is "
+                                                            "forgotten).")] = False,
     gallery: GalleryOpt = None, quiet: Quiet = False,
 ) -> None:
     """Store a default for everyone using this gallery: its FPIR, or the projection head it is used with.
 
     Examples:
       [bold]facecli gallery set --fpir 0.001[/]   (a door where a false accept is costly)
-      [bold]facecli gallery set --head head.onnx[/]   (then: facecli identify photo.jpg --head head.onnx)
+      [bold]facecli gallery set --head head.onnx[/]   (then: facecli identify photo.jpg, through the head)
     """
     # numpy: loaded by the commands that handle vectors, not by --help or argument errors
     from facecli.gallery.settings import change
@@ -320,7 +323,7 @@ def gallery_set(
     with open_gallery_at(gallery, write=True) as g:
         now = change(g, fpir, reset, tuned, no_head)
     changing_head = head is not None or no_head
-    what = "no head" if tuned is None else f"head {tuned.label}"
+    what = "no head" if tuned is None else f"head {tuned.label}, kept in the gallery"
     identify, verify = now.identify, now.verify
     if changing_head and identify is None:
         out.note(f"{what}: verify tau {verify.tau:.3f}; no one needs enrolling again")
@@ -348,8 +351,8 @@ def calibrate(
     """The tau that keeps strangers named at --fpir against a gallery of K people.
 
     A stranger gets K chances to fall within tau, so tau must shrink as the gallery grows; the
-    model's manifest holds its impostor distances (measured on LFW) to compute it (with --head, the
-    head's own, measured on its validation people).
+    model's manifest holds its impostor distances (measured on LFW) to compute it (with --head, or a
+    gallery that keeps a head, the head's own, measured on its validation people, as far as they reach).
 
     Example: [bold]facecli calibrate --fpir 0.001 --gallery-size 5000 --json[/]
     """
@@ -360,6 +363,7 @@ def calibrate(
     tuned = load_head(head)
     if gallery_size is None:
         with open_gallery_at(gallery, model) as g:
+            tuned = head_for(g, tuned)
             model = model_for(model, g, tuned)
             check_head(g, tuned)  # the tau identify would use with this gallery
             gallery_size = g.person_count()

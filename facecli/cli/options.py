@@ -110,7 +110,7 @@ Fpir = Annotated[float | None, typer.Option(
 HeadOpt = Annotated[Path | None, typer.Option(
     "--head", metavar="FILE", show_default=False,
     help="Match faces through this projection head from `facecli tune` (FILE.sha256 beside it). A gallery set to "
-         "use a head (`facecli gallery set --head`) needs it and refuses any other.")]
+         "use a head (`facecli gallery set --head`) keeps it and uses it without --head, and refuses any other.")]
 Images = Annotated[list[str], typer.Argument(
     metavar="IMAGE", show_default=False,
     help="Image files, or folders (their images, recursively, in sorted order); '-' reads one image path "
@@ -172,6 +172,17 @@ def load_head(path: Path | None) -> LoadedHead | None:
     return load(path)
 
 
+def head_for(g: Gallery | None, given: LoadedHead | None) -> LoadedHead | None:
+    """The head a command matches through against the gallery ``g``: --head when given (a gallery refuses another
+    than its own), else the one the gallery keeps, else none (``gallery.settings.head_in_use``)."""
+    if g is None:
+        return given
+    # numpy: loaded by the commands that handle vectors, not by --help or argument errors
+    from facecli.gallery.settings import head_in_use
+
+    return head_in_use(g, given)
+
+
 def model_for(model: str | None, gallery: Gallery | None = None, head: LoadedHead | None = None) -> str:
     """--model, else the model of the open gallery in use, else the --head's base model, else the default
     (``decisions.choose_model``)."""
@@ -205,6 +216,8 @@ def message(exc: FaceCliError) -> str:
     if isinstance(exc, ModelMismatch):
         return f"{exc}: use --model {exc.built_with} or another --gallery"
     if isinstance(exc, HeadMismatch):
+        if exc.kept and exc.given is not None:
+            return f"{exc}: drop --head (the gallery uses its own), or change it: facecli gallery set --head FILE"
         if exc.expected is not None:
             return f"{exc}: use --head {shlex.quote(exc.expected)}"
         return f"{exc}: drop --head, or make the gallery use it: facecli gallery set --head {shlex.quote(exc.given)}"

@@ -40,6 +40,7 @@ from facecli.cli.options import (
     VideoOpt,
     engine,
     expand,
+    head_for,
     load_head,
     message,
     model_for,
@@ -200,6 +201,7 @@ def enroll(
             raise FaceCliError("enroll", "give a NAME and at least one photo, or --dir FOLDER")
         items = [(name, p) for p in expand(images, folders=False)]
     with open_gallery_at(gallery, model, create=True, embeds=True) as g:
+        tuned = head_for(g, tuned)
         eng = engine(out, model_for(model, g, tuned), detector, device, flip, det_size, head=tuned)
         with out.progress(len(items), "enroll") as tick:
             enrolled = eng.enroll(g, items, largest, min_face, on_image=tick)
@@ -284,6 +286,7 @@ def verify(
     failed = different = False
     with open_gallery_at(gallery, model, embeds=True) as g, \
             out.results(render.VERIFICATIONS, fields=render.CLAIM_FIELDS) as results:
+        tuned = head_for(g, tuned)
         eng = engine(out, model_for(model, g, tuned), detector, device, flip, det_size, head=tuned)
         for found in eng.verify_claims(g, photos, claim, tau, all_faces, templates, force, min_face, min_quality):
             if isinstance(found, FaceCliError):  # reported, and the other photos still verified
@@ -325,6 +328,7 @@ def identify(
     fields = render.IDENTITIES.fields + _optional(annotated=annotate)
     with open_gallery_at(gallery, model, embeds=True) as g, out.progress(total(paths), "identify") as tick, \
             out.results(render.IDENTITIES, fields=fields, sizes={"candidates": top_k}) as results:
+        tuned = head_for(g, tuned)
         eng = engine(out, model_for(model, g, tuned), detector, device, flip, det_size, head=tuned)
         threshold = eng.threshold(g, tau, fpir, force)
         results.title = render.threshold_title(threshold)
@@ -384,6 +388,7 @@ def cluster(
     with open_gallery_at(gallery, model, create=True, embeds=True) if enroll_as_unknown else \
             contextlib.nullcontext() as g:
         check_built()
+        tuned = head_for(g, tuned)
         eng = engine(out, model_for(model, g, tuned), detector, device, det_size=det_size, head=tuned)
         with out.progress(len(paths), "cluster") as tick:
             results, clustered, threshold = eng.cluster(paths, tau, linkage, on_image=tick, force=force)
@@ -431,6 +436,7 @@ def search(
     failed = False
     with open_gallery_at(gallery, model, embeds=True) as g, out.progress(total(paths), "search") as tick, \
             out.results(render.MATCHES, "nearest templates to each photo's largest face") as results:
+        tuned = head_for(g, tuned)
         eng = engine(out, model_for(model, g, tuned), detector, device, det_size=det_size, head=tuned)
         for result, matches in eng.search_each(g, paths, top_k):
             tick()

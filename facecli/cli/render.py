@@ -465,7 +465,7 @@ OPENSET_REPORTS = View(("metric", "value"), group=_openset_metrics)
 def tune_row(result: TuneResult, file: str, sha256: str, skipped: int, calibrated_up_to: int) -> Row:
     """`facecli tune`'s report: the head file and everything its metadata records (how it was trained, the
     validation figures of the base model and of the head), the photos left out, and the largest gallery its
-    impostor quantiles calibrate identify's default tau for (FPIR 1 %)."""
+    impostor distances calibrate identify's default tau for (FPIR 1 %: the reach of their tail model)."""
     return {"file": file, "sha256": sha256, **result.metadata(), "skipped": skipped,
             "calibrated_up_to": calibrated_up_to}
 
@@ -489,7 +489,8 @@ def _tune_metrics(rows: list[Row]) -> list[tuple]:
         ("validation rank-1 at FPIR 0.1 %: base -> head", figures("0.001", "rank1")),
         ("1:1 tau (verify, cluster)", f"{r['default_tau']:.2f}"),
         ("1:N default tau calibrated up to", f"{r['calibrated_up_to']} people at FPIR 1 % "
-                                             f"({r['impostor']['pairs']} impostor pairs measured)"),
+                                             f"(from {r['impostor'].get('tail', {}).get('people', r['val_people'])} "
+                                             f"validation people, {r['impostor']['pairs']} impostor pairs)"),
     ]
 
 

@@ -33,6 +33,7 @@ from facecli.cli.options import (
     Verbose,
     VideoOpt,
     engine,
+    head_for,
     load_head,
     model_for,
     open_gallery_at,
@@ -121,6 +122,7 @@ def watch(
         # is lost (what was recorded is kept): never through a link planted at the name
         with open_gallery_at(gallery, model, embeds=True) as g, out.results(render.EVENTS) as results, \
                 private_output(annotate, InputError) if annotate is not None else contextlib.nullcontext() as target:
+            tuned = head_for(g, tuned)
             eng = engine(out, model_for(model, g, tuned), detector, device, det_size=det_size, head=tuned)
             threshold = eng.threshold(g, tau, fpir, force)
             try:

@@ -7,8 +7,8 @@ nothing), then read back from the destination and compared: number of
 persons, number of templates and a content checksum.
 Names, embeddings, source paths, photo hashes, face boxes and enrollment times
 are copied; template ids are numbered anew. Into a new or empty gallery, the
-gallery's FPIR setting and the projection head it is used with (its record)
-are copied too.
+gallery's FPIR setting and the projection head it is used with (its record:
+sha256 and path, and its bytes when the source keeps them) are copied too.
 
 Into a gallery that has people, the copy merges: a person of the same name
 gains the source's templates, a face they have already is left as it is
@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from facecli.errors import GalleryError
 from facecli.gallery import DatabaseURL, Gallery, as_location, open_gallery
+from facecli.gallery.keptheads import kept_head
 from facecli.gallery.people import refusal, who_has
 from facecli.matching import TemplateMatrix
 from facecli.values import Stored, Template
@@ -139,7 +140,8 @@ def copy_gallery(source: Gallery, destination: str | os.PathLike | DatabaseURL) 
         before = _items(*read_all(dst)) if merged else []
         if not merged:  # first: a failed enroll leaves an empty gallery, which a new copy accepts
             dst.set_fpir(source.fpir())
-            dst.set_head(source.head())
+            record = source.head()
+            dst.set_head(record and replace(record, data=kept_head(source)))
         entries = []
         for r, tid in enumerate(matrix.ids):
             t = info[int(tid)]

@@ -1,7 +1,8 @@
 """Matching faces against any gallery: 1:N with the threshold that follows its size, 1:1 against a claim.
 
 A gallery may be used with a projection head (``facecli tune``): meta records
-its sha256 and where it was found. Templates stay the base model's
+its sha256 and where it was found, and the gallery keeps its bytes
+(``keptheads``). Templates stay the base model's
 embeddings whatever the head; faces matched against the gallery must come
 through that head (``Face.head``) or are refused, and the head is applied at
 match time to them and to the templates (every template, exactly: an index
@@ -18,6 +19,7 @@ import numpy as np
 
 from facecli import decisions, matching
 from facecli.errors import BadValue, GalleryError, HeadMismatch
+from facecli.gallery.keptheads import kept_head
 from facecli.gallery.search import Searcher, check_search
 from facecli.values import Match, Verification
 
@@ -34,7 +36,8 @@ def check_head(gallery: Gallery, head: LoadedHead | None) -> None:
     if (None if record is None else record.sha256) != (None if head is None else head.sha256):
         raise HeadMismatch(gallery.location, None if record is None else record.path,
                            None if record is None else record.sha256,
-                           None if head is None else str(head.path), None if head is None else head.sha256)
+                           None if head is None else str(head.path), None if head is None else head.sha256,
+                           kept_head(gallery) is not None)
 
 
 def threshold(gallery: Gallery, tau: float | None = None, fpir: float | None = None, force: bool = False,

@@ -11,6 +11,8 @@ scripts call facecli for it. This module only holds what the scripts repeated am
   ``timed_command`` (a whole command in a new process), ``abba`` (alternating orders).
 - Output: ``table`` (a rich table), ``md_table`` (a Markdown header), ``pct``, and ``write_results``
   (JSON under bench/results/, git-ignored, with the ``machine()`` that measured it).
+- Degraded photos: ``face_width`` (the median face on a sample), ``degraded_copies`` (copies made once
+  under the cache, each by a function of the photo: small_faces.py, quality.py).
 """
 
 from __future__ import annotations
@@ -237,6 +239,52 @@ def write_results(name: str | Path, data: Any, quiet: bool = False) -> Path:
     if not quiet:
         print(f"wrote {path}", file=sys.stderr)
     return path
+
+
+# -- degraded photos --------------------------------------------------------------------------------
+def face_width(paths: list[str], detector_name: str) -> float:
+    """Median width of the central face on a sample of the photos (every 40th), in pixels."""
+    # facecli's detectors (OpenCV, onnxruntime): loaded only by the scripts that degrade photos
+    from facecli.detectors import create_detector
+    from facecli.evaluation.embeddings import central_face
+    from facecli.imageio import read_image
+
+    det = create_detector(detector_name, "cpu")
+    widths = []
+    for p in paths[::40]:
+        image = read_image(p)
+        faces = det.detect(image)
+        if faces:
+            widths.append(central_face(faces, image.shape).width)
+    return float(np.median(widths))
+
+
+#: A degradation: (the photo's path, its BGR pixels) -> (new pixels, ".png" or ".jpg", JPEG quality or None)
+Degrade = Callable[[str, np.ndarray], tuple[np.ndarray, str, int | None]]
+
+
+def degraded_copies(paths: Sequence[str], root: Path, folder: Path, make: Degrade) -> dict[str, str]:
+    """Copies of ``paths`` (under ``root``) made by ``make`` into ``folder``, once (an existing copy is kept:
+    ``make`` must be deterministic); original path -> copy."""
+    # OpenCV: loaded only by the scripts that degrade photos
+    import cv2
+
+    out = {}
+    for p in paths:
+        stem = folder / Path(p).relative_to(root)
+        done = [c for c in (stem.with_suffix(".png"), stem.with_suffix(".jpg")) if c.exists()]
+        if done:
+            out[p] = str(done[0])
+            continue
+        pixels, suffix, quality = make(p, cv2.imread(p))
+        target = stem.with_suffix(suffix)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        params = [] if quality is None else [cv2.IMWRITE_JPEG_QUALITY, quality]
+        tmp = target.with_name(target.stem + ".tmp" + suffix)
+        cv2.imwrite(str(tmp), pixels, params)
+        tmp.replace(target)  # a copy interrupted half-written is never taken for a finished one
+        out[p] = str(target)
+    return out
 
 
 # -- data ------------------------------------------------------------------------------------------

@@ -15,46 +15,24 @@ Prints a table and writes bench/results/small_faces.json.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
-from common import add_lfw, parser, resolve_lfw, write_results
+from common import Degrade, add_lfw, degraded_copies, face_width, parser, resolve_lfw, write_results
 
 from facecli import evaluation
 from facecli.decisions import identification_threshold
-from facecli.detectors import create_detector
-from facecli.evaluation.embeddings import central_face
 from facecli.evaluation.openset import openset_report
-from facecli.imageio import read_image
 from facecli.models import DEFAULT_MODEL, pipeline_spec
 from facecli.paths import cache_dir
 
 
-def face_width(paths: list[str], detector_name: str) -> float:
-    """Median width of the central face on a sample of the photos, in pixels."""
-    det = create_detector(detector_name, "cpu")
-    widths = []
-    for p in paths[::40]:
-        image = read_image(p)
-        faces = det.detect(image)
-        if faces:
-            widths.append(central_face(faces, image.shape).width)
-    return float(np.median(widths))
+def shrink(factor: float) -> Degrade:
+    """Scaled by ``factor`` (area averaging), as lossless PNG."""
+    def make(_path: str, image: np.ndarray) -> tuple[np.ndarray, str, None]:
+        size = (max(1, round(image.shape[1] * factor)), max(1, round(image.shape[0] * factor)))
+        return cv2.resize(image, size, interpolation=cv2.INTER_AREA), ".png", None
 
-
-def shrunk(paths: list[str], factor: float, root: Path, folder: Path) -> dict[str, str]:
-    """PNG copies of ``paths`` scaled by ``factor``, made once; original path -> copy."""
-    out = {}
-    for p in paths:
-        target = folder / Path(p).relative_to(root).with_suffix(".png")
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            image = cv2.imread(p)
-            size = (max(1, round(image.shape[1] * factor)), max(1, round(image.shape[0] * factor)))
-            cv2.imwrite(str(target), cv2.resize(image, size, interpolation=cv2.INTER_AREA))
-        out[p] = str(target)
-    return out
+    return make
 
 
 def main() -> None:
@@ -76,7 +54,7 @@ def main() -> None:
     for size in [0] + [int(s) for s in args.sizes.split(",")]:
         if size:
             factor = size / width
-            copies = shrunk(searched, factor, args.images, cache_dir() / "small-faces" / f"{size}px")
+            copies = degraded_copies(searched, args.images, cache_dir() / "small-faces" / f"{size}px", shrink(factor))
         else:
             copies = {p: p for p in searched}
         emb, fallbacks = embedder.embed(gallery + list(copies.values()))

@@ -51,6 +51,7 @@ import numpy as np
 from common import add_lfw, md_table, parser, pct, resolve_lfw, write_results
 
 from facecli.calibration import tau_for
+from facecli.errors import FaceCliError
 from facecli.evaluation import LabelledEmbedder, Pairs, read_lfw_pairs, report
 from facecli.evaluation.pairs import distances
 from facecli.heads import load_head
@@ -128,9 +129,14 @@ def measure(emb: np.ndarray, held: np.ndarray, people: np.ndarray, spec, seed: i
     """On the held-out rows: open-set figures at FPIR 1 % and 0.1 % and the FPIR at the default tau; with
     ``pairs`` (LFW's pairs of held-out people), the 10-fold protocol on them."""
     enrolled = int((np.unique(people[held], return_counts=True)[1] >= 2).sum())
-    tau = tau_for(spec, enrolled, 0.01)
+    try:
+        tau = tau_for(spec, enrolled, 0.01)
+    except FaceCliError as exc:  # beyond what a head's calibration reaches: identify would ask for a tau
+        tau, refused = None, str(exc)
+    else:
+        refused = None
     out = {"openset": openset_figures(emb[held], people[held], seed, (0.01, 0.001), default_tau=tau),
-           "default_tau": tau}
+           "default_tau": tau, "refused": refused}
     if pairs is not None:
         rep = report(distances(pairs, dict(zip(paths, emb))), pairs.same, pairs.fold)
         out["pairs"] = {k: v for k, v in asdict(rep).items() if k != "setting"}
@@ -247,14 +253,15 @@ def print_heldout(model: str, degrade: str, splits: list[dict]) -> None:
         for what, m in (("base model", s["base"]), ("base, tau from the validation people", s["base"]["recalibrated"]),
                         (f"head {s['chosen'] or '(default)'}", s["head"])):
             op, pr = m["openset"], m.get("pairs")
+            at_tau = "refused: beyond its reach" if m["default_tau"] is None else \
+                f"{pct(op['at_default_tau']['fpir'])} ({m['default_tau']:.3f})"
             if pr is None:
-                print(f"| {s['seed']} | {what} | | = | = | = | {pct(op['at_default_tau']['fpir'])} "
-                      f"({m['default_tau']:.3f}) | = | = |")
+                print(f"| {s['seed']} | {what} | | = | = | = | {at_tau} | = | = |")
                 continue
             print(f"| {s['seed']} | {what} | {s['kept_epoch'] if what.startswith('head') else ''} | "
                   f"{pct(op['rank1_closed_set'])} | {pct(op['at_fpir']['0.01']['rank1'])} | "
-                  f"{pct(op['at_fpir']['0.001']['rank1'])} | {pct(op['at_default_tau']['fpir'])} "
-                  f"({m['default_tau']:.3f}) | {pct(pr['accuracy'])} ± {pct(pr['accuracy_std'])} ({pr['pairs']} pairs) "
+                  f"{pct(op['at_fpir']['0.001']['rank1'])} | {at_tau} "
+                  f"| {pct(pr['accuracy'])} ± {pct(pr['accuracy_std'])} ({pr['pairs']} pairs) "
                   f"| {pr['auc']:.4f} |")
 
 

@@ -1,4 +1,5 @@
-"""Every decision rule in one place: which tau decides, which model a command uses, which faces are too small.
+"""Every decision rule in one place: which tau decides, which model a command uses, which faces are too small or
+too poor to name.
 
 The numbers behind the rules live in the model manifest (each model's 1:1
 tau and its impostor-distance quantiles); the rules here turn them and the
@@ -12,6 +13,10 @@ row says how it was decided.
   one, else the gallery's stored one, else ``DEFAULT_FPIR``, against the
   gallery's number of people (``calibration.tau_for``).
 
+- Faces too small (``MIN_FACE``) or too poor (quality under the model's
+  ``min_quality``, ``facecli.quality``) keep their nearest candidate and
+  distance but are never named: on such faces a name is a guess.
+
 With a projection head (``facecli tune``), distances are between the head's
 outputs, so both defaults come from the head's own measurements on its
 validation people (its metadata): its 1:1 tau and its impostor quantiles.
@@ -19,12 +24,14 @@ validation people (its metadata): its 1:1 tau and its impostor quantiles.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from facecli.calibration import DEFAULT_FPIR, check_fpir, tau_for
 from facecli.errors import BadValue, LooseThreshold
 from facecli.models import DEFAULT_MODEL, pipeline_spec
+from facecli.quality import QualityModel
 from facecli.values import Decision, Detection, Face, Threshold
 
 if TYPE_CHECKING:
@@ -112,9 +119,63 @@ def is_too_small_size(size: float, min_face: float = MIN_FACE) -> bool:
     return size < min_face
 
 
+def unjudged(face: Face, min_face: float = MIN_FACE, min_quality: float = 0.0) -> str | None:
+    """Why a face cannot be judged 1:1 (``verify --claim``): "too small" under ``min_face`` pixels, where fewer than
+    half of enrolled faces are named, or "too poor" under ``min_quality`` (``is_too_poor``); None when it can be.
+    Such a face is never said to be the claimed person."""
+    if is_too_small(face.detection, min_face):
+        return "too small"
+    return "too poor" if is_too_poor(face.quality, min_quality) else None
+
+
 def too_small(faces: list[Face], decisions: list[Decision], min_face: float) -> list[Decision]:
     """Faces narrower or shorter than ``min_face`` pixels keep their nearest candidate but are never named."""
     return [replace(d, name=None, too_small=True) if is_too_small(f.detection, min_face) else d
+            for f, d in zip(faces, decisions)]
+
+
+#: With several faces in a photo of a person, the face nearest to their other photos is theirs only when the next
+#: face is farther by at least this much: closer, the photo is ambiguous (twins, a poster of them behind).
+AGREEMENT_MARGIN = 0.3
+
+
+def agreeing_face(distances: Sequence[float], tau: float) -> tuple[int | None, str | None]:
+    """Which of a photo's faces is the person's, from each face's distance to their other photos: the nearest,
+    when it is within the 1:1 ``tau`` and clearly nearer than the next (``AGREEMENT_MARGIN``); else None and
+    why not ("none agrees", "ambiguous")."""
+    order = sorted(range(len(distances)), key=lambda i: distances[i])
+    best = order[0]
+    if distances[best] > tau:
+        return None, "none agrees"
+    if len(order) > 1 and distances[order[1]] - distances[best] < AGREEMENT_MARGIN:
+        return None, "ambiguous"
+    return best, None
+
+
+def min_quality(model: str, requested: float | None = None) -> float:
+    """The quality under which a face of ``model`` is never named: ``requested`` (0 disables the rule), else the
+    threshold of the model's quality model (the manifest's, chosen on LFW by bench/quality.py). A model without
+    a quality model judges no face (0), and refuses a threshold asked of it."""
+    model_q = QualityModel.of(pipeline_spec(model))
+    if requested is None:
+        return 0.0 if model_q is None else model_q.min_quality
+    if not 0.0 <= requested <= 1.0:
+        raise BadValue("min_quality", requested, "must be between 0 and 1 (0: name faces of any quality)")
+    if requested > 0 and model_q is None:
+        raise BadValue("min_quality", requested, f"model {model} has no face quality measure: use fusion or sface")
+    return float(requested)
+
+
+def is_too_poor(quality: float | None, min_quality: float) -> bool:
+    """A face of this ``quality`` (``Face.quality``) is too poor to judge: never named, never a basis for a 1:1
+    decision either ("cannot judge"), and a poor template to enroll. A face without a quality (a model without
+    a quality model) never is."""
+    return quality is not None and quality < min_quality
+
+
+def too_poor(faces: list[Face], decisions: list[Decision], min_quality: float) -> list[Decision]:
+    """Faces under ``min_quality`` (and not too small already) keep their nearest candidate but are never named."""
+    return [replace(d, name=None, too_poor=True) if not d.too_small and is_too_poor(f.quality, min_quality) else d
             for f, d in zip(faces, decisions)]
 
 

@@ -127,25 +127,38 @@ class Embedder:
         go through the network in the same run as the crops (one call of
         twice the batch instead of two).
         """
-        return self.embed_with_norms(crops)[0]
+        return self.embed_views(crops)[0]
 
     def embed_with_norms(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``embed``, and the length of the network's raw output for each crop (and its mirror, with ``flip``):
         (N, dim) unit vectors, (N, 1 or 2) norms. For a margin-trained embedder such as SFace the raw
         norm is a measure of face quality (bench/ACCURACY.md, issue 20)."""
+        return self.embed_views(crops)[:2]
+
+    def embed_views(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """``embed_with_norms``, and with ``flip`` the cosine between each crop's raw embedding and its mirror
+        image's (None without flip): a face the network sees alike both ways round is one it can judge
+        (``facecli.quality``), known for nothing since both views are embedded anyway."""
         views = 2 if self.flip else 1
         if len(crops) == 0:
-            return np.empty((0, self.dim), dtype=np.float32), np.empty((0, views), dtype=np.float32)
-        out, norms = [], []
+            empty = np.empty((0,), dtype=np.float32)
+            return (np.empty((0, self.dim), dtype=np.float32), np.empty((0, views), dtype=np.float32),
+                    empty if self.flip else None)
+        out, norms, mirror = [], [], []
         for start in range(0, len(crops), self.batch_size):
             batch = crops[start:start + self.batch_size]
             # the mirror images go through the network in the same run as the crops: one call, twice the rows
             both = self._run(np.concatenate([batch, batch[:, :, ::-1]]) if self.flip else batch)
             raw = [both[:len(batch)], both[len(batch):]] if self.flip else [both]
-            norms.append(np.stack([np.linalg.norm(r, axis=1) for r in raw], axis=1))
+            lengths = np.stack([np.linalg.norm(r, axis=1) for r in raw], axis=1)
+            norms.append(lengths)
+            if self.flip:
+                mirror.append(np.sum(raw[0] * raw[1], axis=1) / np.maximum(lengths[:, 0] * lengths[:, 1], 1e-12))
             out.append(sum(raw))
         emb = np.concatenate(out).astype(np.float32, copy=False)
-        return emb / np.linalg.norm(emb, axis=1, keepdims=True), np.concatenate(norms).astype(np.float32)
+        agreement = np.concatenate(mirror).astype(np.float32) if self.flip else None
+        return (emb / np.linalg.norm(emb, axis=1, keepdims=True), np.concatenate(norms).astype(np.float32),
+                agreement)
 
 
 def fuse(parts: list[np.ndarray], weights: list[float]) -> np.ndarray:
@@ -201,3 +214,25 @@ class FaceEmbedder:
         if not crops:
             return np.empty((0, self.dim), dtype=np.float32)
         return self.fuse([p.embed(np.stack([c[i] for c in crops])) for i, p in enumerate(self.parts)])
+
+    @property
+    def measuring(self) -> int:
+        """The part whose crop and raw outputs the face's quality is measured on: the first one run with flip
+        (its mirror agreement comes free), else the first."""
+        return next((i for i, p in enumerate(self.parts) if p.flip), 0)
+
+    def embed_measured(self, crops: list[tuple[np.ndarray, ...]]
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """``embed``, and of the ``measuring`` part: each face's raw output norm (the mean over its views) and,
+        with flip, the cosine between its crop's and its mirror's raw embeddings (else None)."""
+        if not crops:
+            flipped = self.parts[self.measuring].flip
+            return (np.empty((0, self.dim), dtype=np.float32), np.empty((0,), dtype=np.float32),
+                    np.empty((0,), dtype=np.float32) if flipped else None)
+        units, norms, mirror = [], np.empty((0,), dtype=np.float32), None
+        for i, p in enumerate(self.parts):
+            unit, lengths, agreement = p.embed_views(np.stack([c[i] for c in crops]))
+            units.append(unit)
+            if i == self.measuring:
+                norms, mirror = lengths.mean(axis=1), agreement
+        return self.fuse(units), norms, mirror

@@ -17,12 +17,13 @@
                 ...
 
     tuned = facecli.load(head="head.onnx")         # a projection head from `facecli tune`
+    for_it = facecli.load(gallery=gallery)         # the gallery's model, and the head it keeps (if any)
 
 A head is part of the engine like its models: every face it embeds keeps
 the base model's embedding (what a gallery stores) and names the head it is
 matched through (``Face.head``), so distances, thresholds and galleries all
 use the head's space, and a gallery used with another head (or none) refuses
-the faces.
+the faces. A gallery set to use a head keeps it (``load(gallery=...)``).
 
 One image (``faces``, ``analyse``) is handled on the calling thread, as a
 camera loop wants; ``run`` streams many, several at a time. Arrays are
@@ -43,17 +44,18 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
-import cv2
 import numpy as np
 
-from facecli import decisions, library, matching
+from facecli import decisions, door, library, matching
+from facecli.choosing import Chosen, choose_faces
 from facecli.clustering import cluster
 from facecli.detectors import DET_SIZE
-from facecli.errors import BadValue, FaceCliError, FaceTooSmall, InputError, SeveralFaces
+from facecli.errors import BadValue, FaceCliError, InputError
 from facecli.gallery import Gallery, identification
-from facecli.gallery.people import settle
+from facecli.gallery.people import enroll_clusters, settle
+from facecli.gallery.settings import head_in_use
 from facecli.heads import LoadedHead, load_head
-from facecli.models import DEFAULT_MODEL, pipeline_spec
+from facecli.models import pipeline_spec
 from facecli.names import person_name
 from facecli.pipeline import Pipeline
 from facecli.tracking import Tracker
@@ -68,10 +70,13 @@ from facecli.values import (
     Template,
     Threshold,
     Verification,
+    stored_source,
 )
-from facecli.video import Frame, StreamLost, Video, open_video, same_person_tau
+from facecli.video import Video, open_video, same_person_tau
+from facecli.watching import watch_frames
 
 if TYPE_CHECKING:
+    from facecli.door import DoorEvent, LiveCheck
     from facecli.library import Found, IndexEvent
     from facecli.video import Frame, Video
 
@@ -80,20 +85,24 @@ Image = str | os.PathLike | np.ndarray  # a path, or decoded pixels: BGR, or RGB
 
 def load(model: str | None = None, device: str = "auto", detector: str | None = None, flip: bool | None = None,
          det_size: int = DET_SIZE, embed: bool = True, head: str | os.PathLike | LoadedHead | None = None,
-         rgb: bool = False) -> Engine:
-    """An engine for ``model`` (default: fusion, or with a head, the head's base model) on ``device`` (auto: the
-    GPU when there is one).
+         rgb: bool = False, gallery: Gallery | None = None) -> Engine:
+    """An engine for ``model`` (default: the ``gallery``'s, else fusion, or with a head, the head's base model) on
+    ``device`` (auto: the GPU when there is one).
 
     ``detector`` defaults to the model's own; ``flip`` to where the manifest
     measured the mirror image to help; ``embed=False`` loads only the detector.
     ``head``: a projection head file from ``facecli tune`` (checked by its
     sha256 sidecar: ``heads.load_head``), or one loaded already. ``rgb``: arrays
     given to the engine are in RGB order unless a call says otherwise (the
-    default is BGR, OpenCV's order).
+    default is BGR, OpenCV's order). ``gallery``: an engine for matching
+    against it, with its model and the head it keeps (``head`` defaults to it;
+    the gallery refuses another).
     """
     if head is not None and not isinstance(head, LoadedHead):
         head = load_head(head)
-    model = model or (head.base_model if head is not None else DEFAULT_MODEL)
+    if gallery is not None:
+        head = head_in_use(gallery, head)
+    model = decisions.choose_model(model, gallery.model if gallery is not None else None, head)
     if head is not None:
         head.check_model(model, pipeline_spec(model).dim)
     return Engine(Pipeline(detector, model, device, flip, embed=embed, det_size=det_size, head=head, rgb=rgb))
@@ -216,33 +225,43 @@ class Engine:
         return ImageResult("<face>", [face])
 
     def verify_claim(self, gallery: Gallery, image: Image, name: str, tau: float | None = None,
-                     all_faces: bool = False, templates: str = "mean", force: bool = False) -> Verification:
-        """Is the (largest) face of ``image`` the enrolled person ``name``?"""
-        (v,) = self.verify_claims(gallery, [image], name, tau, all_faces, templates, force)
+                     all_faces: bool = False, templates: str = "mean", force: bool = False,
+                     min_face: float = decisions.MIN_FACE, min_quality: float | None = None) -> Verification:
+        """Is the largest face of ``image`` the enrolled person ``name``? (``all_faces``: the face nearest to them.)
+        A photo with no face is a Verification with decision "no face"; a face under ``min_face`` pixels, or of a
+        quality under ``min_quality`` (default: the model's), one that cannot be judged."""
+        (v,) = self.verify_claims(gallery, [image], name, tau, all_faces, templates, force, min_face, min_quality)
         if isinstance(v, FaceCliError):
             raise v
-        return v
+        return v[0] if not all_faces else min(v, key=lambda x: (x.distance is None, x.distance or 0.0))
 
     def verify_claims(self, gallery: Gallery, images: Iterable[Image | FaceCliError], name: str,
                       tau: float | None = None, all_faces: bool = False, templates: str = "mean",
-                      force: bool = False) -> Iterator[Verification | FaceCliError]:
-        """``verify_claim`` for each image of a stream, in input order: its Verification, or the error
-        (unreadable, no face) that kept it from one, so that the rest goes on."""
+                      force: bool = False, min_face: float = decisions.MIN_FACE, min_quality: float | None = None,
+                      ) -> Iterator[list[Verification] | FaceCliError]:
+        """For each image of a stream, in input order: the decision on its largest face (with ``all_faces``, one
+        per face; none found: one "no face" decision), or the error (unreadable) that kept it from one, so that
+        the rest goes on."""
+        stored, threshold = self._claim(gallery, name, tau, force, templates)
+        floor = self.min_quality(min_quality)
+        for result in self.run(images):
+            if result.error:
+                yield result.error
+                continue
+            yield identification.claim_decisions(gallery, result, stored, threshold, all_faces, templates, min_face,
+                                                 floor)
+
+    def _claim(self, gallery: Gallery, name: str, tau: float | None, force: bool,
+               templates: str) -> tuple[str, Threshold]:
+        """Before any image work on a claim: the settings checked, the gallery bound, the person's stored name and
+        the 1:1 threshold."""
         matching.check_templates(templates)
         threshold = decisions.verification_threshold(self.model, tau, force, self.head)
-        self._use(gallery)  # before any image work
+        self._use(gallery)
         stored = gallery.person(name)
         if stored is None:
             raise BadValue("claim", name, f"no such person in {gallery.location}")
-        name = stored
-        for result in self.run(images):
-            try:
-                faces = _faces_of(result, all_faces)
-            except FaceCliError as exc:
-                yield exc
-                continue
-            i, d = identification.distance_to(gallery, faces, name, templates)
-            yield Verification(result, faces[i], d, threshold, claim=name)
+        return stored, threshold
 
     # -- enrollment -------------------------------------------------------------------
     def enroll(self, gallery: Gallery, items: list[tuple[str, Image]], largest: bool = False,
@@ -253,7 +272,9 @@ class Engine:
         A photo without a face, with several unless ``largest``, with a face
         smaller than ``min_face`` pixels (identify would never name it), whose
         face is already enrolled as someone else, or of which that person has
-        another face, is reported and skipped. The gallery
+        another face, is reported and skipped. A face too poor to identify
+        (``min_quality``) is enrolled, marked ``too_poor``: it may be the only
+        photo there is, but it makes a poor template. The gallery
         is checked before any work (its model, and the head it is used with);
         a new one (``open_gallery(..., create=True)``) is created only when
         there is something to write, and with this engine's head it records
@@ -262,13 +283,16 @@ class Engine:
         for name in {n for n, _ in items}:
             person_name(name)
         record = self._head_to_record(gallery)
+        floor = self.min_quality()
         results: list[EnrollResult] = []
-        for name, res, face in self.enroll_faces(items, largest, min_face, on_image):
-            if isinstance(face, FaceCliError):
-                results.append(EnrollResult(name, res.path, "error", face))
+        for name, res, chosen in self.enroll_faces(items, largest, min_face, on_image, gallery):
+            if isinstance(chosen, FaceCliError):
+                results.append(EnrollResult(name, res.path, "error", chosen))
                 continue
-            template = Template(face.embedding, res.path, res.sha256, face.detection.box)
-            results.append(EnrollResult(name, res.path, "pending", template=template))
+            face = chosen.face
+            template = Template(face.embedding, stored_source(res.path), res.sha256, face.box)
+            results.append(EnrollResult(name, res.path, "pending", template=template, chosen=chosen,
+                                        quality=face.quality, too_poor=decisions.is_too_poor(face.quality, floor)))
         good = [r for r in results if r.template is not None]
         if not good:
             return results
@@ -278,39 +302,33 @@ class Engine:
 
     def enroll_faces(self, items: list[tuple[str, Image]], largest: bool = False,
                      min_face: float = decisions.MIN_FACE, on_image: Callable[[], None] = lambda: None,
-                     ) -> Iterator[tuple[str, ImageResult, Face | FaceCliError]]:
-        """Each (name, photo) in input order with its photo's result and the one face it contributes
-        (``enroll_face``), or the error saying why it contributes none: what enroll and tune both take."""
-        names = iter([n for n, _ in items])
-        for result in self.run(p for _, p in items):
+                     gallery: Gallery | None = None) -> list[tuple[str, ImageResult, Chosen | FaceCliError]]:
+        """Each (name, photo) in input order with its photo's result and the face it contributes, chosen as
+        ``facecli.choosing`` says (a photo with several faces: the one that agrees with the person's other photos,
+        and their templates in ``gallery``), or the error saying why it contributes none: what enroll and tune
+        both take."""
+        analysed = []
+        for (name, _), result in zip(items, self.run(p for _, p in items)):
             on_image()
-            try:
-                face: Face | FaceCliError = self.enroll_face(result, largest, min_face)
-            except FaceCliError as exc:
-                face = exc
-            yield next(names), result, face
-
-    @staticmethod
-    def enroll_face(result: ImageResult, largest: bool = False, min_face: float = decisions.MIN_FACE) -> Face:
-        """The one face a photo contributes (to a gallery, or to a tuning set), or an InputError saying why there
-        is none: no face, several unless ``largest``, or one under ``min_face`` pixels."""
-        faces = _faces_of(result)
-        if len(faces) > 1 and not largest:
-            raise SeveralFaces(result.path, len(faces))
-        face = faces[0]  # faces come largest first
-        if decisions.is_too_small(face.detection, min_face):
-            raise FaceTooSmall(result.path, face.detection.width, face.detection.height, min_face)
-        return face
+            for face in result.faces:
+                face.crops = ()  # only the embedding is kept: a tuning set may hold thousands of photos
+            analysed.append((name, result))
+        tau = decisions.verification_threshold(self.model).tau  # base embeddings, whatever the head
+        enrolled = (lambda n: gallery.embeddings_of(gallery.person(n) or n)) if gallery is not None else None
+        chosen = choose_faces(analysed, tau, largest, min_face, enrolled)
+        return [(name, result, c) for (name, result), c in zip(analysed, chosen)]
 
     # -- 1:N --------------------------------------------------------------------------
     def identify(self, gallery: Gallery, images: Iterable[Image], threshold: Threshold | None = None,
                  top_k: int = 1, search: str = "auto", min_face: float = decisions.MIN_FACE,
                  templates: str = "mean", log: Callable[[str], None] = lambda _m: None,
-                 ) -> Iterator[tuple[ImageResult, list[Decision]]]:
+                 min_quality: float | None = None) -> Iterator[tuple[ImageResult, list[Decision]]]:
         """1:K for every face of every image: (result, one decision per face), in input order.
 
         ``threshold`` defaults to the gallery's (``identification.threshold``:
-        FPIR-calibrated for its size). The faces of each group the pipeline
+        FPIR-calibrated for its size); faces whose quality is under
+        ``min_quality`` (None: the model's, ``Engine.min_quality``) are never
+        named. The faces of each group the pipeline
         embeds together are decided together, in one matrix product against
         the gallery, and handed out at once: on a slow stream, an image's
         decisions do not wait for the next image.
@@ -319,9 +337,11 @@ class Engine:
         decisions.check_top_k(top_k)
         self._use(gallery)  # before any image work
         threshold = threshold or identification.threshold(gallery, head=self.head)
+        quality = self.min_quality(min_quality)
         for batch in self.pipeline.batches(_source(i) for i in images):
             faces = [f for r in batch for f in r.faces]
-            found = identification.identify(gallery, faces, threshold, top_k, templates, min_face, search, log)
+            found = identification.identify(gallery, faces, threshold, top_k, templates, min_face, search, log,
+                                            quality)
             start = 0
             for r in batch:
                 yield r, found[start:start + len(r.faces)]
@@ -329,13 +349,20 @@ class Engine:
 
     def identify_faces(self, gallery: Gallery, faces: list[Face], threshold: Threshold | None = None,
                        top_k: int = 1, search: str = "auto", min_face: float = decisions.MIN_FACE,
-                       templates: str = "mean") -> list[Decision]:
+                       templates: str = "mean", min_quality: float | None = None) -> list[Decision]:
         """1:K for faces this engine embedded already (``faces``): one decision per face, in order."""
         matching.check_templates(templates)
         decisions.check_top_k(top_k)
         self._use(gallery)
         threshold = threshold or identification.threshold(gallery, head=self.head)
-        return identification.identify(gallery, faces, threshold, top_k, templates, min_face, search)
+        return identification.identify(gallery, faces, threshold, top_k, templates, min_face, search,
+                                       min_quality=self.min_quality(min_quality))
+
+    def min_quality(self, requested: float | None = None) -> float:
+        """The quality under which this engine's faces are never named (``decisions.min_quality``): ``requested``
+        (0: no such rule), else its model's. A face under it (``decisions.is_too_poor``) is no basis for any
+        decision: identify and watch say "too poor to identify"."""
+        return decisions.min_quality(self.model, requested)
 
     def threshold(self, gallery: Gallery, tau: float | None = None, fpir: float | None = None,
                   force: bool = False) -> Threshold:
@@ -350,6 +377,20 @@ class Engine:
         self._use(gallery)  # before any image work
         (face,) = _faces_of(self.analyse(image), all_faces=False)
         return face, identification.nearest_templates(gallery, face, top_k)
+
+    def search_each(self, gallery: Gallery, images: Iterable[Image | FaceCliError], top_k: int = 10,
+                    ) -> Iterator[tuple[ImageResult, list[Match] | FaceCliError]]:
+        """``search`` for each image of a stream, in input order: its result and the matches of its largest face,
+        or the error (unreadable, no face) that kept it from any, so that the rest goes on."""
+        decisions.check_top_k(top_k)
+        self._use(gallery)
+        for result in self.run(images):
+            try:
+                (face,) = _faces_of(result, all_faces=False)
+            except FaceCliError as exc:
+                yield result, exc
+                continue
+            yield result, identification.nearest_templates(gallery, face, top_k)
 
     # -- the photo library ------------------------------------------------------------------
     def index(self, gallery: Gallery, paths: Iterable[str | os.PathLike], prune: bool = False) -> Iterator[IndexEvent]:
@@ -369,37 +410,44 @@ class Engine:
     # -- video ----------------------------------------------------------------------------
     def watch(self, gallery: Gallery, source: str | int | Video, threshold: Threshold | None = None,
               step: int = 1, max_gap: float = 1.0, min_face: float = decisions.MIN_FACE,
-              stop: threading.Event | None = None) -> Iterator[Frame]:
+              stop: threading.Event | None = None, min_quality: float | None = None,
+              liveness: Callable[[], LiveCheck] | None = None) -> Iterator[Frame]:
         """Identify the faces of every ``step``-th frame of a video and follow them as tracks, until the video
         ends or ``stop`` is set: one ``Frame`` per analysed frame, with the ``events`` it brought (appear,
         update, leave).
 
         ``source`` is a video file, a stream URL, a camera index (``facecli.video.Video``: reconnection, a
         real-time reader for live sources), or a ``Video`` opened already; it is closed at the end. Faces
-        join tracks by motion and by embedding (``facecli.tracking``). A stream lost for good still ends
-        with the final frame (every track leaves), then raises ``StreamLost``.
+        join tracks by motion and by embedding (``facecli.tracking``); with ``liveness`` (making a
+        ``door.LiveCheck``) each track is checked for liveness on its faces, and an update says when that
+        changes. A stream lost for good still ends with the final frame (every track leaves), then raises
+        ``StreamLost``.
         """
         self._use(gallery)  # before any frame is read
         threshold = threshold or identification.threshold(gallery, head=self.head)
+        quality = self.min_quality(min_quality)
         video = source if isinstance(source, Video) else open_video(source)
-        tracker = Tracker(decisions.verification_threshold(self.model).tau, same_person_tau(self.model), max_gap)
-        lost: StreamLost | None = None
+        tracker = Tracker(decisions.verification_threshold(self.model).tau, same_person_tau(self.model), max_gap,
+                          liveness=liveness)
+        yield from watch_frames(self.pipeline, gallery, video, threshold, tracker, step, min_face, quality, stop)
+
+    def verify_at_door(self, gallery: Gallery, source: str | int | Video, name: str, timeout: float = 10.0,
+                       tau: float | None = None, step: int = 1, embed_every: int = 1, templates: str = "mean",
+                       min_face: float = decisions.MIN_FACE, liveness: Callable[[], LiveCheck] | None = None,
+                       force: bool = False,
+                       stop: threading.Event | None = None, min_quality: float | None = None) -> Iterator[DoorEvent]:
+        """``verify_claim`` on a video, a camera or a stream: watch it until the face at the door is confirmed as
+        ``name`` (``facecli.door``), ``timeout`` seconds pass, or it ends; each change of the answer, then the
+        final ``DoorEvent`` ("confirmed", "timeout" or "ended"). ``liveness`` makes a ``door.LiveCheck`` for each
+        new door face (``facecli.liveness.face.live_faces``)."""
+        stored, threshold = self._claim(gallery, name, tau, force, templates)
+        floor = self.min_quality(min_quality)
+        video = source if isinstance(source, Video) else open_video(source)
         try:
-            for index, now, bgr in video.frames(step, stop):
-                image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)  # converted once: analysed, and drawn on by callers
-                result = self.pipeline.one(image, rgb=True, digest=False)
-                if result.error:
-                    raise result.error
-                found = identification.identify(gallery, result.faces, threshold, min_face=min_face)
-                yield Frame(index, now, image, result.faces, found, tracker.update(now, result.faces, found))
-        except StreamLost as exc:
-            lost = exc
+            yield from door.watch_claim(self.pipeline, gallery, video, stored, threshold, timeout, step, embed_every,
+                                        templates, min_face, floor, liveness, stop)
         finally:
             video.close()
-        end = video.time()
-        yield Frame(max(video.index, 0), end, None, [], [], tracker.finish(end))
-        if lost is not None:
-            raise lost
 
     def _head_to_record(self, gallery: Gallery) -> HeadRecord | None:
         """Before enrolling into ``gallery``: bind its model and check its head, or, for an empty gallery used with
@@ -444,24 +492,5 @@ class Engine:
         of a photo in one cluster (a person has one face per photo); a cluster
         with no face to enroll is given no name.
         """
-        results = []
-        for c in clustered:
-            d, subject = c.face.detection, f"{c.result.path}#{c.face.index}"
-            if decisions.is_too_small(d, min_face):
-                results.append(EnrollResult(None, c.result.path, "error", FaceTooSmall(subject, d.width, d.height,
-                                                                                       min_face)))
-            else:
-                template = Template(c.face.embedding, c.result.path, c.result.sha256, d.box)
-                results.append(EnrollResult(None, c.result.path, "pending", template=template))
-        named = sorted({c.cluster for c, r in zip(clustered, results) if r.template is not None})
-        if not named:
-            return results
-        record = self._head_to_record(gallery)
-        names = dict(zip(named, gallery.new_names("unknown-", len(named))))
-        for c, r in zip(clustered, results):
-            r.name = names.get(c.cluster)
-        todo = [(c, r) for c, r in zip(clustered, results) if r.template is not None]
-        for (c, r), stored in zip(todo, gallery.enroll([(r.name, r.template) for _, r in todo], record)):
-            settle(r, stored, f"{r.path}#{c.face.index}")
-        return results
+        return enroll_clusters(gallery, clustered, min_face, lambda: self._head_to_record(gallery))
 

@@ -39,8 +39,8 @@ class GalleryError(FaceCliError):
 class SeveralFaces(InputError):
     """A photo that should show one face shows several (enrolling it would guess who is meant)."""
 
-    def __init__(self, path: str, count: int) -> None:
-        super().__init__(path, f"{count} faces found")
+    def __init__(self, path: str, count: int, advice: str = "") -> None:
+        super().__init__(path, f"{count} faces found" + (f"; {advice}" if advice else ""))
         self.count = count
 
 
@@ -65,17 +65,20 @@ class HeadMismatch(GalleryError):
     """Faces matched through another projection head (or none) than the one the gallery is used with.
 
     ``expected`` is the path of the gallery's head (None: it is used without
-    one), ``given`` that of the faces' head (None: they have none).
+    one), ``given`` that of the faces' head (None: they have none); ``kept``:
+    the gallery keeps its head (an engine loaded with ``gallery=`` uses it).
     """
 
     def __init__(self, location: str, expected: str | None, expected_sha256: str | None, given: str | None,
-                 given_sha256: str | None) -> None:
-        gallery = f"used with the head {expected} (sha256 {expected_sha256[:12]})" if expected is not None \
-            else "used without a head"
+                 given_sha256: str | None, kept: bool = False) -> None:
+        gallery = f"used with the head {expected} (sha256 {expected_sha256[:12]}{', kept in it' if kept else ''})" \
+            if expected is not None else "used without a head"
         faces = "without a head" if given is None else f"with the head {given} (sha256 {given_sha256[:12]})"
-        super().__init__(location, f"{gallery}; these faces are embedded {faces}")
+        hint = " (facecli.load(gallery=...) loads an engine with the gallery's own)" if kept and given is None else ""
+        super().__init__(location, f"{gallery}; these faces are embedded {faces}{hint}")
         self.expected = expected
         self.given = given
+        self.kept = kept
 
 
 class BadValue(FaceCliError):

@@ -81,9 +81,14 @@ def crop_matrix(square: Square, size: int) -> np.ndarray:
 
 
 class FaceMesh:
-    """The face-mesh and blendshape models, loaded on first use, run by onnxruntime on ``device``."""
+    """The face-mesh and blendshape models, loaded on first use, run by onnxruntime on ``device``.
 
-    def __init__(self, device: str = "auto", threads: int = 0) -> None:
+    One thread by default, as YuNet: one face a frame is a small graph, and onnxruntime's own pool of spinning
+    threads cost more than they gave on a 2-core machine shared with other work (a frame's mesh and blendshapes in
+    15 ms on one thread, 49 ms on the pool; docs/models.md). ``threads=0`` lets onnxruntime choose.
+    """
+
+    def __init__(self, device: str = "auto", threads: int = 1) -> None:
         self.device = device
         self.threads = threads
         self._mesh = spec("face-mesh")

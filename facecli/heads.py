@@ -39,6 +39,9 @@ INPUT, OUTPUT = "embedding", "head_embedding"
 OPERATORS = frozenset({"MatMul", "Add", "Relu", "ReduceL2", "Div"})
 #: the largest head file read (a two-layer 640 x 640 head is 3.3 MB)
 MAX_BYTES = 64 << 20
+#: the largest head a gallery keeps (``Gallery.set_head``): the largest ``facecli tune`` writes, two layers on
+#: fusion's 640-d embeddings (640 x 1280 x 640), is 6.6 MB
+STORED_MAX = 16 << 20
 #: distinct inputs a head is tried on when loaded; their outputs must be unit vectors that stay apart
 PROBES, PROBE_SEED = 64, 20261206
 #: the median squared distance between the probes' outputs below which a head is taken to collapse faces
@@ -61,6 +64,8 @@ class LoadedHead:
     sha256: str
     metadata: dict[str, Any]
     session: Any = field(repr=False, default=None)  # onnxruntime's, on the CPU: a matrix product or two
+    data: bytes = field(repr=False, default=b"")  # the file's bytes: what a gallery keeps (``record``)
+    kept_in: str | None = None  # the gallery it was read from, when it is the copy a gallery keeps
 
     @property
     def base_model(self) -> str:
@@ -86,13 +91,15 @@ class LoadedHead:
 
     @property
     def label(self) -> str:
-        """How messages name it: its path and the start of its sha256."""
-        return f"{self.path} (sha256 {self.sha256[:12]})"
+        """How messages name it: its path and the start of its sha256 (and where it was read from, when it is the
+        copy a gallery keeps)."""
+        kept = f", kept in {self.kept_in}" if self.kept_in else ""
+        return f"{self.path} (sha256 {self.sha256[:12]}{kept})"
 
     @property
     def record(self) -> HeadRecord:
-        """What a gallery used with this head records of it (``Gallery.set_head``)."""
-        return HeadRecord(self.sha256, str(self.path))
+        """What a gallery used with this head records of it, its bytes included (``Gallery.set_head``)."""
+        return HeadRecord(self.sha256, str(self.path), self.data or None)
 
     def check_model(self, model: str, dim: int) -> None:
         """Refuse embeddings of another model than the one the head was trained on."""
@@ -136,7 +143,6 @@ def load_head(path: str | Path, expected_sha256: str | None = None) -> LoadedHea
     """Open a head file after checking its sha256 against ``expected_sha256`` or else its sidecar file."""
     path = Path(path).absolute()
     data = read_regular(path, "head", MAX_BYTES, ModelError)  # once: the bytes hashed are the bytes run
-    digest = sha256_bytes(data)
     if expected_sha256 is None:
         side = sidecar(path)
         try:
@@ -146,8 +152,17 @@ def load_head(path: str | Path, expected_sha256: str | None = None) -> LoadedHea
                                         "writes it beside the head: keep the two together)") from None
         if not re.fullmatch(r"[0-9a-f]{64}", expected_sha256):
             raise ModelError(str(path), f"its sha256 file {side.name} does not hold a sha256")
+    return head_from_bytes(data, path, expected_sha256)
+
+
+def head_from_bytes(data: bytes, path: str | Path, expected_sha256: str, kept_in: str | None = None) -> LoadedHead:
+    """A head from its file's bytes, checked against ``expected_sha256``: read from ``path``, or kept in the
+    gallery ``kept_in`` (``path``: where its file was when the gallery was set to use it)."""
+    path = Path(path)
+    digest = sha256_bytes(data)
     if digest != expected_sha256:
-        raise ModelError(str(path), f"has sha256 {digest[:12]}, expected {expected_sha256[:12]} "
+        which = f"its copy kept in {kept_in} has" if kept_in else "has"
+        raise ModelError(str(path), f"{which} sha256 {digest[:12]}, expected {expected_sha256[:12]} "
                                     "(modified, corrupt, or another head)")
     try:
         problem = refused(read_graph(data), OPERATORS)
@@ -166,7 +181,7 @@ def load_head(path: str | Path, expected_sha256: str | None = None) -> LoadedHea
     if not all(type(metadata[k]) is int and 1 <= metadata[k] <= 4096 for k in ("input_dim", "output_dim")) \
             or not isinstance(metadata["base_model"], str):
         raise ModelError(str(path), "refusing this head: its metadata's model and sizes are not what facecli writes")
-    head = LoadedHead(path, digest, metadata, session)
+    head = LoadedHead(path, digest, metadata, session, data, kept_in)
     inputs, outputs = session.get_inputs(), session.get_outputs()
     if [i.name for i in inputs] != [INPUT] or [o.name for o in outputs] != [OUTPUT] \
             or inputs[0].shape[1] != head.in_dim or outputs[0].shape[1] != head.out_dim:
@@ -192,6 +207,23 @@ def _calibration_problem(metadata: dict[str, Any]) -> str | None:
     if not (all(0 < v < 1 for v in p) and all(a < b for a, b in zip(p, p[1:]))
             and all(0 <= v < LOOSE_TAU for v in d) and all(a <= b for a, b in zip(d, d[1:]))):
         return f"its impostor quantiles are not increasing probabilities in (0, 1) with distances in [0, {LOOSE_TAU:g})"
+    return None if "tail" not in table else _tail_problem(table["tail"])
+
+
+def _tail_problem(tail: object) -> str | None:
+    """Why a head's tail model (``facecli.tune.tail``) cannot be used: a threshold ``u`` in (0, 2), ``p_u`` and the
+    reach in (0, 1) with the reach no larger than ``p_u``, a positive scale and a shape in (-1, 1); a model trusted
+    nowhere needs only ``p_u`` and its people."""
+    if not isinstance(tail, dict) or not isinstance(tail.get("trusted"), bool) or type(tail.get("people")) is not int:
+        return "its tail model is not what facecli tune writes"
+    numbers = ("p_u", "reach_p") + (("u", "xi", "sigma") if tail["trusted"] else ())
+    if not all(isinstance(tail.get(k), (int, float)) and not isinstance(tail.get(k), bool)
+               and math.isfinite(tail[k]) for k in numbers):
+        return "its tail model is not what facecli tune writes"
+    if not (0 < tail["reach_p"] <= tail["p_u"] < 1):
+        return "its tail model's reach is not a probability below its threshold's"
+    if tail["trusted"] and not (0 < tail["u"] < LOOSE_TAU and tail["sigma"] > 0 and -1 < tail["xi"] < 1):
+        return f"its tail model's threshold is not in (0, {LOOSE_TAU:g}), or its scale or shape is out of range"
     return None
 
 

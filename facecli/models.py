@@ -75,6 +75,7 @@ class PipelineSpec:
     flip: list[str] = field(default_factory=list)  # components that add their mirrored crop's embedding
     description: str = ""
     impostor: dict[str, Any] = field(default_factory=dict)  # distance quantiles between different people
+    quality: dict[str, Any] = field(default_factory=dict)  # the face quality model and its threshold (quality.py)
 
     @property
     def dim(self) -> int:
@@ -347,13 +348,15 @@ def _convert(s: ModelSpec, log: Callable[[str], None]) -> None:
     python = _build_python(s.build["requirements"], log)
     s.path.parent.mkdir(parents=True, exist_ok=True)
     script = PACKAGE_DIR / "modelbuild" / s.build["script"]
-    env = dict(os.environ, PYTHONHASHSEED="0", TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="",
-               ORT_DISABLE_TELEMETRY="1")  # the build environment's onnxruntime records none either
     log(f"{s.name}: converting with {s.build['tool']} ({s.build['script']})")
     args = [str(a) for a in s.build.get("args", [s.build.get("opset")])]
     # the conversion writes into a work folder of its own; the result is moved into the models folder as every
     # model file is (never through a link planted there)
     with tempfile.TemporaryDirectory(prefix="facecli-build-") as work:
+        # Keras writes its settings (~/.keras/keras.json) when TensorFlow is imported: into the work folder, which
+        # goes with the build, not into the user's home; the build environment's onnxruntime records no telemetry
+        env = dict(os.environ, PYTHONHASHSEED="0", TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="",
+                   ORT_DISABLE_TELEMETRY="1", KERAS_HOME=str(Path(work) / "keras"))
         tmp = Path(work) / s.path.name
         if section := s.build.get("calibration"):
             spec_file = Path(work) / "spec.json"

@@ -42,8 +42,10 @@ from facecli.embedding import FaceEmbedder
 from facecli.errors import BadValue, FaceCliError, InputError, ModelError, OutOfMemory
 from facecli.imageio import cv_reason, decode, jpeg_shrink, read_bytes, read_header
 from facecli.models import DEFAULT_MODEL
-from facecli.runtime import runs_on_cpu
+from facecli.quality import QualityModel, measure
+from facecli.runtime import env_threads, runs_on_cpu
 from facecli.sources import sha256_bytes
+from facecli.timings import StageTimes
 from facecli.values import Detection, Face, ImageResult
 
 if TYPE_CHECKING:
@@ -108,11 +110,12 @@ class _Turns:
 
 
 def _cores() -> int:
-    """CPUs this process may run on."""
+    """CPUs this process may run on, or fewer where ``FACECLI_THREADS`` says (a machine shared with other work)."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    return min(cores, env_threads() or cores)
 
 
 class Pipeline:
@@ -146,6 +149,8 @@ class Pipeline:
         self.embedder = FaceEmbedder(model, device, batch_size, flip, threads=threads)
         #: the projection head every face this pipeline embeds is matched through (``Face.head``); None: none
         self.head = head
+        #: how each embedded face's quality is scored (``Face.quality``); None: the model has no quality model
+        self.quality = QualityModel.of(self.embedder.spec)
         # without embedding (detect), only the first model's crop is made: what --crops writes
         self._croppers = self.embedder.parts if embed else self.embedder.parts[:1]
         if embed:
@@ -161,6 +166,8 @@ class Pipeline:
         self.batch_size = batch_size
         self.prefetch = max(prefetch, 2 * self.workers * (self.CHUNK if self.in_workers else 1))
         self._turns = _Turns()
+        #: seconds per stage, for ``--verbose``
+        self.times = StageTimes()
 
     @property
     def provider(self) -> str:
@@ -180,10 +187,12 @@ class Pipeline:
             if isinstance(image, np.ndarray):
                 stage = "detecting"
                 return self._analyse_array(image, name, self.rgb if rgb is None else rgb, digest)
-            data = read_bytes(image)
+            with self.times.stage("read"):
+                data = read_bytes(image)
             stage = "decoding"
-            shrink = jpeg_shrink(data, self.det_size)
-            decoded = decode(data, image, shrink)
+            with self.times.stage("decode"):
+                shrink = jpeg_shrink(data, self.det_size)
+                decoded = decode(data, image, shrink)
             stage = "detecting"
             return self._analyse_decoded(image, data, decoded, shrink)
         except FaceCliError as exc:
@@ -201,11 +210,18 @@ class Pipeline:
         self._embed_results([result])
         return result
 
+    def embed_result(self, result: ImageResult) -> None:
+        """Embed the faces of an ``analyse`` result (what ``one`` does after it): a camera loop that detects every
+        frame embeds only some of them."""
+        self._embed_results([result])
+
     def _analyse_decoded(self, path: str, data: bytes, decoded: np.ndarray, shrink: int) -> ImageResult:
         sha = sha256_bytes(data)
         full = None
         faces = []
-        for i, det in enumerate(self.detector.detect(decoded)):
+        with self.times.stage("detect"):
+            found = self.detector.detect(decoded)
+        for i, det in enumerate(found):
             if shrink > 1 and any(p.too_small(det, 1 / shrink) for p in self._croppers):
                 # too small at this scale to fill the crop: take it from the full image
                 if full is None:
@@ -233,19 +249,26 @@ class Pipeline:
         return ImageResult(name, self._faces(image), sha256=sha, size=(image.shape[1], image.shape[0]))
 
     def _crops(self, image: np.ndarray, det: Detection, scale: float = 1.0) -> tuple[np.ndarray, ...]:
-        return tuple(p.crop(image, det, scale) for p in self._croppers)
+        with self.times.stage("crop"):
+            return tuple(p.crop(image, det, scale) for p in self._croppers)
 
     def _faces(self, rgb: np.ndarray) -> list[Face]:
         """The faces detected in a decoded RGB image at its own size, largest first, with their crops."""
-        return [Face(i, det, self._crops(rgb, det)) for i, det in enumerate(self.detector.detect(rgb))]
+        with self.times.stage("detect"):
+            found = self.detector.detect(rgb)
+        return [Face(i, det, self._crops(rgb, det)) for i, det in enumerate(found)]
 
     def _embed(self, faces: list[Face]) -> None:
-        """Fill in the embeddings of these faces, in one batched call."""
+        """Fill in the embeddings of these faces, in one batched call, and their quality signals and score."""
         if self.embed and faces:
-            emb = self.embedder.embed([f.crops for f in faces])
-            for face, vector in zip(faces, emb):
+            with self.times.stage("embed"):
+                emb, norms, mirror = self.embedder.embed_measured([f.crops for f in faces])
+            k = self.embedder.measuring
+            for i, (face, vector) in enumerate(zip(faces, emb)):
                 face.embedding = vector
                 face.head = self.head
+                face.signals = measure(face.detection, face.crops[k], norms[i], None if mirror is None else mirror[i])
+                face.quality = None if self.quality is None else self.quality.score(face.signals)
 
     def _embed_results(self, results: list[ImageResult]) -> None:
         """Embed the faces of several images in one batch; if it fails, image by image.

@@ -162,7 +162,7 @@ def create_session(model: ModelSpec, device: str = "auto", threads: int = 0, opt
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     # Intra-op threads = cores (0 lets onnxruntime pick physical cores); one
     # inter-op thread because these graphs are chains, not parallel branches.
-    opts.intra_op_num_threads = threads or int(os.environ.get("FACECLI_THREADS", "0"))
+    opts.intra_op_num_threads = threads or env_threads()
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     # The arena and memory patterns stay on: batches repeat the same shapes,
@@ -217,3 +217,12 @@ def provider_name(session: Any) -> str:
     """Short name of the provider a session runs on: tensorrt, cuda or cpu."""
     first = session.get_providers()[0]
     return {v: k for k, v in _PROVIDER.items()}.get(first, first)
+
+
+def env_threads() -> int:
+    """``FACECLI_THREADS``: the threads each network may use (0 or unset: onnxruntime's choice, the cores), for a
+    machine shared with other work."""
+    value = os.environ.get("FACECLI_THREADS", "0")
+    if not value.isdigit() or int(value) > 1024:
+        raise FaceCliError("FACECLI_THREADS", f"{value!r} is not a number of threads between 0 and 1024")
+    return int(value)

@@ -19,7 +19,7 @@ first. A pair is admissible when:
   also overlaps the track's predicted or last box (IoU at least ``min_iou``).
   Beyond ``tau`` a face never joins: a stranger stepping into the place of
   someone who just left starts a track of their own. Where no embedding can
-  be compared (a face too small to identify on either side, or no tau), the
+  be compared (a face too small or too poor to identify on either side, or no tau), the
   overlap alone decides, as a box-only tracker would.
 
 A pair's cost is its embedding distance over tau (or one minus the overlap)
@@ -33,17 +33,17 @@ unseen for more than ``max_gap`` seconds; a face that was only not looked at
 event is timed last seen + gap (or the previous analysed frame if later, or
 the end of the video if sooner), so events come out in time order. Its name is the one recognised most often in
 its frames (ties: the nearest), so one blurred frame does not rename a person.
-Frames in which the face was too small to identify keep the track alive but
-do not vote.
+Frames in which the face was too small or too poor to identify keep the track alive but
+do not vote (and their embeddings are not compared: overlap alone joins them).
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from facecli.values import Decision, Face, decision_label, iou
 
@@ -85,6 +85,21 @@ class Track:
     votes: dict[str | None, int] = field(default_factory=dict)
     best: dict[str | None, float] = field(default_factory=dict)  # nearest distance per name
     reported: str | None = None
+    #: the liveness check following this face (``door.LiveCheck``), and its latest verdict (``.live``, evidence)
+    check: Any = None
+    liveness: Any = None
+
+    @property
+    def live(self) -> bool | None:
+        return None if self.liveness is None else self.liveness.live
+
+    poor: bool = False  # seen too poor to identify (big enough, but not good enough)
+    quality: float | None = None  # the best face quality seen
+
+    @property
+    def too_poor(self) -> bool:
+        """Seen only too small or too poor to identify so far, and too poor at least once."""
+        return not self.votes and self.poor
 
     @property
     def name(self) -> str | None:
@@ -96,11 +111,11 @@ class Track:
     @property
     def too_small(self) -> bool:
         """Seen only too small to identify so far."""
-        return not self.votes
+        return not self.votes and not self.poor
 
     @property
     def label(self) -> str:
-        return decision_label(self.name, self.too_small)
+        return decision_label(self.name, self.too_small, self.too_poor)
 
     def __repr__(self) -> str:  # not the embeddings it keeps
         box = ", ".join(f"{v:.1f}" for v in self.box)
@@ -133,7 +148,10 @@ class Track:
                 (v + m) / 2 for v, m in zip(self.velocity, measured))  # type: ignore[assignment]
         self.box, self.last_seen = box, time
         self.sightings += 1
-        if decision.too_small:
+        if face.quality is not None:
+            self.quality = max(self.quality or 0.0, face.quality)
+        self.poor |= decision.too_poor
+        if decision.too_small or decision.too_poor:
             return
         if face.embedding is not None:
             self.embeddings.append(face.embedding)
@@ -156,7 +174,8 @@ class Tracker:
     """Tracks from the faces of successive frames (see the module's docstring for the rule)."""
 
     def __init__(self, tau: float | None = None, sure: float | None = None, max_gap: float = 1.0,
-                 min_iou: float = 0.3) -> None:
+                 min_iou: float = 0.3, liveness: Callable[[], Any] | None = None) -> None:
+        self.liveness = liveness  # makes a ``door.LiveCheck`` for each track, fed that track's faces
         self.tau = tau
         self.sure = tau if sure is None or tau is None else min(sure, tau)
         self.max_gap = max_gap
@@ -178,7 +197,8 @@ class Tracker:
         if motion > 1:
             return None
         overlap = max(iou(predicted, box), iou(track.box, box))
-        comparable = self.tau is not None and face.embedding is not None and not decision.too_small
+        comparable = (self.tau is not None and face.embedding is not None and not decision.too_small
+                      and not decision.too_poor)
         d = track.distance(face.embedding) if comparable else None
         if d is None:
             return 1 - overlap + motion if overlap >= self.min_iou else None
@@ -186,8 +206,10 @@ class Tracker:
             return d / self.tau + motion  # type: ignore[operator]
         return None
 
-    def update(self, time: float, faces: Sequence[Face], decisions: Sequence[Decision]) -> list[Event]:
-        """Feed one analysed frame (its faces and their decisions); returns what changed, in time order."""
+    def update(self, time: float, faces: Sequence[Face], decisions: Sequence[Decision],
+               image: np.ndarray | None = None) -> list[Event]:
+        """Feed one analysed frame (its faces and their decisions; its RGB ``image`` for liveness); returns what
+        changed, in time order: a name, or with liveness whether the face is live."""
         gone = [t for t in self.live if time - t.last_seen > self.max_gap and t.last_seen < self._last_time]
         events = self._leave(gone, time)
         self._last_time = time
@@ -202,18 +224,28 @@ class Tracker:
         for j, (face, decision) in enumerate(zip(faces, decisions)):
             track = matched.get(j)
             if track is None:
-                track = Track(self._next, time, time, face.detection.box)
+                track = Track(self._next, time, time, face.detection.box,
+                              check=self.liveness() if self.liveness is not None else None)
                 self._next += 1
                 self.live.append(track)
                 track.add(face, decision, time)
+                self._check(track, face, image, time)
                 track.reported = track.name
                 events.append(Event("appear", track, time))
                 continue
             track.add(face, decision, time)
-            if track.name != track.reported:
+            was = track.live
+            self._check(track, face, image, time)
+            if track.name != track.reported or track.live != was:
                 track.reported = track.name
                 events.append(Event("update", track, time))
         return events
+
+    @staticmethod
+    def _check(track: Track, face: Face, image: np.ndarray | None, time: float) -> None:
+        if track.check is not None and image is not None:
+            track.check.observe(time, image, face.detection)
+            track.liveness = track.check.verdict(time)
 
     def finish(self, time: float) -> list[Event]:
         """The end of the video at ``time`` (the last frame read): every live track leaves."""

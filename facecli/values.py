@@ -11,6 +11,7 @@ commands that only read a gallery or print help stay light.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -20,6 +21,7 @@ from facecli.errors import FaceCliError
 if TYPE_CHECKING:
     import numpy as np
 
+    from facecli.choosing import Chosen
     from facecli.heads import LoadedHead
 
 
@@ -84,9 +86,24 @@ class Detection:
         return f"Detection(box={_box(self.box)}, score={self.score:.3f})"
 
 
+@dataclass(frozen=True)
+class QualitySignals:
+    """What a face's quality is measured from (``facecli.quality``): all known once it is embedded, at no
+    extra network run. ``mirror`` is None for a model run without its mirror image."""
+
+    size: float  # the shorter side of its box, pixels
+    score: float  # the detector's confidence
+    sharpness: float  # variance of the Laplacian of the grey input crop
+    brightness: float  # mean grey level of the crop, 0-255
+    contrast: float  # standard deviation of the grey levels
+    clipped: float  # share of the crop's pixels at black or white (<= 5 or >= 250)
+    norm: float  # length of the measuring model's raw output (the mean over crop and mirror)
+    mirror: float | None = None  # cosine of the raw embeddings of the crop and of its mirror image
+
+
 @dataclass
 class Face:
-    """A detected face, its model input crops and (once embedded) its unit embedding."""
+    """A detected face, its model input crops and (once embedded) its unit embedding and quality."""
 
     index: int  # in its image, largest first
     detection: Detection
@@ -94,6 +111,9 @@ class Face:
     embedding: np.ndarray | None = None  # the base model's, always (what a gallery stores)
     #: the projection head (``facecli tune``) its embedding is matched through; None: the embedding itself
     head: LoadedHead | None = None
+    signals: QualitySignals | None = None  # measured when embedded
+    #: how well it can be judged, 0-1 (``facecli.quality``); None: not embedded, or a model without a quality model
+    quality: float | None = None
 
     @property
     def box(self) -> tuple[float, float, float, float]:
@@ -110,8 +130,9 @@ class Face:
 
     def __repr__(self) -> str:
         head = f", head={self.head.path.name!r}" if self.head is not None else ""
+        quality = f", quality={self.quality:.3f}" if self.quality is not None else ""
         return (f"Face(index={self.index}, box={_box(self.box)}, score={self.detection.score:.3f}, "
-                f"embedding={_array(self.embedding)}{head})")
+                f"embedding={_array(self.embedding)}{quality}{head})")
 
 
 @dataclass
@@ -133,6 +154,12 @@ class ImageResult:
 
 
 # -- the gallery ---------------------------------------------------------------------
+def stored_source(path: str) -> str:
+    """How a template's source is stored: a file's absolute path, since a relative one means nothing once the
+    shell is elsewhere; what is not a file ("<array>", "<face>") as it is."""
+    return path if path.startswith("<") and path.endswith(">") else os.path.abspath(path)
+
+
 @dataclass(frozen=True)
 class Template:
     """One face to enroll: its embedding and where it came from."""
@@ -150,10 +177,12 @@ class Template:
 
 @dataclass(frozen=True)
 class HeadRecord:
-    """The projection head a gallery is used with: its sha256, and where it was found when it was set."""
+    """The projection head a gallery is used with: its sha256, and where it was found when it was set; ``data``:
+    its file's bytes, for the gallery to keep (``Gallery.set_head``), when they are at hand."""
 
     sha256: str
     path: str
+    data: bytes | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -196,9 +225,11 @@ class Candidate:
         return f"Candidate(name={self.name!r}, distance={_distance(self.distance)})"
 
 
-def decision_label(name: str | None, too_small: bool = False) -> str:
-    """What is reported for a face (or a track): recognized, not recognized, or too small to identify."""
-    return "too small to identify" if too_small else "recognized" if name else "not recognized"
+def decision_label(name: str | None, too_small: bool = False, too_poor: bool = False) -> str:
+    """What is reported for a face (or a track): recognized, not recognized, too small or too poor to identify."""
+    if too_small:
+        return "too small to identify"
+    return "too poor to identify" if too_poor else "recognized" if name else "not recognized"
 
 
 @dataclass(frozen=True)
@@ -210,6 +241,7 @@ class Decision:
     candidates: list[Candidate]  # nearest first, top-k
     threshold: Threshold
     too_small: bool = False  # below the minimum face size: not named, whatever the distance
+    too_poor: bool = False  # below the minimum face quality: not named, whatever the distance
 
     @property
     def tau(self) -> float:
@@ -222,26 +254,37 @@ class Decision:
 
     @property
     def label(self) -> str:
-        return decision_label(self.name, self.too_small)
+        return decision_label(self.name, self.too_small, self.too_poor)
 
     def __repr__(self) -> str:
         shown = ", ".join(map(repr, self.candidates[:3])) + (", ..." if len(self.candidates) > 3 else "")
-        small = ", too_small=True" if self.too_small else ""
+        small = ", too_small=True" if self.too_small else ", too_poor=True" if self.too_poor else ""
         return (f"Decision(name={self.name!r}, distance={_distance(self.distance)}, tau={self.tau:.4f}, "
                 f"candidates=[{shown}]{small})")
 
 
+#: What a 1:1 decision can be: the probe has no face (a negative answer), its face cannot be judged (too small or
+#: too poor: never "same", whatever its distance), or the distance decides.
+NO_FACE, CANNOT_JUDGE, SAME, DIFFERENT = "no face", "cannot judge", "same", "different"
+
+
 @dataclass(frozen=True)
 class Verification:
-    """A 1:1 decision between a probe photo and a reference (a photo, or an enrolled person)."""
+    """A 1:1 decision between a probe photo and a reference (a photo, or an enrolled person).
+
+    ``probe_face`` is None when the probe has no face (``decision`` "no face"); ``unjudged`` says why its face
+    cannot be judged ("too small", "too poor"), which makes the decision "cannot judge" whatever the distance.
+    """
 
     probe: ImageResult
-    probe_face: Face
-    distance: float
+    probe_face: Face | None
+    distance: float | None
     threshold: Threshold
     reference: ImageResult | None = None  # photo against photo
     reference_face: Face | None = None
     claim: str | None = None  # photo against an enrolled person
+    faces: int = 1  # faces found in the probe
+    unjudged: str | None = None
 
     @property
     def tau(self) -> float:
@@ -249,13 +292,21 @@ class Verification:
 
     @property
     def same(self) -> bool:
-        return self.distance <= self.threshold.tau
+        return self.decision == SAME
+
+    @property
+    def decision(self) -> str:
+        if self.probe_face is None or self.distance is None:
+            return NO_FACE
+        if self.unjudged is not None:
+            return CANNOT_JUDGE
+        return SAME if self.distance <= self.threshold.tau else DIFFERENT
 
     def __repr__(self) -> str:
         against = f"claim={self.claim!r}" if self.claim is not None else \
             f"reference={self.reference.path if self.reference else None!r}"
-        return (f"Verification(same={self.same}, distance={_distance(self.distance)}, tau={self.tau:.4f}, "
-                f"probe={self.probe.path!r}, {against})")
+        return (f"Verification(decision={self.decision!r}, distance={_distance(self.distance)}, "
+                f"tau={self.tau:.4f}, probe={self.probe.path!r}, {against})")
 
 
 @dataclass(frozen=True)
@@ -275,6 +326,10 @@ class EnrollResult:
     status: str  # "added", "present", "pending" (before the write) or "error"
     error: FaceCliError | None = None
     template: Template | None = None
+    chosen: Chosen | None = None  # which face of the photo, and how it was chosen
+
+    quality: float | None = None  # of the face enrolled
+    too_poor: bool = False  # enrolled, but its quality is under the model's min_quality: a poor template
 
     def __repr__(self) -> str:
         error = f", error={self.error!r}" if self.error is not None else ""

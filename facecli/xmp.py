@@ -68,6 +68,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from facecli.errors import BadValue, FaceCliError, InputError
+from facecli.extras import install_hint
 from facecli.private import check_replaceable, new_file, publish, read_regular
 from facecli.values import SAME_FACE_IOU, iou
 
@@ -140,7 +141,7 @@ def _exiv2():  # noqa: ANN202 (the module's type)
         # python-exiv2 (libexiv2, 26 ms to import) is the optional xmp extra
         import exiv2
     except ImportError:
-        raise FaceCliError("xmp", "needs the xmp extra: pip install 'facecli[xmp]'") from None
+        raise FaceCliError("xmp", f"needs the xmp extra: {install_hint('xmp')}") from None
     return exiv2
 
 

@@ -79,8 +79,9 @@ def print_version(verbose: bool = False) -> None:
     print(f"CUDA 13 / cuDNN 9 libraries: {gpu}")
     print(f"opencv {cv2.__version__}")
     print(f"models in {models_dir()}:")
+    width = max(map(len, models.manifest()))
     for r, s in zip(models.status(), models.manifest().values()):
-        print(f"  {r.name:<11} {r.source:<32} sha256 {s.sha256[:12]}  {r.state}")
+        print(f"  {r.name:<{width}} {r.source:<32} sha256 {s.sha256[:12]}  {r.state}")
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from facecli.cli import render
+from facecli.cli import completion, render
 from facecli.cli.files import link_found, make_folder, write_face_sample
 from facecli.cli.options import (
     EXIT_ERROR,
@@ -31,6 +31,7 @@ from facecli.cli.options import (
     Verbose,
     engine,
     expand,
+    head_for,
     load_head,
     message,
     model_for,
@@ -81,15 +82,17 @@ def index_photos(
                 out.error(message(event.error))
             results.add(render.index_row(event))
     c = summary.counts
-    out.note(f"{c['seen']} files: {c['new']} new, {c['changed']} changed, {c['redone']} redone, {c['moved']} moved, "
-             f"{c['copy']} copies, {c['unchanged']} unchanged, {c['error']} errors; {c['faces']} faces recorded"
-             + (f"; {c['pruned']} files forgotten" if prune else ""))
+    out.note(f"{render.counted(c['seen'], 'file')}: {c['new']} new, {c['changed']} changed, {c['redone']} redone, "
+             f"{c['moved']} moved, {render.counted(c['copy'], 'copy')}, {c['unchanged']} unchanged, "
+             f"{render.counted(c['error'], 'error')}; {render.counted(c['faces'], 'face')} recorded"
+             + (f"; {render.counted(c['pruned'], 'file')} forgotten" if prune else ""))
     raise typer.Exit(EXIT_ERROR if c["error"] else EXIT_OK)
 
 
 @app.command()
 def find(
-    names: Annotated[list[str], typer.Argument(metavar="NAME", show_default=False, help="Enrolled people.")],
+    names: Annotated[list[str], typer.Argument(metavar="NAME", show_default=False, help="Enrolled people.",
+                                               autocompletion=completion.people)],
     link: Annotated[Path | None, typer.Option(
         "--link", metavar="DIR", show_default=False,
         help="Also make DIR/NAME/ with a symbolic link to each photo the person is in.")] = None,
@@ -114,6 +117,7 @@ def find(
     if link is not None:
         make_folder(link)
     with open_gallery_at(gallery) as g:
+        tuned = head_for(g, tuned)
         threshold = identification.threshold(g, tau, fpir, head=tuned)
         found = find_faces(g, names, threshold, tuned, templates, min_face, search, log=out.note)
     rows = [(f, path) for f in found for path in (f.paths or [f.face["sha256"]])]
@@ -157,6 +161,7 @@ def people(
             raise typer.BadParameter("needs --unnamed", param_hint="--crops")
         make_folder(crops)
     with open_gallery_at(gallery, write=unnamed) as g:
+        tuned = head_for(g, tuned)
         if not unnamed:
             counts = library.people(g, tuned, min_face)
             with out.results(render.PEOPLE) as results:
@@ -169,7 +174,7 @@ def people(
         samples = index.faces([c.sample for c in shown])
         paths = index.paths({s["photo_id"] for s in samples.values()})
         photos = {c.cluster: len({f["photo_id"] for f in index.faces(c.faces).values()}) for c in shown}
-    title = f"{len(clusters)} clusters of {min_size} or more unnamed faces" + \
+    title = f"{render.counted(len(clusters), 'cluster')} of {min_size} or more unnamed faces" + \
         (f" (the {limit} largest)" if len(clusters) > limit else "")
     fields = render.UNNAMED.fields + (("crop",) if crops is not None else ())
     with out.results(render.UNNAMED, title, fields) as results:
@@ -205,13 +210,14 @@ def name(
     person = person_name(person)
     tuned = load_head(head)
     with open_gallery_at(gallery, write=True) as g:
+        tuned = head_for(g, tuned)
         stored = name_cluster(g, cluster, person, tuned, min_face=min_face)
     with out.results(render.ENROLLMENTS) as results:
         for r in stored:
             if r.error is not None:
                 out.error(message(r.error))
             results.add(render.enroll_row(r))
-    out.note(f"{person}: {sum(r.status == 'added' for r in stored)} templates from cluster {cluster}")
+    out.note(f"{person}: {render.counted(sum(r.status == 'added' for r in stored), 'template')} from cluster {cluster}")
     failed = any(r.error is not None for r in stored)
     raise typer.Exit(EXIT_ERROR if failed else EXIT_OK)
 
@@ -240,6 +246,7 @@ def xmp_export(
     tuned = load_head(head)
     failed = False
     with open_gallery_at(gallery) as g:
+        tuned = head_for(g, tuned)
         threshold = identification.threshold(g, tau, fpir, head=tuned)
         with out.results(render.TAGS) as results:
             for tagged in export_tags(g, expand(paths), tuned, threshold, min_face):
@@ -267,7 +274,7 @@ def xmp_import(
     failed = False
     with open_gallery_at(gallery, model, create=True, embeds=True) as g, \
             out.progress(total(inputs), "import") as tick, out.results(render.TAGS) as results:
-        eng = engine(out, model_for(model, g), detector, device, det_size=det_size)
+        eng = engine(out, model_for(model, g), detector, device, det_size=det_size, head=head_for(g, None))
         for tagged in import_tags(eng, g, inputs):
             tick()
             failed |= _report_tagged(out, tagged)

@@ -16,7 +16,7 @@ import typer
 
 from facecli import models
 from facecli.calibration import DEFAULT_FPIR
-from facecli.cli import render
+from facecli.cli import completion, render
 from facecli.cli.options import (
     EXIT_ERROR,
     EXIT_NO,
@@ -26,8 +26,10 @@ from facecli.cli.options import (
     HeadOpt,
     Json,
     ModelOpt,
+    Person,
     Quiet,
     gallery_location,
+    head_for,
     load_head,
     message,
     model_for,
@@ -120,7 +122,7 @@ def gallery_list(gallery: GalleryOpt = None, json_lines: Json = False, csv_rows:
 
 
 @gallery_app.command("show")
-def gallery_show(name: str, gallery: GalleryOpt = None, json_lines: Json = False, csv_rows: Csv = False,
+def gallery_show(name: Person, gallery: GalleryOpt = None, json_lines: Json = False, csv_rows: Csv = False,
                  quiet: Quiet = False) -> None:
     """Show one person's templates: source photo, content hash, face box.
 
@@ -139,7 +141,7 @@ def gallery_show(name: str, gallery: GalleryOpt = None, json_lines: Json = False
 # remove, rename and set change the gallery and have no result to print: like git, they say what they
 # did on stderr (not with --quiet) and leave stdout empty; the exit status says whether it worked.
 @gallery_app.command("remove")
-def gallery_remove(name: str, gallery: GalleryOpt = None, quiet: Quiet = False) -> None:
+def gallery_remove(name: Person, gallery: GalleryOpt = None, quiet: Quiet = False) -> None:
     """Remove a person and all their templates.
 
     Example: [bold]facecli gallery remove alice[/]
@@ -147,11 +149,11 @@ def gallery_remove(name: str, gallery: GalleryOpt = None, quiet: Quiet = False) 
     out = output(quiet=quiet)
     with open_gallery_at(gallery, write=True) as g:
         n = g.remove(name)
-    out.note(f"removed {name} ({n} templates)")
+    out.note(f"removed {name} ({render.counted(n, 'template')})")
 
 
 @gallery_app.command("rename")
-def gallery_rename(old: str, new: str, gallery: GalleryOpt = None, quiet: Quiet = False) -> None:
+def gallery_rename(old: Person, new: str, gallery: GalleryOpt = None, quiet: Quiet = False) -> None:
     """Rename a person.
 
     Example: [bold]facecli gallery rename unknown-3 bob[/]
@@ -164,8 +166,10 @@ def gallery_rename(old: str, new: str, gallery: GalleryOpt = None, quiet: Quiet 
 
 @gallery_app.command("merge")
 def gallery_merge(
-    into: Annotated[str, typer.Argument(metavar="A", help="The person who stays.", show_default=False)],
+    into: Annotated[str, typer.Argument(metavar="A", help="The person who stays.", show_default=False,
+                                        autocompletion=completion.people)],
     other: Annotated[str, typer.Argument(metavar="B", help="The person whose templates join A; B is removed.",
+                                         autocompletion=completion.people,
                                          show_default=False)],
     gallery: GalleryOpt = None, json_lines: Json = False, csv_rows: Csv = False, quiet: Quiet = False,
 ) -> None:
@@ -184,7 +188,8 @@ def gallery_merge(
 
 @gallery_app.command("split")
 def gallery_split(
-    name: Annotated[str, typer.Argument(help="The person to take templates from.", show_default=False)],
+    name: Annotated[str, typer.Argument(help="The person to take templates from.", show_default=False,
+                                        autocompletion=completion.people)],
     ids: Annotated[list[int], typer.Argument(metavar="ID...", help="Template ids, as `gallery show NAME` lists "
                                                                     "them.", show_default=False)],
     into: Annotated[str | None, typer.Option(
@@ -261,12 +266,13 @@ def _warn(out: Output, current: GallerySettings) -> None:
 def gallery_copy(
     source: Annotated[str, typer.Argument(metavar="SRC", help="The gallery to copy: a file, or postgresql://...",
                                           show_default=False)],
-    destination: Annotated[str, typer.Argument(metavar="DST", help="A new or empty gallery: a file, or "
-                                                                   "postgresql://...", show_default=False)],
+    destination: Annotated[str, typer.Argument(metavar="DST", help="The gallery to copy into (new, or merged into): "
+                                                                   "a file, or postgresql://...", show_default=False)],
     json_lines: Json = False, csv_rows: Csv = False,
 ) -> None:
-    """Copy a gallery between files and PostgreSQL databases, either way, into a new or empty gallery of the
-    same model; verified at the end by counts and a content checksum.
+    """Copy a gallery between files and PostgreSQL databases, either way, into a gallery of the same model: a new
+    one, or one with people, merged (same name, same person; a face it holds under another name is a conflict,
+    reported and not copied, exit 2); verified at the end by counts and a content checksum.
 
     Examples:
       [bold]facecli gallery copy gallery.db postgresql://facecli@db.example.org/faces[/]
@@ -278,8 +284,11 @@ def gallery_copy(
     out = output(json_lines, csv_rows=csv_rows)
     with open_gallery_at(source) as src:
         copied = copy_gallery(src, gallery_location(destination))
+    for c in copied.conflicts:  # not copied: the destination keeps what it has
+        out.error(f"{c.source}: not copied to {c.name}: {c.reason} in {copied.destination}")
     with out.results(render.COPIES) as results:
         results.add(render.copy_row(copied))
+    raise typer.Exit(EXIT_ERROR if copied.conflicts else EXIT_OK)
 
 
 @gallery_app.command("set")
@@ -290,16 +299,18 @@ def gallery_set(
     reset: Annotated[bool, typer.Option("--reset", help="Forget the gallery's FPIR (back to 0.01).")] = False,
     head: Annotated[Path | None, typer.Option(
         "--head", metavar="FILE", show_default=False,
-        help="Use the gallery with this projection head from `facecli tune`: every command matching against it "
-             "then needs --head FILE. Nobody is enrolled again (the gallery keeps base-model embeddings).")] = None,
-    no_head: Annotated[bool, typer.Option("--no-head", help="Use the gallery without a head again.")] = False,
+        help="Use the gallery with this projection head from `facecli tune`: the gallery keeps a copy, and every "
+             "command matching against it uses it without --head. Nobody is enrolled again (the gallery keeps "
+             "base-model embeddings).")] = None,
+    no_head: Annotated[bool, typer.Option("--no-head", help="Use the gallery without a head again (its copy is "
+                                                            "forgotten).")] = False,
     gallery: GalleryOpt = None, quiet: Quiet = False,
 ) -> None:
     """Store a default for everyone using this gallery: its FPIR, or the projection head it is used with.
 
     Examples:
       [bold]facecli gallery set --fpir 0.001[/]   (a door where a false accept is costly)
-      [bold]facecli gallery set --head head.onnx[/]   (then: facecli identify photo.jpg --head head.onnx)
+      [bold]facecli gallery set --head head.onnx[/]   (then: facecli identify photo.jpg, through the head)
     """
     # numpy: loaded by the commands that handle vectors, not by --help or argument errors
     from facecli.gallery.settings import change
@@ -312,7 +323,7 @@ def gallery_set(
     with open_gallery_at(gallery, write=True) as g:
         now = change(g, fpir, reset, tuned, no_head)
     changing_head = head is not None or no_head
-    what = "no head" if tuned is None else f"head {tuned.label}"
+    what = "no head" if tuned is None else f"head {tuned.label}, kept in the gallery"
     identify, verify = now.identify, now.verify
     if changing_head and identify is None:
         out.note(f"{what}: verify tau {verify.tau:.3f}; no one needs enrolling again")
@@ -320,7 +331,7 @@ def gallery_set(
     elif identify is None:
         out.note(f"FPIR {now.fpir:g} stored; the gallery's head cannot be read: {message(now.head_problem)}")
     elif changing_head:
-        out.note(f"{what}: identify uses tau {identify.tau:.3f} with {identify.gallery_size} people "
+        out.note(f"{what}: identify uses tau {identify.tau:.3f} with {render.counted(identify.gallery_size, 'person')} "
                  f"(FPIR {identify.fpir:g}), verify tau {verify.tau:.3f}; no one needs enrolling again")
     else:
         out.note(f"FPIR {identify.fpir:g}: identify uses tau {identify.tau:.3f} with {identify.gallery_size} "
@@ -340,8 +351,8 @@ def calibrate(
     """The tau that keeps strangers named at --fpir against a gallery of K people.
 
     A stranger gets K chances to fall within tau, so tau must shrink as the gallery grows; the
-    model's manifest holds its impostor distances (measured on LFW) to compute it (with --head, the
-    head's own, measured on its validation people).
+    model's manifest holds its impostor distances (measured on LFW) to compute it (with --head, or a
+    gallery that keeps a head, the head's own, measured on its validation people, as far as they reach).
 
     Example: [bold]facecli calibrate --fpir 0.001 --gallery-size 5000 --json[/]
     """
@@ -352,6 +363,7 @@ def calibrate(
     tuned = load_head(head)
     if gallery_size is None:
         with open_gallery_at(gallery, model) as g:
+            tuned = head_for(g, tuned)
             model = model_for(model, g, tuned)
             check_head(g, tuned)  # the tau identify would use with this gallery
             gallery_size = g.person_count()

@@ -3,6 +3,7 @@ the engine and gallery they open, and how a library error becomes one line."""
 
 from __future__ import annotations
 
+import atexit
 import shlex
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
+from facecli.cli import completion
 from facecli.cli.output import Output
 from facecli.decisions import choose_model
 from facecli.detectors import DET_SIZE, DETECTORS
@@ -53,7 +55,7 @@ DetectorOpt = Annotated[choice(DETECTORS) | None, typer.Option(
     "--detector", show_default=False,
     help="mtcnn or yunet (boxes and 5 landmarks), or haar (boxes only, frontal) (default: the model's own).")]
 ModelOpt = Annotated[str | None, typer.Option(
-    "--model", envvar="FACECLI_MODEL", show_default=False,
+    "--model", envvar="FACECLI_MODEL", show_default=False, autocompletion=completion.models,
     help="facenet (MTCNN + FaceNet, 512-d), sface (YuNet + SFace, 128-d) or fusion (both, 640-d) "
          "(default: the gallery's model, else fusion). A gallery keeps the model it was built with.")]
 Flip = Annotated[bool | None, typer.Option(
@@ -90,6 +92,17 @@ Force = Annotated[bool, typer.Option(
 MinFace = Annotated[float, typer.Option(
     "--min-face", min=0, metavar="PX",
     help="Faces with a box side under PX pixels are reported as too small to identify, never named.")]
+VideoOpt = Annotated[str | None, typer.Option(
+    "--video", metavar="FILE|URL", show_default=False,
+    help="A video file, or a stream URL that FFmpeg reads (rtsp://, http://, https://...).")]
+#: An enrolled person's name, completed from the gallery.
+Person = Annotated[str, typer.Argument(metavar="NAME", show_default=False, autocompletion=completion.people)]
+CameraOpt = Annotated[int | None, typer.Option("--camera", metavar="N", show_default=False,
+                                               help="A camera by index (0 = the first).")]
+MinQuality = Annotated[float | None, typer.Option(
+    "--min-quality", min=0.0, max=1.0, metavar="Q", show_default=False,
+    help="Faces whose quality (0-1) is under Q are reported as too poor to identify, never named (default: the "
+         "model's threshold, chosen on degraded LFW; 0: name faces of any quality).")]
 Fpir = Annotated[float | None, typer.Option(
     "--fpir", show_default=False,
     help="Share of strangers allowed to be given a name; sets tau for the gallery's size "
@@ -97,7 +110,7 @@ Fpir = Annotated[float | None, typer.Option(
 HeadOpt = Annotated[Path | None, typer.Option(
     "--head", metavar="FILE", show_default=False,
     help="Match faces through this projection head from `facecli tune` (FILE.sha256 beside it). A gallery set to "
-         "use a head (`facecli gallery set --head`) needs it and refuses any other.")]
+         "use a head (`facecli gallery set --head`) keeps it and uses it without --head, and refuses any other.")]
 Images = Annotated[list[str], typer.Argument(
     metavar="IMAGE", show_default=False,
     help="Image files, or folders (their images, recursively, in sorted order); '-' reads one image path "
@@ -144,6 +157,8 @@ def engine(out: Output, model: str, detector: str | None = None, device: str = "
         if head is not None:
             parts += f", head {head.label} ({head.out_dim}-d)"
         out.info(f"detector {eng.pipeline.detector.name}{parts} on {eng.provider}")
+        # said when the command ends, however it ends (its result's exit code, an error, Ctrl-C)
+        atexit.register(lambda: out.info(eng.pipeline.times.summary()))
     return eng
 
 
@@ -155,6 +170,17 @@ def load_head(path: Path | None) -> LoadedHead | None:
     from facecli.heads import load_head as load
 
     return load(path)
+
+
+def head_for(g: Gallery | None, given: LoadedHead | None) -> LoadedHead | None:
+    """The head a command matches through against the gallery ``g``: --head when given (a gallery refuses another
+    than its own), else the one the gallery keeps, else none (``gallery.settings.head_in_use``)."""
+    if g is None:
+        return given
+    # numpy: loaded by the commands that handle vectors, not by --help or argument errors
+    from facecli.gallery.settings import head_in_use
+
+    return head_in_use(g, given)
 
 
 def model_for(model: str | None, gallery: Gallery | None = None, head: LoadedHead | None = None) -> str:
@@ -190,6 +216,8 @@ def message(exc: FaceCliError) -> str:
     if isinstance(exc, ModelMismatch):
         return f"{exc}: use --model {exc.built_with} or another --gallery"
     if isinstance(exc, HeadMismatch):
+        if exc.kept and exc.given is not None:
+            return f"{exc}: drop --head (the gallery uses its own), or change it: facecli gallery set --head FILE"
         if exc.expected is not None:
             return f"{exc}: use --head {shlex.quote(exc.expected)}"
         return f"{exc}: drop --head, or make the gallery use it: facecli gallery set --head {shlex.quote(exc.given)}"

@@ -102,6 +102,10 @@ class Output:
         if not self.quiet:
             self.err.print(f"warning: {printable(message)}", style="yellow", markup=False)
 
+    def prompt(self, message: str) -> None:
+        """An instruction for the person in front of the camera: stderr, also with --quiet."""
+        self.err.print(printable(message), style="bold", markup=False)
+
     def note(self, message: str) -> None:
         """Something the user should know about (a slow step starting): stderr, unless --quiet."""
         if not self.quiet:

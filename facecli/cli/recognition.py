@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from facecli.cli import render
+from facecli.cli import completion, door, render
 from facecli.cli.files import link_clusters, make_folder, write_annotated, write_crop
 from facecli.cli.options import (
     EXIT_ERROR,
     EXIT_NO,
     EXIT_OK,
     Annotate,
+    CameraOpt,
     Csv,
     DetectorOpt,
     DetSize,
@@ -28,14 +30,17 @@ from facecli.cli.options import (
     Json,
     Linkage,
     MinFace,
+    MinQuality,
     ModelOpt,
     Quiet,
     SearchMode,
     Tau,
     Templates,
     Verbose,
+    VideoOpt,
     engine,
     expand,
+    head_for,
     load_head,
     message,
     model_for,
@@ -196,6 +201,7 @@ def enroll(
             raise FaceCliError("enroll", "give a NAME and at least one photo, or --dir FOLDER")
         items = [(name, p) for p in expand(images, folders=False)]
     with open_gallery_at(gallery, model, create=True, embeds=True) as g:
+        tuned = head_for(g, tuned)
         eng = engine(out, model_for(model, g, tuned), detector, device, flip, det_size, head=tuned)
         with out.progress(len(items), "enroll") as tick:
             enrolled = eng.enroll(g, items, largest, min_face, on_image=tick)
@@ -204,6 +210,9 @@ def enroll(
         for r in enrolled:
             if r.error:
                 out.error(message(r.error))
+            elif r.too_poor:
+                out.warn(f"{r.path}: enrolled, but its face is too poor to identify (quality {r.quality:.2f}, under "
+                         f"{eng.min_quality():g}): a poor template draws strangers to {r.name}; enroll a clearer photo")
             if out.machine or not quiet:
                 results.add(render.enroll_row(r))
     raise typer.Exit(EXIT_ERROR if any(r.error for r in enrolled) else EXIT_OK)
@@ -211,27 +220,56 @@ def enroll(
 
 @app.command()
 def verify(
-    photo: Annotated[str, typer.Argument(
-        metavar="PHOTO", show_default=False,
-        help="The photo to check; with --claim also a folder (its images, recursively) or '-' (paths on stdin).")],
+    photo: Annotated[str | None, typer.Argument(
+        metavar="[PHOTO]", show_default=False,
+        help="The photo to check; with --claim also a folder (its images, recursively) or '-' (paths on stdin).")
+    ] = None,
     other: Annotated[str | None, typer.Argument(help="A second photo to compare with.",
                                                    show_default=False)] = None,
     claim: Annotated[str | None, typer.Option(help="Compare with this enrolled person instead.",
-                                                 show_default=False)] = None,
-    all_faces: Annotated[bool, typer.Option(help="Use the closest pair of all faces, not the largest.")] = False,
+                                                 show_default=False, autocompletion=completion.people)] = None,
+    camera: CameraOpt = None, video: VideoOpt = None, timeout: door.Timeout = 10.0, liveness: door.Liveness = False,
+    challenge: door.Challenge = False,
+    all_faces: Annotated[bool, typer.Option(
+        help="Two photos: compare the closest pair of all their faces, not the largest. --claim: decide on each "
+             "face (a row each; the photo is the person's when one of its faces is).")] = False,
+    min_face: Annotated[float, typer.Option(
+        "--min-face", min=0, metavar="PX",
+        help="--claim: a face with a box side under PX pixels cannot be judged (never 'same').")] = MIN_FACE,
+    min_quality: Annotated[float | None, typer.Option(
+        "--min-quality", min=0.0, max=1.0, metavar="Q", show_default=False,
+        help="--claim: a face of quality (0-1) under Q cannot be judged (never 'same') (default: the model's "
+             "threshold; 0: judge faces of any quality).")] = None,
     templates: Templates = "mean", tau: Tau = None, force: Force = False, gallery: GalleryOpt = None,
     detector: DetectorOpt = None, model: ModelOpt = None, device: Device = "auto",
     flip: Flip = None, head: HeadOpt = None, det_size: DetSize = DET_SIZE, json_lines: Json = False,
     csv_rows: Csv = False, quiet: Quiet = False, verbose: Verbose = False,
 ) -> None:
-    """1:1 — same person or not? Exit 0 same (every photo, for a folder), 1 different, 2 error.
+    """1:1 — same person or not? Exit 0 same (every photo, for a folder), 1 not (different, no face, cannot judge),
+    2 error.
 
     Examples:
       [bold]facecli verify a.jpg b.jpg[/]
       [bold]facecli verify door-cam.jpg --claim alice --json[/]
       [bold]facecli verify door-cam/ --claim alice --csv[/]
+      [bold]facecli verify --camera 0 --claim "$USER" --liveness --timeout 10 && open-door[/]
     """
     out = output(json_lines, quiet, verbose, csv_rows)
+    streamed = camera is not None or video is not None
+    if challenge and not liveness:
+        raise FaceCliError("--challenge", "is part of the liveness check: add --liveness")
+    if streamed:
+        if camera is not None and video is not None or photo is not None or claim is None:
+            raise FaceCliError("verify", "--camera N or --video FILE|URL (one of them) is verified against "
+                                         "--claim NAME, without a photo")
+        door.verify_at_door(out, camera if camera is not None else video, claim, timeout, liveness, challenge,
+                            gallery, model, detector, device, flip, det_size, load_head(head), tau, force,
+                            templates, min_face, min_quality, threading.Event())
+    if photo is None:
+        raise FaceCliError("verify", "give a photo (or --camera N / --video FILE with --claim NAME)")
+    if liveness:
+        raise InputError(photo, "a single photo cannot show that a face is live (a print of it would pass): "
+                                "use --camera N or --video FILE with --liveness")
     if (other is None) == (claim is None):
         raise FaceCliError("verify", "give a second photo or --claim NAME (exactly one of them)")
     tuned = load_head(head)
@@ -248,14 +286,16 @@ def verify(
     failed = different = False
     with open_gallery_at(gallery, model, embeds=True) as g, \
             out.results(render.VERIFICATIONS, fields=render.CLAIM_FIELDS) as results:
+        tuned = head_for(g, tuned)
         eng = engine(out, model_for(model, g, tuned), detector, device, flip, det_size, head=tuned)
-        for v in eng.verify_claims(g, photos, claim, tau, all_faces, templates, force):
-            if isinstance(v, FaceCliError):  # reported, and the other photos still verified
-                out.error(message(v))
+        for found in eng.verify_claims(g, photos, claim, tau, all_faces, templates, force, min_face, min_quality):
+            if isinstance(found, FaceCliError):  # reported, and the other photos still verified
+                out.error(message(found))
                 failed = True
                 continue
-            different |= not v.same
-            results.add(render.verification_row(v))
+            different |= not any(v.same for v in found)
+            for v in found:
+                results.add(render.verification_row(v))
     raise typer.Exit(EXIT_ERROR if failed else EXIT_NO if different else EXIT_OK)
 
 
@@ -263,8 +303,8 @@ def verify(
 def identify(
     images: Images,
     top_k: Annotated[int, typer.Option(min=1, help="List the N nearest people per face.")] = 1,
-    search: SearchMode = "auto", min_face: MinFace = MIN_FACE, templates: Templates = "mean",
-    tau: Tau = None, force: Force = False, fpir: Fpir = None, gallery: GalleryOpt = None,
+    search: SearchMode = "auto", min_face: MinFace = MIN_FACE, min_quality: MinQuality = None,
+    templates: Templates = "mean", tau: Tau = None, force: Force = False, fpir: Fpir = None, gallery: GalleryOpt = None,
     detector: DetectorOpt = None, model: ModelOpt = None, device: Device = "auto",
     flip: Flip = None, head: HeadOpt = None, det_size: DetSize = DET_SIZE, annotate: Annotate = None,
     json_lines: Json = False, csv_rows: Csv = False, quiet: Quiet = False, verbose: Verbose = False,
@@ -288,13 +328,16 @@ def identify(
     fields = render.IDENTITIES.fields + _optional(annotated=annotate)
     with open_gallery_at(gallery, model, embeds=True) as g, out.progress(total(paths), "identify") as tick, \
             out.results(render.IDENTITIES, fields=fields, sizes={"candidates": top_k}) as results:
+        tuned = head_for(g, tuned)
         eng = engine(out, model_for(model, g, tuned), detector, device, flip, det_size, head=tuned)
         threshold = eng.threshold(g, tau, fpir, force)
         results.title = render.threshold_title(threshold)
-        out.info(f"gallery {g.location}: {threshold.gallery_size} people; tau {threshold.tau:.3f}"
-                 + (f" for FPIR {threshold.fpir:g}" if threshold.fpir is not None else " (--tau)"))
+        floor = eng.min_quality(min_quality)
+        out.info(f"gallery {g.location}: {render.counted(threshold.gallery_size, 'person')}; tau {threshold.tau:.3f}"
+                 + (f" for FPIR {threshold.fpir:g}" if threshold.fpir is not None else " (--tau)")
+                 + (f"; faces of quality under {floor:g} are not named" if floor else ""))
         found = eng.identify(g, paths, threshold, top_k, search=search, min_face=min_face, templates=templates,
-                             log=out.note)
+                             log=out.note, min_quality=floor)
         for n, (res, decisions) in enumerate(found):
             tick()
             drawn = _annotate(annotate, n, res, labelled(res.faces, decisions))
@@ -345,6 +388,7 @@ def cluster(
     with open_gallery_at(gallery, model, create=True, embeds=True) if enroll_as_unknown else \
             contextlib.nullcontext() as g:
         check_built()
+        tuned = head_for(g, tuned)
         eng = engine(out, model_for(model, g, tuned), detector, device, det_size=det_size, head=tuned)
         with out.progress(len(paths), "cluster") as tick:
             results, clustered, threshold = eng.cluster(paths, tau, linkage, on_image=tick, force=force)
@@ -362,7 +406,8 @@ def cluster(
     sizes: dict[int, int] = {}
     for c in clustered:
         sizes[c.cluster] = sizes.get(c.cluster, 0) + 1
-    title = f"{len(sizes)} clusters of {len(clustered)} faces (tau {threshold.tau:.3f}, {linkage} linkage)"
+    title = (f"{render.counted(len(sizes), 'cluster')} of {render.counted(len(clustered), 'face')} "
+             f"(tau {threshold.tau:.3f}, {linkage} linkage)")
     fields = render.CLUSTERS.fields + _optional(link=link, person=enroll_as_unknown, status=enroll_as_unknown,
                                                 error=enroll_as_unknown)
     with out.results(render.CLUSTERS, title, fields) as rows:
@@ -373,22 +418,32 @@ def cluster(
 
 @app.command()
 def search(
-    photo: Annotated[str, typer.Argument(help="The photo whose largest face is searched.", show_default=False)],
-    top_k: Annotated[int, typer.Option(min=1, help="How many templates to list.")] = 10,
+    images: Images, top_k: Annotated[int, typer.Option(min=1, help="How many templates to list per photo.")] = 10,
     gallery: GalleryOpt = None, detector: DetectorOpt = None, model: ModelOpt = None, device: Device = "auto",
     head: HeadOpt = None, det_size: DetSize = DET_SIZE, json_lines: Json = False, csv_rows: Csv = False,
     quiet: Quiet = False, verbose: Verbose = False,
 ) -> None:
-    """The most similar enrolled templates to a face, across all persons, nearest first.
+    """The enrolled templates most similar to each photo's largest face, across all persons, nearest first.
 
-    Example: [bold]facecli search stranger.jpg --top-k 10 --json[/]
+    Examples:
+      [bold]facecli search stranger.jpg --top-k 10 --json[/]
+      [bold]facecli search unknowns/ --top-k 3 --csv[/]
     """
     out = output(json_lines, quiet, verbose, csv_rows)
     check_top_k(top_k)
     tuned = load_head(head)
-    with open_gallery_at(gallery, model, embeds=True) as g:
+    paths = expand(images)
+    failed = False
+    with open_gallery_at(gallery, model, embeds=True) as g, out.progress(total(paths), "search") as tick, \
+            out.results(render.MATCHES, "nearest templates to each photo's largest face") as results:
+        tuned = head_for(g, tuned)
         eng = engine(out, model_for(model, g, tuned), detector, device, det_size=det_size, head=tuned)
-        face, matches = eng.search(g, photo, top_k)
-    with out.results(render.MATCHES, f"nearest templates to {photo}") as results:
-        for m in matches:
-            results.add(render.match_row(photo, face, m))
+        for result, matches in eng.search_each(g, paths, top_k):
+            tick()
+            if isinstance(matches, FaceCliError):  # reported, and the other photos still searched
+                out.error(message(matches))
+                failed = True
+                continue
+            for m in matches:
+                results.add(render.match_row(result.path, result.faces[0], m))
+    raise typer.Exit(EXIT_ERROR if failed else EXIT_OK)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import numpy as np
 
+    from facecli.door import DoorEvent
     from facecli.gallery.copy import Copied
     from facecli.gallery.people import Moved
     from facecli.library import Found, IndexEvent, UnnamedCluster
@@ -126,38 +127,81 @@ EMBEDDINGS = View(("file", "face", "box", "score", "embedding"), DETECTIONS.cell
 
 # -- enroll ----------------------------------------------------------------------------------
 def enroll_row(r: EnrollResult) -> Row:
+    c = r.chosen
     return {"name": r.name, "file": r.path, "status": r.status, "error": r.error.reason if r.error else None,
-            "box": None if r.template is None else [round(v, 1) for v in r.template.box]}
+            "box": None if r.template is None else [round(v, 1) for v in r.template.box],
+            "face": None if c is None else c.face.index, "faces": None if c is None else c.faces,
+            "chosen": None if c is None else c.how, "agreement": None if c is None else rounded(c.distance),
+            "next": None if c is None else rounded(c.runner_up), "quality": rounded(r.quality, 3)}
 
 
-ENROLLMENTS = View(("name", "photo", "status"), lambda r: (r["name"], r["file"], r["status"]),
-                   keep=lambda r: r["error"] is None, fields=("name", "file", "status", "error", "box"))
+def _enroll_status(r: Row) -> str:
+    if r["chosen"] != "agreement":
+        return r["status"]
+    after = f", the next {r['next']:.3f}" if r["next"] is not None else ""
+    return (f"{r['status']} (face {r['face'] + 1} of {r['faces']}: distance {r['agreement']:.3f} to their other "
+            f"photos{after})")
+
+
+ENROLLMENTS = View(("name", "photo", "status"), lambda r: (r["name"], r["file"], _enroll_status(r)),
+                   keep=lambda r: r["error"] is None,
+                   fields=("name", "file", "status", "error", "box", "quality", "face", "faces", "chosen", "agreement",
+                           "next"))
 
 
 # -- verify ----------------------------------------------------------------------------------
 def verification_row(v: Verification) -> Row:
+    face = v.probe_face
     if v.claim is not None:
-        against: Row = {"claim": v.claim}
+        against: Row = {"faces": v.faces, "claim": v.claim}
     else:
         against = {"other": v.reference.path, "other_face": v.reference_face.index,
                    "other_box": face_fields(v.reference_face.detection)["box"]}
-    return {"file": v.probe.path, "face": v.probe_face.index, "box": face_fields(v.probe_face.detection)["box"],
-            **against, "distance": rounded(v.distance), "tau": v.tau, "same": v.same,
-            "decision": "same" if v.same else "different"}
+    row = {"file": v.probe.path, "face": None if face is None else face.index,
+           "box": None if face is None else face_fields(face.detection)["box"], **against,
+           "distance": rounded(v.distance), "tau": v.tau, "same": v.same, "decision": v.decision}
+    if v.claim is not None:
+        row["reason"] = v.unjudged
+        row["quality"] = None if face is None else rounded(face.quality, 3)
+    return row
 
 
-VERIFICATIONS = View(line=lambda r: f"{r['decision']}: {r['file']} vs "
-                                    f"{('claimed ' + r['claim']) if 'claim' in r else r['other']}  "
-                                    f"distance {r['distance']:.3f}  tau {r['tau']:.3f}",
+def _verification_line(r: Row) -> str:
+    against = ("claimed " + r["claim"]) if "claim" in r else r["other"]
+    if r["face"] is None:
+        return f"{r['decision']}: {r['file']} vs {against}"
+    why = f" ({r['reason']})" if r.get("reason") else ""
+    several = f"  face {r['face'] + 1} of {r['faces']}" if r.get("faces", 1) > 1 else ""
+    return f"{r['decision']}{why}: {r['file']} vs {against}  distance {r['distance']:.3f}  tau {r['tau']:.3f}{several}"
+
+
+VERIFICATIONS = View(line=_verification_line,
                      fields=("file", "face", "box", "other", "other_face", "other_box", "distance", "tau", "same",
                              "decision"))
-CLAIM_FIELDS = ("file", "face", "box", "claim", "distance", "tau", "same", "decision")  # verify --claim
+CLAIM_FIELDS = ("file", "face", "box", "faces", "claim", "distance", "tau", "same", "decision", "reason",
+                "quality")  # --claim
+
+
+def door_row(e: DoorEvent, source: str) -> Row:
+    """One decision of ``verify --camera/--video``: the verification row of the door face, with the event, the
+    time and the evidence (the streak of "same" frames, liveness)."""
+    return {"event": e.event, "time": round(e.time, 3), "frame": e.frame,
+            **verification_row(e.verification), "file": source, "streak": e.streak,
+            "live": e.live, "liveness": None if e.liveness is None else e.liveness.as_dict()}
+
+
+def _door_line(r: Row) -> str:
+    live = "" if r["live"] is None and r["liveness"] is None else f"  live {str(r['live']).lower()}"
+    return f"{r['time']:7.2f} s  {r['event']:9} {_verification_line(r)}{live}"
+
+
+DOORS = View(line=_door_line, fields=("event", "time", "frame", *CLAIM_FIELDS, "streak", "live", "liveness"))
 
 
 # -- identify --------------------------------------------------------------------------------
 def identity_row(result: ImageResult, face: Face, d: Decision, top_k: int, annotated: str | None = None) -> Row:
-    row = {"file": result.path, "face": face.index, **face_fields(face.detection), "name": d.name,
-           "distance": rounded(d.distance), **threshold_fields(d.threshold), "decision": d.label,
+    row = {"file": result.path, "face": face.index, **face_fields(face.detection), "quality": rounded(face.quality, 3),
+           "name": d.name, "distance": rounded(d.distance), **threshold_fields(d.threshold), "decision": d.label,
            "candidate": d.candidate,
            "candidates": [{"name": c.name, "distance": rounded(c.distance)} for c in d.candidates[:top_k]]}
     if annotated is not None:
@@ -181,12 +225,12 @@ def _identity_cells(r: Row) -> tuple:
 
 
 IDENTITIES = View(("file", "face", "box", "identity", "distance"), _identity_cells,
-                  fields=(*FACE_FIELDS, "name", "distance", "tau", "gallery_size", "fpir", "decision", "candidate",
-                          "candidates", "error"))
+                  fields=(*FACE_FIELDS, "quality", "name", "distance", "tau", "gallery_size", "fpir", "decision",
+                          "candidate", "candidates", "error"))
 
 
 def threshold_title(t: Threshold) -> str:
-    target = f"FPIR {t.fpir:g} with {t.gallery_size} people" if t.fpir is not None else "--tau"
+    target = f"FPIR {t.fpir:g} with {counted(t.gallery_size, 'person')}" if t.fpir is not None else "--tau"
     return f"tau {t.tau:.3f} ({target})"
 
 
@@ -231,8 +275,8 @@ def match_row(path: str, face: Face, m: Match) -> Row:
             "template": m.template, "source": m.source}
 
 
-MATCHES = View(("rank", "name", "distance", "template", "source"),
-               lambda r: (r["rank"], r["name"], _dist(r["distance"]), r["template"], r["source"]),
+MATCHES = View(("file", "rank", "name", "distance", "template", "source"),
+               lambda r: (r["file"], r["rank"], r["name"], _dist(r["distance"]), r["template"], r["source"]),
                fields=("file", "face", "rank", "name", "distance", "template", "source"))
 
 
@@ -303,12 +347,18 @@ def event_row(e: Event, frame: int, threshold: Threshold) -> Row:
     name = t.name if e.kind != "leave" else t.reported
     return {"event": e.kind, "time": round(e.time, 3), "frame": frame, "track": t.id, "name": name,
             "decision": t.label, "distance": rounded(t.best.get(name)), **threshold_fields(threshold),
-            "box": [round(v, 1) for v in t.box], "first_seen": round(t.start, 3), "last_seen": round(t.last_seen, 3)}
+            "box": [round(v, 1) for v in t.box], "quality": rounded(t.quality, 3), "first_seen": round(t.start, 3),
+            "last_seen": round(t.last_seen, 3), "live": t.live,
+            "liveness": None if t.liveness is None else t.liveness.as_dict()}
 
 
-EVENTS = View(line=lambda r: f"{r['time']:8.2f} s  {r['event']:6}  track {r['track']}: {r['name'] or r['decision']}",
-              fields=("event", "time", "frame", "track", "name", "decision", "distance", "tau", "gallery_size", "fpir",
-                      "box"))
+def _event_line(r: Row) -> str:
+    live = "" if r["liveness"] is None else f"  live {str(r['live']).lower()}"
+    return f"{r['time']:8.2f} s  {r['event']:6}  track {r['track']}: {r['name'] or r['decision']}{live}"
+
+
+EVENTS = View(line=_event_line, fields=("event", "time", "frame", "track", "name", "decision", "distance", "tau",
+                                        "gallery_size", "fpir", "box", "quality", "live", "liveness"))
 
 
 # -- management ------------------------------------------------------------------------------
@@ -321,15 +371,27 @@ TEMPLATES = View(("template", "source", "sha256", "box"),
                  fields=("name", "id", "source", "sha256", "box", "created"))
 KEY_VALUES = View(("key", "value"), group=lambda rows: [kv for r in rows for kv in r.items()])  # CSV: the row's keys
 CHECKS = View(line=lambda r: f"{r['gallery']}: ok" if r["ok"] else [f"{r['gallery']}: {p}" for p in r["problems"]])
-COPIES = View(line=lambda r: f"copied {r['persons']} people, {r['templates']} templates from {r['source']} to "
-                             f"{r['destination']} (verified: counts and checksum {r['checksum'][:16]})",
-              fields=("source", "destination", "persons", "templates", "checksum", "verified"))
+def _copy_line(r: Row) -> str:
+    verified = f"(verified: counts and checksum {r['checksum'][:16]})"
+    if not r["merged"]:
+        return (f"copied {counted(r['persons'], 'person')}, {counted(r['templates'], 'template')} from "
+                f"{r['source']} to {r['destination']} {verified}")
+    return (f"merged {r['source']} into {r['destination']}: {counted(r['added'], 'template')} added, "
+            f"{r['present']} already there, {counted(len(r['conflicts']), 'conflict')}; it holds "
+            f"{counted(r['persons'], 'person')}, {counted(r['templates'], 'template')} {verified}")
+
+
+COPIES = View(line=_copy_line, fields=("source", "destination", "persons", "templates", "checksum", "verified",
+                                       "merged", "added", "present", "conflicts"))
 
 
 def copy_row(c: Copied) -> Row:
     """``gallery copy``: where from and to (passwords masked), what was copied, and its checksum."""
     return {"source": c.source, "destination": c.destination, "persons": c.content.persons,
-            "templates": c.content.templates, "checksum": c.content.checksum, "verified": True}
+            "templates": c.content.templates, "checksum": c.content.checksum, "verified": True, "merged": c.merged,
+            "added": c.added, "present": c.present,
+            "conflicts": [{"name": x.name, "source": x.source, "status": x.status, "holder": x.holder,
+                           "reason": x.reason} for x in c.conflicts]}
 
 
 def moved_row(m: Moved) -> Row:
@@ -339,15 +401,20 @@ def moved_row(m: Moved) -> Row:
             "source_removed": m.source_removed}
 
 
-def _templates(n: int) -> str:
-    return f"{n} template{'' if n == 1 else 's'}"
+#: Nouns whose plural is not the singular with an s.
+_PLURALS = {"person": "people", "copy": "copies"}
+
+
+def counted(n: int, noun: str) -> str:
+    """``n`` and the noun, singular for one: "1 template", "2 templates", "1 person", "3 people"."""
+    return f"{n} {noun if n == 1 else _PLURALS.get(noun, noun + 's')}"
 
 
 def _moved_line(r: Row) -> str:
     if r["target"] is None:
-        text = f"took {_templates(r['dropped'])} out of {r['source']}"
+        text = f"took {counted(r['dropped'], 'template')} out of {r['source']}"
     else:
-        text = f"moved {_templates(r['moved'])} of {r['source']} to {r['target']}"
+        text = f"moved {counted(r['moved'], 'template')} of {r['source']} to {r['target']}"
         if r["dropped"]:
             text += f", dropped {r['dropped']} ({r['target']} has a face of their photo already)"
     return text + (f"; {r['source']} removed (no template left)" if r["source_removed"] else "")
@@ -357,7 +424,8 @@ MOVES = View(line=_moved_line, fields=("source", "target", "moved", "dropped", "
 
 
 CALIBRATIONS = View(line=lambda r: f"tau {r['tau']:.3f} keeps strangers named at {r['fpir']:g} with "
-                                   f"{r['gallery_size']} people enrolled (use it with identify --tau {r['tau']:.3f})",
+                                   f"{counted(r['gallery_size'], 'person')} enrolled "
+                                   f"(use it with identify --tau {r['tau']:.3f})",
                     fields=("tau", "fpir", "gallery_size", "model"))
 
 
@@ -397,7 +465,7 @@ OPENSET_REPORTS = View(("metric", "value"), group=_openset_metrics)
 def tune_row(result: TuneResult, file: str, sha256: str, skipped: int, calibrated_up_to: int) -> Row:
     """`facecli tune`'s report: the head file and everything its metadata records (how it was trained, the
     validation figures of the base model and of the head), the photos left out, and the largest gallery its
-    impostor quantiles calibrate identify's default tau for (FPIR 1 %)."""
+    impostor distances calibrate identify's default tau for (FPIR 1 %: the reach of their tail model)."""
     return {"file": file, "sha256": sha256, **result.metadata(), "skipped": skipped,
             "calibrated_up_to": calibrated_up_to}
 
@@ -421,7 +489,8 @@ def _tune_metrics(rows: list[Row]) -> list[tuple]:
         ("validation rank-1 at FPIR 0.1 %: base -> head", figures("0.001", "rank1")),
         ("1:1 tau (verify, cluster)", f"{r['default_tau']:.2f}"),
         ("1:N default tau calibrated up to", f"{r['calibrated_up_to']} people at FPIR 1 % "
-                                             f"({r['impostor']['pairs']} impostor pairs measured)"),
+                                             f"(from {r['impostor'].get('tail', {}).get('people', r['val_people'])} "
+                                             f"validation people, {r['impostor']['pairs']} impostor pairs)"),
     ]
 
 

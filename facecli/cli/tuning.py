@@ -121,7 +121,8 @@ def tune(
         data, skipped = embed_people(eng, items, largest, min_face, on_image=tick)
     for exc in skipped:
         out.error(message(exc))
-    out.info(f"{len(data.people)} photos of {len(set(data.people))} people embedded with {eng.model}")
+    out.info(f"{render.counted(len(data.people), 'photo')} of {render.counted(len(set(data.people)), 'person')} "
+             f"embedded with {eng.model}")
     with _training_bar(out, config.epochs) as progress:
         result = train_head(data, config, progress)
     sha256 = export_head(result.head, result.metadata(), out_file)

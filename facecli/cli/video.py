@@ -16,6 +16,7 @@ from facecli.cli import render
 from facecli.cli.options import (
     EXIT_NO,
     EXIT_OK,
+    CameraOpt,
     DetectorOpt,
     DetSize,
     Device,
@@ -25,11 +26,14 @@ from facecli.cli.options import (
     HeadOpt,
     Json,
     MinFace,
+    MinQuality,
     ModelOpt,
     Quiet,
     Tau,
     Verbose,
+    VideoOpt,
     engine,
+    head_for,
     load_head,
     model_for,
     open_gallery_at,
@@ -38,6 +42,7 @@ from facecli.cli.options import (
 from facecli.decisions import MIN_FACE
 from facecli.detectors import DET_SIZE
 from facecli.errors import FaceCliError, InputError
+from facecli.liveness import MIN_FPS
 from facecli.private import check_replaceable, private_output
 from facecli.video import ATTEMPTS, DELAY, StreamLost, open_video
 
@@ -46,11 +51,7 @@ app = typer.Typer()
 
 @app.command()
 def watch(
-    video: Annotated[str | None, typer.Option(
-        "--video", metavar="FILE|URL", show_default=False,
-        help="A video file, or a stream URL that FFmpeg reads (rtsp://, http://, https://...).")] = None,
-    camera: Annotated[int | None, typer.Option("--camera", metavar="N", show_default=False,
-                                               help="A camera by index (0 = the first).")] = None,
+    video: VideoOpt = None, camera: CameraOpt = None,
     fps: Annotated[float, typer.Option(min=0.1, help="Frames per second to analyse (others are skipped).")] = 5.0,
     every: Annotated[int | None, typer.Option(min=1, show_default=False,
                                               help="Analyse every Nth frame instead of --fps.")] = None,
@@ -64,7 +65,12 @@ def watch(
         "--annotate", metavar="OUT.mp4", show_default=False,
         help="Write the analysed frames, boxes and names drawn, to a video (.mp4 or .avi).")] = None,
     show: Annotated[bool, typer.Option("--show", help="Show the annotated frames in a window (q quits).")] = False,
-    min_face: MinFace = MIN_FACE, tau: Tau = None, force: Force = False, fpir: Fpir = None,
+    liveness: Annotated[bool, typer.Option(
+        "--liveness", help="Also judge whether each face is live (blinks, depth from motion): events carry live and "
+                           "its evidence, and an update when it changes; frames are analysed at 15 a second or "
+                           "more.")] = False,
+    min_face: MinFace = MIN_FACE, min_quality: MinQuality = None, tau: Tau = None, force: Force = False,
+    fpir: Fpir = None,
     gallery: GalleryOpt = None,
     detector: DetectorOpt = None, model: ModelOpt = None, device: Device = "auto", head: HeadOpt = None,
     det_size: DetSize = DET_SIZE, json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False,
@@ -85,6 +91,7 @@ def watch(
     import cv2
 
     from facecli.cli import annotate as drawing
+    from facecli.liveness.face import live_faces
 
     out = output(json_lines, quiet, verbose)
     tuned = load_head(head)
@@ -101,10 +108,12 @@ def watch(
             raise FaceCliError("--show", "this OpenCV build has no GUI (opencv-python-headless); "
                                          "use --annotate OUT.mp4, or install opencv-python") from None
     stop = threading.Event()
-    with _stop_on_interrupt(stop):  # from here on, Ctrl-C ends the session cleanly
+    with stop_on_interrupt(stop):  # from here on, Ctrl-C ends the session cleanly
         source = open_video(video if video is not None else camera, reconnect, reconnect_delay, out.warn)
         length = f"{source.length} frames" if source.length is not None else "live"
         out.info(f"{source.label}: {source.fps:g} fps, {length}")
+        if liveness and every is None:
+            fps = max(fps, MIN_FPS)  # blinks are missed below it
         step = every or max(1, round(source.fps / fps))
         writer = None
         recognised = False
@@ -113,10 +122,12 @@ def watch(
         # is lost (what was recorded is kept): never through a link planted at the name
         with open_gallery_at(gallery, model, embeds=True) as g, out.results(render.EVENTS) as results, \
                 private_output(annotate, InputError) if annotate is not None else contextlib.nullcontext() as target:
+            tuned = head_for(g, tuned)
             eng = engine(out, model_for(model, g, tuned), detector, device, det_size=det_size, head=tuned)
             threshold = eng.threshold(g, tau, fpir, force)
             try:
-                for frame in eng.watch(g, source, threshold, step, gap, min_face, stop):
+                checks = live_faces(prompt=out.prompt, device=device) if liveness else None
+                for frame in eng.watch(g, source, threshold, step, gap, min_face, stop, min_quality, checks):
                     for e in frame.events:
                         row = render.event_row(e, frame.index, threshold)
                         recognised |= row["name"] is not None
@@ -142,7 +153,7 @@ def watch(
 
 
 @contextmanager
-def _stop_on_interrupt(stop: threading.Event) -> Iterator[None]:
+def stop_on_interrupt(stop: threading.Event) -> Iterator[None]:
     """The first Ctrl-C sets ``stop`` (the session ends after this frame, every face leaving); a second one kills."""
     def first(_signum: int, _frame: object) -> None:
         signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -1,4 +1,4 @@
-"""Pictures of the evaluations (matplotlib, an optional dependency: ``pip install 'facecli[plot]'``)."""
+"""Pictures of the evaluations (matplotlib, an optional dependency: the ``plot`` extra)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from facecli.errors import BadValue
+from facecli.extras import install_hint
 
 if TYPE_CHECKING:
     from facecli.evaluation.openset import OpensetReport
@@ -23,7 +24,7 @@ def pyplot(out: Path):
         # matplotlib: optional (the [plot] extra), loaded only to draw
         import matplotlib.pyplot as plt
     except ImportError:
-        raise BadValue("plot", out, "needs matplotlib: pip install 'facecli[plot]'") from None
+        raise BadValue("plot", out, f"needs matplotlib: {install_hint('plot')}") from None
     return plt
 
 

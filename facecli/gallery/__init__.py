@@ -15,6 +15,7 @@ import os
 from types import ModuleType
 
 from facecli.errors import GalleryError
+from facecli.extras import install_hint
 from facecli.gallery.locations import DatabaseURL, Location, as_location, is_database_url, mask_url
 from facecli.gallery.sqlite import SqliteBackend
 from facecli.gallery.store import Creator, Gallery
@@ -32,7 +33,7 @@ def _postgres(where: DatabaseURL) -> ModuleType:
     except ModuleNotFoundError as exc:
         if not (exc.name or "").startswith("psycopg"):
             raise
-        raise GalleryError(str(where), "a PostgreSQL gallery needs psycopg: pip install 'facecli[postgres]'") \
+        raise GalleryError(str(where), f"a PostgreSQL gallery needs psycopg: {install_hint('postgres')}") \
             from None
     return postgres
 

@@ -1,7 +1,8 @@
 """Matching faces against any gallery: 1:N with the threshold that follows its size, 1:1 against a claim.
 
 A gallery may be used with a projection head (``facecli tune``): meta records
-its sha256 and where it was found. Templates stay the base model's
+its sha256 and where it was found, and the gallery keeps its bytes
+(``keptheads``). Templates stay the base model's
 embeddings whatever the head; faces matched against the gallery must come
 through that head (``Face.head``) or are refused, and the head is applied at
 match time to them and to the templates (every template, exactly: an index
@@ -18,14 +19,15 @@ import numpy as np
 
 from facecli import decisions, matching
 from facecli.errors import BadValue, GalleryError, HeadMismatch
+from facecli.gallery.keptheads import kept_head
 from facecli.gallery.search import Searcher, check_search
-from facecli.values import Match
+from facecli.values import Match, Verification
 
 if TYPE_CHECKING:
     from facecli.gallery.store import Gallery
     from facecli.heads import LoadedHead
     from facecli.matching import TemplateMatrix
-    from facecli.values import Decision, Face, Threshold
+    from facecli.values import Decision, Face, ImageResult, Threshold
 
 
 def check_head(gallery: Gallery, head: LoadedHead | None) -> None:
@@ -34,7 +36,8 @@ def check_head(gallery: Gallery, head: LoadedHead | None) -> None:
     if (None if record is None else record.sha256) != (None if head is None else head.sha256):
         raise HeadMismatch(gallery.location, None if record is None else record.path,
                            None if record is None else record.sha256,
-                           None if head is None else str(head.path), None if head is None else head.sha256)
+                           None if head is None else str(head.path), None if head is None else head.sha256,
+                           kept_head(gallery) is not None)
 
 
 def threshold(gallery: Gallery, tau: float | None = None, fpir: float | None = None, force: bool = False,
@@ -48,14 +51,14 @@ def threshold(gallery: Gallery, tau: float | None = None, fpir: float | None = N
 
 def identify(gallery: Gallery, faces: list[Face], threshold: Threshold, top_k: int = 1, templates: str = "mean",
              min_face: float = decisions.MIN_FACE, search: str = "auto",
-             log: Callable[[str], None] = lambda _m: None) -> list[Decision]:
+             log: Callable[[str], None] = lambda _m: None, min_quality: float = 0.0) -> list[Decision]:
     """1:K for embedded faces: each one's nearest person within ``threshold``, or nobody; faces smaller than
-    ``min_face`` pixels are never named."""
+    ``min_face`` pixels, or of a quality under ``min_quality``, are never named."""
     if not faces:
         return []
     head = _check_embedded(gallery, faces)
     found = decide(gallery, matching.face_vectors(faces), threshold, head, top_k, templates, search, log)
-    return decisions.too_small(faces, found, min_face)
+    return decisions.too_poor(faces, decisions.too_small(faces, found, min_face), min_quality)
 
 
 def decide(gallery: Gallery, vectors: np.ndarray, threshold: Threshold, head: LoadedHead | None = None,
@@ -67,15 +70,27 @@ def decide(gallery: Gallery, vectors: np.ndarray, threshold: Threshold, head: Lo
                                                  templates == "mean", log), threshold, top_k, templates)
 
 
-def distance_to(gallery: Gallery, faces: list[Face], name: str, templates: str = "mean") -> tuple[int, float]:
-    """Which of ``faces`` is nearest to the enrolled person ``name``, and its distance (1:1 against a claim)."""
-    if not gallery.has_person(name):
+def claim_distances(gallery: Gallery, faces: list[Face], name: str, templates: str = "mean") -> np.ndarray:
+    """Each face's distance to the enrolled person ``name`` (1:1 against a claim)."""
+    stored = gallery.embeddings_of(name)
+    if not len(stored):
         raise BadValue("claim", name, f"no such person in {gallery.location}")
     head = _check_embedded(gallery, faces)
-    stored = gallery.embeddings_of(name)
     reference = matching.person_references(stored if head is None else head.apply(stored), templates)
-    i, _, d = matching.closest_pair(matching.face_vectors(faces), reference)
-    return i, d
+    return matching.sq_distances(matching.face_vectors(faces), reference).min(axis=1)
+
+
+def claim_decisions(gallery: Gallery, result: ImageResult, name: str, threshold: Threshold, all_faces: bool = False,
+                    templates: str = "mean", min_face: float = decisions.MIN_FACE,
+                    min_quality: float = 0.0) -> list[Verification]:
+    """1:1 against the claim ``name`` for an analysed image: its largest face (``all_faces``: each face) decided,
+    or one "no face" decision; faces that cannot be judged (``decisions.unjudged``) are never "same"."""
+    if not result.faces:
+        return [Verification(result, None, None, threshold, claim=name, faces=0)]
+    faces = result.faces if all_faces else result.faces[:1]
+    d = claim_distances(gallery, faces, name, templates)
+    return [Verification(result, f, float(x), threshold, claim=name, faces=len(result.faces),
+                         unjudged=decisions.unjudged(f, min_face, min_quality)) for f, x in zip(faces, d)]
 
 
 def nearest_templates(gallery: Gallery, face: Face, top_k: int = 10) -> list[Match]:

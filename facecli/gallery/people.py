@@ -12,16 +12,18 @@ search index built before them as stale, as a removal does.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from facecli.errors import GalleryError, InputError
+from facecli.decisions import is_too_small
+from facecli.errors import FaceTooSmall, GalleryError, InputError
 from facecli.names import person_name
-from facecli.values import SAME_FACE_IOU, EnrollResult, Stored, iou
+from facecli.values import SAME_FACE_IOU, EnrollResult, Stored, Template, iou, stored_source
 
 if TYPE_CHECKING:
     from facecli.gallery.store import Gallery
+    from facecli.values import ClusteredFace, HeadRecord
 
 def who_has(faces: list[tuple[str, Sequence[float]]], name: str, box: Sequence[float]) -> Stored | None:
     """What enrolling the face at ``box`` for ``name`` does, given the faces of its photo enrolled so far
@@ -141,3 +143,30 @@ def _person(gallery: Gallery, name: str) -> tuple[int, str]:
 def _run(gallery: Gallery, text: str, params: tuple) -> int:
     """One change, in the caller's write transaction: the number of rows it touched."""
     return int(gallery._db.run(gallery._sql(text), params).rowcount)
+
+
+def enroll_clusters(gallery: Gallery, clustered: list[ClusteredFace], min_face: float,
+                    head: Callable[[], HeadRecord | None]) -> list[EnrollResult]:
+    """``Engine.enroll_clusters``: each cluster as a new person ``unknown-N`` (one transaction), per clustered face
+    the person its cluster became and whether the face is in the gallery under that name, or why not; ``head``
+    gives the head record a first enroll writes (asked only when something is written)."""
+    results = []
+    for c in clustered:
+        d, subject = c.face.detection, f"{c.result.path}#{c.face.index}"
+        if is_too_small(d, min_face):
+            results.append(EnrollResult(None, c.result.path, "error", FaceTooSmall(subject, d.width, d.height,
+                                                                                   min_face)))
+        else:
+            template = Template(c.face.embedding, stored_source(c.result.path), c.result.sha256, d.box)
+            results.append(EnrollResult(None, c.result.path, "pending", template=template))
+    named = sorted({c.cluster for c, r in zip(clustered, results) if r.template is not None})
+    if not named:
+        return results
+    record = head()
+    names = dict(zip(named, gallery.new_names("unknown-", len(named))))
+    for c, r in zip(clustered, results):
+        r.name = names.get(c.cluster)
+    todo = [(c, r) for c, r in zip(clustered, results) if r.template is not None]
+    for (c, r), stored in zip(todo, gallery.enroll([(r.name, r.template) for _, r in todo], record)):
+        settle(r, stored, f"{r.path}#{c.face.index}")
+    return results

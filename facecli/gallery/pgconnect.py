@@ -1,7 +1,7 @@
 """Talking to PostgreSQL for the gallery: the connection, one-line errors without secrets, pgvector's wire format.
 
 Only ``facecli.gallery.postgres`` imports this, and only when a database is
-used: psycopg is an optional dependency (``pip install 'facecli[postgres]'``).
+used: psycopg is an optional dependency (the ``postgres`` extra).
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ catalogue check (``describe``); pgvector's index. SQL is fixed text with bound
 parameters; the only composed parts are integers and the index kind, one of
 two fixed words.
 
-psycopg is imported only when a database is used (``pip install 'facecli[postgres]'``).
+psycopg is imported only when a database is used (the ``postgres`` extra, ``extras.install_hint``).
 """
 
 from __future__ import annotations

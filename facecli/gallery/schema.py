@@ -25,6 +25,10 @@ History:
    modification time that let a re-run skip it), ``faces`` (each face of a
    photo: box, landmarks, detector score, size, the base model's embedding,
    and the unnamed cluster it was put in).
+4. ``heads``: the projection head a gallery is used with, kept in the
+   gallery (its ONNX bytes, by sha256, at most ``heads.STORED_MAX``), so
+   that the commands matching against it need no ``--head``; meta's
+   ``head_sha256`` still says which head is in use.
 
 The next change is a new ``Step`` appended to ``STEPS``.
 """
@@ -227,6 +231,17 @@ CREATE INDEX faces_cluster ON facecli.faces (cluster)
             ("constraint", "faces_photo_id_n_key on faces"): "UNIQUE (photo_id, n)",
             ("index", "faces_photo_id_n_key"): _UNIQUE.format("faces_photo_id_n_key", "faces", "photo_id, n"),
             ("index", "faces_cluster"): "CREATE INDEX faces_cluster ON facecli.faces USING btree (cluster)",
+        }),
+    Step(  # 4
+        sqlite="CREATE TABLE heads (sha256 TEXT PRIMARY KEY, data BLOB NOT NULL, stored REAL NOT NULL)",
+        postgres="CREATE TABLE facecli.heads (sha256 text PRIMARY KEY, data bytea NOT NULL, "
+                 "stored double precision NOT NULL)",
+        catalogue={
+            ("table", "heads"): "",
+            ("column", "heads.sha256"): f"text {_NN}", ("column", "heads.data"): f"bytea {_NN}",
+            ("column", "heads.stored"): f"double precision {_NN}",
+            ("constraint", "heads_pkey on heads"): "PRIMARY KEY (sha256)",
+            ("index", "heads_pkey"): _UNIQUE.format("heads_pkey", "heads", "sha256"),
         }),
 ]
 

@@ -32,6 +32,7 @@ import numpy as np
 from facecli.calibration import check_fpir
 from facecli.errors import GalleryError, ModelMismatch
 from facecli.gallery import schema
+from facecli.gallery.keptheads import kept_problems, put_head
 from facecli.gallery.people import mark_stale, who_has
 from facecli.gallery.rows import (
     box_problem,
@@ -198,6 +199,7 @@ class Gallery:
             meta, dim = self.meta(), self.dim
             if (problem := head_problem(meta)) is not None:
                 problems.append(problem)
+            problems += kept_problems(self, meta)
             for model, n in self._rows("SELECT model, COUNT(*) FROM {s}templates GROUP BY model ORDER BY model{c}"):
                 if model != meta.get("model"):
                     problems.append(f"{n} templates from model {model}, the gallery is for {meta.get('model')}")
@@ -238,7 +240,7 @@ class Gallery:
         with self._write():
             self._db.lock_enrolls()
             if head is not None:
-                self._put_meta({"head_sha256": head.sha256, "head_path": head.path})
+                put_head(self, head)
             faces: dict[str, list[tuple[str, list[float]]]] = {}  # photo -> its enrolled faces: (person, box)
             shas = self._db.dialect.id_list(sorted({t.sha256 for _, t in entries}))
             for i, sha, name, box in self._rows("SELECT t.id, t.sha256, p.name, t.box FROM {s}templates t JOIN "
@@ -296,11 +298,12 @@ class Gallery:
         try:
             with self._write():
                 self._db.lock_enrolls()  # a concurrent enroll or rename cannot slip a look-alike in
+                if not self._rows("SELECT 1 FROM {s}persons WHERE name = ?", (old,)):
+                    raise GalleryError(old, f"no such person in {self.location}")  # whatever the new name
                 if new != old and self._rows("SELECT 1 FROM {s}persons WHERE name = ?", (new,)):
                     raise taken
                 self._refuse_look_alikes([new], ignore=old)
-                if self._db.run(self._sql("UPDATE {s}persons SET name = ? WHERE name = ?"), (new, old)).rowcount == 0:
-                    raise GalleryError(old, f"no such person in {self.location}")
+                self._db.run(self._sql("UPDATE {s}persons SET name = ? WHERE name = ?"), (new, old))
         except GalleryError as exc:
             if type(exc.__context__).__name__ in ("UniqueViolation", "IntegrityError"):  # enrolled meanwhile
                 raise taken from None
@@ -311,8 +314,10 @@ class Gallery:
         self._set_meta({"fpir": None if fpir is None else repr(check_fpir(fpir))})
 
     def set_head(self, head: HeadRecord | None) -> None:
-        """Record (or with None, forget) the head this gallery is used with; the templates stay as they are."""
-        self._set_meta({"head_sha256": head and head.sha256, "head_path": head and head.path})
+        """Use the gallery with this head (None: none), keeping its bytes when the record carries them
+        (``keptheads``); the templates stay as they are."""
+        with self._write():
+            put_head(self, head)
 
     def close(self) -> None:
         self._db.close()

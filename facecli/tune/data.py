@@ -1,8 +1,9 @@
 """The tuning set: a labelled folder (``enroll --dir``'s layout) embedded as enrollment embeds it.
 
-Each photo contributes the one face enroll would take (``Engine.enroll_face``:
-refused when it has no face, several unless ``largest``, or one under
-``min_face`` pixels), embedded by the engine's own pipeline, so the head
+Each photo contributes the one face enroll would take (``facecli.choosing``:
+refused when it has no face, one under ``min_face`` pixels, or several of
+which none clearly agrees with the person's other photos, unless
+``largest``), embedded by the engine's own pipeline, so the head
 learns on the embeddings it will map at match time. Enroll's rule rather
 than the evaluations' central face: a photo with several faces has no
 certain label, and a centre crop of a faceless photo is no face at all;
@@ -35,9 +36,9 @@ def embed_people(engine: Engine, items: list[tuple[str, str]], largest: bool = F
     ids: list[str] = []
     errors: list[FaceCliError] = []
     holder: dict[str, str] = {}
-    for name, result, face in engine.enroll_faces(items, largest, min_face, on_image):
-        if isinstance(face, FaceCliError):
-            errors.append(face)
+    for name, result, chosen in engine.enroll_faces(items, largest, min_face, on_image):
+        if isinstance(chosen, FaceCliError):
+            errors.append(chosen)
             continue
         first = holder.get(result.sha256)
         if first is not None:  # the same photo again: under another name it is refused, under its own kept once
@@ -45,7 +46,7 @@ def embed_people(engine: Engine, items: list[tuple[str, str]], largest: bool = F
                 errors.append(InputError(result.path, f"the same photo is already in the set as {first}"))
             continue
         holder[result.sha256] = name
-        vectors.append(face.embedding)
+        vectors.append(chosen.face.embedding)
         people.append(name)
         ids.append(result.sha256)
     matrix = np.stack(vectors) if vectors else np.empty((0, engine.dim), np.float32)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from facecli.errors import FaceCliError
+from facecli.extras import install_hint
 from facecli.heads import FORMAT, INPUT, METADATA_KEY, OUTPUT, sidecar
 from facecli.private import write_private
 from facecli.sources import sha256_bytes
@@ -32,7 +33,7 @@ def require_onnx() -> None:
         # onnx: optional (the [tune] extra), loaded only to write a head
         import onnx  # noqa: F401
     except ImportError:
-        raise FaceCliError("tune", "writing a head needs the onnx package: pip install 'facecli[tune]'") from None
+        raise FaceCliError("tune", f"writing a head needs the onnx package: {install_hint('tune')}") from None
 
 
 def head_graph(head: Head, metadata: dict):

@@ -27,6 +27,7 @@ from facecli.evaluation.plots import pyplot
 from facecli.tune.config import TuneConfig
 from facecli.tune.head import Head, init_head
 from facecli.tune.losses import batch_loss, distance_grad, sq_distance_matrix
+from facecli.tune.tail import tail_model
 from facecli.values import Threshold
 
 #: the probability grid of the manifest's ``pipelines.*.impostor`` tables (bench/impostor_quantiles.py)
@@ -76,7 +77,8 @@ class TuneResult:
     val_images: int
     dataset_sha256: str
     validation: dict  # open-set figures of the base model and the head on the validation people
-    impostor: dict  # the head's impostor-distance quantiles on the validation people (manifest format)
+    impostor: dict  # the head's impostor-distance quantiles on the validation people (manifest format), and their
+    # tail model (``tail.tail_model``)
     default_tau: float  # the head's 1:1 tau: the best balanced accuracy on the validation people's pairs
 
     def metadata(self) -> dict:
@@ -280,8 +282,9 @@ def train_head(data: Labelled, config: TuneConfig = TuneConfig(),
         head=best, final_head=head, config=config, model=data.model, history=history, best_epoch=best_epoch,
         train_people=train_people, val_people=val_people, train_images=int(train_mask.sum()),
         val_images=int(val_mask.sum()), dataset_sha256=data.sha256(), validation=validation,
-        impostor=impostor_quantiles(out_val, people_val, f"the {len(val_people)} validation people of the tuning "
-                                                         f"set ({int(val_mask.sum())} photos), with the head"),
+        impostor={**impostor_quantiles(out_val, people_val, f"the {len(val_people)} validation people of the tuning "
+                                                            f"set ({int(val_mask.sum())} photos), with the head"),
+                  "tail": tail_model(out_val, people_val, config.seed)},
         default_tau=balanced_tau(out_val, people_val))
 
 

@@ -31,7 +31,7 @@ def test_index_twice_then_a_rename_then_prune(run, library):
     assert got["moved.jpg"] == "moved" and "obama3.jpg" not in got
     (library / "biden.jpg").unlink()
     pruned = run("index", str(library), "--prune")
-    assert pruned.returncode == 0 and "1 files forgotten" in pruned.stderr
+    assert pruned.returncode == 0 and "1 file forgotten" in pruned.stderr
     assert json_rows(run("people", "--json").stdout) == []  # nobody enrolled: nobody listed
 
 

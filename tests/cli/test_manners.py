@@ -79,7 +79,7 @@ def test_titles_and_status_lines_go_to_stderr(run, images, photos):
 
     proc = run("identify", str(images / "obama2.jpg"))
     assert proc.returncode == 0 and _table_only(proc.stdout) and "obama" in proc.stdout, proc.stdout
-    assert "tau " not in proc.stdout and "tau 1." in proc.stderr and "FPIR 0.01 with 1 people" in proc.stderr
+    assert "tau " not in proc.stdout and "tau 1." in proc.stderr and "FPIR 0.01 with 1 person" in proc.stderr
     quiet = run("identify", str(images / "obama2.jpg"), "--quiet")
     assert quiet.stdout == proc.stdout and quiet.stderr == ""
 
@@ -209,7 +209,7 @@ def test_csv_rows_are_the_json_rows_flattened(enrolled, images, photos, tmp_path
     assert run("enroll", "biden", str(images / "biden.jpg")).returncode == 0
     table = _same_rows(run, ["identify", str(photos), str(tmp_path / "missing.jpg"), "--top-k", "2"])
     header = _header(run("identify", str(photos), "--csv", "--top-k", "2").stdout)
-    assert header == csv_columns(("file", "face", "box", "score", "landmarks", "name", "distance", "tau",
+    assert header == csv_columns(("file", "face", "box", "score", "landmarks", "quality", "name", "distance", "tau",
                                   "gallery_size", "fpir", "decision", "candidate", "candidates", "error"),
                                  {"candidates": 2})
     assert header[:7] == ["file", "face", "box_x1", "box_y1", "box_x2", "box_y2", "score"]

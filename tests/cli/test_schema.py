@@ -14,7 +14,7 @@ SCHEMA = ROOT / "docs" / "output.md"
 FACE = {"file", "face", "box", "score", "landmarks"}
 VERIFY = {"file", "face", "box", "distance", "tau", "same", "decision"}
 EVENT = {"event", "time", "frame", "track", "name", "decision", "distance", "tau", "gallery_size", "fpir", "box",
-         "first_seen", "last_seen"}
+         "quality", "first_seen", "last_seen", "live", "liveness"}
 
 
 def _identify_fields() -> set[str]:
@@ -40,7 +40,7 @@ def test_every_command_emits_the_documented_fields(run, images, tmp_path, no_fac
     (row,) = json_rows(run("verify", photo, str(images / "obama3.jpg"), "--json").stdout)
     assert set(row) == VERIFY | {"other", "other_face", "other_box"}
     (row,) = json_rows(run("verify", photo, "--claim", "obama", "--json").stdout)
-    assert set(row) == VERIFY | {"claim"}
+    assert set(row) == VERIFY | {"faces", "claim", "reason", "quality"}
 
     (row,) = json_rows(run("detect", photo, "--json", "--crops", str(tmp_path / "c")).stdout)
     assert set(row) == FACE | {"crop"}
@@ -50,7 +50,8 @@ def test_every_command_emits_the_documented_fields(run, images, tmp_path, no_fac
     assert set(row) == {"file", "face", "error"}
 
     (row,) = json_rows(run("enroll", "obama", photo, "--json").stdout)
-    assert set(row) == {"name", "file", "status", "error", "box"}
+    assert set(row) == {"name", "file", "status", "error", "box", "quality", "face", "faces", "chosen", "agreement",
+                        "next"}
     folder = tmp_path / "photos"
     folder.mkdir()
     (folder / "a.jpg").symlink_to(images / "obama3.jpg")
@@ -73,10 +74,16 @@ def test_every_command_emits_the_documented_fields(run, images, tmp_path, no_fac
 
     video = tmp_path / "v.avi"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5, (320, 240))
-    frame = cv2.resize(cv2.imread(photo), (320, 240))
+    picture = cv2.imread(photo)
+    picture = cv2.resize(picture, (round(picture.shape[1] * 240 / picture.shape[0]), 240))[:, :320]
+    frame = np.full((240, 320, 3), 90, np.uint8)
+    frame[:, :picture.shape[1]] = picture
     for _ in range(3):
         writer.write(frame)
     writer.write(np.zeros_like(frame))
     writer.release()
     rows = json_rows(run("watch", "--video", str(video), "--every", "1", "--json").stdout)
     assert [r["event"] for r in rows] == ["appear", "leave"] and all(set(r) == EVENT for r in rows)
+    rows = json_rows(run("verify", "--video", str(video), "--claim", "obama", "--json").stdout)
+    door = {"event", "time", "frame", "streak", "live", "liveness"} | VERIFY | {"faces", "claim", "reason", "quality"}
+    assert rows[-1]["event"] == "confirmed" and all(set(r) == door for r in rows)

@@ -217,7 +217,7 @@ def _short(value: object, *words: str) -> str:
 
 def test_values_print_what_matters_in_a_line(engine, images, tmp_path):
     v = engine.verify(images / "obama.jpg", images / "obama2.jpg")
-    _short(v, "same=True", f"distance={v.distance:.4f}", "tau=", "obama2.jpg")
+    _short(v, "decision='same'", f"distance={v.distance:.4f}", "tau=", "obama2.jpg")
     assert str(v) == repr(v)
     face = v.probe_face
     _short(face, "box=(", "score=", "embedding=<640-d>")

@@ -29,7 +29,7 @@ def test_an_image_failing_inside_detection_or_embedding_fails_alone(images, monk
     paths = [str(images / n) for n in ("obama.jpg", "biden.jpg", "obama2.jpg", "obama3.jpg")]
     expected = {r.path: [f.embedding for f in r.faces] for r in pipeline.run(paths)}
     (biden_face,) = pipeline.analyse(paths[1]).faces
-    detect, embed = pipeline.detector.detect, pipeline.embedder.embed
+    detect, embed = pipeline.detector.detect, pipeline.embedder.embed_measured  # embeddings and quality signals
     calls = []
 
     detected_obama = []
@@ -47,7 +47,7 @@ def test_an_image_failing_inside_detection_or_embedding_fails_alone(images, monk
         return embed(crops)
 
     monkeypatch.setattr(pipeline.detector, "detect", failing_detect)
-    monkeypatch.setattr(pipeline.embedder, "embed", failing_embed)
+    monkeypatch.setattr(pipeline.embedder, "embed_measured", failing_embed)
     results = list(pipeline.run(paths))
     assert [r.path for r in results] == paths
     assert str(results[0].error) == f"{paths[0]}: detecting failed: out of memory"

@@ -15,7 +15,10 @@ from facecli.errors import BadValue, GalleryError, InputError, ModelMismatch
 from facecli.gallery import identification, open_gallery, schema
 from facecli.gallery.copy import copy_gallery, gallery_content
 from facecli.gallery.facematrix import face_matrix
+from facecli.gallery.keptheads import kept_head
+from facecli.heads import STORED_MAX
 from facecli.library import find
+from facecli.sources import sha256_bytes
 from facecli.values import HeadRecord, Template
 
 POSTGRES = pytest.param("postgres", marks=pytest.mark.postgres)
@@ -143,6 +146,39 @@ def test_settings_persist_and_bad_ones_are_refused(location, faces):
 
 
 @backends
+def test_a_head_is_kept_with_its_bytes_and_forgotten_with_it(location, faces, tmp_path):
+    data = b"the bytes of a head file" * 100
+    head = HeadRecord(sha256_bytes(data), "/heads/head.onnx", data)
+    with open_gallery(location, "facenet", create=True) as g:
+        g.enroll([("obama", template(faces["obama"], "obama.jpg"))], head)  # a first enroll keeps it too
+        assert g.head() == head and kept_head(g) == data and g.check() == []
+        for bad in (HeadRecord("b" * 64, "/heads/other.onnx", data),  # bytes of another head
+                    HeadRecord(sha256_bytes(big := bytes(STORED_MAX + 1)), "/heads/big.onnx", big)):
+            with pytest.raises(GalleryError, match="cannot keep the head"):
+                g.set_head(bad)
+        assert kept_head(g) == data
+        g.set_head(HeadRecord(head.sha256, "/elsewhere/head.onnx"))  # the same head, found elsewhere: still kept
+        assert kept_head(g) == data and g.head().path == "/elsewhere/head.onnx"
+        if location != ":memory:":
+            copied = str(tmp_path / "copy.db")
+            copy_gallery(g, copied)
+            with open_gallery(copied) as there:
+                assert there.head().sha256 == head.sha256 and kept_head(there) == data and there.check() == []
+    if location != ":memory:":
+        with open_gallery(location) as g:  # read again, by a reader
+            assert kept_head(g) == data
+    with open_gallery(location, "facenet", create=True, write=True) as g:
+        other = b"another head" * 10
+        g.set_head(HeadRecord(sha256_bytes(other), "/heads/other.onnx", other))  # only the head in use is kept
+        assert kept_head(g) == other and g._rows("SELECT COUNT(*) FROM {s}heads")[0][0] == 1
+        g.set_head(None)
+        assert g.head() is None and kept_head(g) is None and g._rows("SELECT COUNT(*) FROM {s}heads") == [(0,)]
+        with g._write():  # damage: bytes that are not their sha256's, a head kept but not in use
+            g._db.run(g._sql("INSERT INTO {s}heads VALUES (?, ?, 0)"), ("c" * 64, b"not that head"))
+        assert g.check() == ["the head kept under sha256 cccccccccccc is damaged (its bytes have another sha256)"]
+
+
+@backends
 def test_another_model_is_refused(location, faces):
     with open_gallery(location, "facenet", create=True) as g:
         g.enroll([("obama", template(faces["obama"], "obama.jpg"))])
@@ -178,7 +214,7 @@ def test_identification_answers_alike_exactly_and_through_the_index(location, en
                               ("obama", template(faces["obama2"], "o2")),
                               ("biden", template(faces["biden"], "biden.jpg"))])
             assert identification.identify(reference, probes, threshold, top_k=2) == exact
-        _, d = identification.distance_to(g, [faces["obama3"]], "obama")
+        (d,) = identification.claim_distances(g, [faces["obama3"]], "obama")
         assert d == pytest.approx(exact[0].distance, abs=1e-6)
 
 
@@ -188,7 +224,7 @@ def test_an_older_schema_is_read_as_it_is_and_upgraded_by_the_first_write(locati
         g.enroll([("obama", template(faces["obama"], "obama.jpg"))])
         db = g._db
         with db.transaction():  # back to version 1: what an older facecli left
-            for table in ("schema_history", "faces", "files", "photos"):
+            for table in ("schema_history", "faces", "files", "photos", "heads"):
                 db.run(db.dialect.sql(f"DROP TABLE {{s}}{table}"))
             db.run(db.dialect.sql("DROP INDEX {s}templates_sha256"))
             db.set_version(1)
@@ -199,6 +235,26 @@ def test_an_older_schema_is_read_as_it_is_and_upgraded_by_the_first_write(locati
         g.enroll([("biden", template(faces["biden"], "biden.jpg"))])
         assert g.schema == schema.SCHEMA_VERSION and g.check() == []
         assert g._rows("SELECT version FROM {s}schema_history") == [(v,) for v in range(2, schema.SCHEMA_VERSION + 1)]
+
+
+@stored
+def test_a_head_an_older_facecli_recorded_stays_recorded_until_it_is_kept(location, faces):
+    data = b"a head"
+    head = HeadRecord(sha256_bytes(data), "/heads/h.onnx", data)
+    with open_gallery(location, "facenet", create=True) as g:
+        g.enroll([("obama", template(faces["obama"], "obama.jpg"))], head)
+        db = g._db
+        with db.transaction():  # back to version 3: the head recorded in meta, its bytes nowhere
+            db.run(db.dialect.sql("DROP TABLE {s}heads"))
+            db.run(db.dialect.sql("DELETE FROM {s}schema_history WHERE version = 4"))
+            db.set_version(3)
+    with open_gallery(location) as old:  # its commands read the file at the recorded path
+        assert old.schema == 3 and old.head() == head and kept_head(old) is None and old.check() == []
+    with open_gallery(location, write=True) as g:
+        g.enroll([("biden", template(faces["biden"], "biden.jpg"))])
+        assert g.schema == schema.SCHEMA_VERSION and g.head() == head and kept_head(g) is None
+        g.set_head(head)  # what `gallery set --head FILE` does
+        assert kept_head(g) == data and g.check() == []
 
 
 @stored
@@ -222,6 +278,31 @@ def test_copy_to_and_from_every_backend_keeps_the_content(location, faces, tmp_p
         assert gallery_content(there) == expected and there.fpir() == 0.002
         back = copy_gallery(there, str(tmp_path / "back.db"))
     assert back.content == expected
+
+
+@stored
+def test_copy_into_a_gallery_with_people_merges_and_reports_conflicts(location, faces, tmp_path):
+    source = str(tmp_path / "source.db")
+    with open_gallery(location, "facenet", create=True) as dst:
+        dst.enroll([("obama", template(faces["obama"], "obama.jpg")), ("joe", template(faces["biden"], "b.jpg"))])
+        dst.set_fpir(0.002)
+    with open_gallery(source, "facenet", create=True) as g:
+        g.enroll([("obama", template(faces["obama"], "obama.jpg")),      # there already: left as it is
+                  ("obama", template(faces["obama2"], "o2.jpg")),        # joins obama
+                  ("biden", template(faces["biden"], "b.jpg")),          # the destination's joe: a conflict
+                  ("barack", template(faces["obama3"], "o3.jpg"))])      # a new person
+        copied = copy_gallery(g, location)
+    assert copied.merged and (copied.added, copied.present) == (2, 1)
+    assert [(c.name, c.source, c.status, c.holder) for c in copied.conflicts] == [("biden", "b.jpg", "taken", "joe")]
+    assert "already enrolled as joe" in copied.conflicts[0].reason
+    with open_gallery(location) as there:
+        assert [(p.name, p.templates) for p in there.persons()] == [("barack", 1), ("joe", 1), ("obama", 2)]
+        assert there.fpir() == 0.002  # the destination keeps its settings
+        assert gallery_content(there) == copied.content and copied.content.templates == 4
+    again = None
+    with open_gallery(source) as g:
+        again = copy_gallery(g, location)  # copying again changes nothing
+    assert (again.added, again.present, len(again.conflicts)) == (0, 3, 1) and again.content == copied.content
 
 
 @backends

@@ -2,10 +2,12 @@
 
 Each head here is a real ONNX file with its sha256 sidecar, as `facecli tune` writes them, built to do one thing a
 head must not: collapse everyone together, give other than unit vectors, NaN, read another file through external
-data, loop, or carry taus that would name strangers."""
+data, loop, or carry taus that would name strangers; and how a head's measurements calibrate identify's tau, with
+the tail model of its smallest impostor distances (issue 27) or, written before it, its quantiles alone."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -14,8 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facecli.errors import ModelError
+from facecli.calibration import impostor_probability, largest_gallery, tau_for
+from facecli.errors import FaceCliError, ModelError
 from facecli.heads import FORMAT, INPUT, METADATA_KEY, OUTPUT, load_head, sidecar
+from facecli.models import pipeline_spec
 from facecli.sources import sha256_bytes
 from facecli.tune import init_head
 from facecli.tune.export import export_head
@@ -78,10 +82,42 @@ def test_a_head_with_nan_outputs_is_refused_in_one_line(tmp_path):
         load_head(_linear(tmp_path, "nan.onnx", w, np.zeros(DIM)))
 
 
+TAIL = {"u": 1.3, "p_u": 0.01, "xi": -0.08, "sigma": 0.07, "reach_p": 2e-5, "trusted": True, "people": 500}
+
+
+def test_a_head_written_before_tail_models_calibrates_from_its_quantiles(tmp_path):
+    old = load_head(_linear(tmp_path, "old.onnx", np.eye(DIM), np.zeros(DIM))).calibration(pipeline_spec("sface"))
+    assert largest_gallery(old) == 100  # its rarest quantile, 1e-4, at FPIR 1 %
+    assert tau_for(old, 1, 0.1) == pytest.approx(1.3) and 0.6 < tau_for(old, 100) < 0.8
+    with pytest.raises(FaceCliError, match="rarer than 1 in 1e"):
+        tau_for(old, 101)
+
+
+def test_a_heads_tail_model_calibrates_below_its_threshold_as_far_as_its_reach(tmp_path):
+    path = _linear(tmp_path, "tail.onnx", np.eye(DIM), np.zeros(DIM),
+                   metadata=METADATA | {"impostor": {**METADATA["impostor"], "tail": TAIL}})
+    spec = load_head(path).calibration(pipeline_spec("sface"))
+    reach = largest_gallery(spec)
+    assert reach == 502 and tau_for(spec, 1, 0.1) == pytest.approx(1.3)  # above p_u: the quantiles
+    for k in (30, 300, reach):
+        wanted = impostor_probability(0.01, k)  # the model's quantile, written out
+        assert tau_for(spec, k) == pytest.approx(1.3 - 0.07 / -0.08 * ((0.01 / wanted) ** -0.08 - 1))
+    with pytest.raises(FaceCliError, match=f"calibrated for galleries of up to {reach} people .* 500 validation"):
+        tau_for(spec, reach + 1)
+    untrusted = dataclasses.replace(spec, impostor={**spec.impostor, "tail": {**TAIL, "trusted": False}})
+    assert largest_gallery(untrusted) == 0
+    with pytest.raises(FaceCliError, match="up to 0 people"):
+        tau_for(untrusted, 2)
+
+
 @pytest.mark.parametrize(("change", "words"), [
     ({"default_tau": 3.99}, "1:1 tau 3.99"),
     ({"impostor": {"p": [1e-4, 1e-3, 1e-2, 0.1], "d": [0.6, 0.8, 1.0, 3.0]}}, "impostor quantiles"),
     ({"impostor": {"p": [0.1, 0.01], "d": [0.6, 0.8]}}, "impostor quantiles"),
+    ({"impostor": {**METADATA["impostor"], "tail": TAIL | {"u": 2.5}}}, "tail model's threshold"),
+    ({"impostor": {**METADATA["impostor"], "tail": TAIL | {"reach_p": 0.5}}}, "tail model's reach"),
+    ({"impostor": {**METADATA["impostor"], "tail": TAIL | {"sigma": float("nan")}}}, "tail model is not"),
+    ({"impostor": {**METADATA["impostor"], "tail": "heavy"}}, "tail model is not"),
 ])
 def test_taus_past_what_tau_accepts_are_refused(tmp_path, change, words):
     path = _linear(tmp_path, "taus.onnx", np.eye(DIM), np.zeros(DIM), metadata=METADATA | change)

@@ -108,8 +108,10 @@ def test_the_heads_impostor_quantiles_calibrate_tau_for(lfw_slice, trained, tmp_
     assert min(imp["p"]) * imp["pairs"] >= 1  # no quantile rarer than one pair
     tau = tau_for(spec, 1, 0.5)
     assert imp["d"][0] <= tau <= imp["d"][-1]
-    with pytest.raises(FaceCliError, match="rarer"):
-        tau_for(spec, 1000, 0.001)  # far beyond what a few hundred validation pairs can tell
+    with pytest.raises(FaceCliError, match="calibrated for galleries of up to 0 people"):
+        tau_for(spec, 1000, 0.001)  # far beyond what ten validation people can tell
+    tail = imp["tail"]  # too few people for the tail to be trusted anywhere
+    assert (tail["people"], tail["pairs"], tail["trusted"]) == (10, imp["pairs"], False)
 
 
 def test_the_curves_plot(trained, tmp_path):

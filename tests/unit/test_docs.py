@@ -183,3 +183,12 @@ def test_architecture_names_no_module_that_is_gone():
     names = {Path(m).name for m in _modules()} | {"__init__.py"}
     named = set(re.findall(r"`(?:[\w/]+/)?(\w+\.py)`", (DOCS / "architecture.md").read_text()))
     assert named <= names, f"docs/architecture.md names modules that are not in facecli/: {sorted(named - names)}"
+
+
+def test_every_environment_variable_is_in_the_reference():
+    used = {m for path in (ROOT / "facecli").rglob("*.py")
+            for m in re.findall(r"\bFACECLI_[A-Z_]+\b", path.read_text())}
+    text = (ROOT / "docs" / "commands.md").read_text()
+    section = text[text.index("## Environment variables"):text.index("## `facecli`")]
+    documented = set(re.findall(r"^\| `(FACECLI_[A-Z_]+)` \|", section, flags=re.M))
+    assert used and used == documented

@@ -39,6 +39,26 @@ def test_manifest_declares_source_checksums_and_preprocessing():
     assert facenet.build["requirements"] and facenet.alignment["margin"] == 32
 
 
+def test_the_face_mesh_models_declare_their_source_inside_the_task_bundle_and_their_inputs():
+    """Both come out of one MediaPipe .task bundle (a zip inside the wheel): the bundle's and the inner file's
+    sha256 are pinned; the mesh's crop, the blendshapes' 146 points and 52 names are declared, not guessed."""
+    specs = manifest()
+    mesh, shapes = specs["face-mesh"], specs["face-blendshapes"]
+    for s in (mesh, shapes):
+        assert s.source["member"].endswith(".task") and s.source["inner"].endswith(".tflite")
+        assert len(s.source["inner_sha256"]) == 64 and s.build["script"] == "convert_tflite.py"
+        assert s.license.startswith("Apache-2.0")
+    assert mesh.source["sha256"] == shapes.source["sha256"] and mesh.source["inner"] != shapes.source["inner"]
+    assert mesh.input == {"name": "input_12", "layout": "NHWC", "size": [256, 256], "color": "RGB", "dtype": "float32"}
+    assert mesh.preprocess == {"mean": 0.0, "std": 255.0}  # [0, 1]
+    assert mesh.alignment["method"] == "rotated-square" and mesh.alignment["scale"] == 1.5
+    assert mesh.output["count"] == 478
+    subset, names = shapes.preprocess["subset"], shapes.output["names"]
+    assert len(subset) == 146 == len(set(subset)) and max(subset) < 478 and shapes.input["size"] == [146, 2]
+    assert len(names) == 52 == len(set(names)) and names[0] == "_neutral" and names[9:11] == ["eyeBlinkLeft",
+                                                                                               "eyeBlinkRight"]
+
+
 def test_models_live_in_facecli_models_else_the_user_data_folder(monkeypatch, tmp_path):
     monkeypatch.setenv("FACECLI_MODELS", str(tmp_path / "mine"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))

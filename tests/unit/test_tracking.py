@@ -126,3 +126,15 @@ def test_passwords_in_urls_are_never_printed():
     assert redact("https://u:p:w@host/x") == "https://u:***@host/x"
     assert redact("rtsp://host/plain") == "rtsp://host/plain"
     assert "hunter2" not in redact("http://a:hunter2@[::1/x")  # not parseable: everything before @ hidden
+
+
+def test_too_poor_faces_are_followed_by_overlap_do_not_vote_and_say_so():
+    t = Tracker(tau=1.0, max_gap=1.0)
+    poor = Decision(None, 0.3, [], Threshold(1.0), too_poor=True)
+    _step(t, 0.0, (Face(0, Detection(_walk(0), 0.9), (), ALICE, quality=0.1), poor))
+    _step(t, 0.2, (Face(0, Detection(_walk(2), 0.9), (), BOB, quality=0.2), poor))  # embeddings not compared
+    (track,) = t.live
+    assert track.too_poor and not track.too_small and track.label == "too poor to identify"
+    assert track.quality == pytest.approx(0.2)  # the best seen
+    _step(t, 0.4, (Face(0, Detection(_walk(4), 0.9), (), ALICE, quality=0.9), _said("alice")))
+    assert track.name == "alice" and track.label == "recognized"

@@ -314,7 +314,7 @@ class Engine:
                 face.crops = ()  # only the embedding is kept: a tuning set may hold thousands of photos
             analysed.append((name, result))
         tau = decisions.verification_threshold(self.model).tau  # base embeddings, whatever the head
-        enrolled = (lambda n: gallery.embeddings_of(gallery.person(n) or n)) if gallery is not None else None
+        enrolled = gallery.embeddings_of if gallery is not None else None  # it resolves the name as stored
         chosen = choose_faces(analysed, tau, largest, min_face, enrolled)
         return [(name, result, c) for (name, result), c in zip(analysed, chosen)]
 

@@ -114,7 +114,7 @@ def watch_claim(pipeline: Pipeline, gallery: Gallery, video: Video, name: str, t
                                                      min_quality)
             last = replace(last, faces=faces)
             streak = streak + 1 if last.same else 0
-        verdict = check.verdict(now) if check is not None and door is not None else None
+        verdict = check.verdict(now) if check is not None else None  # a frame without the face keeps it
         event = DoorEvent("decision", now - start, index, last, streak, verdict)
         if streak >= CONFIRM and (liveness is None or event.live is True):
             yield DoorEvent("confirmed", now - start, index, last, streak, verdict)

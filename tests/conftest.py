@@ -67,6 +67,22 @@ def blink_clip() -> tuple[Path, list[range]]:
 
 
 @pytest.fixture(scope="session")
+def mesh():
+    """The face-mesh models (MediaPipe Face Landmarker, converted), on the CPU."""
+    from facecli.facemesh import FaceMesh
+
+    return FaceMesh(device="cpu")
+
+
+@pytest.fixture(scope="session")
+def yunet():
+    """YuNet alone: the detector the mesh is given faces by."""
+    from facecli.detectors.yunet import YuNet
+
+    return YuNet("cpu")
+
+
+@pytest.fixture(scope="session")
 def pipeline():
     """MTCNN + FaceNet: the tests of FaceNet's own pipeline (tests/library/test_sface.py covers the others)."""
     from facecli.pipeline import Pipeline

@@ -441,7 +441,7 @@ def test_the_file_gallery_never_imports_psycopg(run, images):
         assert proc.returncode == 0, proc.stderr
     proc = subprocess.run([sys.executable, "-c", code, "gallery", "list", "--gallery", "postgresql://x@/y"],
                           capture_output=True, text=True, timeout=300, env=env)
-    one_line_error(proc, "pip install 'facecli[postgres]'")
+    one_line_error(proc, " -m pip install -e ", "[postgres]'")  # the hint for this checkout's install
 
 
 # -- copy ---------------------------------------------------------------------------------------------

@@ -7,8 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from facecli.detectors.yunet import YuNet
-from facecli.facemesh import FaceMesh, crop_matrix
+from facecli.facemesh import crop_matrix
 from facecli.imageio import read_image
 from facecli.models import source_path, spec
 from facecli.values import Detection
@@ -16,16 +15,6 @@ from facecli.values import Detection
 #: the mesh points nearest YuNet's five landmarks: the two iris centres, the nose tip, the mouth corners
 FIVE = [468, 473, 1, 61, 291]
 PHOTOS = ["obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg"]
-
-
-@pytest.fixture(scope="module")
-def mesh() -> FaceMesh:
-    return FaceMesh(device="cpu")
-
-
-@pytest.fixture(scope="module")
-def yunet() -> YuNet:
-    return YuNet("cpu")
 
 
 def eye_openness(points: np.ndarray) -> float:

@@ -11,7 +11,6 @@ import cv2
 import pytest
 
 from facecli.detectors.yunet import YuNet
-from facecli.facemesh import FaceMesh
 from facecli.imageio import read_image
 from facecli.liveness.challenge import FAILED, PASSED, Challenge
 from tests.helpers.attacks import photo_attack, portrait, replay_attack
@@ -20,16 +19,6 @@ from tests.helpers.meshes import follow, read_video
 from tests.helpers.turning_clip import turning_frames
 
 LFW_PHOTOS = ["Daniel_Osorno/Daniel_Osorno_0001.jpg", "Jacqueline_Gold/Jacqueline_Gold_0001.jpg"]
-
-
-@pytest.fixture(scope="module")
-def mesh() -> FaceMesh:
-    return FaceMesh(device="cpu")
-
-
-@pytest.fixture(scope="module")
-def yunet() -> YuNet:
-    return YuNet("cpu")
 
 
 @pytest.fixture(scope="module")

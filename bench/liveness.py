@@ -16,12 +16,16 @@ Usage: python bench/liveness.py [--seeds 50] [--lfw DIR] [--lfw-count 40] [--fps
   the share of starts at which each step, and each two-step chain, passes.
 - Frame rate: the talking clip subsampled to 15, 10 and 7.5 fps (every phase): the blink seen or not.
 
-Prints tables and writes bench/results/liveness.json.
+Prints tables and writes bench/results/liveness.json. Each attack's row is also kept as it comes in
+bench/results/liveness-rows.jsonl, under a digest of the code that judged it (facecli/liveness/ and the
+attacks): a run that stops part way resumes where it stopped, and rows of other code are judged again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import random
 import statistics
 import sys
@@ -29,7 +33,7 @@ import time
 
 import cv2
 import numpy as np
-from common import ROOT, add_lfw, add_lfw_count, lfw_subset, parser, photos, table, write_results
+from common import RESULTS, ROOT, add_lfw, add_lfw_count, lfw_subset, parser, photos, table, write_results
 
 from facecli.detectors.yunet import YuNet
 from facecli.facemesh import FaceMesh
@@ -45,6 +49,37 @@ from tests.helpers.attacks import photo_attack, portrait, replay_attack  # noqa:
 from tests.helpers.clip import fetch_clip  # noqa: E402
 from tests.helpers.meshes import follow, read_video  # noqa: E402
 from tests.helpers.turning_clip import turning_frames  # noqa: E402
+
+
+def code_digest() -> str:
+    """What the rows depend on: the liveness package, the attacks, the face mesh."""
+    files = sorted((ROOT / "facecli" / "liveness").glob("*.py")) + [
+        ROOT / "tests" / "helpers" / "attacks.py", ROOT / "tests" / "helpers" / "meshes.py",
+        ROOT / "facecli" / "facemesh.py", ROOT / "facecli" / "decisions.py"]
+    return hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:16]
+
+
+class Rows:
+    """Attack rows kept as they come (``liveness-rows.jsonl``), found again by key under the same code."""
+
+    def __init__(self, settings: str) -> None:
+        self.path = RESULTS / "liveness-rows.jsonl"
+        self.prefix = f"{code_digest()}/{settings}/"
+        self.done: dict[str, dict] = {}
+        if self.path.exists():
+            for line in self.path.read_text().splitlines():
+                entry = json.loads(line)
+                if entry["key"].startswith(self.prefix):
+                    self.done[entry["key"]] = entry["row"]
+
+    def get(self, key: str) -> dict | None:
+        return self.done.get(self.prefix + key)
+
+    def put(self, key: str, row: dict) -> dict:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as f:
+            f.write(json.dumps({"key": self.prefix + key, "row": row}) + "\n")
+        return row
 
 
 def portraits(paths: list[str], yunet: YuNet) -> list[np.ndarray]:
@@ -128,19 +163,25 @@ def main() -> None:
     # attacks
     sample = portraits(photos(), yunet) + portraits(lfw_subset(args.lfw, args.lfw_count), yunet)
     attacks: list[dict] = []
+    kept = Rows(f"fps={args.fps},photos={len(sample)}")
     for kind in ("print", "screen", "still"):
         for seed in range(args.seeds):
-            track = follow(photo_attack(kind, sample[seed % len(sample)], seed, args.fps), args.fps, mesh, yunet)
-            attacks.append({**row(track.judge(final=True), kind), "seed": seed})
-            print(kind, seed, attacks[-1]["live"], attacks[-1]["reason"], file=sys.stderr, flush=True)
+            found = kept.get(f"{kind}/{seed}")
+            if found is None:
+                track = follow(photo_attack(kind, sample[seed % len(sample)], seed, args.fps), args.fps, mesh, yunet)
+                found = kept.put(f"{kind}/{seed}", {**row(track.judge(final=True), kind), "seed": seed})
+            attacks.append(found)
+            print(kind, seed, found["live"], found["reason"], file=sys.stderr, flush=True)
     for seed in range(args.seeds):
-        challenge = Challenge.random(rng=random.Random(seed))
-        track = follow(replay_attack(talking, tfps, seed, args.fps), args.fps, mesh, yunet, challenge)
-        verdict = track.judge(final=True)
-        plain = judge(track.series, track.tracker, final=True)
-        attacks.append({**row(verdict, "replay"), "seed": seed, "steps": list(challenge.steps),
-                        "live_without_challenge": plain.live})
-        print("replay", seed, verdict.live, verdict.reason, file=sys.stderr, flush=True)
+        found = kept.get(f"replay/{seed}")
+        if found is None:
+            challenge = Challenge.random(rng=random.Random(seed))
+            track = follow(replay_attack(talking, tfps, seed, args.fps), args.fps, mesh, yunet, challenge)
+            plain = judge(track.series, track.tracker, final=True)
+            found = kept.put(f"replay/{seed}", {**row(track.judge(final=True), "replay"), "seed": seed,
+                                                "steps": list(challenge.steps), "live_without_challenge": plain.live})
+        attacks.append(found)
+        print("replay", seed, found["live"], found["reason"], file=sys.stderr, flush=True)
 
     # challenge by chance, frame rate, cost
     odds = chance(tracks[("talking", 1)].series, "talking") + chance(tracks[("turning", 1)].series, "turning")

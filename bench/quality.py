@@ -40,6 +40,14 @@ as someone else), strangers named (FPIR), withheld share and photos
 without a face, before and after, per condition; and how well quality ranks
 the probes whose nearest enrolled person is right above the others (AUC).
 
+Then ``min_gap`` (``identify --min-gap``): with faces under min_quality
+withheld, the largest gap (steps of 0.005, up to 0.2) that calls at most
+0.1 % of half A's clean probes ambiguous (the runner-up within the gap of
+the nearest person: never named). Half B is reported under no rule, under
+min_quality, and under both, in two protocols: enrolled photos clean (as
+above), and enrolled through the same camera as the searches (half B's
+enrolled photos degraded alike: a door camera that enrolls its own users).
+
 The fusion and sface pipelines are both measured from one run of the fusion
 pipeline (sface is the fusion's SFace part: the same detector, crop and
 flip). Prints Markdown tables and each model's manifest entry; writes
@@ -66,14 +74,15 @@ from facecli.models import pipeline_spec, spec
 from facecli.paths import cache_dir
 from facecli.pipeline import Pipeline
 from facecli.quality import FEATURES, QualityModel, feature_row, measure
-from facecli.values import Decision, Detection, Face, QualitySignals
+from facecli.values import Candidate, Detection, Face, QualitySignals, Threshold
 
 MEASURED = "fusion"  # the pipeline run; sface is its part
 MODELS = ("fusion", "sface")
 CONDITIONS = ("clean", "tiny", "grey_jpeg", "dark_noisy", "blurred", "jpeg5")
 SIGNALS = [f.name for f in dataclasses.fields(QualitySignals)]
 VERSION = "1"  # of the cached measurements: bump when the pipeline's signals change
-MAX_CLEAN_WITHHELD = 0.001  # of half A's clean probes, at the threshold chosen
+MAX_CLEAN_WITHHELD = 0.001  # of half A's clean probes, at the threshold chosen (quality), and again (gap)
+MAX_GAP = 0.2  # the largest min_gap tried
 
 
 def half(person: str) -> str:
@@ -184,6 +193,7 @@ class Searches:
     faces: list[Face | None]  # None: no face found
     nearest: list[str | None] = dataclasses.field(default_factory=list)
     distance: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0))
+    runner_up: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0))  # the second-nearest person's
 
 
 def searches(model: str, gallery: TemplateMatrix, items: list[tuple[str, str | None]],
@@ -196,41 +206,64 @@ def searches(model: str, gallery: TemplateMatrix, items: list[tuple[str, str | N
     found = [f for f in faces if f is not None]
     per_person = matching.person_distances(np.stack([f.embedding for f in found]), gallery)
     best = np.argmin(per_person, axis=1)
-    it = iter(zip(best, per_person[np.arange(len(found)), best]))
+    second = np.partition(per_person, 1, axis=1)[:, 1]
+    it = iter(zip(best, per_person[np.arange(len(found)), best], second))
     s = Searches([t for _, t in items], faces)
-    dist = []
+    dist, runner_up = [], []
     for f in faces:
         if f is None:
             s.nearest.append(None)
             dist.append(np.inf)
+            runner_up.append(np.inf)
         else:
-            b, d = next(it)
+            b, d, r = next(it)
             s.nearest.append(gallery.names[b])
             dist.append(d)
-    s.distance = np.array(dist)
+            runner_up.append(r)
+    s.distance, s.runner_up = np.array(dist), np.array(runner_up)
     return s
 
 
-def outcome(s: Searches, threshold, min_quality: float) -> dict:
-    """Rank-1, misidentifications, strangers named, withheld: by facecli's own rules (too small, too poor)."""
-    named, withheld = [], []
-    for f, who, d in zip(s.faces, s.nearest, s.distance):
+def half_searches(model: str, full, h: str, enrolled_rows: dict, items: dict, rows: dict,
+                  conditions: tuple[str, ...]) -> tuple[Threshold, dict[str, Searches]]:
+    """Half ``h``'s gallery (one template a person, from ``enrolled_rows``) searched in each of ``conditions``, and
+    its threshold without the gap rule (each rule is switched on by hand: ``states``)."""
+    people = [n for n in full.enrolled if half(n) == h and enrolled_rows.get(full.enrolled[n][0]) is not None]
+    vectors = np.stack([model_vector(enrolled_rows[full.enrolled[n][0]]["embedding"], model) for n in people])
+    gallery = TemplateMatrix(people, np.arange(len(people)), vectors, np.arange(len(people)))
+    kept = set(people)
+    return identification_threshold(model, len(people), gap=0.0), {
+        c: searches(model, gallery, [(p, t) for p, t in items[c] if half(Path(p).parent.name) == h
+                                     and (t is None or t in kept)], rows[c]) for c in conditions}
+
+
+def outcome(s: Searches, threshold: Threshold, min_quality: float) -> dict:
+    """Rank-1, misidentifications, strangers named, withheld (too poor) and ambiguous: by facecli's own rules
+    (``matching.decide_nearest``: tau and the threshold's min_gap; too small; too poor)."""
+    named, withheld, ambiguous = [], [], []
+    for f, who, d, r in zip(s.faces, s.nearest, s.distance, s.runner_up):
         if f is None:
             named.append(None)
             withheld.append(False)
+            ambiguous.append(False)
             continue
-        decision = Decision(who if d <= threshold.tau else None, float(d), [], threshold)
+        decision = matching.decide_nearest([Candidate(who, float(d))], float(r), threshold)
         (decision,) = decisions.too_small([f], [decision], MIN_FACE)
         (decision,) = decisions.too_poor([f], [decision], min_quality)
         withheld.append(decision.too_poor)
+        ambiguous.append(decision.label == "ambiguous")
         named.append(decision.name)
     mated = [(n, t) for n, t in zip(named, s.truth) if t is not None]
     strangers = [n for n, t in zip(named, s.truth) if t is None]
+
+    def of_probes(flags: list[bool]) -> float:
+        return float(np.mean([w for w, t in zip(flags, s.truth) if t is not None]))
+
     return {"rank1": float(np.mean([n == t for n, t in mated])),
             "misidentified": float(np.mean([n is not None and n != t for n, t in mated])),
             "fpir": float(np.mean([n is not None for n in strangers])),
-            "withheld": float(np.mean(withheld)),
-            "probes_withheld": float(np.mean([w for w, t in zip(withheld, s.truth) if t is not None])),
+            "withheld": float(np.mean(withheld)), "probes_withheld": of_probes(withheld),
+            "ambiguous": float(np.mean(ambiguous)), "probes_ambiguous": of_probes(ambiguous),
             "no_face": float(np.mean([f is None for f in s.faces])), "probes": len(mated), "strangers": len(strangers)}
 
 
@@ -285,6 +318,18 @@ def choose(by_condition: dict[str, Searches], threshold) -> tuple[float, list[di
     return max(t["min_quality"] for t in tried if t["clean_probes_withheld"] <= MAX_CLEAN_WITHHELD + 1e-12), tried
 
 
+def choose_gap(by_condition: dict[str, Searches], threshold: Threshold, min_quality: float) -> tuple[float, list[dict]]:
+    """The min_gap (see the module's docstring), with faces under ``min_quality`` withheld first, and for each
+    gap tried its figures on half A."""
+    tried = []
+    for g in np.round(np.arange(0.0, MAX_GAP + 1e-9, 0.005), 3):
+        now = {c: outcome(s, dataclasses.replace(threshold, min_gap=float(g)), min_quality)
+               for c, s in by_condition.items()}
+        tried.append({"min_gap": float(g), **{f"{c}_{k}": now[c][k] for c in now for k in (
+            "rank1", "misidentified", "fpir", "ambiguous", "probes_ambiguous")}})
+    return max(t["min_gap"] for t in tried if t["clean_probes_ambiguous"] <= MAX_CLEAN_WITHHELD + 1e-12), tried
+
+
 # -- the report ------------------------------------------------------------------------------------------
 def pts(x: float) -> str:
     return f"{x * 100:.2f}"
@@ -303,20 +348,27 @@ def auc(s: Searches) -> float:
     return float((ranks[right].sum() - right.sum() * (right.sum() + 1) / 2) / (right.sum() * (~right).sum()))
 
 
-def report(model: str, before: dict, after: dict) -> None:
-    print(f"\n#### {model}: half B, before -> after\n")
+def states(s: Searches, threshold: Threshold, min_quality: float, gap: float) -> list[dict]:
+    """The figures under no rule, under ``min_quality``, and under both it and ``gap``."""
+    return [outcome(s, threshold, 0.0) | {"auc": auc(s)}, outcome(s, threshold, min_quality),
+            outcome(s, dataclasses.replace(threshold, min_gap=gap), min_quality)]
+
+
+def report(model: str, protocol: str, by_state: list[dict]) -> None:
+    """One table: per condition, each figure under no rule -> min_quality -> min_quality and min_gap."""
+    print(f"\n#### {model}: half B, {protocol}; no rule -> min_quality -> min_quality + min_gap\n")
     print("| condition | probes | strangers | no face % | quality AUC | rank-1 % | misidentified % (n) | "
-          "strangers named (FPIR) % (n) | withheld % |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for c in before:
-        b, a = before[c], after[c]
+          "strangers named (FPIR) % (n) | too poor % | ambiguous % |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
 
-        def count(x: dict, key: str, n: str) -> str:
-            return f"{pts(x[key])} ({round(x[key] * x[n])})"
+    def each(c: str, key: str, n: str | None = None) -> str:
+        return " -> ".join(f"{pts(x[c][key])}" + (f" ({round(x[c][key] * x[c][n])})" if n else "") for x in by_state)
 
-        print(f"| {c} | {b['probes']} | {b['strangers']} | {pts(b['no_face'])} | {b['auc']:.3f} | {pts(b['rank1'])} -> "
-              f"{pts(a['rank1'])} | {count(b, 'misidentified', 'probes')} -> {count(a, 'misidentified', 'probes')} | "
-              f"{count(b, 'fpir', 'strangers')} -> {count(a, 'fpir', 'strangers')} | {pts(a['withheld'])} |")
+    for c in by_state[0]:
+        b, a = by_state[0][c], by_state[-1][c]
+        print(f"| {c} | {b['probes']} | {b['strangers']} | {pts(b['no_face'])} | {b['auc']:.3f} | "
+              f"{each(c, 'rank1')} | {each(c, 'misidentified', 'probes')} | {each(c, 'fpir', 'strangers')} | "
+              f"{pts(a['withheld'])} | {pts(a['ambiguous'])} |")
 
 
 def manifest_entry(qm: QualityModel, every: int, clean_every: int) -> dict:
@@ -329,6 +381,16 @@ def manifest_entry(qm: QualityModel, every: int, clean_every: int) -> dict:
                            f"(bench/quality.py)",
             "features": list(qm.features), "mean": list(qm.mean), "scale": list(qm.scale), "coef": list(qm.coef),
             "intercept": qm.intercept, "min_quality": qm.min_quality}
+
+
+def gap_entry(gap: float, every: int, clean_every: int) -> dict:
+    return {"what": "1:N: a face within tau whose second-nearest person is less than min_gap farther (squared L2) "
+                    "than its nearest is ambiguous, never named",
+            "measured_on": f"LFW deep-funneled open set, the probes of the people of half A (as quality's), clean "
+                           f"(1 in {clean_every}); min_gap: the largest (steps of 0.005) that calls at most 0.1 % of "
+                           f"them ambiguous, faces under min_quality withheld first; reported on half B, clean and "
+                           f"through five poor cameras (1 in {every}) (bench/quality.py)",
+            "min_gap": gap}
 
 
 def cost_of_measuring(rows: dict[str, dict | None], root: Path) -> float:
@@ -356,53 +418,59 @@ def main() -> None:
     items = {"clean": ([(p, t) for p, t in full.probes[::args.clean_every]]
                        + [(p, None) for p in full.strangers[::args.clean_every]])}
     degraded = [(p, t) for p, t in full.probes[::args.every]] + [(p, None) for p in full.strangers[::args.every]]
-    person = {p: Path(p).parent.name for p in enrolled + [p for p, _ in full.probes] + full.strangers}
     pipeline = Pipeline(model=MEASURED, device="cpu")
     print(f"{len(full.enrolled)} enrolled people; clean: {len(items['clean'])} searches, each degraded condition "
           f"{len(degraded)}", flush=True)
     rows = {"enrolled": measured(pipeline, "clean", {p: p for p in enrolled})}
     rows["clean"] = measured(pipeline, "clean", {p: p for p, _ in items["clean"]})
-    clean_size = {p: r["signals"][0] for p, r in measured(pipeline, "clean", {p: p for p, _ in degraded}).items()
-                  if r is not None}
-    for condition, make in degradations(clean_size, args.images).items():
+    clean_size = {p: r["signals"][0] for p, r in (measured(pipeline, "clean", {p: p for p, _ in degraded})
+                                                  | rows["enrolled"]).items() if r is not None}
+    cameras = degradations(clean_size, args.images)
+    for condition, make in cameras.items():
         copies = degraded_copies([p for p, _ in degraded], args.images,
                                  cache_dir() / "quality-bench" / "photos" / condition, make)
         rows[condition] = measured(pipeline, condition, copies)
         items[condition] = degraded
+    for condition in CONDITIONS[1:]:  # the same cameras at enrolment: half B's enrolled photos through each
+        copies = degraded_copies([full.enrolled[n][0] for n in full.enrolled if half(n) == "B"], args.images,
+                                 cache_dir() / "quality-bench" / "photos" / condition, cameras[condition])
+        rows[f"enrolled {condition}"] = measured(pipeline, condition, copies)
     names = list(FEATURES)
     result: dict = {"every": args.every, "clean_every": args.clean_every, "features": names, "models": {}}
     for model in MODELS:
-        by_half: dict[str, dict[str, Searches]] = {}
-        thresholds = {}
+        thresholds, by_half = {}, {}
         for h in ("A", "B"):
-            people = [n for n in full.enrolled if half(n) == h and rows["enrolled"][full.enrolled[n][0]] is not None]
-            vectors = np.stack([model_vector(rows["enrolled"][full.enrolled[n][0]]["embedding"], model)
-                                for n in people])
-            gallery = TemplateMatrix(people, np.arange(len(people)), vectors, np.arange(len(people)))
-            thresholds[h] = identification_threshold(model, len(people))
-            kept = set(people)
-            by_half[h] = {c: searches(model, gallery, [(p, t) for p, t in items[c] if half(person[p]) == h
-                                                       and (t is None or t in kept)], rows[c]) for c in CONDITIONS}
+            thresholds[h], by_half[h] = half_searches(model, full, h, rows["enrolled"], items, rows, CONDITIONS)
+        same_camera = {c: half_searches(model, full, "B", rows[f"enrolled {c}"], items, rows, (c,))
+                       for c in CONDITIONS[1:]}
         qm = fit(model, list(by_half["A"].values()), names)
-        for s in [*by_half["A"].values(), *by_half["B"].values()]:
+        for s in [*by_half["A"].values(), *by_half["B"].values(), *(x[1][c] for c, x in same_camera.items())]:
             scored(qm, s)
         q, tried = choose(by_half["A"], thresholds["A"])
         qm = dataclasses.replace(qm, min_quality=q)
-        before = {c: outcome(s, thresholds["B"], 0.0) | {"auc": auc(s)} for c, s in by_half["B"].items()}
-        after = {c: outcome(s, thresholds["B"], q) for c, s in by_half["B"].items()}
-        entry = manifest_entry(qm, args.every, args.clean_every)
-        shipped = pipeline_spec(model).quality
+        gap, tried_gaps = choose_gap(by_half["A"], thresholds["A"], q)
+        clean_enrolled = {c: states(s, thresholds["B"], q, gap) for c, s in by_half["B"].items()}
+        same = {c: states(t[c], threshold, q, gap) for c, (threshold, t) in same_camera.items()}
         print(f"\n### {model}: tau {thresholds['B'].tau} for {thresholds['B'].gallery_size} people (half B); "
-              f"min_quality {q} chosen on half A")
-        report(model, before, after)
-        same = shipped and {k: shipped.get(k) for k in entry if k not in ("what", "measured_on")} == \
-            {k: v for k, v in entry.items() if k not in ("what", "measured_on")}
-        print(f"\nmanifest entry ({'the same as the shipped one' if same else 'NOT the shipped one'}):\n"
-              f'"quality": {json.dumps(entry)}')
-        result["models"][model] = {"tau_half_b": thresholds["B"].tau,
-                                   "gallery_size_half_b": thresholds["B"].gallery_size, "quality": entry,
-                                   "half_b": {"before": before, "after": after},
-                                   "half_a_thresholds": tried, "manifest_matches": bool(same)}
+              f"min_quality {q}, min_gap {gap} chosen on half A")
+        for protocol, table in (("enrolled photos clean", clean_enrolled),
+                                ("enrolled through the same camera", same)):
+            report(model, protocol, [{c: v[i] for c, v in table.items()} for i in range(3)])
+        matches = {}
+        for key, entry in (("quality", manifest_entry(qm, args.every, args.clean_every)),
+                           ("ambiguity", gap_entry(gap, args.every, args.clean_every))):
+            shipped = getattr(pipeline_spec(model), key)
+            matches[key] = bool(shipped) and {k: shipped.get(k) for k in entry if k not in ("what", "measured_on")} \
+                == {k: v for k, v in entry.items() if k not in ("what", "measured_on")}
+            print(f"\nmanifest entry ({'the same as the shipped one' if matches[key] else 'NOT the shipped one'}):\n"
+                  f'"{key}": {json.dumps(entry)}')
+        result["models"][model] = {
+            "tau_half_b": thresholds["B"].tau, "gallery_size_half_b": thresholds["B"].gallery_size,
+            "quality": manifest_entry(qm, args.every, args.clean_every),
+            "ambiguity": gap_entry(gap, args.every, args.clean_every),
+            "states": ["no rule", "min_quality", "min_quality + min_gap"],
+            "half_b": clean_enrolled, "half_b_same_camera": same,
+            "half_a_thresholds": tried, "half_a_gaps": tried_gaps, "manifest_matches": matches}
     result["measure_us_per_face"] = cost_of_measuring(rows["enrolled"], args.images)
     result["seconds"] = time.perf_counter() - started
     print(f"\nquality.measure: {result['measure_us_per_face']:.0f} us per face; the run took {result['seconds']:.0f} s")

@@ -16,6 +16,10 @@ row says how it was decided.
 - Faces too small (``MIN_FACE``) or too poor (quality under the model's
   ``min_quality``, ``facecli.quality``) keep their nearest candidate and
   distance but are never named: on such faces a name is a guess.
+- 1:N, a face within tau of two people whose distances differ by less than
+  the model's ``min_gap`` is ambiguous, never named (``matching.decide_nearest``
+  applies it with tau): on poor photos, and between two enrolled people who
+  look alike, the nearer of two is often the wrong one.
 
 With a projection head (``facecli tune``), distances are between the head's
 outputs, so both defaults come from the head's own measurements on its
@@ -85,19 +89,39 @@ def verification_threshold(model: str, tau: float | None = None, force: bool = F
 
 def identification_threshold(model: str, gallery_size: int, tau: float | None = None, fpir: float | None = None,
                              stored_fpir: float | None = None, force: bool = False,
-                             head: LoadedHead | None = None) -> Threshold:
+                             head: LoadedHead | None = None, gap: float | None = None) -> Threshold:
     """The 1:N threshold against ``gallery_size`` people.
 
     ``tau`` fixes it by hand (the threshold then has no FPIR); otherwise it is
     the tau whose expected FPIR is ``fpir``, else the gallery's ``stored_fpir``,
     else ``DEFAULT_FPIR``, rounded to 4 decimals so that every caller (identify,
     watch, eval openset) uses exactly the same number; with a ``head``, from the
-    head's impostor quantiles.
+    head's impostor quantiles. Its ``min_gap`` is ``gap``, else the model's
+    (``min_gap``), whichever way tau was set.
     """
+    least = min_gap(model, gap, head)
     if tau is not None:
-        return Threshold(check_tau(tau, force), gallery_size, None)
+        return Threshold(check_tau(tau, force), gallery_size, None, least)
     target = check_fpir(fpir if fpir is not None else stored_fpir if stored_fpir is not None else DEFAULT_FPIR)
-    return Threshold(round(tau_for(calibration(model, head), max(gallery_size, 1), target), 4), gallery_size, target)
+    return Threshold(round(tau_for(calibration(model, head), max(gallery_size, 1), target), 4), gallery_size, target,
+                     least)
+
+
+def is_ambiguous(nearest, runner_up, min_gap: float):
+    """Whether a face is ambiguous: its second-nearest person (``runner_up``: None or inf when there is none) is
+    less than ``min_gap`` farther than its nearest; never named then. Scalars, or numpy arrays element-wise."""
+    return runner_up is not None and runner_up - nearest < min_gap
+
+
+def min_gap(model: str, requested: float | None = None, head: LoadedHead | None = None) -> float:
+    """How much nearer than the runner-up the nearest person must be for a 1:N name: ``requested`` (0 disables
+    the rule), else the model's (the manifest's ``ambiguity``, chosen on LFW by bench/quality.py); none (0) for a
+    model or head it was not measured for."""
+    if requested is None:
+        return float(calibration(model, head).ambiguity.get("min_gap", 0.0))
+    if not 0.0 <= requested <= 4.0:
+        raise BadValue("min_gap", requested, "must be between 0 and 4 (squared L2 of unit vectors; 0: no such rule)")
+    return float(requested)
 
 
 def choose_model(requested: str | None = None, gallery_model: str | None = None,
@@ -130,7 +154,7 @@ def unjudged(face: Face, min_face: float = MIN_FACE, min_quality: float = 0.0) -
 
 def too_small(faces: list[Face], decisions: list[Decision], min_face: float) -> list[Decision]:
     """Faces narrower or shorter than ``min_face`` pixels keep their nearest candidate but are never named."""
-    return [replace(d, name=None, too_small=True) if is_too_small(f.detection, min_face) else d
+    return [replace(d, name=None, too_small=True, ambiguous=False) if is_too_small(f.detection, min_face) else d
             for f, d in zip(faces, decisions)]
 
 
@@ -175,7 +199,8 @@ def is_too_poor(quality: float | None, min_quality: float) -> bool:
 
 def too_poor(faces: list[Face], decisions: list[Decision], min_quality: float) -> list[Decision]:
     """Faces under ``min_quality`` (and not too small already) keep their nearest candidate but are never named."""
-    return [replace(d, name=None, too_poor=True) if not d.too_small and is_too_poor(f.quality, min_quality) else d
+    return [replace(d, name=None, too_poor=True, ambiguous=False)
+            if not d.too_small and is_too_poor(f.quality, min_quality) else d
             for f, d in zip(faces, decisions)]
 
 

@@ -365,11 +365,12 @@ class Engine:
         return decisions.min_quality(self.model, requested)
 
     def threshold(self, gallery: Gallery, tau: float | None = None, fpir: float | None = None,
-                  force: bool = False) -> Threshold:
+                  force: bool = False, min_gap: float | None = None) -> Threshold:
         """The 1:N threshold ``identify`` uses against ``gallery``: ``tau`` by hand, else the one whose expected
-        share of strangers named is ``fpir`` (else the gallery's, else 1 %) at its size."""
+        share of strangers named is ``fpir`` (else the gallery's, else 1 %) at its size; and its ``min_gap``
+        (else the model's)."""
         self._use(gallery)
-        return identification.threshold(gallery, tau, fpir, force, self.head)
+        return identification.threshold(gallery, tau, fpir, force, self.head, min_gap)
 
     def search(self, gallery: Gallery, image: Image, top_k: int = 10) -> tuple[Face, list[Match]]:
         """The ``top_k`` templates nearest to the largest face of ``image``, across all persons."""

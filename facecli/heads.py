@@ -122,9 +122,10 @@ class LoadedHead:
         return dataclasses.replace(templates, matrix=self.apply(templates.matrix))
 
     def calibration(self, base_spec):
-        """The base pipeline's ``PipelineSpec`` with the head's impostor quantiles and 1:1 tau, for ``tau_for``."""
+        """The base pipeline's ``PipelineSpec`` with the head's impostor quantiles and 1:1 tau, for ``tau_for``;
+        without the base model's ambiguity gap, which was measured on its distances, not the head's."""
         return dataclasses.replace(base_spec, name=f"{base_spec.name} with the head {self.path.name}",
-                                   impostor=self.impostor, default_tau=self.default_tau)
+                                   impostor=self.impostor, default_tau=self.default_tau, ambiguity={})
 
 
 def _session(data: bytes, path: Path) -> Any:

@@ -271,8 +271,8 @@ class UnnamedCluster:
 
 def cluster_unnamed(gallery: Gallery, head: LoadedHead | None = None, tau: float | None = None,
                     min_face: float = decisions.MIN_FACE, threshold: Threshold | None = None) -> list[UnnamedCluster]:
-    """Cluster the indexed faces that ``identify`` names nobody for (and that are large enough to be named),
-    largest cluster first.
+    """Cluster the indexed faces that ``identify`` names nobody for (and that are large enough to be named, and
+    not ambiguous between enrolled people: those are someone enrolled, not someone new), largest cluster first.
 
     A face keeps the cluster it was put in before, so numbers are stable
     across runs. A face not clustered yet joins the cluster whose centre is
@@ -286,7 +286,8 @@ def cluster_unnamed(gallery: Gallery, head: LoadedHead | None = None, tau: float
     if not len(fm.ids):
         return []
     vectors = _vectors(gallery, fm, head)
-    named = np.array([n is not None for n in _names(gallery, vectors, head, threshold)], dtype=bool)
+    names, ambiguous = _names(gallery, vectors, head, threshold)
+    named = np.array([n is not None for n in names], dtype=bool) | ambiguous
     unnamed = ~decisions.is_too_small_size(fm.sizes, min_face) & ~named
     rows = np.flatnonzero(unnamed)
     existing = PhotoIndex(gallery).clusters()
@@ -327,16 +328,20 @@ def cluster_unnamed(gallery: Gallery, head: LoadedHead | None = None, tau: float
 
 
 def _names(gallery: Gallery, vectors: np.ndarray, head: LoadedHead | None,
-           threshold: Threshold | None = None) -> np.ndarray:
-    """The name ``identify`` gives each of these face vectors (None: nobody), as an object array."""
+           threshold: Threshold | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The name ``identify`` gives each of these face vectors (None: nobody), as an object array, and which of
+    them it calls ambiguous."""
     names = np.full(len(vectors), None, dtype=object)
+    ambiguous = np.zeros(len(vectors), dtype=bool)
     if not gallery.person_count():
-        return names
+        return names, ambiguous
     threshold = threshold or identification.threshold(gallery, head=head)
     for start in range(0, len(vectors), 20_000):  # in parts: the distances of 20 000 faces to every person
         part = np.asarray(vectors[start:start + 20_000])
-        names[start:start + len(part)] = [d.name for d in identification.decide(gallery, part, threshold, head)]
-    return names
+        found = identification.decide(gallery, part, threshold, head)
+        names[start:start + len(part)] = [d.name for d in found]
+        ambiguous[start:start + len(part)] = [d.ambiguous for d in found]
+    return names, ambiguous
 
 
 def people(gallery: Gallery, head: LoadedHead | None = None, min_face: float = decisions.MIN_FACE,
@@ -346,7 +351,7 @@ def people(gallery: Gallery, head: LoadedHead | None = None, min_face: float = d
     fm = face_matrix(gallery)
     if not len(fm.ids):
         return found
-    names = _names(gallery, _vectors(gallery, fm, head), head, threshold)
+    names, _ = _names(gallery, _vectors(gallery, fm, head), head, threshold)
     names[decisions.is_too_small_size(fm.sizes, min_face)] = None
     for name in found:
         hit = names == name

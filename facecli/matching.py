@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from facecli.decisions import is_ambiguous
 from facecli.errors import BadValue, FaceCliError, InputError
 from facecli.modes import TEMPLATE_MODES
 from facecli.values import Candidate, Decision, Face, Threshold
@@ -161,20 +162,32 @@ def person_distances(faces: np.ndarray, gallery: TemplateMatrix, templates: str 
 
 def identify(faces: np.ndarray, gallery: TemplateMatrix, threshold: Threshold, top_k: int = 1,
              templates: str = "mean") -> list[Decision]:
-    """1:K decisions for a batch of face embeddings: the nearest person if within tau, else nobody."""
+    """1:K decisions for a batch of face embeddings: the nearest person if within tau, else nobody; and nobody
+    either when the second-nearest person is within the threshold's ``min_gap`` of the nearest (ambiguous: on
+    such a face the name would be a toss-up between two people)."""
     per_person = person_distances(faces, gallery, templates)
     if per_person.shape[1] == 0:
         return [Decision(None, None, [], threshold) for _ in range(len(per_person))]
     k = max(1, min(top_k, per_person.shape[1]))
-    # each row's k nearest, nearest first (ties: the first person), all rows at once
-    top = np.argpartition(per_person, k - 1, axis=1)[:, :k] if k < per_person.shape[1] else \
+    kept = min(max(k, 2), per_person.shape[1])  # the runner-up too, for the gap
+    # each row's nearest, nearest first, all rows at once
+    top = np.argpartition(per_person, kept - 1, axis=1)[:, :kept] if kept < per_person.shape[1] else \
         np.broadcast_to(np.arange(per_person.shape[1]), per_person.shape)
     nearest = np.take_along_axis(per_person, top, axis=1)
-    order = np.argsort(nearest, axis=1, kind="stable")
+    order = np.lexsort((top, nearest), axis=1)  # by distance, a tie by the person's order
     top, nearest = np.take_along_axis(top, order, axis=1), np.take_along_axis(nearest, order, axis=1)
     names = gallery.names
     decisions = []
     for people, dists in zip(top.tolist(), nearest.tolist()):
-        cands = [Candidate(names[i], d) for i, d in zip(people, dists)]
-        decisions.append(Decision(cands[0].name if dists[0] <= threshold.tau else None, dists[0], cands, threshold))
+        cands = [Candidate(names[i], d) for i, d in zip(people[:k], dists[:k])]
+        decisions.append(decide_nearest(cands, dists[1] if len(dists) > 1 else None, threshold))
     return decisions
+
+
+def decide_nearest(candidates: list[Candidate], runner_up: float | None, threshold: Threshold) -> Decision:
+    """The 1:N decision for a face's nearest people (``candidates``, nearest first) and the second-nearest
+    person's distance (None: there is no other): the nearest if within tau and not ambiguous, else nobody."""
+    within = candidates[0].distance <= threshold.tau
+    ambiguous = bool(within and is_ambiguous(candidates[0].distance, runner_up, threshold.min_gap))
+    return Decision(candidates[0].name if within and not ambiguous else None, candidates[0].distance, candidates,
+                    threshold, ambiguous=ambiguous)

@@ -76,6 +76,7 @@ class PipelineSpec:
     description: str = ""
     impostor: dict[str, Any] = field(default_factory=dict)  # distance quantiles between different people
     quality: dict[str, Any] = field(default_factory=dict)  # the face quality model and its threshold (quality.py)
+    ambiguity: dict[str, Any] = field(default_factory=dict)  # 1:N: min_gap, the runner-up's least lead (decisions)
 
     @property
     def dim(self) -> int:

@@ -94,12 +94,18 @@ class Track:
         return None if self.liveness is None else self.liveness.live
 
     poor: bool = False  # seen too poor to identify (big enough, but not good enough)
+    torn: bool = False  # seen ambiguous (about as near to two enrolled people)
     quality: float | None = None  # the best face quality seen
 
     @property
     def too_poor(self) -> bool:
-        """Seen only too small or too poor to identify so far, and too poor at least once."""
-        return not self.votes and self.poor
+        """Seen only too small, too poor or ambiguous so far, too poor at least once, and never ambiguous."""
+        return not self.votes and self.poor and not self.torn
+
+    @property
+    def ambiguous(self) -> bool:
+        """Seen only too small, too poor or ambiguous so far, and ambiguous at least once."""
+        return not self.votes and self.torn
 
     @property
     def name(self) -> str | None:
@@ -111,11 +117,11 @@ class Track:
     @property
     def too_small(self) -> bool:
         """Seen only too small to identify so far."""
-        return not self.votes and not self.poor
+        return not self.votes and not self.poor and not self.torn
 
     @property
     def label(self) -> str:
-        return decision_label(self.name, self.too_small, self.too_poor)
+        return decision_label(self.name, self.too_small, self.too_poor, self.ambiguous)
 
     def __repr__(self) -> str:  # not the embeddings it keeps
         box = ", ".join(f"{v:.1f}" for v in self.box)
@@ -151,10 +157,13 @@ class Track:
         if face.quality is not None:
             self.quality = max(self.quality or 0.0, face.quality)
         self.poor |= decision.too_poor
+        self.torn |= decision.ambiguous
         if decision.too_small or decision.too_poor:
             return
         if face.embedding is not None:
             self.embeddings.append(face.embedding)
+        if decision.ambiguous:  # followed by its face, but no vote: for neither of the two, nor for nobody
+            return
         self.votes[decision.name] = self.votes.get(decision.name, 0) + 1
         d = decision.distance if decision.distance is not None else 4.0
         self.best[decision.name] = min(self.best.get(decision.name, 4.0), d)

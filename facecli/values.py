@@ -199,12 +199,15 @@ class Threshold:
 
     ``fpir`` is the share of strangers the tau was computed to let through
     against ``gallery_size`` people (1:N), or None when it was given by hand
-    (``--tau``) or is the model's 1:1 tau.
+    (``--tau``) or is the model's 1:1 tau. ``min_gap`` (1:N): a face whose
+    second-nearest person is within it of the nearest is ambiguous, never
+    named (0: no such rule).
     """
 
     tau: float
     gallery_size: int | None = None
     fpir: float | None = None
+    min_gap: float = 0.0
 
     @property
     def source(self) -> str:
@@ -213,7 +216,8 @@ class Threshold:
     def __repr__(self) -> str:
         size = f", gallery_size={self.gallery_size}" if self.gallery_size is not None else ""
         fpir = f", fpir={self.fpir:g}" if self.fpir is not None else ""
-        return f"Threshold(tau={self.tau:.4f}{size}{fpir})"
+        gap = f", min_gap={self.min_gap:g}" if self.min_gap else ""
+        return f"Threshold(tau={self.tau:.4f}{size}{fpir}{gap})"
 
 
 @dataclass(frozen=True)
@@ -225,11 +229,14 @@ class Candidate:
         return f"Candidate(name={self.name!r}, distance={_distance(self.distance)})"
 
 
-def decision_label(name: str | None, too_small: bool = False, too_poor: bool = False) -> str:
-    """What is reported for a face (or a track): recognized, not recognized, too small or too poor to identify."""
+def decision_label(name: str | None, too_small: bool = False, too_poor: bool = False, ambiguous: bool = False) -> str:
+    """What is reported for a face (or a track): recognized, not recognized, too small or too poor to identify, or
+    ambiguous (two enrolled people about as near)."""
     if too_small:
         return "too small to identify"
-    return "too poor to identify" if too_poor else "recognized" if name else "not recognized"
+    if too_poor:
+        return "too poor to identify"
+    return "ambiguous" if ambiguous else "recognized" if name else "not recognized"
 
 
 @dataclass(frozen=True)
@@ -242,6 +249,7 @@ class Decision:
     threshold: Threshold
     too_small: bool = False  # below the minimum face size: not named, whatever the distance
     too_poor: bool = False  # below the minimum face quality: not named, whatever the distance
+    ambiguous: bool = False  # within tau, but another person is within the threshold's min_gap: not named
 
     @property
     def tau(self) -> float:
@@ -254,11 +262,12 @@ class Decision:
 
     @property
     def label(self) -> str:
-        return decision_label(self.name, self.too_small, self.too_poor)
+        return decision_label(self.name, self.too_small, self.too_poor, self.ambiguous)
 
     def __repr__(self) -> str:
         shown = ", ".join(map(repr, self.candidates[:3])) + (", ..." if len(self.candidates) > 3 else "")
-        small = ", too_small=True" if self.too_small else ", too_poor=True" if self.too_poor else ""
+        small = ", too_small=True" if self.too_small else ", too_poor=True" if self.too_poor else \
+            ", ambiguous=True" if self.ambiguous else ""
         return (f"Decision(name={self.name!r}, distance={_distance(self.distance)}, tau={self.tau:.4f}, "
                 f"candidates=[{shown}]{small})")
 

@@ -16,6 +16,7 @@ from facecli.cli.options import (
     Fpir,
     HeadOpt,
     Json,
+    MinGap,
     ModelOpt,
     Quiet,
     Tau,
@@ -152,6 +153,7 @@ def eval_openset(
     seed: Annotated[int, typer.Option(help="Random draw of --gallery-size.")] = 0,
     detector: DetectorOpt = None, model: ModelOpt = None, device: Device = "auto", flip: Flip = None,
     head: HeadOpt = None, margin: Margin = None, tau: Tau = None, force: Force = False, fpir: Fpir = None,
+    min_gap: MinGap = None,
     plot: Annotated[Path | None, typer.Option(
         help="Write the FNIR-FPIR trade-off (log axes) to this PNG (matplotlib).", show_default=False)] = None,
     json_lines: Json = False, quiet: Quiet = False, verbose: Verbose = False,
@@ -176,7 +178,7 @@ def eval_openset(
     if gallery_size is not None:
         openset = sub_gallery(openset, gallery_size, seed)
     # as identify would: with a head, from the head's impostor quantiles
-    threshold = identification_threshold(model, len(openset.enrolled), tau, fpir, force=force, head=tuned)
+    threshold = identification_threshold(model, len(openset.enrolled), tau, fpir, force=force, head=tuned, gap=min_gap)
     n_images = len({p for ps in openset.enrolled.values() for p in ps} | {p for p, _ in openset.probes}
                    | set(openset.strangers))
     embedder = _embedder(out, model, detector, device, flip, margin, n_images, tuned)

@@ -23,6 +23,7 @@ from facecli.cli.options import (
     HeadOpt,
     Json,
     MinFace,
+    MinGap,
     ModelOpt,
     Quiet,
     SearchMode,
@@ -96,8 +97,9 @@ def find(
     link: Annotated[Path | None, typer.Option(
         "--link", metavar="DIR", show_default=False,
         help="Also make DIR/NAME/ with a symbolic link to each photo the person is in.")] = None,
-    min_face: MinFace = MIN_FACE, templates: Templates = "mean", search: SearchMode = "auto", tau: Tau = None,
-    fpir: Fpir = None, gallery: GalleryOpt = None, head: HeadOpt = None, json_lines: Json = False,
+    min_face: MinFace = MIN_FACE, min_gap: MinGap = None, templates: Templates = "mean",
+    search: SearchMode = "auto", tau: Tau = None, fpir: Fpir = None, gallery: GalleryOpt = None, head: HeadOpt = None,
+    json_lines: Json = False,
     csv_rows: Csv = False, quiet: Quiet = False, verbose: Verbose = False,
 ) -> None:
     """The indexed photos each person is in: every face `identify` would name them, answered from the index
@@ -118,7 +120,7 @@ def find(
         make_folder(link)
     with open_gallery_at(gallery) as g:
         tuned = head_for(g, tuned)
-        threshold = identification.threshold(g, tau, fpir, head=tuned)
+        threshold = identification.threshold(g, tau, fpir, head=tuned, gap=min_gap)
         found = find_faces(g, names, threshold, tuned, templates, min_face, search, log=out.note)
     rows = [(f, path) for f in found for path in (f.paths or [f.face["sha256"]])]
     links = link_found(link, [(f.name, path) for f, path in rows]) if link is not None else [None] * len(rows)
@@ -230,8 +232,9 @@ app.add_typer(xmp_app, name="xmp")
 
 @xmp_app.command("export")
 def xmp_export(
-    paths: Paths, min_face: MinFace = MIN_FACE, tau: Tau = None, fpir: Fpir = None, gallery: GalleryOpt = None,
-    head: HeadOpt = None, json_lines: Json = False, csv_rows: Csv = False, quiet: Quiet = False,
+    paths: Paths, min_face: MinFace = MIN_FACE, min_gap: MinGap = None, tau: Tau = None, fpir: Fpir = None,
+    gallery: GalleryOpt = None, head: HeadOpt = None, json_lines: Json = False, csv_rows: Csv = False,
+    quiet: Quiet = False,
 ) -> None:
     """Write the named faces of indexed photos as MWG face regions into XMP sidecars (PHOTO.jpg.xmp), keeping
     every other tag; the photos themselves are never written. Exit 0, 2 if a photo could not be tagged.
@@ -247,7 +250,7 @@ def xmp_export(
     failed = False
     with open_gallery_at(gallery) as g:
         tuned = head_for(g, tuned)
-        threshold = identification.threshold(g, tau, fpir, head=tuned)
+        threshold = identification.threshold(g, tau, fpir, head=tuned, gap=min_gap)
         with out.results(render.TAGS) as results:
             for tagged in export_tags(g, expand(paths), tuned, threshold, min_face):
                 failed |= _report_tagged(out, tagged)

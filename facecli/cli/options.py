@@ -103,6 +103,10 @@ MinQuality = Annotated[float | None, typer.Option(
     "--min-quality", min=0.0, max=1.0, metavar="Q", show_default=False,
     help="Faces whose quality (0-1) is under Q are reported as too poor to identify, never named (default: the "
          "model's threshold, chosen on degraded LFW; 0: name faces of any quality).")]
+MinGap = Annotated[float | None, typer.Option(
+    "--min-gap", min=0.0, max=4.0, metavar="G", show_default=False,
+    help="A face whose second-nearest person is less than G farther than its nearest is reported ambiguous, never "
+         "named (default: the model's, chosen on LFW; 0: no such rule).")]
 Fpir = Annotated[float | None, typer.Option(
     "--fpir", show_default=False,
     help="Share of strangers allowed to be given a name; sets tau for the gallery's size "

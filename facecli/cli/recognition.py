@@ -30,6 +30,7 @@ from facecli.cli.options import (
     Json,
     Linkage,
     MinFace,
+    MinGap,
     MinQuality,
     ModelOpt,
     Quiet,
@@ -303,7 +304,7 @@ def verify(
 def identify(
     images: Images,
     top_k: Annotated[int, typer.Option(min=1, help="List the N nearest people per face.")] = 1,
-    search: SearchMode = "auto", min_face: MinFace = MIN_FACE, min_quality: MinQuality = None,
+    search: SearchMode = "auto", min_face: MinFace = MIN_FACE, min_quality: MinQuality = None, min_gap: MinGap = None,
     templates: Templates = "mean", tau: Tau = None, force: Force = False, fpir: Fpir = None, gallery: GalleryOpt = None,
     detector: DetectorOpt = None, model: ModelOpt = None, device: Device = "auto",
     flip: Flip = None, head: HeadOpt = None, det_size: DetSize = DET_SIZE, annotate: Annotate = None,
@@ -330,12 +331,14 @@ def identify(
             out.results(render.IDENTITIES, fields=fields, sizes={"candidates": top_k}) as results:
         tuned = head_for(g, tuned)
         eng = engine(out, model_for(model, g, tuned), detector, device, flip, det_size, head=tuned)
-        threshold = eng.threshold(g, tau, fpir, force)
+        threshold = eng.threshold(g, tau, fpir, force, min_gap=min_gap)
         results.title = render.threshold_title(threshold)
         floor = eng.min_quality(min_quality)
         out.info(f"gallery {g.location}: {render.counted(threshold.gallery_size, 'person')}; tau {threshold.tau:.3f}"
                  + (f" for FPIR {threshold.fpir:g}" if threshold.fpir is not None else " (--tau)")
-                 + (f"; faces of quality under {floor:g} are not named" if floor else ""))
+                 + (f"; faces of quality under {floor:g} are not named" if floor else "")
+                 + (f"; a face whose two nearest people are within {threshold.min_gap:g} of each other is ambiguous"
+                    if threshold.min_gap else ""))
         found = eng.identify(g, paths, threshold, top_k, search=search, min_face=min_face, templates=templates,
                              log=out.note, min_quality=floor)
         for n, (res, decisions) in enumerate(found):

@@ -84,8 +84,9 @@ def face_fields(det: Detection) -> Row:
 
 
 def threshold_fields(t: Threshold) -> Row:
-    """How a 1:N decision was made: its tau, the gallery size it was chosen for, and the FPIR target."""
-    return {"tau": t.tau, "gallery_size": t.gallery_size, "fpir": t.fpir}
+    """How a 1:N decision was made: its tau, the gallery size it was chosen for, the FPIR target, and the lead
+    the nearest person needs over the runner-up."""
+    return {"tau": t.tau, "gallery_size": t.gallery_size, "fpir": t.fpir, "min_gap": t.min_gap}
 
 
 def no_face_row(result: ImageResult) -> Row:
@@ -225,8 +226,8 @@ def _identity_cells(r: Row) -> tuple:
 
 
 IDENTITIES = View(("file", "face", "box", "identity", "distance"), _identity_cells,
-                  fields=(*FACE_FIELDS, "quality", "name", "distance", "tau", "gallery_size", "fpir", "decision",
-                          "candidate", "candidates", "error"))
+                  fields=(*FACE_FIELDS, "quality", "name", "distance", "tau", "gallery_size", "fpir", "min_gap",
+                          "decision", "candidate", "candidates", "error"))
 
 
 def threshold_title(t: Threshold) -> str:
@@ -358,7 +359,7 @@ def _event_line(r: Row) -> str:
 
 
 EVENTS = View(line=_event_line, fields=("event", "time", "frame", "track", "name", "decision", "distance", "tau",
-                                        "gallery_size", "fpir", "box", "quality", "live", "liveness"))
+                                        "gallery_size", "fpir", "min_gap", "box", "quality", "live", "liveness"))
 
 
 # -- management ------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from facecli.cli.options import (
     HeadOpt,
     Json,
     MinFace,
+    MinGap,
     MinQuality,
     ModelOpt,
     Quiet,
@@ -69,7 +70,8 @@ def watch(
         "--liveness", help="Also judge whether each face is live (blinks, depth from motion): events carry live and "
                            "its evidence, and an update when it changes; frames are analysed at 15 a second or "
                            "more.")] = False,
-    min_face: MinFace = MIN_FACE, min_quality: MinQuality = None, tau: Tau = None, force: Force = False,
+    min_face: MinFace = MIN_FACE, min_quality: MinQuality = None, min_gap: MinGap = None, tau: Tau = None,
+    force: Force = False,
     fpir: Fpir = None,
     gallery: GalleryOpt = None,
     detector: DetectorOpt = None, model: ModelOpt = None, device: Device = "auto", head: HeadOpt = None,
@@ -124,7 +126,7 @@ def watch(
                 private_output(annotate, InputError) if annotate is not None else contextlib.nullcontext() as target:
             tuned = head_for(g, tuned)
             eng = engine(out, model_for(model, g, tuned), detector, device, det_size=det_size, head=tuned)
-            threshold = eng.threshold(g, tau, fpir, force)
+            threshold = eng.threshold(g, tau, fpir, force, min_gap=min_gap)
             try:
                 checks = live_faces(prompt=out.prompt, device=device) if liveness else None
                 for frame in eng.watch(g, source, threshold, step, gap, min_face, stop, min_quality, checks):

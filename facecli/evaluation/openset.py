@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facecli.decisions import is_ambiguous
 from facecli.errors import BadValue, InputError
 from facecli.evaluation.embeddings import LabelledEmbedder
 from facecli.inputs import is_image_name
@@ -62,24 +63,30 @@ def sub_gallery(openset: OpenSet, size: int, seed: int = 0) -> OpenSet:
                    [(p, n) for p, n in openset.probes if n in keep], openset.strangers)
 
 
-def _nearest(emb: dict[str, np.ndarray], openset: OpenSet, photos: Sequence[str],
-             templates: str = "mean") -> tuple[np.ndarray, list[str]]:
-    """Each photo's distance to its nearest enrolled person (as identify measures it) and that person."""
+def _nearest(emb: dict[str, np.ndarray], openset: OpenSet, photos: Sequence[str], templates: str = "mean",
+             min_gap: float = 0.0) -> tuple[np.ndarray, list[str]]:
+    """Each photo's distance to its nearest enrolled person (as identify measures it) and that person; infinite
+    (never named, at any tau) where the runner-up is within ``min_gap`` of it (ambiguous, as identify decides)."""
     names = list(openset.enrolled)
     rows = [(i, p) for i, n in enumerate(names) for p in openset.enrolled[n]]  # grouped by person
     gallery = TemplateMatrix(names, np.array([i for i, _ in rows]), np.stack([emb[p] for _, p in rows]),
                              np.arange(len(rows)))
     per_person = person_distances(np.stack([emb[p] for p in photos]), gallery, templates)
     best = np.argmin(per_person, axis=1)
-    return per_person[np.arange(len(photos)), best], [names[i] for i in best]
+    nearest = per_person[np.arange(len(photos)), best]
+    if per_person.shape[1] > 1:
+        runner_up = np.partition(per_person, 1, axis=1)[:, 1]
+        nearest = np.where(is_ambiguous(nearest, runner_up, min_gap), np.inf, nearest)
+    return nearest, [names[i] for i in best]
 
 
 def tau_at_fpir(stranger_d: np.ndarray, fpir: float) -> float:
     """The tau, halfway between stranger distances, at which at most ``fpir`` of the strangers get a name."""
     s = np.sort(stranger_d)
     k = int(np.floor(fpir * len(s)))
-    if k >= len(s):
-        return float(s[-1])
+    if k >= len(s) or np.isinf(s[k]):  # every stranger that is ever named (the rest are ambiguous) may be
+        finite = s[np.isfinite(s)]
+        return float(finite[-1]) if finite.size else 4.0
     below = s[s < s[k]]  # at most k values: those are the strangers this tau still names
     return float((below[-1] + s[k]) / 2 if below.size else np.nextafter(s[k], -np.inf))
 
@@ -108,10 +115,11 @@ class OpensetReport:
 def openset_report(emb: dict[str, np.ndarray], openset: OpenSet, threshold: Threshold,
                    targets: Sequence[float] = (0.01, 0.001), templates: str = "mean", fallbacks: int = 0,
                    setting: dict | None = None, seed: int | None = None) -> OpensetReport:
-    """Rank-1, FNIR at FPIR targets and the whole trade-off curve, from each image's embedding."""
-    mated_d, mated_who = _nearest(emb, openset, [p for p, _ in openset.probes], templates)
+    """Rank-1, FNIR at FPIR targets and the whole trade-off curve, from each image's embedding; faces ambiguous
+    under the threshold's ``min_gap`` are named at no tau."""
+    mated_d, mated_who = _nearest(emb, openset, [p for p, _ in openset.probes], templates, threshold.min_gap)
     right = np.array([who == truth for who, (_, truth) in zip(mated_who, openset.probes)])
-    stranger_d, _ = _nearest(emb, openset, openset.strangers, templates)
+    stranger_d, _ = _nearest(emb, openset, openset.strangers, templates, threshold.min_gap)
 
     def at(tau: float) -> dict:
         fnir = float(np.mean(~(right & (mated_d <= tau))))
@@ -119,6 +127,7 @@ def openset_report(emb: dict[str, np.ndarray], openset: OpenSet, threshold: Thre
                 "rank1": 1.0 - fnir}
 
     taus = np.unique(np.concatenate([mated_d, stranger_d]))
+    taus = taus[np.isfinite(taus)]  # the ambiguous: named at no tau
     curve = [at(float(t)) for t in taus[np.linspace(0, len(taus) - 1, min(len(taus), 400)).astype(int)]]
     return OpensetReport(
         enrolled=len(openset.enrolled), probes=len(openset.probes), strangers=len(openset.strangers),

@@ -41,12 +41,12 @@ def check_head(gallery: Gallery, head: LoadedHead | None) -> None:
 
 
 def threshold(gallery: Gallery, tau: float | None = None, fpir: float | None = None, force: bool = False,
-              head: LoadedHead | None = None) -> Threshold:
+              head: LoadedHead | None = None, gap: float | None = None) -> Threshold:
     """The 1:N threshold for this gallery's size and stored FPIR (``decisions.identification_threshold``), for
     faces through ``head`` (the one the gallery is used with, or an error)."""
     check_head(gallery, head)
     return decisions.identification_threshold(str(gallery.model), gallery.person_count(), tau, fpir, gallery.fpir(),
-                                              force, head)
+                                              force, head, gap)
 
 
 def identify(gallery: Gallery, faces: list[Face], threshold: Threshold, top_k: int = 1, templates: str = "mean",

@@ -210,7 +210,7 @@ def test_csv_rows_are_the_json_rows_flattened(enrolled, images, photos, tmp_path
     table = _same_rows(run, ["identify", str(photos), str(tmp_path / "missing.jpg"), "--top-k", "2"])
     header = _header(run("identify", str(photos), "--csv", "--top-k", "2").stdout)
     assert header == csv_columns(("file", "face", "box", "score", "landmarks", "quality", "name", "distance", "tau",
-                                  "gallery_size", "fpir", "decision", "candidate", "candidates", "error"),
+                                  "gallery_size", "fpir", "min_gap", "decision", "candidate", "candidates", "error"),
                                  {"candidates": 2})
     assert header[:7] == ["file", "face", "box_x1", "box_y1", "box_x2", "box_y2", "score"]
     assert "landmarks_4_y" in header and header[-5:] == ["candidates_0_name", "candidates_0_distance",

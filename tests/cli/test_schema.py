@@ -13,8 +13,8 @@ SCHEMA = ROOT / "docs" / "output.md"
 
 FACE = {"file", "face", "box", "score", "landmarks"}
 VERIFY = {"file", "face", "box", "distance", "tau", "same", "decision"}
-EVENT = {"event", "time", "frame", "track", "name", "decision", "distance", "tau", "gallery_size", "fpir", "box",
-         "quality", "first_seen", "last_seen", "live", "liveness"}
+EVENT = {"event", "time", "frame", "track", "name", "decision", "distance", "tau", "gallery_size", "fpir", "min_gap",
+         "box", "quality", "first_seen", "last_seen", "live", "liveness"}
 
 
 def _identify_fields() -> set[str]:
@@ -33,7 +33,8 @@ def test_every_command_emits_the_documented_fields(run, images, tmp_path, no_fac
     (row,) = json_rows(run("identify", photo, "--json", "--top-k", "2").stdout)
     assert set(row) == identify - {"error"}
     (row,) = json_rows(run("identify", str(no_face), "--json").stdout)
-    assert set(row) == {"file", "face", "name", "distance", "tau", "gallery_size", "fpir", "decision", "error"}
+    assert set(row) == {"file", "face", "name", "distance", "tau", "gallery_size", "fpir", "min_gap", "decision",
+                        "error"}
     (row,) = json_rows(run("identify", photo, "--json", "--annotate", str(tmp_path / "a")).stdout)
     assert set(row) == identify - {"error"} | {"annotated"}
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from facecli import decisions
 from facecli.calibration import impostor_probability, largest_gallery, tau_for
 from facecli.errors import FaceCliError, ModelError
 from facecli.heads import FORMAT, INPUT, METADATA_KEY, OUTPUT, load_head, sidecar
@@ -86,8 +87,11 @@ TAIL = {"u": 1.3, "p_u": 0.01, "xi": -0.08, "sigma": 0.07, "reach_p": 2e-5, "tru
 
 
 def test_a_head_written_before_tail_models_calibrates_from_its_quantiles(tmp_path):
-    old = load_head(_linear(tmp_path, "old.onnx", np.eye(DIM), np.zeros(DIM))).calibration(pipeline_spec("sface"))
+    head = load_head(_linear(tmp_path, "old.onnx", np.eye(DIM), np.zeros(DIM)))
+    old = head.calibration(pipeline_spec("sface"))
     assert largest_gallery(old) == 100  # its rarest quantile, 1e-4, at FPIR 1 %
+    # the base model's ambiguity gap was measured on its distances, not the head's: none through a head
+    assert decisions.min_gap("sface") > 0 and decisions.min_gap("sface", head=head) == 0
     assert tau_for(old, 1, 0.1) == pytest.approx(1.3) and 0.6 < tau_for(old, 100) < 0.8
     with pytest.raises(FaceCliError, match="rarer than 1 in 1e"):
         tau_for(old, 101)

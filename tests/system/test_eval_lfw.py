@@ -54,6 +54,10 @@ def test_openset_on_an_lfw_subset(run, tmp_path):
     assert default["tau"] == pytest.approx(calibrated, abs=1e-4)  # what identify would use for 30 people
     fixed = json.loads(run("eval", "openset", "--images", str(root), "--json", "--tau", "1.26").stdout)
     assert fixed["at_default_tau"]["fpir_target"] is None and fixed["at_default_tau"]["fpir"] >= strict["fpir"]
+    # identify's gap rule: a face ambiguous under --min-gap is named at no tau (4: every face is)
+    none = json.loads(run("eval", "openset", "--images", str(root), "--json", "--min-gap", "4").stdout)
+    assert none["at_default_tau"]["rank1"] == 0 and none["at_default_tau"]["fpir"] == 0 and none["curve"] == []
+    assert none["rank1_closed_set"] == rep["rank1_closed_set"]  # who is nearest does not change
     curve = rep["curve"]
     taus = [c["tau"] for c in curve]
     assert taus == sorted(taus)

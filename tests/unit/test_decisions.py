@@ -93,3 +93,64 @@ def test_average_linkage_does_not_chain_where_single_linkage_does():
         cluster(x, tau, "ward")
 
 
+
+
+def test_a_face_whose_runner_up_is_within_the_gap_is_ambiguous_and_not_named():
+    gallery = _gallery(["alice", "bob", "carol"], _unit([1, 0, 0], [0.8, 0.6, 0], [0, 0, 1]))
+    between, clear, far = _unit([1, 0.3, 0], [1, -0.3, 0], [0, 0, -1])
+    d = person_distances(np.stack([between, clear]), gallery)
+    gap = float(np.mean([np.sort(d[0])[1] - np.sort(d[0])[0], np.sort(d[1])[1] - np.sort(d[1])[0]]))
+    assert np.sort(d[0])[1] - np.sort(d[0])[0] < gap < np.sort(d[1])[1] - np.sort(d[1])[0]
+    threshold = Threshold(1.0, 3, 0.01, gap)
+    a, b, c = identify(np.stack([between, clear, far]), gallery, threshold)
+    assert a.name is None and a.ambiguous and a.label == "ambiguous" and a.candidate == "alice"
+    assert len(a.candidates) == 1  # the runner-up decides, but only top-k are listed
+    assert b.name == "alice" and not b.ambiguous
+    assert c.name is None and not c.ambiguous and c.label == "not recognized"  # a tie beyond tau: not a toss-up
+    (again,) = identify(between[None], gallery, Threshold(1.0, 3, 0.01, 0.0))
+    assert again.name == "alice"
+    (alone,) = identify(between[None], _gallery(["alice"], _unit([1, 0, 0])), threshold)
+    assert alone.name == "alice"  # nobody else: never ambiguous
+
+
+def test_the_gap_comes_from_the_manifest_unless_given():
+    spec = pipeline_spec("fusion")
+    assert decisions.identification_threshold("fusion", 100).min_gap == spec.ambiguity["min_gap"] > 0
+    assert decisions.identification_threshold("fusion", 100, tau=0.9).min_gap == spec.ambiguity["min_gap"]
+    assert decisions.identification_threshold("fusion", 100, gap=0.0).min_gap == 0.0
+    assert decisions.identification_threshold("facenet", 100).min_gap == 0.0
+    for bad in (-0.1, 4.5):
+        with pytest.raises(BadValue) as err:
+            decisions.min_gap("fusion", bad)
+        assert err.value.setting == "min_gap"
+
+
+def test_the_models_default_gap_withholds_a_near_tie_and_lists_top_k_ties_in_person_order():
+    threshold = decisions.identification_threshold("fusion", 3)  # the manifest's gap
+    gallery = _gallery(["alice", "bob", "carol"], _unit([1, 0, 0], [0, 1, 0], [0, 0, 1]))
+
+    def probe(lead: float) -> np.ndarray:
+        """A unit vector nearer alice than bob by ``lead`` (squared L2), far from carol."""
+        # d = 2 - 2 cos: alice at 0.6, bob at 0.6 + lead
+        a, b = 1 - 0.3, 1 - (0.6 + lead) / 2
+        return np.array([[a, b, -np.sqrt(max(0.0, 1 - a * a - b * b))]], dtype=np.float32)
+
+    (torn,) = identify(probe(threshold.min_gap / 2), gallery, threshold, top_k=3)
+    (clear,) = identify(probe(threshold.min_gap * 2), gallery, threshold, top_k=3)
+    assert torn.ambiguous and torn.name is None and [c.name for c in torn.candidates] == ["alice", "bob", "carol"]
+    assert clear.name == "alice" and not clear.ambiguous
+    # an exact tie, with no gap rule: the first person enrolled, whichever the order of the partition
+    (tie,) = identify(_unit([1, 1, 0]), _gallery(["bob", "alice"], _unit([0, 1, 0], [1, 0, 0])),
+                      Threshold(1.0, 2, 0.01), top_k=2)
+    assert tie.name == "bob" and [c.name for c in tie.candidates] == ["bob", "alice"]
+
+
+def test_a_face_too_small_or_too_poor_is_not_also_ambiguous():
+    from facecli.values import Face
+
+    torn = Decision(None, 0.3, [], Threshold(1.0, 2, 0.01, 0.1), ambiguous=True)
+    small, poor = Face(0, Detection((0, 0, 12, 12), 0.9), ()), Face(1, Detection((0, 0, 90, 90), 0.9), (), quality=0.1)
+    (a,) = decisions.too_small([small], [torn], 20)
+    (b,) = decisions.too_poor([poor], [torn], 0.5)
+    assert (a.too_small, a.ambiguous, a.label) == (True, False, "too small to identify")
+    assert (b.too_poor, b.ambiguous, b.label) == (True, False, "too poor to identify")

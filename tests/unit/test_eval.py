@@ -4,6 +4,7 @@ models).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -58,3 +59,27 @@ def test_tau_at_fpir_admits_at_most_that_share_of_strangers():
         tau = tau_at_fpir(strangers, fpir)
         assert np.mean(strangers <= tau) <= fpir
     assert tau_at_fpir(strangers, 0.25) >= 0.9 and tau_at_fpir(strangers, 0.5) >= 1.0
+
+
+def test_openset_figures_name_no_ambiguous_face_at_any_tau_and_stay_valid_json():
+    from facecli.evaluation.openset import OpenSet, openset_report
+    from facecli.values import Threshold
+
+    def unit(*v: float) -> np.ndarray:
+        x = np.array(v, dtype=np.float32)
+        return x / np.linalg.norm(x)
+
+    openset = OpenSet({"alice": ["a0"], "bob": ["b0"]}, [("a1", "alice"), ("a2", "alice")], ["s1", "s2"])
+    emb = {"a0": unit(1, 0, 0), "b0": unit(0, 1, 0), "a1": unit(1, 0.1, 0),  # alice, clearly
+           "a2": unit(1, 0.98, 0.05),  # alice, but about as near bob
+           "s1": unit(1, 1, 0.1), "s2": unit(0, 0, 1)}  # a stranger between the two; one far from both
+    free = openset_report(emb, openset, Threshold(1.5, 2, 0.01))
+    gapped = openset_report(emb, openset, Threshold(1.5, 2, 0.01, 0.1))
+    assert free.at_default_tau["rank1"] == 1.0 and free.at_default_tau["fpir"] == 0.5
+    assert gapped.at_default_tau["rank1"] == 0.5 and gapped.at_default_tau["fpir"] == 0.0
+    assert gapped.rank1_closed_set == free.rank1_closed_set == 1.0  # who is nearest does not change
+    assert all(np.isfinite(c["tau"]) for c in gapped.curve)
+    json.dumps(gapped.as_dict(), allow_nan=False)
+    everyone = openset_report(emb, openset, Threshold(1.5, 2, 0.01, 4.0))  # every face ambiguous
+    assert everyone.curve == [] and everyone.at_fpir["0.01"]["rank1"] == 0.0
+    json.dumps(everyone.as_dict(), allow_nan=False)

@@ -138,3 +138,18 @@ def test_too_poor_faces_are_followed_by_overlap_do_not_vote_and_say_so():
     assert track.quality == pytest.approx(0.2)  # the best seen
     _step(t, 0.4, (Face(0, Detection(_walk(4), 0.9), (), ALICE, quality=0.9), _said("alice")))
     assert track.name == "alice" and track.label == "recognized"
+
+
+def test_ambiguous_faces_are_followed_by_their_face_but_vote_for_nobody_and_say_so():
+    t = Tracker(tau=1.0, max_gap=1.0)
+    torn = Decision(None, 0.3, [], Threshold(1.0, 2, 0.01, 0.1), ambiguous=True)
+    _step(t, 0.0, (_face(_walk(0), ALICE), torn))
+    (track,) = t.live
+    assert track.ambiguous and not track.too_small and not track.too_poor and track.label == "ambiguous"
+    assert track.name is None and track.votes == {} and len(track.embeddings) == 1  # its face is still followed
+    _step(t, 0.2, (_face(_walk(300), ALICE), torn))  # far away, but the same face: the same track
+    assert t.live == [track]
+    for time in (0.4, 0.6):  # two ambiguous frames could not outvote a name, nor make one "not recognized"
+        _step(t, time, (_face(_walk(300), ALICE), torn))
+    _step(t, 0.8, (_face(_walk(300), ALICE), _said("alice")))
+    assert track.name == "alice" and track.label == "recognized" and track.votes == {"alice": 1}

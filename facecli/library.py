@@ -53,7 +53,7 @@ RECORD_SECONDS = 2.0
 #: Unnamed faces clustered together at once (average linkage is quadratic); clusters of different chunks
 #: whose centres are within tau are joined.
 CLUSTER_CHUNK = 2000
-#: Distances computed at once when faces are matched against cluster centres (32 MB of float64).
+#: Distances computed at once when faces are matched against cluster centres (tens of MB, not gigabytes).
 DISTANCE_BLOCK = 4_000_000
 #: Templates a named cluster gives its person, at most (``choose_templates``).
 NAME_TEMPLATES = 5

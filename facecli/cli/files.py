@@ -1,7 +1,8 @@
 """The files facecli writes beside its results: face crops, annotated pictures, cluster links.
 
-Every name is made here (``<n>-<sanitised stem><suffix>``), unique per input
-number and free of separators, so no input name can make facecli write
+Every name is made here (``<n>-<sanitised stem><suffix>``, unique per input
+number; ``find --link``'s ``<sanitised stem>-<hash of the path>``, the same
+run after run), free of separators, so no input name can make facecli write
 outside the folder it was given; and nothing is written, replaced or deleted
 through a link that is already there (``facecli.private``).
 """
@@ -9,6 +10,7 @@ through a link that is already there (``facecli.private``).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import secrets
@@ -86,17 +88,56 @@ def link_clusters(folder: Path, clustered: list[ClusteredFace], order: dict[str,
     return links
 
 
-def link_found(folder: Path, found: list[tuple[str, str]]) -> list[Path]:
+#: The links ``find --link`` makes: ``<stem>-<10 hex of the path's sha256><ext>`` (and an earlier version's
+#: ``<5 digits>-<stem><ext>``): only links so named, and yours, are ever removed from a person's folder.
+FOUND_LINK = re.compile(r"(.+-[0-9a-f]{10}(\.[A-Za-z0-9.]{0,10})?|[0-9]{5}-.+)")
+
+
+def link_found(folder: Path, found: list[tuple[str, str]], people: list[str]) -> list[Path]:
     """``folder/<name>/`` per person with a symbolic link to each photo they are in (``find --link``); a person's
-    folder name keeps letters of any script but never a separator or a leading dot."""
-    links, numbers = [], {}
+    folder name keeps letters of any script but never a separator or a leading dot.
+
+    Each link is named by its photo, so a re-run into the same folder keeps one link per photo; the links of an
+    earlier run to photos no longer found for one of ``people`` are removed (links of yours, named as facecli
+    names them: nothing else in the folder is touched)."""
+    links, kept = [], {}
     for name, path in found:
-        sub = _own_subfolder(folder / (re.sub(r"[\\/\x00]+", "_", name).lstrip(".") or "person"))
-        n = numbers.setdefault(path, len(numbers))
-        link = sub / safe_name(n, path, "", Path(path).suffix)
+        sub = _own_subfolder(_person_folder(folder, name))
+        link = sub / _found_link_name(path)
         _replace_link(link, Path(path))
+        kept.setdefault(sub, set()).add(link.name)
         links.append(link)
+    for sub in {_person_folder(folder, name) for name in people} | set(kept):
+        _remove_stale_links(sub, kept.get(sub, set()))
     return links
+
+
+def _person_folder(folder: Path, name: str) -> Path:
+    return folder / (re.sub(r"[\\/\x00]+", "_", name).lstrip(".") or "person")
+
+
+def _found_link_name(path: str) -> str:
+    """``<sanitised stem>-<10 hex of the path's sha256><ext>``: the same photo, the same name, run after run."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(path).stem)[:80].lstrip(".") or "image"
+    digest = hashlib.sha256(os.fsencode(path)).hexdigest()[:10]
+    return f"{stem}-{digest}{re.sub(r'[^A-Za-z0-9.]', '', Path(path).suffix)[:10]}"
+
+
+def _remove_stale_links(sub: Path, keep: set[str]) -> None:
+    """Remove from ``sub`` (a real folder of yours, if there is one) your links named as ``find --link`` names
+    them, except ``keep``."""
+    try:
+        st = os.lstat(sub)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+        return
+    with os.scandir(sub) as entries:
+        for entry in entries:
+            if entry.name not in keep and FOUND_LINK.fullmatch(entry.name) and entry.is_symlink() \
+                    and entry.stat(follow_symlinks=False).st_uid == os.geteuid():
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
 
 
 def write_face_sample(target: Path, paths: list[str], box: list[float]) -> Path | None:

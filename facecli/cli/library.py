@@ -42,7 +42,7 @@ from facecli.cli.options import (
 )
 from facecli.decisions import MIN_FACE
 from facecli.detectors import DET_SIZE
-from facecli.names import person_name
+from facecli.names import as_stored, person_name
 
 app = typer.Typer()
 
@@ -123,7 +123,8 @@ def find(
         threshold = identification.threshold(g, tau, fpir, head=tuned, gap=min_gap)
         found = find_faces(g, names, threshold, tuned, templates, min_face, search, log=out.note)
     rows = [(f, path) for f in found for path in (f.paths or [f.face["sha256"]])]
-    links = link_found(link, [(f.name, path) for f, path in rows]) if link is not None else [None] * len(rows)
+    links = [None] * len(rows) if link is None else \
+        link_found(link, [(f.name, path) for f, path in rows], [as_stored(n) for n in names])
     fields = render.FOUND.fields + (("link",) if link is not None else ())
     with out.results(render.FOUND, render.threshold_title(threshold), fields) as results:
         for (f, path), made in zip(rows, links):

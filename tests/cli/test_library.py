@@ -59,6 +59,21 @@ def test_find_lists_and_links_a_persons_photos_and_says_when_there_are_none(run,
     assert {Path(r["file"]).name for r in rows} == {"obama.jpg", "obama2.jpg", "obama3.jpg", "group.jpg"}
     links = sorted((tmp_path / "people" / "obama").iterdir())
     assert len(links) == 4 and all(p.is_symlink() and p.resolve().parent == library for p in links)
+    assert {r["link"] for r in rows} == {str(p) for p in links}
+    mine = tmp_path / "people" / "obama" / "00009-mine.jpg"
+    mine.write_bytes(b"the user's own file")
+    again = run("find", "obama", "--json", "--link", str(tmp_path / "people"))
+    assert sorted((tmp_path / "people" / "obama").iterdir()) == sorted([*links, mine])  # one link per photo
+    assert {r["link"] for r in json_rows(again.stdout)} == {str(p) for p in links}
+    (library / "obama3.jpg").rename(library / "moved.jpg")  # found again under its new name only
+    run("index", str(library), "--quiet")
+    run("find", "obama", "--quiet", "--link", str(tmp_path / "people"))
+    now = {p.name for p in (tmp_path / "people" / "obama").iterdir() if p.is_symlink()}
+    assert len(now) == 4 and any(n.startswith("moved-") for n in now) and not any("obama3" in n for n in now)
+    assert run("find", "obama", "--min-face", "5000", "--link", str(tmp_path / "people")).returncode == 1
+    assert list((tmp_path / "people" / "obama").iterdir()) == [mine]  # the stale links gone, the user's file kept
+    (library / "moved.jpg").rename(library / "obama3.jpg")
+    run("index", str(library), "--quiet")
     identified = json_rows(run("identify", str(library), "--json").stdout)
     named = {(Path(r["file"]).name, r["face"]) for r in identified if r["name"] == "obama"}
     assert named == {(Path(r["file"]).name, r["face"]) for r in rows}

@@ -36,8 +36,15 @@ def make_folder(folder: Path) -> None:
 
 def safe_name(n: int, source: str, suffix: str = "", ext: str = ".png") -> str:
     """``<n>-<sanitised stem><suffix><ext>``: unique per input number, no separators, no leading dot."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(source).stem)[:80].lstrip(".") or "image"
-    return f"{n:05d}-{stem}{suffix}{re.sub(r'[^A-Za-z0-9.]', '', ext)[:10]}"
+    return f"{n:05d}-{_stem(source)}{suffix}{_ext(ext)}"
+
+
+def _stem(source: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", Path(source).stem)[:80].lstrip(".") or "image"
+
+
+def _ext(ext: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.]", "", ext)[:10]
 
 
 def write_crop(folder: Path, n: int, source: str, face: Face) -> Path:
@@ -118,9 +125,7 @@ def _person_folder(folder: Path, name: str) -> Path:
 
 def _found_link_name(path: str) -> str:
     """``<sanitised stem>-<10 hex of the path's sha256><ext>``: the same photo, the same name, run after run."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(path).stem)[:80].lstrip(".") or "image"
-    digest = hashlib.sha256(os.fsencode(path)).hexdigest()[:10]
-    return f"{stem}-{digest}{re.sub(r'[^A-Za-z0-9.]', '', Path(path).suffix)[:10]}"
+    return f"{_stem(path)}-{hashlib.sha256(os.fsencode(path)).hexdigest()[:10]}{_ext(Path(path).suffix)}"
 
 
 def _remove_stale_links(sub: Path, keep: set[str]) -> None:

@@ -171,7 +171,7 @@ def agreeing_face(distances: Sequence[float], tau: float) -> tuple[int | None, s
     best = order[0]
     if distances[best] > tau:
         return None, "none agrees"
-    if len(order) > 1 and distances[order[1]] - distances[best] < AGREEMENT_MARGIN:
+    if is_ambiguous(distances[best], distances[order[1]] if len(order) > 1 else None, AGREEMENT_MARGIN):
         return None, "ambiguous"
     return best, None
 
